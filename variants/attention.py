@@ -1,0 +1,43 @@
+"""Attention axis: the self-attention block used at the chosen resolutions and in the middle.
+
+Every attention block takes ``(channels, heads, norm_groups)`` and maps (B, C, H, W) to the same shape.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from .registry import Registry
+
+ATTENTIONS: Registry[nn.Module] = Registry("attention")
+
+
+class AttentionBlock(nn.Module):
+    """Base class, so cost breakdowns can find every attention block whatever its variant."""
+
+
+@ATTENTIONS.register("sdpa")
+class SDPAAttention(AttentionBlock):
+    """GroupNorm -> multi-head self-attention over the H*W tokens -> 1x1 conv, residual.
+
+    With ``heads=1`` this is smalldiffusion's ``AttnBlock`` layer for layer (bias-free qkv, a linear
+    output projection, then the 1x1 ``proj_out``). The head count changes neither parameters nor
+    multiply-adds, only how the (B, heads, T, T) scores are split and which fused kernel runs.
+    """
+
+    def __init__(self, channels: int, heads: int, norm_groups: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
+        self.qkv = nn.Linear(channels, 3 * channels, bias=False)
+        self.proj = nn.Linear(channels, channels)
+        self.proj_out = nn.Conv2d(channels, channels, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, _, height, width = x.shape
+        tokens = rearrange(self.norm(x), "b c h w -> b (h w) c")
+        q, k, v = rearrange(self.qkv(tokens), "b n (qkv h d) -> qkv b h n d", qkv=3, h=self.heads)
+        out = rearrange(F.scaled_dot_product_attention(q, k, v), "b h n d -> b n (h d)")
+        out = rearrange(self.proj(out), "b (h w) c -> b c h w", h=height, w=width)
+        return x + self.proj_out(out)

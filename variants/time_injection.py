@@ -1,0 +1,45 @@
+"""Time-injection axis: how the noise-level embedding enters a ResnetBlock.
+
+Every injector takes ``(temb_channels, channels)`` and, in ``forward(h, temb, norm)``, returns the
+normalised activation that the block's second SiLU -> dropout -> conv consumes. Owning the
+normalisation lets scale-shift (which must modulate *after* the norm) and addition (before it)
+share one block without ``if`` chains.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .registry import Registry
+
+TIME_INJECTIONS: Registry[nn.Module] = Registry("time_injection")
+
+
+class TimeInjection(nn.Module):
+    """Base class; ``proj`` maps the time embedding to per-channel values."""
+
+    proj: nn.Sequential
+
+
+@TIME_INJECTIONS.register("additive")
+class AdditiveTimeInjection(TimeInjection):
+    """DDPM / smalldiffusion: ``norm(h + Linear(SiLU(temb)))``."""
+
+    def __init__(self, temb_channels: int, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.SiLU(), nn.Linear(temb_channels, channels))
+
+    def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
+        return norm(h + self.proj(temb)[:, :, None, None])
+
+
+@TIME_INJECTIONS.register("film")
+class FiLMTimeInjection(TimeInjection):
+    """ADM's AdaGN / ``use_scale_shift_norm``: ``norm(h) * (1 + scale) + shift``; twice the projection width."""
+
+    def __init__(self, temb_channels: int, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.SiLU(), nn.Linear(temb_channels, 2 * channels))
+
+    def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
+        scale, shift = self.proj(temb)[:, :, None, None].chunk(2, dim=1)
+        return norm(h) * (1 + scale) + shift

@@ -1,0 +1,142 @@
+"""The U-Net, composed from the variant classes a UNetSpec names.
+
+The topology is smalldiffusion's ``Unet`` (itself DDPM's): conv_in; per level ``num_res_blocks``
+ResnetBlocks (+ attention at ``attn_resolutions``) and a Downsample; a middle ResnetBlock ->
+attention -> ResnetBlock; per level ``num_res_blocks + 1`` ResnetBlocks on concatenated skips and an
+upsampler; GroupNorm -> SiLU -> conv_out. Modules are created in smalldiffusion's order, so with the
+baseline axes the parameter list matches ``smalldiffusion.Unet`` one to one.
+"""
+from __future__ import annotations
+
+import torch
+from smalldiffusion import ModelMixin, SigmaEmbedderSinCos
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .attention import ATTENTIONS
+from .resnet import Downsample, ResnetBlock, group_norm
+from .spec import UNetSpec
+from .time_injection import TIME_INJECTIONS
+from .upsample import UPSAMPLERS
+
+
+class Stage(nn.Module):
+    """A ResnetBlock optionally followed by attention: the unit gradient checkpointing wraps."""
+
+    def __init__(self, resnet: ResnetBlock, attn: nn.Module | None = None) -> None:
+        super().__init__()
+        self.resnet = resnet
+        self.attn = attn
+
+    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        h = self.resnet(x, temb)
+        return self.attn(h) if self.attn is not None else h
+
+
+class Middle(nn.Module):
+    def __init__(self, first: ResnetBlock, attn: nn.Module, second: ResnetBlock) -> None:
+        super().__init__()
+        self.first, self.attn, self.second = first, attn, second
+
+    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        return self.second(self.attn(self.first(x, temb)), temb)
+
+
+class UNet(nn.Module, ModelMixin):
+    """``forward(x, sigma, cond=None)`` predicts the noise in ``x``; it follows smalldiffusion's model
+    protocol (``input_dims``, ``rand_input``, ``get_loss``, ``predict_eps``), so its schedules,
+    training loop and sampler drive it unchanged."""
+
+    def __init__(self, spec: UNetSpec) -> None:
+        super().__init__()
+        spec.validate()  # registries may have changed since the spec was made
+        self.spec = spec
+        self.input_dims = (spec.in_ch, spec.in_dim, spec.in_dim)
+        temb_ch = spec.ch * spec.embed_ch_mult
+        injection = TIME_INJECTIONS.get(spec.time_injection)
+        attention = ATTENTIONS.get(spec.attention)
+        upsampler = UPSAMPLERS.get(spec.upsample)
+
+        def resnet(in_ch: int, out_ch: int) -> ResnetBlock:
+            return ResnetBlock(in_ch, out_ch, temb_ch, spec.dropout, spec.norm_groups, injection)
+
+        def stage(in_ch: int, out_ch: int, res: int) -> Stage:
+            attn = attention(out_ch, spec.attn_heads, spec.norm_groups) if res in spec.attn_resolutions else None
+            return Stage(resnet(in_ch, out_ch), attn)
+
+        self.sig_embed = SigmaEmbedderSinCos(temb_ch)
+        self.conv_in = nn.Conv2d(spec.in_ch, spec.ch, kernel_size=3, padding=1)
+
+        levels = len(spec.ch_mult)
+        skip_channels = (spec.ch,) + spec.level_channels
+        self.downs = nn.ModuleList()
+        block_in = spec.ch
+        for level, (block_out, res) in enumerate(zip(spec.level_channels, spec.resolutions)):
+            down = nn.Module()
+            down.blocks = nn.ModuleList()
+            for _ in range(spec.num_res_blocks):
+                down.blocks.append(stage(block_in, block_out, res))
+                block_in = block_out
+            if level < levels - 1:
+                down.downsample = Downsample(block_in)
+            self.downs.append(down)
+
+        self.mid = Middle(
+            resnet(block_in, block_in), attention(block_in, spec.attn_heads, spec.norm_groups), resnet(block_in, block_in)
+        )
+
+        self.ups = nn.ModuleList()
+        for level in reversed(range(levels)):
+            block_out, res = spec.level_channels[level], spec.resolutions[level]
+            up = nn.Module()
+            up.blocks = nn.ModuleList()
+            for block in range(spec.num_res_blocks + 1):
+                skip = block_out if block < spec.num_res_blocks else skip_channels[level]
+                up.blocks.append(stage(block_in + skip, block_out, res))
+                block_in = block_out
+            if level > 0:
+                up.upsample = upsampler(block_in)
+            self.ups.append(up)
+
+        self.out = nn.Sequential(
+            group_norm(block_in, spec.norm_groups),
+            nn.SiLU(),
+            nn.Conv2d(block_in, spec.out_ch, kernel_size=3, padding=1),
+        )
+
+    def _run(self, block: nn.Module, h: Tensor, temb: Tensor) -> Tensor:
+        # Recompute activations in backward instead of storing them; pointless without autograd.
+        # use_reentrant=False: works with keyword-free inputs that need no grad, and restores RNG (dropout).
+        if self.spec.checkpoint and torch.is_grad_enabled():
+            return checkpoint(block, h, temb, use_reentrant=False)
+        return block(h, temb)
+
+    def forward(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
+        if cond is not None:
+            raise ValueError("cond: this U-Net is unconditional; pass cond=None")
+        if tuple(x.shape[1:]) != self.input_dims:
+            raise ValueError(f"x has shape {tuple(x.shape)}; expected (batch, {', '.join(map(str, self.input_dims))})")
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        temb = self.sig_embed(x.shape[0], sigma.reshape(()) if sigma.numel() == 1 else sigma.reshape(-1))
+
+        hs = [self.conv_in(x)]
+        for down in self.downs:
+            for block in down.blocks:
+                hs.append(self._run(block, hs[-1], temb))
+            if hasattr(down, "downsample"):
+                hs.append(down.downsample(hs[-1]))
+
+        h = self._run(self.mid, hs[-1], temb)
+
+        for up in self.ups:
+            for block in up.blocks:
+                h = self._run(block, torch.cat([h, hs.pop()], dim=1), temb)
+            if hasattr(up, "upsample"):
+                h = up.upsample(h)
+
+        return self.out(h)
+
+
+def build(spec: UNetSpec) -> UNet:
+    """Turn a spec into a model (on CPU, fp32, in train mode like any fresh nn.Module)."""
+    return UNet(spec)
