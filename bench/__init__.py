@@ -1,0 +1,1 @@
+"""Benchmark runner: measures what each U-Net variant costs and buys, into tidy tables."""

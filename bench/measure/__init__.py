@@ -1,0 +1,1 @@
+"""Measurements of one model: each function returns a list of ``bench.schema.Measurement``."""
