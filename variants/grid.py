@@ -19,10 +19,10 @@ FASHION_MNIST_BASE = UNetSpec(in_dim=28, in_ch=1, out_ch=1, ch=64, ch_mult=(1, 1
 
 
 def grid(base: UNetSpec = FASHION_MNIST_BASE, **axes: Iterable[Any]) -> Iterator[UNetSpec]:
-    """Yield one spec per combination of axis values, everything else taken from ``base``.
+    """Iterate over one spec per combination of axis values, everything else taken from ``base``.
 
     Axes not given take their values from ``DEFAULT_AXES``; pass a single value to hold one fixed.
-    Every spec is validated before the first is yielded, so a bad value fails before any work.
+    Every spec is validated when ``grid`` is called, so a bad value fails before any work.
     """
     unknown = sorted(set(axes) - set(AXES))
     if unknown:
@@ -32,4 +32,4 @@ def grid(base: UNetSpec = FASHION_MNIST_BASE, **axes: Iterable[Any]) -> Iterator
         if not vals:
             raise ValueError(f"{axis}: no values given; valid: at least one, e.g. {DEFAULT_AXES[axis]}")
     specs = [base.replace(**dict(zip(AXES, combo))) for combo in itertools.product(*values.values())]
-    yield from specs
+    return iter(specs)
