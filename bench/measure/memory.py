@@ -1,0 +1,133 @@
+"""Memory of a training step and of inference.
+
+- saved_tensor_bytes: bytes autograd keeps for backward in one training step (every tensor packed by
+  ``saved_tensors_hooks`` plus the block inputs that checkpointing holds for its recompute; parameters
+  excluded; a storage shared by several saved tensors counted once). Exact and device-independent:
+  this is what gradient checkpointing trades for recompute.
+- CUDA: peak ``max_memory_allocated`` / ``max_memory_reserved`` of one step after resetting the peaks.
+- CPU: peak resident set (``VmHWM`` after resetting it through ``/proc/self/clear_refs``) of one step in
+  a fresh spawned process, net of that process's resident set just before the step. glibc is told to
+  ``mmap`` every allocation over 64 KiB so freed tensors leave the resident set at once; without that,
+  memory cached by ``malloc`` from the warm-up would hide the step's own peak.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench.schema import Measurement
+from variants import UNetSpec
+
+from .workload import PHASES, Workload, make_workload
+
+MMAP_THRESHOLD_BYTES = 65536
+
+
+def saved_tensor_bytes(workload: Workload) -> Measurement:
+    model = workload.model.train()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def remember(t: torch.Tensor) -> None:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            storages[ptr] = t.untyped_storage().nbytes()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        remember(t)
+        return t
+
+    def hold_inputs(module: nn.Module, args: tuple) -> None:
+        if torch.is_grad_enabled():
+            for a in args:
+                if isinstance(a, torch.Tensor):
+                    remember(a)
+
+    # Checkpointed blocks keep their inputs alive for the recompute, outside autograd's saved tensors.
+    hooks = []
+    if model.spec.checkpoint:
+        hooks = [m.register_forward_pre_hook(hold_inputs) for m in _checkpointed_blocks(model)]
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = model.get_loss(workload.x0, workload.sigma, workload.eps)
+    finally:
+        for h in hooks:
+            h.remove()
+    del loss
+    return Measurement("train_step", "saved_tensor_bytes", float(sum(storages.values())), "bytes",
+                       "saved_tensors_hooks", n=workload.batch_size)
+
+
+def _checkpointed_blocks(model: nn.Module) -> list[nn.Module]:
+    blocks = [block for level in (*model.downs, *model.ups) for block in level.blocks]
+    return blocks + [model.mid]
+
+
+def cuda_peak_memory(workload: Workload, warmup: int = 1) -> list[Measurement]:
+    rows = []
+    for phase in PHASES:
+        run = workload.phase(phase)
+        for _ in range(warmup):
+            run()
+        torch.cuda.synchronize()
+        gc.collect()
+        torch.cuda.reset_peak_memory_stats()
+        run()
+        torch.cuda.synchronize()
+        rows.append(Measurement(phase, "peak_allocated_bytes", float(torch.cuda.max_memory_allocated()), "bytes",
+                                "torch.cuda.max_memory_allocated", n=workload.batch_size))
+        rows.append(Measurement(phase, "peak_reserved_bytes", float(torch.cuda.max_memory_reserved()), "bytes",
+                                "torch.cuda.max_memory_reserved", n=workload.batch_size))
+    return rows
+
+
+def cpu_peak_rss(spec: UNetSpec, batch_size: int, threads: int, scratch: Path) -> list[Measurement]:
+    """Run the measurement in a fresh spawned process so nothing else this process did is counted."""
+    out = scratch / f"rss-{spec.hash}-{os.getpid()}.json"
+    ctx = multiprocessing.get_context("spawn")
+    saved = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD_BYTES)  # read by glibc when the child starts
+    try:
+        proc = ctx.Process(target=_rss_worker, args=(spec.to_json(), batch_size, threads, str(out)))
+        proc.start()
+    finally:
+        if saved is None:
+            del os.environ["MALLOC_MMAP_THRESHOLD_"]
+        else:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = saved
+    proc.join()
+    if proc.exitcode != 0 or not out.exists():
+        raise RuntimeError(f"peak-RSS worker exited with code {proc.exitcode}")
+    rows = [Measurement(**r) for r in json.loads(out.read_text())]
+    out.unlink()
+    return rows
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _rss_worker(spec_json: str, batch_size: int, threads: int, out: str) -> None:
+    torch.set_num_threads(threads)
+    workload = make_workload(UNetSpec.from_json(spec_json), batch_size)
+    rows = []
+    for phase in ("inference", "train_step"):  # the smaller first: its peak cannot hide the larger
+        run = workload.phase(phase)
+        run()  # warm-up: lazy initialisation and AdamW state are not the step's own memory
+        gc.collect()
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
+        baseline = _status_kib("VmRSS")
+        run()
+        peak = _status_kib("VmHWM")
+        rows.append(Measurement(phase, "peak_rss_bytes", float((peak - baseline) * 1024), "bytes",
+                                "VmHWM-net-of-baseline", n=batch_size).as_dict())
+    Path(out).write_text(json.dumps(rows))

@@ -1,0 +1,75 @@
+"""Throughput of a training step and of inference, and the matmul peak it is compared against.
+
+``torch.utils.benchmark.Timer`` pins the thread count and synchronises CUDA around each block; each
+repeat is one row, so medians and IQRs are computed from raw observations downstream.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.utils.benchmark as tbench
+
+from bench.schema import Measurement
+
+from .workload import PHASES, Workload
+
+METHOD = "torch.utils.benchmark"
+
+
+@dataclass(frozen=True)
+class TimingBudget:
+    warmup: int = 2            # untimed calls first: allocator, oneDNN/cuDNN algorithm choice
+    min_repeats: int = 5       # enough for a median and an IQR
+    min_run_time: float = 2.0  # seconds of timed work per phase, at least
+    max_run_time: float = 8.0  # stop adding repeats after this, even if still noisy
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.min_repeats < 3 or not 0 < self.min_run_time <= self.max_run_time:
+            raise ValueError(f"timing budget {self} is invalid; valid: warmup >= 0, min_repeats >= 3, "
+                             "0 < min_run_time <= max_run_time")
+
+
+def time_repeats(fn, threads: int, budget: TimingBudget, label: str) -> list[float]:
+    """Seconds per call, one entry per timed block; at least ``min_repeats`` blocks."""
+    for _ in range(budget.warmup):
+        fn()
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, label=label)
+    measured = timer.adaptive_autorange(threshold=0.05, min_run_time=budget.min_run_time,
+                                        max_run_time=budget.max_run_time)
+    times = list(measured.times)
+    while len(times) < budget.min_repeats:
+        times.extend(timer.timeit(number=measured.number_per_run).times)
+    return times
+
+
+def throughput(workload: Workload, threads: int, budget: TimingBudget, flops: dict[str, float],
+               peak_flop_per_s: float) -> list[Measurement]:
+    """Per phase and repeat: seconds per iteration, images/s, achieved FLOP/s and its fraction of the peak.
+
+    ``flops`` maps a phase to its FLOPs per iteration (torch.utils.flop_counter, 2 per multiply-add).
+    """
+    rows = []
+    for phase in PHASES:
+        times = time_repeats(workload.phase(phase), threads, budget, label=phase)
+        for repeat, seconds in enumerate(times):
+            common = dict(method=METHOD, repeat=repeat, n=workload.batch_size)
+            achieved = flops[phase] / seconds
+            rows += [
+                Measurement(phase, "seconds_per_iter", seconds, "s", **common),
+                Measurement(phase, "images_per_s", workload.batch_size / seconds, "images/s", **common),
+                Measurement(phase, "achieved_flop_per_s", achieved, "FLOP/s", **common),
+                Measurement(phase, "fraction_of_peak", achieved / peak_flop_per_s, "ratio", **common),
+            ]
+    return rows
+
+
+def matmul_peak(device: str, dtype: torch.dtype, threads: int, budget: TimingBudget,
+                size: int = 2048) -> list[Measurement]:
+    """FLOP/s of a square matmul of the cell's dtype on the cell's device, one row per repeat."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    times = time_repeats(lambda: torch.mm(a, b), threads, budget, label="matmul_peak")
+    flop = 2 * size**3
+    return [Measurement("calibration", "matmul_peak_flop_per_s", flop / t, "FLOP/s", METHOD, repeat=r, n=size)
+            for r, t in enumerate(times)]
