@@ -1,0 +1,119 @@
+"""`python -m bench run | list | report | import`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from variants import AXES, DEFAULT_AXES, REGISTRIES
+
+from .presets import BASES, PRESETS
+from .runner import PARTS, SweepOptions, parse_axis, run_sweep
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args, argv)
+    except ValueError as err:  # bad options: one clear line, nothing started
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a sweep into a run folder")
+    run.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default quick)")
+    run.add_argument("--out", type=Path, required=True, help="run folder (metrics.csv, metrics.parquet, env.json)")
+    run.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda, or auto (cpu + cuda if present)")
+    run.add_argument("--resume", action="store_true", help="skip the cells the folder already holds")
+    run.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2",
+                     help=f"values of one axis ({', '.join(AXES)}); repeatable")
+    run.add_argument("--base", help=f"base spec: {', '.join(BASES)} or a UNetSpec as JSON")
+    run.add_argument("--batch-size", type=int, help="cost batch size (default: the preset's)")
+    run.add_argument("--threads", type=int, default=2, help="torch threads in every worker (default 2)")
+    run.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: cost, quality")
+    run.add_argument("--seeds", type=int, help="quality seeds per variant (default: the preset's)")
+    run.add_argument("--import", dest="plugins", action="append", default=[], metavar="MODULE",
+                     help="import MODULE first (e.g. one that registers a new variant); repeatable")
+    run.add_argument("--cache-dir", type=Path, default=Path(".cache"), help="feature-classifier cache")
+    run.set_defaults(handler=_run)
+
+    sub.add_parser("list", help="presets, axes and registered variants").set_defaults(handler=_list)
+
+    report = sub.add_parser("report", help="write report.md, report.html and figures/ for run folders")
+    report.add_argument("dirs", type=Path, nargs="+", help="one run folder, or two to compare")
+    report.add_argument("--out", type=Path, help="where to write (default: the first run folder)")
+    report.set_defaults(handler=_report)
+
+    imp = sub.add_parser("import", help="turn a pytest-benchmark JSON into the project's tidy table")
+    imp.add_argument("json", type=Path)
+    imp.add_argument("--out", type=Path, help="CSV or Parquet to write (default: print)")
+    imp.set_defaults(handler=_import)
+    return parser
+
+
+def _devices(text: str) -> tuple[str, ...]:
+    names = tuple(d.strip() for d in text.split(",") if d.strip())
+    if names == ("auto",):
+        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    return names
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from .summary import print_summary
+
+    options = SweepOptions(
+        preset=args.preset, out=args.out, devices=_devices(args.device), resume=args.resume, threads=args.threads,
+        base=args.base, batch_size=args.batch_size, axes=dict(parse_axis(a) for a in args.axis),
+        parts=tuple(p.strip() for p in args.only.split(",") if p.strip()), seeds=args.seeds,
+        plugins=tuple(args.plugins), cache_dir=args.cache_dir,
+    )
+    table = run_sweep(options, argv)
+    print_summary(table)
+    return 1 if (table["status"] == "error").any() else 0
+
+
+def _list(args: argparse.Namespace, argv: list[str]) -> int:
+    print("Presets:")
+    for preset in PRESETS.values():
+        print(f"  {preset.name:<6} {preset.description}")
+    print("\nAxes (default values swept):")
+    for axis in AXES:
+        print(f"  {axis:<15} {', '.join(map(str, DEFAULT_AXES[axis]))}")
+    print("\nRegistered variants:")
+    for field, registry in REGISTRIES.items():
+        print(f"  {field:<15} {', '.join(registry.names())}")
+    print("\nBase configs:")
+    for name, spec in BASES.items():
+        print(f"  {name:<9} {spec.to_json()}")
+    return 0
+
+
+def _report(args: argparse.Namespace, argv: list[str]) -> int:
+    from .report import write_report
+
+    path = write_report(args.dirs, args.out)
+    print(f"report written to {path}")
+    return 0
+
+
+def _import(args: argparse.Namespace, argv: list[str]) -> int:
+    from .importer import import_benchmark_json
+
+    table = import_benchmark_json(args.json)
+    if args.out is None:
+        print(table.to_string())
+    elif args.out.suffix == ".parquet":
+        table.to_parquet(args.out, index=False)
+    else:
+        table.to_csv(args.out, index=False)
+    return 0

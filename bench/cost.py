@@ -1,0 +1,47 @@
+"""A cost cell: parameters, FLOPs, memory and throughput of one variant on one device."""
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+
+import torch
+
+from .cells import Cell
+from .measure.flops import count_flops
+from .measure.memory import cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
+from .measure.params import count_params
+from .measure.speed import TimingBudget, matmul_peak, throughput
+from .measure.workload import make_workload
+from .schema import Measurement
+
+CALIBRATION = TimingBudget(warmup=2, min_repeats=5, min_run_time=0.5, max_run_time=2.0)
+
+
+def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: TimingBudget) -> None:
+    """Append rows as each measurement finishes, so a failure keeps what came before it."""
+    assert cell.spec is not None
+    rows.append(Measurement("env", "loadavg_1min", os.getloadavg()[0], "processes", "os.getloadavg"))
+    workload = make_workload(cell.spec, cell.batch_size, cell.device)
+    rows += count_params(workload.model)
+    flop_rows = count_flops(workload.model, workload.x0, workload.sigma)
+    rows += flop_rows
+    rows.append(saved_tensor_bytes(workload))
+    if cell.device.startswith("cuda"):
+        rows += cuda_peak_memory(workload)
+    else:
+        rows += cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)
+    peak_rows = matmul_peak(cell.device, getattr(torch, cell.dtype), cell.threads, CALIBRATION)
+    rows += peak_rows
+    peak = statistics.median(r.value for r in peak_rows)
+    rows += throughput(workload, cell.threads, budget, model_flops(flop_rows), peak)
+
+
+def model_flops(flop_rows: list[Measurement]) -> dict[str, float]:
+    """FLOPs per iteration of each timed phase (2 per multiply-add), for achieved FLOP/s.
+
+    Model FLOPs, not hardware FLOPs: checkpointing's recompute is overhead, so it lowers utilisation.
+    """
+    totals = {(r.phase, r.metric): r.value for r in flop_rows
+              if r.block == "total" and r.unit == "FLOP" and r.method == "torch.utils.flop_counter"}
+    return {"inference": totals[("forward", "flops")], "train_step": totals[("train_step", "model_flops")]}

@@ -1,0 +1,74 @@
+"""env.json: what a reader needs to trust or reproduce the numbers, and nothing more.
+
+Declared fields only: versions, CPU model and core count, GPU name, threads, machine load at the start
+and end, git revision, the command line. No host name, user, environment variables or absolute paths.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LIBRARIES = ("torch", "torchvision", "numpy", "pandas", "pyarrow", "fvcore", "seaborn", "matplotlib", "scikit-learn",
+             "torchmetrics", "smalldiffusion", "mlxtend", "einops")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> dict[str, float]:
+    one, five, fifteen = os.getloadavg()
+    return {"1min": one, "5min": five, "15min": fifteen}
+
+
+def git_revision() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def describe(threads: int, argv: list[str]) -> dict[str, Any]:
+    cuda = torch.cuda.is_available()
+    return {
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "libraries": versions(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
+        "cuda_version": torch.version.cuda if cuda else None,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if cuda else None,
+        "git_revision": git_revision(),
+        "command": " ".join(["python -m bench", *argv]),
+        "load_start": load_average(),
+        "python_executable": Path(sys.executable).name,
+    }

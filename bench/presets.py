@@ -1,0 +1,67 @@
+"""Named sweeps: what `python -m bench run --preset NAME` measures."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from variants import DEFAULT_AXES, FASHION_MNIST_BASE, UNetSpec
+
+from .measure.speed import TimingBudget
+
+# Base configurations a sweep can start from (--base NAME, or a JSON spec).
+BASES: dict[str, UNetSpec] = {
+    "digits8": UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8),
+    "fmnist28": FASHION_MNIST_BASE,  # smalldiffusion's FashionMNIST U-Net, 4,424,833 parameters
+    "cifar32": UNetSpec(in_dim=32, in_ch=3, out_ch=3, ch=128, ch_mult=(1, 2, 2, 2), attn_resolutions=(16,)),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    base: str                       # key of BASES for the cost sweep
+    batch_size: int
+    timing: TimingBudget
+    quality: str | None             # key of bench.quality.QUALITY_PRESETS, or None for cost only
+    seeds: int                      # quality seeds per functional variant
+    axes: dict[str, tuple[Any, ...]] = field(default_factory=lambda: dict(DEFAULT_AXES))
+    seconds_per_cell: dict[str, float] = field(default_factory=dict)  # prior for the time-left estimate
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        name="smoke",
+        description="seconds: 2 upsamplers x checkpointing on a tiny 8x8 U-Net, 1 quality seed; for tests and CI",
+        base="digits8", batch_size=4,
+        timing=TimingBudget(warmup=1, min_repeats=3, min_run_time=0.05, max_run_time=0.5),
+        quality="smoke", seeds=1,
+        axes={"upsample": DEFAULT_AXES["upsample"], "time_injection": ("additive",), "attn_heads": (1,),
+              "checkpoint": (False, True)},
+        seconds_per_cell={"cost": 8, "quality": 10, "floor": 8, "check": 8},
+    ),
+    "quick": Preset(
+        name="quick",
+        description="minutes on a 2-core CPU: all 16 variants at the FashionMNIST shape (batch 16), "
+                    "quality of the 8 functional variants x 3 seeds on the embedded 8x8 digits",
+        base="fmnist28", batch_size=16,
+        timing=TimingBudget(warmup=2, min_repeats=5, min_run_time=1.5, max_run_time=5.0),
+        quality="quick", seeds=3,
+        seconds_per_cell={"cost": 32, "quality": 45, "floor": 20, "check": 20},
+    ),
+    "full": Preset(
+        name="full",
+        description="GPU scale: all 16 variants at the CIFAR-10 shape (batch 128), quality at the full preset's "
+                    "data and steps, 5 seeds",
+        base="cifar32", batch_size=128,
+        timing=TimingBudget(warmup=5, min_repeats=10, min_run_time=3.0, max_run_time=15.0),
+        quality="full", seeds=5,
+        seconds_per_cell={"cost": 60, "quality": 1800, "floor": 120, "check": 120},
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"--preset {name!r} is not a preset; valid: {', '.join(PRESETS)}")
+    return PRESETS[name]

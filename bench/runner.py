@@ -1,0 +1,213 @@
+"""Plans a sweep into cells and runs them one worker process at a time, with progress and resume."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from variants import AXES, UNetSpec, grid
+
+from . import envinfo
+from .cells import Cell
+from .presets import BASES, Preset, get_preset
+from .store import RunStore, atomic_write_text, rows_frame
+from .worker import run_cell
+
+PARTS = ("cost", "quality")
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    preset: str
+    out: Path
+    devices: tuple[str, ...] = ("cpu",)
+    resume: bool = False
+    threads: int = 2
+    base: str | None = None                 # BASES key or a UNetSpec JSON; default: the preset's
+    batch_size: int | None = None           # default: the preset's
+    axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # overrides of the preset's axes
+    parts: tuple[str, ...] = PARTS
+    seeds: int | None = None
+    plugins: tuple[str, ...] = ()           # modules to import first: they register extra variants
+    cache_dir: Path = Path(".cache")
+
+    def config(self) -> dict[str, Any]:
+        """What must match for --resume to continue a run (not the output folder or resume flag)."""
+        data = dataclasses.asdict(self)
+        for key in ("out", "resume", "cache_dir"):
+            data.pop(key)
+        data["axes"] = {k: list(v) for k, v in sorted(self.axes.items())}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def validate(options: SweepOptions) -> None:
+    """Every option is checked here, before any work starts."""
+    for module in options.plugins:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"--import {module!r} cannot be imported: {err}") from err
+    get_preset(options.preset)
+    for device in options.devices:
+        if device == "cpu":
+            continue
+        if device != "cuda":
+            raise ValueError(f"--device {device!r} is invalid; valid: cpu, cuda, auto (comma-separated)")
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for, but torch sees no CUDA device "
+                             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu")
+    if not options.devices:
+        raise ValueError("--device: no device given; valid: cpu, cuda, auto")
+    if options.threads < 1:
+        raise ValueError(f"--threads {options.threads} is invalid; valid: a positive integer")
+    if options.batch_size is not None and options.batch_size < 1:
+        raise ValueError(f"--batch-size {options.batch_size} is invalid; valid: a positive integer")
+    if options.seeds is not None and options.seeds < 1:
+        raise ValueError(f"--seeds {options.seeds} is invalid; valid: a positive integer")
+    for part in options.parts:
+        if part not in PARTS:
+            raise ValueError(f"--only {part!r} is invalid; valid: {', '.join(PARTS)}")
+    plan(options)  # builds (and so validates) every spec
+
+
+def resolve_base(name_or_json: str) -> tuple[str, UNetSpec]:
+    if name_or_json in BASES:
+        return name_or_json, BASES[name_or_json]
+    if name_or_json.lstrip().startswith("{"):
+        spec = UNetSpec.from_json(name_or_json)
+        return f"custom-{spec.hash}", spec
+    raise ValueError(f"--base {name_or_json!r} is invalid; valid: {', '.join(BASES)} or a UNetSpec as JSON")
+
+
+def plan(options: SweepOptions) -> list[Cell]:
+    preset = get_preset(options.preset)
+    axes = preset.axes | options.axes
+    cells: list[Cell] = []
+    if "cost" in options.parts:
+        base_name, base = resolve_base(options.base or preset.base)
+        batch = options.batch_size or preset.batch_size
+        for device in options.devices:
+            for spec in grid(base, **axes):
+                cells.append(Cell("cost", spec, device, batch_size=batch, threads=options.threads,
+                                  base_config=base_name))
+    if "quality" in options.parts and preset.quality:
+        cells += _quality_cells(preset, options, axes)
+    return cells
+
+
+def _quality_cells(preset: Preset, options: SweepOptions, axes: dict[str, tuple[Any, ...]]) -> list[Cell]:
+    from .quality import QUALITY_PRESETS
+
+    config = QUALITY_PRESETS[preset.quality]
+    device = "cuda" if "cuda" in options.devices else "cpu"
+    seeds = range(options.seeds or preset.seeds)
+    common = dict(device=device, threads=options.threads, dataset=preset.quality, base_config=preset.quality)
+    # Checkpointing changes no function: train each functional variant once, and check that claim instead.
+    functional = list(grid(config.base, **(axes | {"checkpoint": (False,)})))
+    cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
+    cells += [Cell("quality", spec, seed=seed, **common) for spec in functional for seed in seeds]
+    if True in axes.get("checkpoint", ()):
+        cells.append(Cell("check", functional[0].replace(checkpoint=True), seed=0, **common))
+    return cells
+
+
+def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
+    validate(options)
+    preset = get_preset(options.preset)
+    store = RunStore(options.out)
+    run_id = store.open(options.config(), options.resume,
+                        run_id=f"{options.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    env = envinfo.describe(options.threads, argv)
+    env_file = options.out / "env.json"
+    atomic_write_text(env_file, _json(env))
+    cells = plan(options)
+    todo = [c for c in cells if not store.is_finished(c)]
+    print(f"{run_id}: {len(cells)} cells, {len(cells) - len(todo)} already finished, {len(todo)} to run "
+          f"-> {options.out}", flush=True)
+    worker_options = {"timing": dataclasses.asdict(preset.timing), "cache_dir": str(options.cache_dir)}
+    device_names = {"cpu": env["cpu_model"], "cuda": env["gpu_name"] or ""}
+    progress = Progress(todo, preset.seconds_per_cell)
+    failed = 0
+    try:
+        for cell in todo:
+            started = time.perf_counter()
+            rows = run_cell(cell, options.out, options.plugins, worker_options)
+            frame = rows_frame(run_id, device_names[cell.device], cell, rows)
+            store.write_cell(frame, cell)
+            store.consolidate()
+            bad = frame[frame["status"] != "ok"]
+            failed += bool(len(bad))
+            progress.done(cell, time.perf_counter() - started, bad["status"].iloc[0] if len(bad) else "ok")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every finished cell is kept in {options.out}; rerun with --resume to finish",
+              file=sys.stderr)
+        raise
+    finally:
+        env["load_end"] = envinfo.load_average()
+        atomic_write_text(env_file, _json(env))
+        if store.scratch.exists() and not any(store.scratch.iterdir()):
+            store.scratch.rmdir()
+    table = store.consolidate()
+    if failed:
+        print(f"{failed} cell(s) did not finish cleanly; see the status and message columns", file=sys.stderr)
+    return table
+
+
+class Progress:
+    """Prints one line per cell with the time left, estimated per kind from cells done so far."""
+
+    def __init__(self, todo: list[Cell], prior: dict[str, float]) -> None:
+        self.remaining = {kind: sum(c.kind == kind for c in todo) for kind in {c.kind for c in todo}}
+        self.prior = prior
+        self.spent: dict[str, list[float]] = {}
+        self.total, self.count, self.start = len(todo), 0, time.perf_counter()
+
+    def done(self, cell: Cell, seconds: float, status: str) -> None:
+        self.count += 1
+        self.remaining[cell.kind] -= 1
+        self.spent.setdefault(cell.kind, []).append(seconds)
+        left = sum(n * self._per_cell(kind) for kind, n in self.remaining.items())
+        elapsed = time.perf_counter() - self.start
+        print(f"[{self.count}/{self.total}] {cell.label}: {status}, {seconds:.1f} s "
+              f"(elapsed {_clock(elapsed)}, about {_clock(left)} left)", flush=True)
+
+    def _per_cell(self, kind: str) -> float:
+        spent = self.spent.get(kind)
+        return sum(spent) / len(spent) if spent else self.prior.get(kind, 30.0)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+def parse_axis(text: str) -> tuple[str, tuple[Any, ...]]:
+    """``name=v1,v2`` -> (name, values) with each value typed like the axis (int, bool or str)."""
+    name, sep, values = text.partition("=")
+    if not sep or name not in AXES or not values:
+        raise ValueError(f"--axis {text!r} is invalid; valid: NAME=V1,V2 with NAME one of {', '.join(AXES)}")
+    parsed = []
+    for value in values.split(","):
+        if name == "attn_heads":
+            if not value.isdigit():
+                raise ValueError(f"--axis attn_heads value {value!r} is invalid; valid: positive integers")
+            parsed.append(int(value))
+        elif name == "checkpoint":
+            if value.lower() not in ("true", "false", "on", "off", "1", "0"):
+                raise ValueError(f"--axis checkpoint value {value!r} is invalid; valid: true, false")
+            parsed.append(value.lower() in ("true", "on", "1"))
+        else:
+            parsed.append(value)
+    return name, tuple(parsed)

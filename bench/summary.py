@@ -1,0 +1,63 @@
+"""The short wide table `make bench` prints at the end: one row per variant and device."""
+from __future__ import annotations
+
+import pandas as pd
+
+# (phase, metric, method or None, column title, scale)
+COST_COLUMNS = [
+    ("model", "params", None, "params [M]", 1e-6),
+    ("forward", "flops", "fvcore", "fwd [GMAC]", 1e-9),
+    ("train_step", "model_flops", None, "train [GFLOP]", 1e-9),
+    ("train_step", "saved_tensor_bytes", None, "saved [MB]", 1e-6),
+    ("train_step", "peak_rss_bytes", None, "train RSS [MB]", 1e-6),
+    ("train_step", "peak_allocated_bytes", None, "train alloc [MB]", 1e-6),
+    ("train_step", "images_per_s", None, "train [img/s]", 1.0),
+    ("inference", "images_per_s", None, "infer [img/s]", 1.0),
+    ("train_step", "fraction_of_peak", None, "train/peak", 1.0),
+]
+
+
+def cost_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Medians over repeats; throughput columns also carry the IQR as a percentage of the median."""
+    ok = table[(table["kind"] == "cost") & (table["status"] == "ok") & (table["block"] == "total")]
+    if ok.empty:
+        return pd.DataFrame()
+    out = {}
+    for phase, metric, method, title, scale in COST_COLUMNS:
+        rows = ok[(ok["phase"] == phase) & (ok["metric"] == metric)]
+        if method:
+            rows = rows[rows["method"] == method]
+        if rows.empty:
+            continue
+        grouped = rows.groupby(["variant", "device"])["value"]
+        median = grouped.median() * scale
+        out[title] = median.round(3 if scale != 1.0 or median.max() < 10 else 1)
+        if metric == "images_per_s":
+            iqr = grouped.quantile(0.75) - grouped.quantile(0.25)
+            out[title.replace("[img/s]", "IQR%")] = (100 * iqr / grouped.median()).round(1)
+    return pd.DataFrame(out)
+
+
+def quality_summary(table: pd.DataFrame, metric: str = "fd") -> pd.DataFrame:
+    """Mean and 95% t-interval half-width over seeds, and the real-vs-real floor, of one quality metric."""
+    from scipy import stats
+
+    rows = table[(table["phase"] == "sample") & (table["metric"] == metric) & (table["status"] == "ok")]
+    if rows.empty:
+        return pd.DataFrame()
+    grouped = rows.groupby("variant")["value"]
+    mean, sem, count = grouped.mean(), grouped.sem(), grouped.count()
+    half = sem * stats.t.ppf(0.975, (count - 1).clip(lower=1))
+    return pd.DataFrame({f"{metric} mean": mean.round(3), "95% CI ±": half.round(3), "seeds": count})
+
+
+def print_summary(table: pd.DataFrame) -> None:
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        cost = cost_summary(table)
+        if not cost.empty:
+            print("\nCost per variant (medians over repeats; IQR% = IQR / median):")
+            print(cost.to_string())
+        quality = quality_summary(table)
+        if not quality.empty:
+            print("\nSample quality (Frechet distance in digit-classifier features; 'real' is the floor):")
+            print(quality.to_string())

@@ -1,0 +1,98 @@
+"""Runs one cell in a fresh, spawned worker process and returns its rows.
+
+Spawn, not fork: a forked child would inherit torch's thread pool and allocator state. The worker
+writes its rows to a file as JSON; if it dies (segfault, OOM killer), the parent records why.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import multiprocessing
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from .cells import Cell
+from .schema import Measurement, failure
+from .store import RunStore, atomic_write_text
+
+
+def run_cell(cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict) -> list[Measurement]:
+    scratch = RunStore(run_dir).scratch
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / f"{cell.id}.json"
+    out.unlink(missing_ok=True)
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_main, args=(cell.to_json(), str(run_dir), str(out), plugins, options),
+                       name=f"bench-cell-{cell.id}")
+    proc.start()
+    try:
+        proc.join()
+    except BaseException:  # Ctrl-C or an error here: do not leave a worker measuring in the background
+        proc.kill()
+        proc.join()
+        raise
+    rows = [Measurement(**r) for r in json.loads(out.read_text())] if out.exists() else []
+    out.unlink(missing_ok=True)
+    if proc.exitcode != 0:
+        why = f"signal {signal.Signals(-proc.exitcode).name}" if proc.exitcode < 0 else f"exit code {proc.exitcode}"
+        rows.append(failure("cell", "error", f"worker process died with {why}"))
+    return rows
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the runner dies, so a killed sweep leaves no orphan measuring."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], options: dict) -> None:
+    _die_with_parent()
+    import torch
+
+    for module in plugins:  # user modules that register extra variants
+        importlib.import_module(module)
+    cell = Cell.from_json(cell_json)
+    torch.set_num_threads(cell.threads)
+    rows: list[Measurement] = []
+    try:
+        _run(cell, Path(run_dir), rows, options)
+    except torch.cuda.OutOfMemoryError as err:
+        rows.append(failure("cell", "oom", _one_line(err)))
+    except Exception as err:  # one cell's failure is a row, and the sweep goes on
+        rows.append(failure("cell", "error", f"{type(err).__name__}: {_one_line(err)} "
+                                             f"[{_where(err)}]"))
+    atomic_write_text(Path(out), json.dumps([r.as_dict() for r in rows]))
+
+
+def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> None:
+    if cell.kind == "cost":
+        from .cost import measure_cost
+        from .measure.speed import TimingBudget
+
+        measure_cost(cell, rows, RunStore(run_dir).scratch, TimingBudget(**options["timing"]))
+        return
+    from . import quality
+
+    config = quality.QUALITY_PRESETS[cell.dataset]
+    cache = Path(options["cache_dir"])
+    if cell.kind == "quality":
+        rows += quality.run_quality_cell(cell.spec, config, cell.seed, cell.device, run_dir, cache)
+    elif cell.kind == "floor":
+        rows += quality.real_floor(config, cell.seed, run_dir, cache)
+    elif cell.kind == "check":
+        rows += quality.checkpoint_equivalence(cell.spec, config, cell.seed)
+    else:
+        raise ValueError(f"cell kind {cell.kind!r} is unknown")
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:500]
+
+
+def _where(err: BaseException) -> str:
+    frame = traceback.extract_tb(err.__traceback__)[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}"

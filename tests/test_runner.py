@@ -1,0 +1,149 @@
+"""The runner: options fail before any work, failures become rows, and a killed sweep resumes exactly."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.schema import COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = os.environ | {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'plugins'}"}
+# Two cost cells of the tiny smoke base: enough for every code path, seconds each.
+SMALL = ["--preset", "smoke", "--only", "cost", "--threads", "1", "--axis", "checkpoint=false"]
+
+
+def bench(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          check=check, **kwargs)
+
+
+BAD_OPTIONS = [
+    (["--preset", "huge"], "--preset 'huge' is not a preset; valid: smoke, quick, full"),
+    (["--axis", "heads=1,2"], "--axis 'heads=1,2' is invalid; valid: NAME=V1,V2 with NAME one of upsample"),
+    (["--axis", "upsample=pixel_shuffle"], "upsample='pixel_shuffle' is not a registered variant; valid: nearest_conv"),
+    (["--axis", "attn_heads=3"], "attn_heads=3 does not divide"),
+    (["--device", "tpu"], "--device 'tpu' is invalid; valid: cpu, cuda, auto"),
+    (["--only", "beauty"], "--only 'beauty' is invalid; valid: cost, quality"),
+    (["--threads", "0"], "--threads 0 is invalid"),
+    (["--base", "imagenet"], "--base 'imagenet' is invalid; valid: digits8, fmnist28, cifar32"),
+    (["--import", "no_such_plugin"], "--import 'no_such_plugin' cannot be imported"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_OPTIONS, ids=[a[1] for a, _ in BAD_OPTIONS])
+def test_bad_options_fail_before_any_work(tmp_path, args, message):
+    out = tmp_path / "run"
+    result = bench("run", "--out", str(out), "--preset", "smoke", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so asking for it is not an error")
+def test_missing_cuda_device_fails_before_any_work(tmp_path):
+    result = bench("run", "--out", str(tmp_path / "run"), "--device", "cpu,cuda", *SMALL)
+    assert result.returncode == 2
+    assert "--device cuda was asked for, but torch sees no CUDA device" in result.stderr
+
+
+def test_a_folder_with_a_foreign_table_is_refused(tmp_path):
+    (tmp_path / "metrics.csv").write_text("a,b\n1,2\n")
+    result = bench("run", "--out", str(tmp_path), *SMALL)
+    assert result.returncode == 2 and "not a run of this tool" in result.stderr
+
+
+def test_a_folder_with_another_schema_is_refused(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": "old", "schema_version": 0, "columns": ["x"],
+                                                   "config": {}}))
+    result = bench("run", "--out", str(tmp_path), "--resume", *SMALL)
+    assert result.returncode == 2 and "holds a table of another schema" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    result = bench("run", "--out", str(out), *SMALL, "--import", "faulty_variants",
+                   "--axis", "upsample=nearest_conv,conv_transpose,exploding,out_of_memory", timeout=600)
+    return out, result
+
+
+def test_sweep_writes_tidy_tables_and_env(finished_run):
+    out, result = finished_run
+    table = pd.read_parquet(out / "metrics.parquet")
+    assert list(table.columns) == list(COLUMNS)
+    csv = pd.read_csv(out / "metrics.csv")
+    assert len(csv) == len(table)
+    env = json.loads((out / "env.json").read_text())
+    for key in ("libraries", "cpu_model", "threads", "load_start", "load_end", "git_revision", "command"):
+        assert key in env
+    assert env["threads"] == 1 and env["command"].startswith("python -m bench run")
+    ok = table[table["status"] == "ok"]
+    assert set(ok["variant"]) == {"nearest_conv+additive+1h", "conv_transpose+additive+1h"}
+    speed = ok[(ok["metric"] == "seconds_per_iter")]
+    assert set(speed["phase"]) == {"train_step", "inference"}
+    # repeats are rows, never averages
+    per_cell = speed.groupby(["variant", "phase"])["repeat"].agg(["count", "nunique"])
+    assert (per_cell["count"] >= 3).all() and (per_cell["count"] == per_cell["nunique"]).all()
+    for metric, unit in [("params", "count"), ("saved_tensor_bytes", "bytes"), ("peak_rss_bytes", "bytes"),
+                         ("images_per_s", "images/s"), ("fraction_of_peak", "ratio"),
+                         ("matmul_peak_flop_per_s", "FLOP/s")]:
+        rows = ok[ok["metric"] == metric]
+        assert len(rows) and set(rows["unit"]) == {unit}, metric
+        assert (rows["value"] > 0).all(), metric
+
+
+def test_a_failing_cell_is_a_row_and_the_sweep_goes_on(finished_run):
+    out, result = finished_run
+    assert result.returncode == 1, result.stderr  # an error anywhere makes the run exit non-zero, loudly
+    table = pd.read_parquet(out / "metrics.parquet")
+    exploding = table[table["upsample"] == "exploding"]
+    assert set(exploding["status"]) >= {"error"}
+    assert "injected failure in the exploding upsampler" in " ".join(exploding["message"])
+    oom = table[table["upsample"] == "out_of_memory"]
+    assert "oom" in set(oom["status"]) and "error" not in set(oom["status"])
+    assert "did not finish cleanly" in result.stderr
+
+
+def test_summary_is_printed(finished_run):
+    _, result = finished_run
+    assert "Cost per variant" in result.stdout and "train [img/s]" in result.stdout
+
+
+def test_rerun_without_resume_is_refused_and_resume_with_other_options_too(finished_run):
+    out, _ = finished_run
+    again = bench("run", "--out", str(out), *SMALL)
+    assert again.returncode == 2 and "pass --resume" in again.stderr
+    other = bench("run", "--out", str(out), "--resume", *SMALL, "--batch-size", "3")
+    assert other.returncode == 2 and "batch_size: stored None, now 3" in other.stderr
+
+
+def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL, "--axis", "checkpoint=false,true"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not list((out / "cells").glob("*.parquet")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker, mid-sweep
+    proc.wait()
+    first = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.parquet")}
+    assert 1 <= len(first) < 4
+
+    result = bench("run", "--out", str(out), "--resume", *SMALL, "--axis", "checkpoint=false,true", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(first)} already finished" in result.stdout
+    table = pd.read_parquet(out / "metrics.parquet")
+    assert table["cell_id"].nunique() == 4
+    rows_per_cell = table[(table["metric"] == "params") & (table["block"] == "total")].groupby("cell_id").size()
+    assert (rows_per_cell == 1).all()
+    for name, mtime in first.items():  # finished cells were not run again
+        assert (out / "cells" / name).stat().st_mtime_ns == mtime
+    assert not list(out.glob("**/*.tmp"))
