@@ -5,10 +5,15 @@ repeat is one row, so medians and IQRs are computed from raw observations downst
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
-import torch.utils.benchmark as tbench
+
+# Importing torch.utils.benchmark loads cpp_extension, which warns on every CPU-only machine that it
+# found no CUDA runtime; that warning is about compiling extensions, which we never do.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+import torch.utils.benchmark as tbench  # noqa: E402
 
 from bench.schema import Measurement
 
