@@ -1,0 +1,69 @@
+"""Section: the effect of switching one axis with everything else held equal."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .content import Section, Table, save_figure
+from .plots import effect_plot
+from .readings import add_labels, effects_sentence, interval
+from .stats import AXES, cost_effects, quality_effects
+
+METHOD = ("Each point is one matched pair: the same other axes, device, dtype, batch size and base configuration "
+          "(and, for quality, the same seed and dataset), differing only in the axis shown. Costs: % change of "
+          "the per-cell medians over repeats, block totals. Quality: difference in the metric's own unit "
+          "(training curves at their last step). Black diamond: mean over pairs with a 95% t-interval "
+          "(scipy.stats.t, n-1 degrees of freedom). An interval that straddles zero is not resolved at this N.")
+
+
+def axis_effects_section(table: pd.DataFrame, figures_dir: Path) -> Section:
+    section = Section("Axis effects (paired differences)", METHOD)
+    cost_pairs, cost_summary = cost_effects(table)
+    quality_pairs, quality_summary = quality_effects(table)
+    if cost_pairs.empty and quality_pairs.empty:
+        section.note = "No axis has two levels with matched pairs in this run, so no effect can be isolated."
+        return section
+    for axis in AXES:
+        section.items += _cost_items(axis, cost_pairs, cost_summary, figures_dir)
+        section.items += _quality_items(axis, quality_pairs, quality_summary, figures_dir)
+    return section
+
+
+def _cost_items(axis: str, pairs: pd.DataFrame, summary: pd.DataFrame, figures_dir: Path) -> list:
+    if pairs.empty or not (pairs["axis"] == axis).any():
+        return []
+    pairs = add_labels(pairs[(pairs["axis"] == axis) & pairs["percent"].notna()])
+    summary = add_labels(summary[summary["axis"] == axis])
+    readings = [f"{comparison} on {device}: {effects_sentence(group, '%')}"
+                for (comparison, device), group in summary.groupby(["comparison", "device"])]
+    title = f"{axis}: % change of each cost with everything else equal"
+    fig = effect_plot(pairs, "percent", "label", row="device" if pairs["device"].nunique() > 1 else None,
+                      col="comparison", title=title, xlabel="change vs reference level [%]")
+    return [save_figure(fig, figures_dir, f"effect_{axis}_cost", title, " | ".join(readings)),
+            Table(f"{axis}: cost effects (% change, mean over matched pairs)", _effect_table(summary, "%"))]
+
+
+def _quality_items(axis: str, pairs: pd.DataFrame, summary: pd.DataFrame, figures_dir: Path) -> list:
+    if pairs.empty or not (pairs["axis"] == axis).any():
+        return []
+    pairs = add_labels(pairs[pairs["axis"] == axis])
+    pairs["label"] = pairs["label"] + " [" + pairs["unit"] + "]"
+    summary = add_labels(summary[summary["axis"] == axis])
+    readings = [f"{comparison}: {effects_sentence(group, '')}" for comparison, group in summary.groupby("comparison")]
+    title = f"{axis}: quality difference with everything else equal (pairs share a seed)"
+    fig = effect_plot(pairs, "difference", "comparison", row=None, col="label", title=title,
+                      xlabel="difference (unit in title)")
+    return [save_figure(fig, figures_dir, f"effect_{axis}_quality", title, " | ".join(readings)),
+            Table(f"{axis}: quality effects (difference, mean over seed-matched pairs)", _effect_table(summary, None))]
+
+
+def _effect_table(summary: pd.DataFrame, unit: str | None) -> pd.DataFrame:
+    rows = []
+    for _, row in summary.iterrows():
+        shown = unit if unit is not None else row["unit"]
+        resolved = "yes" if row["resolved"] else ("exact" if row["low"] == row["high"] else "no")
+        rows.append({"comparison": row["comparison"], "device": row["device"], "measurement": row["label"],
+                     "mean change": interval(row, shown, signed=True), "pairs": int(row["n"]),
+                     "CI excludes 0": resolved})
+    return pd.DataFrame(rows)

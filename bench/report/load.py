@@ -1,0 +1,79 @@
+"""Reading a run folder: the tidy table, env.json and the sample grids, nothing else."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+# Without these the table cannot be read as measurements at all.
+REQUIRED = ("kind", "variant", "phase", "metric", "value", "unit", "status")
+# Filled with a neutral default when a table predates (or postdates) a column, so a report still renders.
+OPTIONAL: dict[str, Any] = {
+    "run_id": "", "cell_id": "", "block": "total", "method": "", "message": "", "device": "", "device_name": "",
+    "dtype": "", "dataset": "", "base_config": "", "upsample": "", "time_injection": "", "attention": "",
+    "attn_heads": pd.NA, "checkpoint": False, "threads": pd.NA, "batch_size": pd.NA,
+    "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA,
+}
+
+
+@dataclass
+class Run:
+    name: str                    # the folder's own name: no machine paths reach the report
+    root: Path
+    table: pd.DataFrame
+    env: dict[str, Any] = field(default_factory=dict)
+    samples: list[Path] = field(default_factory=list)
+
+
+def load_run(root: Path) -> Run:
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"run folder {root.name!r} does not exist; valid: a folder written by `python -m bench run`")
+    return Run(name=root.resolve().name, root=root, table=read_table(root), env=read_env(root),
+               samples=sorted((root / "samples").glob("*.png")))
+
+
+def read_table(root: Path) -> pd.DataFrame:
+    parquet, csv = root / "metrics.parquet", root / "metrics.csv"
+    if parquet.exists():
+        table = pd.read_parquet(parquet)
+    elif csv.exists():
+        table = pd.read_csv(csv, keep_default_na=False, na_values={"value": ["", "nan"]})
+    else:
+        raise ValueError(f"run folder {root.name!r} has no metrics.parquet or metrics.csv; "
+                         "valid: a folder written by `python -m bench run`")
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise ValueError(f"metrics table of {root.name!r} lacks column(s) {missing}; valid: bench.schema.COLUMNS")
+    return normalise(table)
+
+
+def normalise(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    for column, default in OPTIONAL.items():
+        if column not in table.columns:
+            table[column] = default
+    for column in ("attn_heads", "threads", "batch_size", "repeat", "seed", "step", "n"):
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+    table["value"] = pd.to_numeric(table["value"], errors="coerce").astype("float64")
+    table["checkpoint"] = table["checkpoint"].map(_as_bool)
+    for column in table.columns:
+        if table[column].dtype == object:
+            table[column] = table[column].fillna("").astype(str)
+    return table
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "on")
+    return bool(value) if not pd.isna(value) else False
+
+
+def read_env(root: Path) -> dict[str, Any]:
+    path = root / "env.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())

@@ -1,0 +1,109 @@
+"""Section: the wide summary per variant, per-block breakdown, checks, failed cells and the environment."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from .content import Section, Table
+from .costs import cost_medians
+from .readings import add_labels, scale_for
+from .stats import MACHINE_PHASES, cost_cells, per_variant_quality
+
+
+def tables_section(table: pd.DataFrame, env: dict[str, Any]) -> Section:
+    section = Section("Tables")
+    cost = cost_summary(cost_medians(table))
+    if not cost.empty:
+        section.items.append(Table("Cost per variant: median [interquartile range] over repeats", cost))
+    quality = quality_summary(table)
+    if not quality.empty:
+        section.items.append(Table("Quality per variant: mean ± 95% t-interval half-width (seeds); 'real' is the "
+                                   "real-versus-real floor", quality))
+    blocks = block_summary(table)
+    if not blocks.empty:
+        section.items.append(Table("Per-block breakdown (medians)", blocks))
+    machine = machine_summary(table)
+    if not machine.empty:
+        section.items.append(Table("Machine measurements during the run (not properties of a variant)", machine))
+    checks = table[table["kind"] == "check"]
+    if not checks.empty:
+        section.items.append(Table("Checks", checks[["variant", "device", "phase", "metric", "value", "unit", "method",
+                                                     "status", "message"]].reset_index(drop=True)))
+    section.items.append(failed_cells(table))
+    section.items.append(Table("Environment of the run (env.json)", env_frame(env) if env else
+                               pd.DataFrame({"note": ["this run folder has no env.json"]})))
+    return section
+
+
+def _scaled_text(median: float, q1: float, q3: float, factor: float) -> str:
+    if q1 == q3:
+        return f"{median / factor:.4g}"
+    return f"{median / factor:.4g} [{q1 / factor:.3g}–{q3 / factor:.3g}]"
+
+
+def cost_summary(cells: pd.DataFrame) -> pd.DataFrame:
+    if cells.empty:
+        return pd.DataFrame()
+    columns = {}
+    for label, rows in cells.groupby("label"):
+        factor, unit = scale_for(rows["unit"].iloc[0], rows["value"])
+        text = [_scaled_text(m, a, b, factor) for m, a, b in zip(rows["value"], rows["q1"], rows["q3"])]
+        columns[f"{label} [{unit}]"] = pd.Series(text, index=pd.MultiIndex.from_frame(rows[["variant", "device"]]))
+    return pd.DataFrame(columns).reset_index()
+
+
+def quality_summary(table: pd.DataFrame) -> pd.DataFrame:
+    frames = [per_variant_quality(table, kind) for kind in ("quality", "floor")]
+    summary = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(
+        not f.empty for f in frames) else pd.DataFrame()
+    if summary.empty:
+        return summary
+    summary = add_labels(summary)
+    half = (summary["high"] - summary["mean"]).abs()
+    summary["text"] = [f"{m:.4g} ± {h:.2g} (n={n})" if pd.notna(h) else f"{m:.4g} (n={n})"
+                       for m, h, n in zip(summary["mean"], half, summary["n"])]
+    summary["column"] = summary["label"] + " [" + summary["unit"] + "]"
+    return summary.pivot_table(index=["variant", "dataset"], columns="column", values="text",
+                               aggfunc="first").reset_index()
+
+
+def block_summary(table: pd.DataFrame) -> pd.DataFrame:
+    cells = cost_cells(table)
+    cells = cells[cells["block"] != "total"] if not cells.empty else cells
+    if cells.empty:
+        return pd.DataFrame()
+    cells = add_labels(cells.assign(block="total")).assign(block=cells["block"])
+    cells["column"] = cells["label"] + " [" + cells["unit"] + "]"
+    wide = cells.pivot_table(index=["variant", "device", "block"], columns="column", values="value", aggfunc="first")
+    return wide.map(lambda v: f"{v:.4g}").reset_index()
+
+
+def machine_summary(table: pd.DataFrame) -> pd.DataFrame:
+    rows = table[table["phase"].isin(MACHINE_PHASES) & (table["status"] == "ok")]
+    if rows.empty:
+        return pd.DataFrame()
+    grouped = rows.groupby(["device", "phase", "metric", "unit", "method"])["value"]
+    summary = pd.DataFrame({"median": grouped.median(), "min": grouped.min(), "max": grouped.max(),
+                            "rows": grouped.count()})
+    return summary.map(lambda v: f"{v:.4g}").reset_index()
+
+
+def failed_cells(table: pd.DataFrame) -> Table:
+    failed = table[table["status"] != "ok"]
+    columns = ["kind", "variant", "device", "seed", "phase", "metric", "status", "message"]
+    if failed.empty:
+        return Table("Failed cells", pd.DataFrame(columns=columns), "Every row of this run has status ok.")
+    return Table("Failed cells (status other than ok)",
+                 failed[columns].drop_duplicates().reset_index(drop=True))
+
+
+def env_frame(env: dict[str, Any], prefix: str = "") -> pd.DataFrame:
+    rows = []
+    for key, value in env.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += env_frame(value, f"{name}.").to_dict("records")
+        else:
+            rows.append({"field": name, "value": "" if value is None else str(value)})
+    return pd.DataFrame(rows, columns=["field", "value"])

@@ -1,0 +1,327 @@
+"""bench.report: paired effects on a case with a known answer, every section and figure on a synthetic run,
+escaping, two-run comparison, and the HTML in a real (headless) browser."""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bench.report import write_report
+from bench.report.load import normalise
+from bench.report.stats import cost_effects, quality_effects
+from bench.schema import COLUMNS
+
+INJECTED = '<script>alert("boom")</script> & <b>bold</b>'
+UPSAMPLERS, HEADS, SEEDS, STEPS = ("nearest_conv", "conv_transpose"), (1, 4), (0, 1, 2), (0, 50, 100, 150, 200)
+
+
+def _name(upsample: str, heads: int, checkpoint: bool) -> str:
+    return f"{upsample}+additive+{heads}h" + ("+ckpt" if checkpoint else "")
+
+
+def _row(kind: str, upsample: str, heads: int, checkpoint: bool, device: str, **measured) -> dict:
+    real = kind == "floor"
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(run_id="synthetic", cell_id=f"{kind}-{upsample}-{heads}-{checkpoint}-{device}", kind=kind,
+               variant="real" if real else _name(upsample, heads, checkpoint), upsample="" if real else upsample,
+               time_injection="" if real else "additive", attn_heads=0 if real else heads,
+               checkpoint=checkpoint, attention="" if real else "sdpa", device=device, dtype="float32",
+               threads=2, batch_size=16 if kind == "cost" else 0, base_config="digits8",
+               dataset="" if kind == "cost" else "digits", block="total", repeat=0, seed=pd.NA, step=pd.NA,
+               n=pd.NA, status="ok", message="", method="synthetic")
+    row.update(measured)
+    return row
+
+
+def cost_rows(upsample: str, heads: int, checkpoint: bool, device: str, rng: np.random.Generator,
+              speed: float = 1.0) -> list[dict]:
+    """Plausible cost rows of one cell: counted values exact, timed values as noisy repeats."""
+    ct, ck = upsample == "conv_transpose", checkpoint
+    params = 1_000_000 + (60_000 if ct else 0)
+    flops = 2e9 * (0.9 if ct else 1.0)
+    memory = "peak_rss_bytes" if device == "cpu" else "peak_allocated_bytes"
+    args = (upsample, heads, checkpoint, device)
+    rows = [
+        _row("cost", *args, phase="model", metric="params", value=params, unit="count", method="numel"),
+        _row("cost", *args, phase="model", block="upsample", metric="params", value=params / 10, unit="count",
+             method="numel"),
+        _row("cost", *args, phase="forward", metric="flops", value=flops / 2, unit="MAC", method="fvcore"),
+        _row("cost", *args, phase="train_step", metric="flops", value=3 * flops * (1.3 if ck else 1), unit="FLOP",
+             method="torch.utils.flop_counter"),
+        _row("cost", *args, phase="train_step", metric="saved_tensor_bytes", value=5e7 * (0.4 if ck else 1),
+             unit="bytes", method="saved_tensors_hooks"),
+        _row("cost", *args, phase="train_step", metric=memory, value=2e8 * (0.7 if ck else 1) * (1 + heads / 100),
+             unit="bytes", method="VmHWM"),
+        _row("cost", *args, phase="env", metric="loadavg_1min", value=0.5, unit="processes", method="os.getloadavg"),
+    ]
+    for repeat in range(5):
+        step = 0.1 * (1.25 if ck else 1) * (0.95 if ct else 1) / speed * rng.normal(1, 0.03)
+        rows += [
+            _row("cost", *args, phase="train_step", metric="seconds_per_iter", value=step, unit="s",
+                 method="torch.utils.benchmark", repeat=repeat),
+            _row("cost", *args, phase="train_step", metric="images_per_s", value=16 / step, unit="images/s",
+                 method="torch.utils.benchmark", repeat=repeat),
+            _row("cost", *args, phase="inference", metric="images_per_s", value=48 / step, unit="images/s",
+                 method="torch.utils.benchmark", repeat=repeat),
+            _row("cost", *args, phase="calibration", metric="matmul_peak_flop_per_s", value=3e11, unit="FLOP/s",
+                 method="torch.utils.benchmark", repeat=repeat),
+        ]
+    return rows
+
+
+def quality_rows(kind: str, upsample: str, heads: int, seed: int, device: str, rng: np.random.Generator) -> list[dict]:
+    args = (upsample, heads, False, device)
+    base = 1.6 if kind == "floor" else 3.0 + (0.3 if upsample == "conv_transpose" else 0)
+    sample = {"fd": base, "kid": base / 100, "precision": 0.7, "recall": 0.6, "swd": 0.05, "copy_rate": 0.0,
+              "class_kl": 0.02, "sampling_time": 0.4}
+    units = {"sampling_time": "s"}
+    rows = [_row(kind, *args, phase="sample", metric=m, value=v * rng.normal(1, 0.1), unit=units.get(m, "ratio"),
+                 seed=seed, n=100) for m, v in sample.items()]
+    if kind == "quality":
+        for step in STEPS:
+            loss = 0.25 + 0.5 * np.exp(-step / 60) + rng.normal(0, 0.01)
+            rows += [_row(kind, *args, phase="train", metric="heldout_loss", value=loss, unit="mse", seed=seed,
+                          step=step),
+                     _row(kind, *args, phase="train", metric="wall_time", value=step * 0.02 * rng.normal(1, 0.05),
+                          unit="s", seed=seed, step=step)]
+    return rows
+
+
+def synthetic_table(devices=("cpu",), quality: bool = True, speed: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """A small run: 8 cost variants per device, 4 quality variants x 3 seeds, the floor, a check, a failure."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for device in devices:
+        for upsample in UPSAMPLERS:
+            for heads in HEADS:
+                for checkpoint in (False, True):
+                    rows += cost_rows(upsample, heads, checkpoint, device, rng, speed)
+    rows.append(_row("cost", "conv_transpose", 8, False, devices[0], phase="train_step", metric="failure",
+                     value=float("nan"), unit="", method="", status="error", message=INJECTED))
+    if quality:
+        for s in SEEDS:
+            rows += quality_rows("floor", "", 0, s, devices[0], rng)
+            for upsample in UPSAMPLERS:
+                for heads in HEADS:
+                    rows += quality_rows("quality", upsample, heads, s, devices[0], rng)
+        rows.append(_row("check", "nearest_conv", 1, True, devices[0], phase="check", metric="max_abs_loss_difference",
+                         value=0.0, unit="mse", seed=0))
+    return normalise(pd.DataFrame(rows, columns=list(COLUMNS)))
+
+
+def write_run(root: Path, table: pd.DataFrame, samples: bool = True) -> Path:
+    import matplotlib.pyplot as plt
+
+    root.mkdir(parents=True)
+    table.to_parquet(root / "metrics.parquet", index=False)
+    table.to_csv(root / "metrics.csv", index=False)
+    env = {"python": "3.12", "libraries": {"torch": "2.14.1"}, "cpu_model": INJECTED, "threads": 2,
+           "gpu_name": None, "git_revision": "abc123", "command": "python -m bench run --preset smoke"}
+    (root / "env.json").write_text(json.dumps(env))
+    if samples:
+        (root / "samples").mkdir()
+        for name in ("real_digits", "nearest_conv+additive+1h_seed0"):
+            plt.imsave(root / "samples" / f"{name}.png", np.random.default_rng(0).random((16, 16)), cmap="gray")
+    return root
+
+
+# --- paired differences on cases with a known answer --------------------------------------------------------
+
+def _pair_table(rows: list[tuple[str, int, list[float]]]) -> pd.DataFrame:
+    """Cost rows of train_step images_per_s: (upsample, heads, repeat values)."""
+    out = []
+    for upsample, heads, values in rows:
+        for repeat, value in enumerate(values):
+            out.append(_row("cost", upsample, heads, False, "cpu", phase="train_step", metric="images_per_s",
+                            value=value, unit="images/s", method="torch.utils.benchmark", repeat=repeat))
+    return normalise(pd.DataFrame(out, columns=list(COLUMNS)))
+
+
+def test_cost_effect_is_percent_change_of_cell_medians_over_matched_pairs():
+    # Medians 11 -> 13.2 (+20%) at 1 head and 10 -> 11.5 (+15%) at 4 heads; the 30 is an outlier a mean would see.
+    table = _pair_table([("nearest_conv", 1, [10, 11, 30]), ("conv_transpose", 1, [12, 13.2, 14]),
+                         ("nearest_conv", 4, [10, 9, 11]), ("conv_transpose", 4, [11.5, 11.5, 11.5])])
+    pairs, summary = cost_effects(table)
+    upsample = pairs[pairs["axis"] == "upsample"].sort_values("attn_heads")
+    assert upsample["percent"].round(9).tolist() == [20.0, 15.0]
+    assert set(upsample["comparison"]) == {"nearest_conv → conv_transpose"}
+    row = summary[summary["axis"] == "upsample"].iloc[0]
+    half = stats.t.ppf(0.975, 1) * np.std([20.0, 15.0], ddof=1) / np.sqrt(2)
+    assert (row["n"], row["mean"]) == (2, pytest.approx(17.5))
+    assert (row["low"], row["high"]) == (pytest.approx(17.5 - half), pytest.approx(17.5 + half))
+    assert half == pytest.approx(12.7062047 * 2.5)  # t(0.975, 1 dof) x sd / sqrt(2)
+    assert not row["resolved"]  # two pairs: +17.5% ± 31.8 straddles zero
+
+
+def test_cost_effect_interval_straddling_zero_is_reported_unresolved():
+    table = _pair_table([("nearest_conv", 1, [10]), ("conv_transpose", 1, [12]),
+                         ("nearest_conv", 4, [10]), ("conv_transpose", 4, [9])])
+    _, summary = cost_effects(table)
+    row = summary[summary["axis"] == "upsample"].iloc[0]
+    assert row["mean"] == pytest.approx(5.0) and row["low"] < 0 < row["high"] and not row["resolved"]
+    from bench.report.readings import add_labels, effects_sentence
+    sentence = effects_sentence(add_labels(summary[summary["axis"] == "upsample"]), "%")
+    assert "not resolved at this N" in sentence and "train_step/images_per_s" in sentence
+
+
+def test_quality_effect_pairs_by_seed_not_by_row_order():
+    rows = []
+    for upsample, values in (("nearest_conv", {0: 4.0, 1: 5.0, 2: 6.0}), ("conv_transpose", {2: 4.0, 1: 5.0, 0: 3.0})):
+        for seed, value in values.items():
+            rows.append(_row("quality", upsample, 1, False, "cpu", phase="sample", metric="fd", value=value,
+                             unit="fd", seed=seed, n=100))
+    table = normalise(pd.DataFrame(rows, columns=list(COLUMNS)))
+    pairs, summary = quality_effects(table)
+    assert pairs.sort_values("seed")["difference"].tolist() == [-1.0, 0.0, -2.0]
+    row = summary.iloc[0]
+    half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)
+    assert (row["n"], row["mean"], row["low"], row["high"]) == (3, -1.0, pytest.approx(-1 - half),
+                                                                pytest.approx(-1 + half))
+    assert not row["resolved"]
+
+
+def test_axis_with_one_level_or_no_pairs_gives_no_effect():
+    table = _pair_table([("nearest_conv", 1, [10]), ("conv_transpose", 4, [12])])  # differ in two axes at once
+    pairs, summary = cost_effects(table)
+    assert pairs.empty and summary.empty
+
+
+# --- the report of a synthetic run -----------------------------------------------------------------------------
+
+EXPECTED_FIGURES = {
+    "effect_upsample_cost", "effect_upsample_quality", "effect_attn_heads_cost", "effect_attn_heads_quality",
+    "effect_checkpoint_cost", "cost_size", "cost_memory", "cost_speed", "checkpoint_tradeoff", "pareto",
+    "curves_heldout_loss",
+}
+SECTIONS = ("Axis effects (paired differences)", "Cost per variant", "Checkpointing trade-off",
+            "Quality against cost", "Learning curves", "Sample grids", "Tables")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    full = write_run(root / "cpu-run", synthetic_table())
+    cuda = write_run(root / "cuda-run", synthetic_table(devices=("cuda",), quality=False, speed=4.0), samples=False)
+    return {"full": full, "cuda": cuda, "full_html": write_report([full]), "cuda_html": write_report([cuda]),
+            "compare_html": write_report([full, cuda])}
+
+
+def test_report_has_every_section_and_figure(runs):
+    html_text = runs["full_html"].read_text()
+    markdown = (runs["full"] / "report.md").read_text()
+    figures = {p.stem for p in (runs["full"] / "figures").glob("*.png")}
+    assert figures == EXPECTED_FIGURES
+    for title in SECTIONS:
+        assert f"## {title}" in markdown and f">{html.escape(title)}</h2>" in html_text
+    for name in EXPECTED_FIGURES:
+        assert f"(<figures/{name}.png>)" in markdown
+    readings = re.findall(r"^Reading: (.+)$", markdown, flags=re.M)
+    assert len(readings) == len(EXPECTED_FIGURES) and all(len(r) > 20 for r in readings)
+    # figures and both sample grids are embedded: the HTML needs no other file
+    assert html_text.count('<img src="data:image/png;base64,') == len(EXPECTED_FIGURES) + 2
+    assert "src=\"figures/" not in html_text and "samples/" not in html_text
+    for table_title in ("Cost per variant: median", "Quality per variant", "Failed cells", "Environment of the run",
+                        "Checks", "Per-block breakdown", "Machine measurements"):
+        assert table_title in markdown
+
+
+def test_readings_state_numbers_from_the_data(runs):
+    markdown = (runs["full"] / "report.md").read_text()
+    # the synthetic run makes conv_transpose 10% cheaper in FLOPs and checkpointing save 60% of saved bytes
+    assert "nearest_conv → conv_transpose on cpu: forward/flops -10% (identical in all n=4)" in markdown
+    assert "saved_tensor_bytes -60% (identical in all n=4)" in markdown
+    assert "real-data floor" in markdown and "not resolved at this N" in markdown
+
+
+def test_every_injected_string_is_escaped_and_no_machine_path_leaks(runs):
+    for path in (runs["full_html"], runs["full"] / "report.md", runs["compare_html"]):
+        text = path.read_text()
+        assert "<script" not in text.lower() and "<b>bold" not in text
+        assert "&lt;script&gt;" in text
+        assert str(runs["full"].parent) not in text
+
+
+def test_cost_only_run_says_why_quality_sections_are_empty(runs):
+    markdown = (runs["cuda"] / "report.md").read_text()
+    assert "No successful quality rows in this run" in markdown
+    assert "No training curves in this run" in markdown and "This run wrote no sample grids" in markdown
+    figures = {p.stem for p in (runs["cuda"] / "figures").glob("*.png")}
+    assert "pareto" not in figures and "effect_upsample_cost" in figures
+
+
+def test_two_runs_side_by_side_with_ratios(runs):
+    out = runs["compare_html"].parent
+    assert out == runs["full"] / "compare-cuda-run"
+    assert {p.stem for p in (out / "figures").glob("*.png")} >= {"compare_ratio_cost", "compare_cost_speed"}
+    markdown = (out / "report.md").read_text()
+    assert "matched by variant and measurement across devices (cpu vs cuda)" in markdown
+    # the cuda run is built 4x faster: throughput ratios are 4, counted costs 1
+    rows = [line for line in markdown.splitlines() if line.startswith("| nearest_conv+additive+1h |")]
+    by_measure = {cells[4].strip(): cells[-2].strip() for cells in (r.split("|") for r in rows)}  # variant, device A, B
+    assert by_measure["train_step/flops"] == "1.000"
+    assert float(by_measure["inference/images_per_s"]) == pytest.approx(4.0, rel=0.1)
+    assert "No quality measurement appears in both runs" in markdown
+
+
+def test_bad_input_fails_early_with_a_clear_message(tmp_path):
+    with pytest.raises(ValueError, match="valid: one folder, or two"):
+        write_report([])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no metrics.parquet or metrics.csv"):
+        write_report([tmp_path / "empty"])
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    pd.DataFrame({"kind": ["cost"], "value": [1.0]}).to_csv(broken / "metrics.csv", index=False)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['variant', 'phase', 'metric', 'unit', 'status'\]"):
+        write_report([broken])
+
+
+# --- the HTML in a real browser ---------------------------------------------------------------------------------
+
+PROBE = """<script>window.addEventListener('load', () => {
+  const widths = Array.from(document.images).map(i => (i.complete ? i.naturalWidth : -1));
+  document.body.setAttribute('data-image-widths', widths.join(','));
+});</script>"""
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("headless Chromium is not installed (/usr/bin/chromium) and cannot be installed here "
+                    "(needs root and apt-get): `apt-get install -y chromium` to run this check")
+    for command in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"],
+                    ["apt-get", "install", "-y", "chromium"]):
+        subprocess.run(command, capture_output=True, timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if os.path.exists("/usr/bin/chromium"):
+            return "/usr/bin/chromium"
+    pytest.skip("`apt-get install -y chromium` did not install /usr/bin/chromium (no package source reachable?)")
+
+
+@pytest.mark.parametrize("which", ["full_html", "compare_html"])
+def test_every_image_loads_in_headless_chromium(runs, which, tmp_path):
+    browser = chromium()
+    report = runs[which].read_text()
+    expected = report.count("<img ")
+    probe_page = tmp_path / "probe.html"
+    probe_page.write_text(report.replace("</body>", PROBE + "</body>"))
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
+         probe_page.as_uri()], capture_output=True, text=True, timeout=120)
+    match = re.search(r'data-image-widths="([^"]*)"', result.stdout)
+    assert match, f"Chromium did not run the probe (rc {result.returncode}): {result.stderr[-2000:]}"
+    widths = [int(w) for w in match.group(1).split(",")]
+    assert len(widths) == expected > 0
+    assert all(w > 0 for w in widths), f"images that did not load: {[i for i, w in enumerate(widths) if w <= 0]}"
