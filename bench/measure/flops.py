@@ -1,0 +1,260 @@
+"""Floating-point work of a forward pass and of a training step, total and per block type.
+
+Two independent counters, cross-checked on every call:
+
+- fvcore (``FlopCountAnalysis``, JIT trace): forward multiply-accumulates (unit ``MAC``). It has no
+  handle for ``aten::scaled_dot_product_attention``, so we add one; any op it cannot count that is
+  not in ``IGNORED_OPS`` raises, so a new heavy op fails a sweep instead of counting zero.
+- ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add (unit ``FLOP``), for the
+  forward and for a training step (forward, MSE loss, backward; the loss and the optimizer update are
+  elementwise and count nothing). It runs on a meta-device twin of the model: shapes only, no
+  arithmetic and no memory. On CPU tensors this torch has no formula for its fused SDPA kernel
+  (``_scaled_dot_product_flash_attention_for_cpu``) and would count attention as 0; ``CPU_SDPA_FORMULAS``
+  fills that gap for real-device counts, and on meta SDPA runs as plain matmuls that are counted.
+
+Both count the same ops: convolutions (transposed included), matmul-like ops (linear, addmm, mm,
+bmm, matmul, einsum) and attention (``QK^T`` and ``AV``). Normalisation, activations, resampling and
+other elementwise ops are memory-bound and left out by both, so ``2 * MAC == FLOP`` exactly for the
+forward, which ``count_flops`` checks per block type.
+
+With gradient checkpointing the training step's recompute is counted (metric ``flops``);
+``model_flops`` is the same step without checkpointing, the work the model itself needs. The
+recompute is less than the checkpointed blocks' forward: torch's non-reentrant checkpoint stops
+recomputing once the last tensor backward needs is back (``set_checkpoint_early_stop``).
+
+On meta, attention is counted as its unfused math: QK^T and AV forward, four gradient matmuls
+backward. Fused kernels (CPU flash, CUDA flash / efficient / cuDNN) also recompute QK^T in backward,
+one more B*heads*T^2*d matmul per attention call (2*B*T^2*C FLOPs); ``on_meta=False`` counts that.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from collections import defaultdict
+from math import prod
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+from bench.schema import Measurement
+from variants import build
+
+from .blocks import block_modules, block_types, breakdown_rows, sum_by_block
+
+with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.jit.script
+    warnings.simplefilter("ignore", FutureWarning)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import (addmm_flop_jit, bmm_flop_jit, conv_flop_jit, einsum_flop_jit, get_shape,
+                                       linear_flop_jit, matmul_flop_jit)
+
+FVCORE = "fvcore"
+FLOP_COUNTER = "torch.utils.flop_counter"
+UNATTRIBUTED = "unattributed"
+
+# Ops fvcore may skip: no multiply-adds worth counting (memory-bound, O(elements) work), and not
+# counted by FlopCounterMode either. fvcore's own list (shape and copy ops) is kept as well.
+IGNORED_OPS = (
+    # activations and elementwise arithmetic (SiLU, residual adds, FiLM's scale and shift, dropout masks)
+    "aten::silu", "aten::silu_", "aten::add", "aten::add_", "aten::sub", "aten::rsub", "aten::mul",
+    "aten::mul_", "aten::div", "aten::neg",
+    # the noise-level embedding's log / sin / cos of one scalar per sample
+    "aten::log", "aten::sin", "aten::cos", "aten::exp",
+    # normalisation (fvcore's default handle counts a few ops per element; FlopCounterMode none)
+    "aten::group_norm",
+    # resampling and padding: copies, no arithmetic
+    "aten::upsample_nearest2d", "aten::pad",
+    # softmax over attention scores, if an attention variant computes it outside SDPA
+    "aten::softmax",
+)
+
+
+def _sdpa_macs(inputs: list[Any], outputs: list[Any]) -> int:
+    """fvcore handle for aten::scaled_dot_product_attention: QK^T then AV, each (..., Tq, Tk) x d."""
+    q, k, v = (get_shape(t) for t in inputs[:3])
+    batch, t_q, d_qk = prod(q[:-2]), q[-2], q[-1]
+    t_k, d_v = k[-2], v[-1]
+    return batch * t_q * t_k * (d_qk + d_v)
+
+
+def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_sdpa_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None,
+                            **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+# The same formulas torch registers for its CUDA flash / efficient kernels, for the CPU kernel.
+CPU_SDPA_FORMULAS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward_flop,
+}
+
+
+# The ops fvcore counts (multiply-adds), replacing its defaults, which also count norms and resampling.
+COUNTED_OPS = {
+    "aten::_convolution": conv_flop_jit,  # transposed too: Cin * Cout * k * k per input pixel
+    "aten::linear": linear_flop_jit,
+    "aten::addmm": addmm_flop_jit,
+    "aten::mm": matmul_flop_jit,
+    "aten::matmul": matmul_flop_jit,
+    "aten::bmm": bmm_flop_jit,
+    "aten::einsum": einsum_flop_jit,
+    "aten::scaled_dot_product_attention": _sdpa_macs,
+}
+
+
+def fvcore_forward_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int]]:
+    """Forward multiply-adds of ``model(x, sigma)`` (traced without autograd, as inference runs it):
+    the total and per block type. Raises RuntimeError naming any op fvcore could not count."""
+    analysis = (
+        FlopCountAnalysis(model, (x, sigma))
+        .clear_op_handles()
+        .set_op_handle(**COUNTED_OPS, **dict.fromkeys(IGNORED_OPS))
+        .unsupported_ops_warnings(False)  # we raise instead
+        .uncalled_modules_warnings(False)
+    )
+    with torch.no_grad():
+        total = analysis.total()
+    unsupported = analysis.unsupported_ops()
+    if unsupported:
+        raise RuntimeError(
+            f"fvcore cannot count {dict(unsupported)} (op: calls); add a handle in bench/measure/flops.py, "
+            "or list the op in IGNORED_OPS if it does no multiply-adds"
+        )
+    return total, sum_by_block(analysis.by_module(), block_modules(model))
+
+
+def meta_twin(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters and buffers live on the meta device (shapes, no storage).
+
+    The real tensors are never copied: deepcopy finds their meta stand-ins in its memo.
+    """
+    memo: dict[int, Any] = {}
+    for t in (*model.parameters(), *model.buffers()):
+        twin = torch.empty_like(t, device="meta")
+        memo[id(t)] = nn.Parameter(twin, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else twin
+    return copy.deepcopy(model, memo)
+
+
+class _BlockAttribution(TorchDispatchMode):
+    """Credits each op's FLOPs (as the FlopCounterMode beneath it counts them) to a block type.
+
+    Forward ops (and checkpointing's recompute) belong to the block whose forward is running. Backward
+    ops belong to the block that created the autograd node being executed: each block's forward tags
+    the graph nodes between its output and its inputs. FlopCounterMode's own module tracker cannot
+    do this: it brackets a module's backward by the first gradient reaching its output and the last
+    leaving its input, which around a residual branch takes in the whole branch.
+    """
+
+    def __init__(self, counter: FlopCounterMode, blocks: list[tuple[str, nn.Module]]) -> None:
+        super().__init__()
+        self.counter = counter
+        self.flops: dict[str, int] = defaultdict(int)
+        self.unattributed_ops: dict[str, int] = defaultdict(int)
+        self._running: list[str] = []
+        self._node_block: dict[Any, str] = {}
+        self._hooks = []
+        for kind, module in blocks:
+            self._hooks += self._watch(kind, module)
+
+    def _watch(self, kind: str, module: nn.Module) -> list:
+        def enter(_module: nn.Module, _args: tuple) -> None:
+            self._running.append(kind)
+
+        def leave(_module: nn.Module, args: tuple, output: Any) -> None:
+            self._running.pop()
+            if output is not None:
+                self._tag(kind, args, output)
+
+        # always_call: checkpointing stops its recompute early by raising inside the block's forward.
+        return [module.register_forward_pre_hook(enter), module.register_forward_hook(leave, always_call=True)]
+
+    def _tag(self, kind: str, args: tuple, output: Any) -> None:
+        inputs = {a.grad_fn for a in args if isinstance(a, Tensor)}
+        outputs = output if isinstance(output, (tuple, list)) else (output,)
+        stack = [o.grad_fn for o in outputs if isinstance(o, Tensor)]
+        while stack:
+            node = stack.pop()
+            if node is None or node in inputs or node in self._node_block:
+                continue
+            self._node_block[node] = kind
+            stack.extend(fn for fn, _ in node.next_functions)
+
+    def _current_block(self) -> str:
+        if self._running:
+            return self._running[-1]
+        return self._node_block.get(torch._C._current_autograd_node(), UNATTRIBUTED)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        before = self.counter.get_total_flops()
+        out = func(*args, **(kwargs or {}))
+        added = self.counter.get_total_flops() - before
+        if added:
+            block = self._current_block()
+            self.flops[block] += added
+            if block == UNATTRIBUTED:
+                self.unattributed_ops[str(func)] += added
+        return out
+
+    def __exit__(self, *exc: Any) -> Any:
+        for hook in self._hooks:
+            hook.remove()
+        return super().__exit__(*exc)
+
+
+def flop_counter_flops(model: nn.Module, x: Tensor, sigma: Tensor, phase: str,
+                       on_meta: bool = True) -> tuple[int, dict[str, int]]:
+    """FlopCounterMode FLOPs of ``forward`` or ``train_step`` (forward, MSE loss, backward): the total
+    and per block type. ``on_meta=False`` runs on the model's own device (slower; a cross-check)."""
+    if phase not in ("forward", "train_step"):
+        raise ValueError(f"phase={phase!r} is invalid; valid: forward, train_step")
+    if on_meta:
+        model, x, sigma = meta_twin(model), x.to("meta"), sigma.to("meta")
+    modules = dict(model.named_modules())
+    blocks = block_modules(model)
+    counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS)
+    by = _BlockAttribution(counter, [(kind, modules[name]) for name, kind in blocks.items()])
+    with counter, torch.enable_grad(), by:
+        out = model(x, sigma)
+        if phase == "train_step":
+            F.mse_loss(out, torch.zeros_like(out)).backward()
+    if by.unattributed_ops:
+        raise RuntimeError(f"{phase}: FLOPs outside every block, by op: {dict(by.unattributed_ops)}")
+    by_block = {kind: by.flops.get(kind, 0) for kind in block_types(blocks)}
+    return counter.get_total_flops(), by_block
+
+
+def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]:
+    """Every FLOP row for one model and batch: forward MACs (fvcore), forward and training-step FLOPs
+    (FlopCounterMode; ``flops`` with checkpointing's recompute, ``model_flops`` without), each as a
+    total plus one row per block type. Counts are for the whole batch (``n`` = batch size).
+
+    Raises RuntimeError if fvcore meets an op it cannot count, if any work falls outside the block
+    types, or if the two counters disagree on the forward pass (FLOP != 2 * MAC).
+    """
+    n = x.shape[0]
+    macs, macs_by_block = fvcore_forward_macs(model, x, sigma)
+    forward, forward_by_block = flop_counter_flops(model, x, sigma, "forward")
+    doubled = {"total": 2 * macs, **{k: 2 * v for k, v in macs_by_block.items()}}
+    counted = {"total": forward, **forward_by_block}
+    if doubled != counted:
+        raise RuntimeError(f"forward: FlopCounterMode FLOPs {counted} != 2 * fvcore MACs {doubled}")
+    step, step_by_block = flop_counter_flops(model, x, sigma, "train_step")
+    model_step, model_step_by_block = step, step_by_block
+    if getattr(getattr(model, "spec", None), "checkpoint", False):
+        with torch.device("meta"):  # a checkpoint-free twin: same shapes, no recompute
+            plain = build(model.spec.replace(checkpoint=False))
+        model_step, model_step_by_block = flop_counter_flops(plain, x, sigma, "train_step")
+    return [
+        *breakdown_rows("forward", "flops", "MAC", FVCORE, macs, macs_by_block, n),
+        *breakdown_rows("forward", "flops", "FLOP", FLOP_COUNTER, forward, forward_by_block, n),
+        *breakdown_rows("train_step", "flops", "FLOP", FLOP_COUNTER, step, step_by_block, n),
+        *breakdown_rows("train_step", "model_flops", "FLOP", FLOP_COUNTER, model_step, model_step_by_block, n),
+    ]
