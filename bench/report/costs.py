@@ -7,7 +7,7 @@ import pandas as pd
 
 from .content import Section, save_figure
 from .plots import cost_bars, tradeoff_scatter
-from .readings import add_labels, interval, number
+from .readings import add_labels, effect, number
 from .stats import cost_cells, cost_effects, cost_rows, summarise
 
 # Measurements grouped into figures by unit; a unit not listed lands in "other", never nowhere.
@@ -75,11 +75,9 @@ def checkpoint_section(table: pd.DataFrame, figures_dir: Path) -> Section:
         section.note = ("Checkpointing was varied, but this run lacks training-step time or memory rows for "
                         "matched pairs, so the trade-off cannot be drawn.")
         return section
-    saved = summarise(memory, ["memory metric"], "memory_percent")
-    added = summarise(time.assign(what="time"), ["what"], "time_percent").iloc[0]
-    parts = [f"{row['memory metric']} {interval(row, '%', signed=True)}" for _, row in saved.iterrows()]
-    reading = f"Checkpointing changes training-step time by {interval(added, '%', signed=True)}; memory: " + \
-        "; ".join(parts)
+    saved = summarise(memory, ["memory metric"], "memory_percent").rename(columns={"memory metric": "label"})
+    added = summarise(time.assign(label="training-step time"), ["label"], "time_percent").iloc[0]
+    reading = "Checkpointing on vs off: " + "; ".join(effect(row, "%") for row in [added, *(r for _, r in saved.iterrows())])
     title = "Checkpointing: memory saved against time added"
     section.items.append(save_figure(tradeoff_scatter(points, title), figures_dir, "checkpoint_tradeoff", title,
                                      reading))

@@ -14,7 +14,8 @@ METHOD = ("Each point is one matched pair: the same other axes, device, dtype, b
           "(and, for quality, the same seed and dataset), differing only in the axis shown. Costs: % change of "
           "the per-cell medians over repeats, block totals. Quality: difference in the metric's own unit "
           "(training curves at their last step). Black diamond: mean over pairs with a 95% t-interval "
-          "(scipy.stats.t, n-1 degrees of freedom). An interval that straddles zero is not resolved at this N.")
+          "(scipy.stats.t, n-1 degrees of freedom); the x range follows the pairs, so a wider interval runs off "
+          "the axis (its ends are in the table). An interval that straddles zero is not resolved at this N.")
 
 
 def axis_effects_section(table: pd.DataFrame, figures_dir: Path) -> Section:

@@ -1,6 +1,9 @@
 """Seaborn figures (matplotlib Agg backend); each function takes tidy frames and returns a figure."""
 from __future__ import annotations
 
+import textwrap
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -25,23 +28,32 @@ def _facet_keys(frame: pd.DataFrame, row: str | None, col: str | None):
 
 def effect_plot(pairs: pd.DataFrame, x: str, y: str, row: str | None, col: str | None, title: str,
                 xlabel: str) -> plt.Figure:
-    """Every matched pair as a dot, their mean and 95% t-interval as a black diamond with bars."""
+    """Every matched pair as a dot, their mean and 95% t-interval as a black diamond with bars.
+
+    The x range follows the pairs (and means), not the intervals: with two or three pairs a t-interval can be
+    wider than every observation, and would squash them; bars that leave the axis end without a cap."""
     order = sorted(pairs[y].unique(), key=str)
     n_cols = pairs[col].nunique() if col else 1
+    wrap = 4 if (col and not row and n_cols > 4) else None
+    height = max(2.2, 0.38 * len(order) + 1.2)
+    width = min(9.0, 15.0 / min(n_cols, wrap or n_cols))
     grid = sns.catplot(data=pairs, kind="strip", x=x, y=y, row=row, col=col, order=order, sharex=False,
-                       height=max(2.2, 0.38 * len(order) + 1.2), aspect=max(1.2, 3.2 / n_cols) if n_cols < 3 else 1.3,
-                       alpha=0.6, jitter=0.15, color="tab:blue", col_wrap=4 if (col and not row and n_cols > 4) else None)
+                       height=height, aspect=width / height, alpha=0.6, jitter=0.15, color="tab:blue", col_wrap=wrap)
     for key, subset in _facet_keys(pairs, row, col):
         ax = grid.axes_dict[key] if key is not None else grid.ax
         ax.axvline(0, color="grey", lw=0.8)
+        low_end, high_end = min(0.0, subset[x].min()), max(0.0, subset[x].max())
+        margin = 0.15 * (high_end - low_end) or 1.0
         for label, values in subset.groupby(y)[x]:
             low, high = t_interval(values)
             position, mean = order.index(label), values.mean()
             xerr = None if np.isnan(low) else [[mean - low], [high - mean]]
             ax.errorbar(mean, position, xerr=xerr, fmt="D", color="black", ms=5, capsize=3, zorder=5)
+        ax.set_xlim(low_end - margin, high_end + margin)
     grid.set_axis_labels(xlabel, "")
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")
     grid.figure.suptitle(title, y=1.02)
+    grid.tight_layout()
     return grid.figure
 
 
@@ -61,9 +73,10 @@ def cost_bars(rows: pd.DataFrame, hue: str, title: str) -> plt.Figure:
                        order=sorted(rows["variant"].unique()))
     for label in labels:
         grid.axes_dict[label].set_xlabel(f"median [{units[label]}]" if units[label] else "median")
-        grid.axes_dict[label].set_title(label)
+        grid.axes_dict[label].set_title(textwrap.fill(label, 30))
     grid.set_ylabels("")
     grid.figure.suptitle(title, y=1.02)
+    grid.tight_layout()
     return grid.figure
 
 
@@ -135,8 +148,10 @@ def ratio_heatmap(ratios: pd.DataFrame, title: str, a: str, b: str) -> plt.Figur
     """Ratio B / A per variant (rows) and measurement (columns); colour on a log2 scale centred on 1."""
     table = ratios.pivot_table(index="variant", columns="label", values="ratio", aggfunc="first")
     fig, ax = plt.subplots(figsize=(max(5, 0.75 * table.shape[1] + 3), max(2.5, 0.4 * table.shape[0] + 1.8)))
-    sns.heatmap(np.log2(table.astype(float)), annot=table, fmt=".2f", center=0, cmap="vlag", ax=ax,
-                cbar_kws={"label": f"log2({b} / {a})"}, annot_kws={"fontsize": 7})
+    with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib 3.11 marks as pending removal
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        sns.heatmap(np.log2(table.astype(float)), annot=table, fmt=".2f", center=0, cmap="vlag", ax=ax,
+                    cbar_kws={"label": f"log2({b} / {a})"}, annot_kws={"fontsize": 7})
     ax.set_xlabel("measurement")
     ax.set_ylabel("variant")
     ax.set_title(title)

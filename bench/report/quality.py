@@ -88,7 +88,10 @@ def _pareto_reading(points: pd.DataFrame, panels, floor: pd.Series | None, unit:
         if row["mean"] < lowest:
             names.append(row["variant"])
             lowest = row["mean"]
-    text = f"Best: {best['variant']} {interval(best, unit)}; worst: {worst['variant']} {interval(worst, unit)}"
+    if len(points) == 1:
+        text = f"One variant only: {best['variant']} {interval(best, unit)}"
+    else:
+        text = f"Best: {best['variant']} {interval(best, unit)}; worst: {worst['variant']} {interval(worst, unit)}"
     if best["variant"] != worst["variant"]:
         apart = best["high"] < worst["low"]
         text += "; best and worst are resolved apart" if apart else \
@@ -122,6 +125,8 @@ def _curve_reading(curves: pd.DataFrame, unit: str) -> str:
     last = curves.sort_values("step").groupby(["variant", "seed"], dropna=False).tail(1)
     final = summarise(last, ["variant"], "value")
     best, worst = final.loc[final["mean"].idxmin()], final.loc[final["mean"].idxmax()]
+    if len(final) == 1:
+        return f"One variant only; at the last step: {best['variant']} {interval(best, unit)}"
     text = f"At the last step, lowest: {best['variant']} {interval(best, unit)}; highest: {worst['variant']} " \
            f"{interval(worst, unit)}"
     if best["variant"] != worst["variant"] and not best["high"] < worst["low"]:
