@@ -9,8 +9,9 @@ import torch
 
 from variants import AXES, DEFAULT_AXES, REGISTRIES
 
+from .backends import BACKENDS, BackendOptions
 from .presets import BASES, PRESETS
-from .runner import PARTS, SweepOptions, parse_axis, run_sweep
+from .runner import PARTS, SweepOptions, parse_axis, parse_shard, run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--import", dest="plugins", action="append", default=[], metavar="MODULE",
                      help="import MODULE first (e.g. one that registers a new variant); repeatable")
     run.add_argument("--cache-dir", type=Path, default=Path(".cache"), help="feature-classifier cache")
+    run.add_argument("--shard", help="K/N: run only the K-th of N deterministic slices of the cells")
+    run.add_argument("--backend", default="local", help=f"where cells run: {', '.join(BACKENDS)} (default local)")
+    run.add_argument("--ray-address", help="Ray cluster address for ray.init (default: find or start one)")
+    run.add_argument("--slurm-cluster", help="submitit cluster: slurm (default when sbatch exists), local, debug")
+    run.add_argument("--slurm-partition", help="SLURM partition")
+    run.add_argument("--slurm-time", type=int, default=60, help="SLURM time limit per cell, minutes (default 60)")
+    run.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per job (cells on CUDA get at least 1)")
     run.set_defaults(handler=_run)
+
+    merge = sub.add_parser("merge", help="combine run folders (shards, machines) into one, each cell once")
+    merge.add_argument("dirs", type=Path, nargs="+", help="run folders of one sweep")
+    merge.add_argument("--out", type=Path, required=True, help="new run folder for the merged table")
+    merge.set_defaults(handler=_merge)
 
     sub.add_parser("list", help="presets, axes and registered variants").set_defaults(handler=_list)
 
@@ -76,10 +89,22 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         base=args.base, batch_size=args.batch_size, axes=dict(parse_axis(a) for a in args.axis),
         parts=tuple(p.strip() for p in args.only.split(",") if p.strip()), seeds=args.seeds,
         plugins=tuple(args.plugins), cache_dir=args.cache_dir,
+        shard=parse_shard(args.shard) if args.shard else None,
+        backend=BackendOptions(name=args.backend, ray_address=args.ray_address, slurm_cluster=args.slurm_cluster,
+                               slurm_partition=args.slurm_partition, slurm_time_min=args.slurm_time,
+                               slurm_gpus=args.slurm_gpus),
     )
     table = run_sweep(options, argv)
     print_summary(table)
     return 1 if (table["status"] == "error").any() else 0
+
+
+def _merge(args: argparse.Namespace, argv: list[str]) -> int:
+    from .merge import merge_runs
+
+    table = merge_runs(args.dirs, args.out)
+    print(f"merged {len(args.dirs)} folders: {table['cell_id'].nunique()} cells, {len(table)} rows -> {args.out}")
+    return 0
 
 
 def _list(args: argparse.Namespace, argv: list[str]) -> int:

@@ -16,10 +16,10 @@ import torch
 from variants import AXES, UNetSpec, grid
 
 from . import envinfo
+from .backends import BackendOptions, check_backend, execute
 from .cells import Cell
 from .presets import BASES, Preset, get_preset
 from .store import RunStore, atomic_write_text, rows_frame
-from .worker import run_cell
 
 PARTS = ("cost", "quality")
 
@@ -38,11 +38,13 @@ class SweepOptions:
     seeds: int | None = None
     plugins: tuple[str, ...] = ()           # modules to import first: they register extra variants
     cache_dir: Path = Path(".cache")
+    shard: tuple[int, int] | None = None    # (k, n): run the k-th of n deterministic slices of the cells
+    backend: BackendOptions = BackendOptions()
 
     def config(self) -> dict[str, Any]:
-        """What must match for --resume to continue a run (not the output folder or resume flag)."""
+        """What must match for --resume to continue a run (not where or how it runs)."""
         data = dataclasses.asdict(self)
-        for key in ("out", "resume", "cache_dir"):
+        for key in ("out", "resume", "cache_dir", "backend"):
             data.pop(key)
         data["axes"] = {k: list(v) for k, v in sorted(self.axes.items())}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
@@ -75,6 +77,7 @@ def validate(options: SweepOptions) -> None:
     for part in options.parts:
         if part not in PARTS:
             raise ValueError(f"--only {part!r} is invalid; valid: {', '.join(PARTS)}")
+    check_backend(options.backend)
     plan(options)  # builds (and so validates) every spec
 
 
@@ -100,7 +103,18 @@ def plan(options: SweepOptions) -> list[Cell]:
                                   base_config=base_name))
     if "quality" in options.parts and preset.quality:
         cells += _quality_cells(preset, options, axes)
+    if options.shard:
+        k, n = options.shard
+        cells = [c for c in cells if int(c.id, 16) % n == k - 1]
     return cells
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``k/n`` with 1 <= k <= n: a slice chosen by cell id, so it is the same on every machine."""
+    k, sep, n = text.partition("/")
+    if not sep or not k.isdigit() or not n.isdigit() or not 1 <= int(k) <= int(n):
+        raise ValueError(f"--shard {text!r} is invalid; valid: K/N with 1 <= K <= N, e.g. 2/4")
+    return int(k), int(n)
 
 
 def _quality_cells(preset: Preset, options: SweepOptions, axes: dict[str, tuple[Any, ...]]) -> list[Cell]:
@@ -132,20 +146,17 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     todo = [c for c in cells if not store.is_finished(c)]
     print(f"{run_id}: {len(cells)} cells, {len(cells) - len(todo)} already finished, {len(todo)} to run "
           f"-> {options.out}", flush=True)
-    worker_options = {"timing": dataclasses.asdict(preset.timing), "cache_dir": str(options.cache_dir)}
-    device_names = {"cpu": env["cpu_model"], "cuda": env["gpu_name"] or ""}
+    worker_options = {"timing": dataclasses.asdict(preset.timing), "cache_dir": str(options.cache_dir.resolve())}
     progress = Progress(todo, preset.seconds_per_cell)
     failed = 0
     try:
-        for cell in todo:
-            started = time.perf_counter()
-            rows = run_cell(cell, options.out, options.plugins, worker_options)
-            frame = rows_frame(run_id, device_names[cell.device], cell, rows)
-            store.write_cell(frame, cell)
+        for result in execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend):
+            frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
+            store.write_cell(frame, result.cell)
             store.consolidate()
             bad = frame[frame["status"] != "ok"]
             failed += bool(len(bad))
-            progress.done(cell, time.perf_counter() - started, bad["status"].iloc[0] if len(bad) else "ok")
+            progress.done(result.cell, result.seconds, bad["status"].iloc[0] if len(bad) else "ok")
     except KeyboardInterrupt:
         print(f"\ninterrupted: every finished cell is kept in {options.out}; rerun with --resume to finish",
               file=sys.stderr)

@@ -13,7 +13,7 @@ STATUSES = ("ok", "oom", "error", "skipped")
 # Identity of the cell a row belongs to, filled in by the runner.
 CELL_COLUMNS = (
     "run_id", "cell_id", "kind", "variant", "spec_hash", "upsample", "time_injection", "attn_heads", "checkpoint",
-    "attention", "base_config", "dataset", "device", "device_name", "dtype", "threads", "batch_size",
+    "attention", "base_config", "dataset", "device", "device_name", "host", "dtype", "threads", "batch_size",
 )
 # What was measured, filled in by the measurement code.
 MEASUREMENT_COLUMNS = (

@@ -37,8 +37,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def rows_frame(run_id: str, device_name: str, cell: Cell, measurements: Iterable[Measurement]) -> pd.DataFrame:
-    identity = cell.identity_columns() | {"run_id": run_id, "device_name": device_name}
+def rows_frame(run_id: str, cell: Cell, measurements: Iterable[Measurement], **worker: str) -> pd.DataFrame:
+    """The cell's rows with its identity columns; ``worker`` gives device_name and host."""
+    identity = cell.identity_columns() | {"run_id": run_id} | worker
     records = [identity | m.as_dict() for m in measurements]
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     return _typed(frame)

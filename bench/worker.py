@@ -10,8 +10,11 @@ import importlib
 import json
 import multiprocessing
 import signal
+import socket
 import sys
+import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from .cells import Cell
@@ -19,7 +22,17 @@ from .schema import Measurement, failure
 from .store import RunStore, atomic_write_text
 
 
-def run_cell(cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict) -> list[Measurement]:
+@dataclass
+class CellResult:
+    cell: Cell
+    rows: list[Measurement]
+    host: str          # where the worker ran: on a cluster, each cell can run elsewhere
+    device_name: str   # the worker's CPU model or GPU name
+    seconds: float
+
+
+def run_cell(cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict) -> CellResult:
+    started = time.perf_counter()
     scratch = RunStore(run_dir).scratch
     scratch.mkdir(parents=True, exist_ok=True)
     out = scratch / f"{cell.id}.json"
@@ -34,12 +47,23 @@ def run_cell(cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict)
         proc.kill()
         proc.join()
         raise
-    rows = [Measurement(**r) for r in json.loads(out.read_text())] if out.exists() else []
+    report = json.loads(out.read_text()) if out.exists() else {"rows": [], "device_name": device_name(cell.device)}
     out.unlink(missing_ok=True)
+    rows = [Measurement(**r) for r in report["rows"]]
     if proc.exitcode != 0:
         why = f"signal {signal.Signals(-proc.exitcode).name}" if proc.exitcode < 0 else f"exit code {proc.exitcode}"
         rows.append(failure("cell", "error", f"worker process died with {why}"))
-    return rows
+    return CellResult(cell, rows, socket.gethostname(), report["device_name"], time.perf_counter() - started)
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    from .envinfo import cpu_model
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return cpu_model()
 
 
 def _die_with_parent() -> None:
@@ -65,7 +89,8 @@ def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], opti
     except Exception as err:  # one cell's failure is a row, and the sweep goes on
         rows.append(failure("cell", "error", f"{type(err).__name__}: {_one_line(err)} "
                                              f"[{_where(err)}]"))
-    atomic_write_text(Path(out), json.dumps([r.as_dict() for r in rows]))
+    report = {"rows": [r.as_dict() for r in rows], "device_name": device_name(cell.device)}
+    atomic_write_text(Path(out), json.dumps(report))
 
 
 def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> None:

@@ -1,0 +1,122 @@
+"""Where cells run: ``local`` (one spawned worker at a time on this machine), ``ray`` (one Ray task per
+cell on the cluster ``ray.init`` finds), ``slurm`` (a submitit job array). Every backend runs the same
+``worker.run_cell`` and hands results back to the runner, which alone writes the run folder, so each
+finished cell reaches it exactly once whatever the backend. Cells write sample images into the run
+folder themselves: on a cluster it must be on a shared filesystem.
+"""
+from __future__ import annotations
+
+import importlib.util
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .cells import Cell
+from .schema import failure
+from .worker import CellResult, device_name, run_cell
+
+BACKENDS = ("local", "ray", "slurm")
+EXTRAS = {"ray": ("ray", "pip install 'unet-ablation-bench[ray]'  (or: pip install ray)"),
+          "slurm": ("submitit", "pip install 'unet-ablation-bench[slurm]'  (or: pip install submitit)")}
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    name: str = "local"
+    ray_address: str | None = None     # None: ray.init() finds a running cluster or starts a local one
+    slurm_cluster: str | None = None   # submitit's AutoExecutor cluster: None (auto: slurm), "local", "debug"
+    slurm_partition: str | None = None
+    slurm_time_min: int = 60
+    slurm_gpus: int = 0                # per job; cells on CUDA get at least 1
+
+
+def check_backend(options: BackendOptions) -> None:
+    if options.name not in BACKENDS:
+        raise ValueError(f"--backend {options.name!r} is invalid; valid: {', '.join(BACKENDS)}")
+    if options.name in EXTRAS:
+        module, install = EXTRAS[options.name]
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"--backend {options.name} needs the {module} package, which is not installed; "
+                             f"install it with: {install}")
+    if options.slurm_time_min < 1:
+        raise ValueError(f"--slurm-time {options.slurm_time_min} is invalid; valid: minutes, a positive integer")
+
+
+def execute(cells: list[Cell], run_dir: Path, plugins: tuple[str, ...], worker_options: dict,
+            backend: BackendOptions) -> Iterator[CellResult]:
+    """Yield each cell's result as it finishes (in completion order for the distributed backends)."""
+    if not cells:
+        return
+    if backend.name == "local":
+        for cell in cells:
+            yield run_cell(cell, run_dir, plugins, worker_options)
+    elif backend.name == "ray":
+        yield from _ray(cells, run_dir, plugins, worker_options, backend)
+    else:
+        yield from _slurm(cells, run_dir, plugins, worker_options, backend)
+
+
+def _lost(cell: Cell, err: BaseException, started: float) -> CellResult:
+    """A task whose worker never reported back: a row saying so, never a gap."""
+    message = f"{type(err).__name__}: {' '.join(str(err).split())[:500]}"
+    return CellResult(cell, [failure("cell", "error", message)], socket.gethostname(), device_name(cell.device),
+                      time.perf_counter() - started)
+
+
+def _ray(cells, run_dir, plugins, worker_options, backend) -> Iterator[CellResult]:
+    import ray
+
+    ray.init(address=backend.ray_address, ignore_reinit_error=True, log_to_driver=False)
+    remote = ray.remote(run_cell)
+    started = time.perf_counter()
+    pending = {
+        remote.options(num_cpus=cell.threads, num_gpus=1 if cell.device.startswith("cuda") else 0,
+                       max_retries=0).remote(cell, run_dir, plugins, worker_options): cell
+        for cell in cells
+    }
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(done[0])
+            try:
+                yield ray.get(done[0])
+            except Exception as err:  # the Ray worker died or the task failed outside run_cell's own guard
+                yield _lost(cell, err, started)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+
+
+def _slurm(cells, run_dir, plugins, worker_options, backend) -> Iterator[CellResult]:
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=run_dir / ".submitit", cluster=backend.slurm_cluster)
+    gpus = max(backend.slurm_gpus, 1 if any(c.device.startswith("cuda") for c in cells) else 0)
+    params = dict(timeout_min=backend.slurm_time_min, cpus_per_task=max(c.threads for c in cells),
+                  name="unet-ablation-bench")
+    if gpus:
+        params["gpus_per_node"] = gpus
+    if backend.slurm_partition:
+        params["slurm_partition"] = backend.slurm_partition
+    executor.update_parameters(**params)
+    started = time.perf_counter()
+    n = len(cells)
+    jobs = executor.map_array(run_cell, cells, [run_dir] * n, [plugins] * n, [worker_options] * n)
+    pending = dict(zip(jobs, cells))
+    try:
+        while pending:
+            finished = [job for job in pending if job.done()]
+            if not finished:
+                time.sleep(1.0)
+                continue
+            for job in finished:
+                cell = pending.pop(job)
+                try:
+                    yield job.result()
+                except Exception as err:  # the job died: time limit, node failure, preemption, ...
+                    yield _lost(cell, err, started)
+    finally:
+        for job in pending:
+            job.cancel(check=False)

@@ -1,0 +1,104 @@
+"""Same cells whatever runs them: local workers, a local Ray instance, submitit's local executor, shards."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from test_runner import ENV, ROOT, SMALL, bench
+
+pytestmark = pytest.mark.slow
+
+
+def cells_of(folder):
+    table = pd.read_parquet(folder / "metrics.parquet")
+    assert (table["status"] == "ok").all(), table[table["status"] != "ok"]["message"].tolist()
+    # each cell exactly once: one total-parameter row per cell
+    params = table[(table["metric"] == "params") & (table["block"] == "total")]
+    assert params["cell_id"].is_unique
+    return set(table["cell_id"]), table
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "run"
+    bench("run", "--out", str(out), *SMALL, check=True, timeout=600)
+    return out
+
+
+def test_ray_backend_gives_the_local_cells(local_run, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent))
+    subprocess.run([ray, "start", "--head", "--num-cpus=2", "--disable-usage-stats", "--include-dashboard=false"],
+                   env=ENV, check=True, capture_output=True, timeout=300)
+    try:
+        out = tmp_path / "ray"
+        result = bench("run", "--out", str(out), *SMALL, "--backend", "ray", "--ray-address", "auto", timeout=600)
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=ENV, capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    ray_cells, table = cells_of(out)
+    assert ray_cells == cells_of(local_run)[0]
+    assert (table["host"] != "").all() and (table["device_name"] != "").all()
+
+
+def test_submitit_local_executor_gives_the_local_cells(local_run, tmp_path):
+    pytest.importorskip("submitit", reason="the slurm extra is not installed")
+    out = tmp_path / "slurm"
+    result = bench("run", "--out", str(out), *SMALL, "--backend", "slurm", "--slurm-cluster", "local", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert cells_of(out)[0] == cells_of(local_run)[0]
+
+
+def test_shards_cover_the_sweep_once_and_merge_back(local_run, tmp_path):
+    shards = []
+    for k in (1, 2):
+        out = tmp_path / f"shard{k}"
+        bench("run", "--out", str(out), *SMALL, "--shard", f"{k}/2", check=True, timeout=600)
+        shards.append(out)
+    merged = tmp_path / "merged"
+    result = bench("merge", *map(str, shards), "--out", str(merged), check=True)
+    assert "2 cells" in result.stdout
+    merged_cells, table = cells_of(merged)
+    assert merged_cells == cells_of(local_run)[0]
+    # merging a folder twice still keeps each cell once
+    again = tmp_path / "again"
+    bench("merge", *map(str, shards), str(shards[0]), "--out", str(again), check=True)
+    assert len(pd.read_parquet(again / "metrics.parquet")) == len(table)
+
+
+def test_merge_refuses_different_sweeps_and_schemas(local_run, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(local_run, other)
+    run = json.loads((other / "run.json").read_text())
+    run["config"]["batch_size"] = 7
+    (other / "run.json").write_text(json.dumps(run))
+    result = bench("merge", str(local_run), str(other), "--out", str(tmp_path / "m1"))
+    assert result.returncode == 2 and "are different sweeps (batch_size: None vs 7)" in result.stderr
+    run["config"]["batch_size"] = None
+    run["schema_version"] = 99
+    (other / "run.json").write_text(json.dumps(run))
+    result = bench("merge", str(local_run), str(other), "--out", str(tmp_path / "m2"))
+    assert result.returncode == 2 and "has table schema 99" in result.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--shard", "3/2"], "--shard '3/2' is invalid; valid: K/N with 1 <= K <= N"),
+    (["--backend", "kubernetes"], "--backend 'kubernetes' is invalid; valid: local, ray, slurm"),
+])
+def test_bad_backend_options_fail_before_any_work(tmp_path, args, message):
+    result = bench("run", "--out", str(tmp_path / "run"), *SMALL, *args)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_extra_fails_at_once_with_the_install_command(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; "  # as if ray were not installed
+            "from bench.cli import main; sys.exit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", code, "run", "--out", str(tmp_path / "run"), *SMALL,
+                             "--backend", "ray"], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "--backend ray needs the ray package" in result.stderr and "pip install" in result.stderr
