@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write report.md, report.html and figures/ for run folders")
     report.add_argument("dirs", type=Path, nargs="+", help="one run folder, or two to compare")
-    report.add_argument("--out", type=Path, help="where to write (default: the first run folder)")
+    report.add_argument("--out", type=Path, help="where to write (default: the run folder; DIR_A/compare-NAME_B for two)")
     report.set_defaults(handler=_report)
 
     imp = sub.add_parser("import", help="turn a pytest-benchmark JSON into the project's tidy table")

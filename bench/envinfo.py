@@ -55,6 +55,11 @@ def versions() -> dict[str, str]:
     return found
 
 
+def _without_machine_path(arg: str) -> str:
+    """An absolute path names this machine's layout: keep only the part a reader needs, its last name."""
+    return f"<path>/{Path(arg).name}" if os.path.isabs(arg) else arg
+
+
 def describe(threads: int, argv: list[str]) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     return {
@@ -68,7 +73,7 @@ def describe(threads: int, argv: list[str]) -> dict[str, Any]:
         "cuda_version": torch.version.cuda if cuda else None,
         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if cuda else None,
         "git_revision": git_revision(),
-        "command": " ".join(["python -m bench", *argv]),
+        "command": " ".join(["python -m bench", *map(_without_machine_path, argv)]),
         "load_start": load_average(),
         "python_executable": Path(sys.executable).name,
     }
