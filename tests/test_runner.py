@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.cli import main
 from bench.schema import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,33 +38,35 @@ BAD_OPTIONS = [
 ]
 
 
+def refused(capsys, *args: str) -> str:
+    """Run the CLI in this process (bad options fail before any worker starts); return stderr."""
+    assert main(list(args)) == 2
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args,message", BAD_OPTIONS, ids=[a[1] for a, _ in BAD_OPTIONS])
-def test_bad_options_fail_before_any_work(tmp_path, args, message):
+def test_bad_options_fail_before_any_work(tmp_path, capsys, args, message):
     out = tmp_path / "run"
-    result = bench("run", "--out", str(out), "--preset", "smoke", *args)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
+    assert message in refused(capsys, "run", "--out", str(out), "--preset", "smoke", *args)
     assert not out.exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so asking for it is not an error")
-def test_missing_cuda_device_fails_before_any_work(tmp_path):
-    result = bench("run", "--out", str(tmp_path / "run"), "--device", "cpu,cuda", *SMALL)
-    assert result.returncode == 2
-    assert "--device cuda was asked for, but torch sees no CUDA device" in result.stderr
+def test_missing_cuda_device_fails_before_any_work(tmp_path, capsys):
+    err = refused(capsys, "run", "--out", str(tmp_path / "run"), "--device", "cpu,cuda", *SMALL)
+    assert "--device cuda was asked for, but torch sees no CUDA device" in err
 
 
-def test_a_folder_with_a_foreign_table_is_refused(tmp_path):
+def test_a_folder_with_a_foreign_table_is_refused(tmp_path, capsys):
     (tmp_path / "metrics.csv").write_text("a,b\n1,2\n")
-    result = bench("run", "--out", str(tmp_path), *SMALL)
-    assert result.returncode == 2 and "not a run of this tool" in result.stderr
+    assert "not a run of this tool" in refused(capsys, "run", "--out", str(tmp_path), *SMALL)
 
 
-def test_a_folder_with_another_schema_is_refused(tmp_path):
+def test_a_folder_with_another_schema_is_refused(tmp_path, capsys):
     (tmp_path / "run.json").write_text(json.dumps({"run_id": "old", "schema_version": 0, "columns": ["x"],
                                                    "config": {}}))
-    result = bench("run", "--out", str(tmp_path), "--resume", *SMALL)
-    assert result.returncode == 2 and "holds a table of another schema" in result.stderr
+    err = refused(capsys, "run", "--out", str(tmp_path), "--resume", *SMALL)
+    assert "holds a table of another schema" in err
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +120,11 @@ def test_summary_is_printed(finished_run):
     assert "Cost per variant" in result.stdout and "train [img/s]" in result.stdout
 
 
-def test_rerun_without_resume_is_refused_and_resume_with_other_options_too(finished_run):
+def test_rerun_without_resume_is_refused_and_resume_with_other_options_too(finished_run, capsys):
     out, _ = finished_run
-    again = bench("run", "--out", str(out), *SMALL)
-    assert again.returncode == 2 and "pass --resume" in again.stderr
-    other = bench("run", "--out", str(out), "--resume", *SMALL, "--batch-size", "3")
-    assert other.returncode == 2 and "batch_size: stored None, now 3" in other.stderr
+    assert "pass --resume" in refused(capsys, "run", "--out", str(out), *SMALL)
+    err = refused(capsys, "run", "--out", str(out), "--resume", *SMALL, "--batch-size", "3")
+    assert "batch_size: stored None, now 3" in err
 
 
 def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_path):
