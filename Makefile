@@ -21,13 +21,14 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --benchmark-skip
 
+# The report is written even when a cell failed (its row says why); the exit status is the run's.
 bench: $(STAMP)
-	$(PY) -m bench run --preset quick --out $(OUT) --device auto --threads $(THREADS) --resume
-	$(PY) -m bench report $(OUT)
+	$(PY) -m bench run --preset quick --out $(OUT) --device auto --threads $(THREADS) --resume; \
+	status=$$?; $(PY) -m bench report $(OUT) && exit $$status
 
 bench-smoke: $(STAMP)
-	$(PY) -m bench run --preset smoke --out runs/smoke --device cpu --resume
-	$(PY) -m bench report runs/smoke
+	$(PY) -m bench run --preset smoke --out runs/smoke --device cpu --threads $(THREADS) --resume; \
+	status=$$?; $(PY) -m bench report runs/smoke && exit $$status
 
 report: $(STAMP)
 	$(PY) -m bench report $(OUT)
