@@ -24,11 +24,11 @@ test: $(STAMP)
 # The report is written even when a cell failed (its row says why); the exit status is the run's.
 bench: $(STAMP)
 	$(PY) -m bench run --preset quick --out $(OUT) --device auto --threads $(THREADS) --resume; \
-	status=$$?; $(PY) -m bench report $(OUT) && exit $$status
+	status=$$?; if [ -f $(OUT)/metrics.parquet ]; then $(PY) -m bench report $(OUT) || exit 1; fi; exit $$status
 
 bench-smoke: $(STAMP)
 	$(PY) -m bench run --preset smoke --out runs/smoke --device cpu --threads $(THREADS) --resume; \
-	status=$$?; $(PY) -m bench report runs/smoke && exit $$status
+	status=$$?; if [ -f runs/smoke/metrics.parquet ]; then $(PY) -m bench report runs/smoke || exit 1; fi; exit $$status
 
 report: $(STAMP)
 	$(PY) -m bench report $(OUT)
