@@ -34,7 +34,7 @@ report: $(STAMP)
 	$(PY) -m bench report $(OUT)
 
 benchmark: $(STAMP)
-	$(PY) -m pytest --benchmark-only
+	$(PY) -m pytest --benchmark-only --benchmark-autosave --benchmark-save-data
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
