@@ -19,6 +19,16 @@ SAMPLE_METRICS = {"fd", "kid", "kid_std", "precision", "recall", "swd", "copy_ra
 TIMES = {"wall_time", "sampling_time"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # Tiny models gain nothing from a second thread, and on a shared, busy machine two spinning threads
+    # per process slow these tests several-fold.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")

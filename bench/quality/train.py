@@ -58,7 +58,8 @@ class HeldoutLoss:
 
 def training_steps(model: nn.Module, data: DatasetSplits, config: QualityConfig, seed: int,
                    device: str | torch.device, steps: int) -> Iterator[tuple[int, Tensor]]:
-    """AdamW (constant or cosine learning rate) on smalldiffusion's loss; yields (step, loss) after each optimiser step (step from 1).
+    """AdamW (constant or cosine learning rate) on smalldiffusion's loss; yields (step, loss) after each
+    optimiser step, counting from 1.
 
     Batches are drawn with replacement by a generator seeded with ``seed``; sigma and the noise come from
     ``generate_train_sample`` (the global RNG, seeded here too).
@@ -102,7 +103,7 @@ def train(model: nn.Module, data: DatasetSplits, config: QualityConfig, seed: in
         rows.append(Measurement(PHASE, "heldout_loss", heldout(scored), "mse", f"{heldout.method}; {weights}",
                                 seed=seed, step=step, n=heldout.n))
         rows.append(Measurement(PHASE, "wall_time", elapsed, "s", "time.perf_counter, training only", seed=seed,
-                                step=step))
+                                step=step, n=step * config.batch_size, message="n: training images seen"))
 
     log(0)
     start = time.perf_counter()
