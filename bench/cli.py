@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=2, help="torch threads in every worker (default 2)")
     run.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: cost, quality")
     run.add_argument("--seeds", type=int, help="quality seeds per variant (default: the preset's)")
+    run.add_argument("--quality", help="quality preset (data, training, scoring): smoke, quick, full, "
+                                       "fashion_mnist_fid, cifar10_fid (default: the preset's)")
     run.add_argument("--import", dest="plugins", action="append", default=[], metavar="MODULE",
                      help="import MODULE first (e.g. one that registers a new variant); repeatable")
     run.add_argument("--cache-dir", type=Path, default=Path(".cache"), help="feature-classifier cache")
@@ -89,7 +91,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         base=args.base, batch_size=args.batch_size, axes=dict(parse_axis(a) for a in args.axis),
         parts=tuple(p.strip() for p in args.only.split(",") if p.strip()), seeds=args.seeds,
         plugins=tuple(args.plugins), cache_dir=args.cache_dir,
-        shard=parse_shard(args.shard) if args.shard else None,
+        shard=parse_shard(args.shard) if args.shard else None, quality=args.quality,
         backend=BackendOptions(name=args.backend, ray_address=args.ray_address, slurm_cluster=args.slurm_cluster,
                                slurm_partition=args.slurm_partition, slurm_time_min=args.slurm_time,
                                slurm_gpus=args.slurm_gpus),
@@ -117,6 +119,12 @@ def _list(args: argparse.Namespace, argv: list[str]) -> int:
     print("\nRegistered variants:")
     for field, registry in REGISTRIES.items():
         print(f"  {field:<15} {', '.join(registry.names())}")
+    from .quality import QUALITY_PRESETS
+
+    print("\nQuality presets (--quality):")
+    for name, config in QUALITY_PRESETS.items():
+        print(f"  {name:<17} {config.dataset}, {config.train_steps} steps, batch {config.batch_size}, "
+              f"N={config.eval_n}{', Inception FID' if config.inception_fid else ''}")
     print("\nBase configs:")
     for name, spec in BASES.items():
         print(f"  {name:<9} {spec.to_json()}")

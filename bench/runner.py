@@ -39,6 +39,7 @@ class SweepOptions:
     plugins: tuple[str, ...] = ()           # modules to import first: they register extra variants
     cache_dir: Path = Path(".cache")
     shard: tuple[int, int] | None = None    # (k, n): run the k-th of n deterministic slices of the cells
+    quality: str | None = None              # bench.quality.QUALITY_PRESETS key; default: the preset's
     backend: BackendOptions = BackendOptions()
 
     def config(self) -> dict[str, Any]:
@@ -78,7 +79,21 @@ def validate(options: SweepOptions) -> None:
         if part not in PARTS:
             raise ValueError(f"--only {part!r} is invalid; valid: {', '.join(PARTS)}")
     check_backend(options.backend)
+    if options.quality is not None and "quality" in options.parts:
+        _check_quality_preset(options.quality)
     plan(options)  # builds (and so validates) every spec
+
+
+def _check_quality_preset(name: str) -> None:
+    from .quality import QUALITY_PRESETS, InceptionUnavailable, require_inception
+
+    if name not in QUALITY_PRESETS:
+        raise ValueError(f"--quality {name!r} is invalid; valid: {', '.join(QUALITY_PRESETS)}")
+    if QUALITY_PRESETS[name].inception_fid:
+        try:
+            require_inception()  # offline or without torch-fidelity: say so now, not after hours of training
+        except InceptionUnavailable as err:
+            raise ValueError(f"--quality {name}: {err}") from err
 
 
 def resolve_base(name_or_json: str) -> tuple[str, UNetSpec]:
@@ -101,8 +116,8 @@ def plan(options: SweepOptions) -> list[Cell]:
             for spec in grid(base, **axes):
                 cells.append(Cell("cost", spec, device, batch_size=batch, threads=options.threads,
                                   base_config=base_name))
-    if "quality" in options.parts and preset.quality:
-        cells += _quality_cells(preset, options, axes)
+    if "quality" in options.parts and (options.quality or preset.quality):
+        cells += _quality_cells(options.quality or preset.quality, preset, options, axes)
     if options.shard:
         k, n = options.shard
         cells = [c for c in cells if int(c.id, 16) % n == k - 1]
@@ -117,13 +132,14 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(k), int(n)
 
 
-def _quality_cells(preset: Preset, options: SweepOptions, axes: dict[str, tuple[Any, ...]]) -> list[Cell]:
+def _quality_cells(name: str, preset: Preset, options: SweepOptions,
+                   axes: dict[str, tuple[Any, ...]]) -> list[Cell]:
     from .quality import QUALITY_PRESETS
 
-    config = QUALITY_PRESETS[preset.quality]
+    config = QUALITY_PRESETS[name]
     device = "cuda" if "cuda" in options.devices else "cpu"
     seeds = range(options.seeds or preset.seeds)
-    common = dict(device=device, threads=options.threads, dataset=preset.quality, base_config=preset.quality)
+    common = dict(device=device, threads=options.threads, dataset=name, base_config=name)
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
     functional = list(grid(config.base, **(axes | {"checkpoint": (False,)})))
     cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]

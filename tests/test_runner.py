@@ -35,7 +35,15 @@ BAD_OPTIONS = [
     (["--threads", "0"], "--threads 0 is invalid"),
     (["--base", "imagenet"], "--base 'imagenet' is invalid; valid: digits8, fmnist28, cifar32"),
     (["--import", "no_such_plugin"], "--import 'no_such_plugin' cannot be imported"),
+    (["--quality", "imagenet"], "--quality 'imagenet' is invalid; valid: smoke, quick, full, fashion_mnist_fid"),
 ]
+
+
+def test_inception_fid_without_its_package_fails_at_once_saying_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as offline machines without the extra are
+    err = refused(capsys, "run", "--out", str(tmp_path / "run"), "--preset", "smoke", "--quality", "cifar10_fid")
+    assert "--quality cifar10_fid: inception_fid=True needs the torch-fidelity package: `pip install torch-fidelity`" in err
+    assert not (tmp_path / "run").exists()
 
 
 def refused(capsys, *args: str) -> str:

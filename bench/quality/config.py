@@ -156,3 +156,10 @@ QUALITY_PRESETS: dict[str, QualityConfig] = {
     ),
 }
 
+# Real Inception FID for users with internet: torchvision downloads the data into <cache-dir>/data and
+# torch-fidelity's Inception-v3 weights go to torch.hub's cache (bench/quality/inception.py).
+QUALITY_PRESETS["fashion_mnist_fid"] = QUALITY_PRESETS["full"].replace(
+    dataset="fashion_mnist", download=True, inception_fid=True)
+QUALITY_PRESETS["cifar10_fid"] = QUALITY_PRESETS["full"].replace(
+    dataset="cifar10", download=True, inception_fid=True, train_steps=100_000, sampler_steps=100, eval_n=5000,
+    base=UNetSpec(in_dim=32, in_ch=3, out_ch=3, ch=128, ch_mult=(1, 2, 2, 2), attn_resolutions=(16,)))
