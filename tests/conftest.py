@@ -5,9 +5,14 @@ from variants import UNetSpec
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed_and_one_thread():
+    # Tests use tiny models that gain nothing from a second thread; on a shared, busy 2-core machine two
+    # spinning threads per process made them several-fold slower. Benchmarks pin their own count.
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
 
 
 # Two small configurations the issue asks every variant to pass: 8x8 grey and 32x32 RGB.

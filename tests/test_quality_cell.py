@@ -19,16 +19,6 @@ SAMPLE_METRICS = {"fd", "kid", "kid_std", "precision", "recall", "swd", "copy_ra
 TIMES = {"wall_time", "sampling_time"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from a second thread, and on a shared, busy machine two spinning threads
-    # per process slow these tests several-fold.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
@@ -143,7 +133,8 @@ def test_bad_config_fails_naming_the_field(changes, message):
 
 
 def test_presets_and_dict_round_trip():
-    assert set(QUALITY_PRESETS) == {"smoke", "quick", "full"}
+    assert set(QUALITY_PRESETS) == {"smoke", "quick", "full", "fashion_mnist_fid", "cifar10_fid"}
+    assert all(QUALITY_PRESETS[name].inception_fid for name in ("fashion_mnist_fid", "cifar10_fid"))
     for config in QUALITY_PRESETS.values():
         assert QualityConfig(**config.to_dict()) == config
 

@@ -75,16 +75,6 @@ def test_class_histogram_kl():
 
 # --- on real digits, through the cached feature classifier -------------------------------------------------
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from a second thread, and on a shared, busy machine two spinning threads
-    # per process slow these tests several-fold.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")
