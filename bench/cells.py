@@ -27,6 +27,9 @@ class Cell:
     seed: int = 0
     dataset: str = ""          # quality preset name for quality/floor/check cells
     base_config: str = ""
+    peer: str = ""                    # a bench.peers name: the peer's closest match to spec, not our U-Net
+    memory_format: str = "contiguous"  # execution options (bench.measure.execution), with dtype
+    compile: bool = False
 
     @property
     def id(self) -> str:
@@ -34,10 +37,18 @@ class Cell:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
     @property
+    def variant(self) -> str:
+        if self.peer:
+            return f"peer:{self.peer}"
+        return self.spec.name if self.spec else "real"
+
+    @property
     def label(self) -> str:
-        what = self.spec.name if self.spec else "real data"
+        what = self.variant if self.spec else "real data"
         seed = f" seed {self.seed}" if self.kind != "cost" else ""
-        return f"{self.kind:<7} {what}{seed} on {self.device}"
+        options = [o for o in (self.memory_format != "contiguous" and self.memory_format,
+                               self.dtype != "float32" and self.dtype, self.compile and "compiled") if o]
+        return f"{self.kind:<7} {what}{seed} on {self.device}" + (f" ({', '.join(options)})" if options else "")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -58,7 +69,7 @@ class Cell:
         spec = self.spec
         return {
             "cell_id": self.id, "kind": self.kind,
-            "variant": spec.name if spec else "real",
+            "variant": self.variant, "peer": self.peer,
             "spec_hash": spec.hash if spec else "",
             "upsample": spec.upsample if spec else "",
             "time_injection": spec.time_injection if spec else "",
@@ -67,4 +78,5 @@ class Cell:
             "attention": spec.attention if spec else "",
             "base_config": self.base_config, "dataset": self.dataset, "device": self.device, "dtype": self.dtype,
             "threads": self.threads, "batch_size": self.batch_size,
+            "memory_format": self.memory_format, "compile": self.compile,
         }

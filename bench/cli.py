@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--slurm-partition", help="SLURM partition")
     run.add_argument("--slurm-time", type=int, default=60, help="SLURM time limit per cell, minutes (default 60)")
     run.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per job (cells on CUDA get at least 1)")
+    run.add_argument("--peers", default="", help="comma-separated reference models measured at the base spec: "
+                                                 "smalldiffusion, diffusers, lucidrains (default none)")
+    run.add_argument("--memory-format", default="contiguous", help="comma-separated: contiguous, channels_last")
+    run.add_argument("--dtype", default="float32", help="comma-separated: float32, bfloat16 (autocast), "
+                                                        "float16 (autocast, CUDA only)")
+    run.add_argument("--compile", default="off", help="comma-separated: off (eager), on (torch.compile)")
     run.set_defaults(handler=_run)
 
     merge = sub.add_parser("merge", help="combine run folders (shards, machines) into one, each cell once")
@@ -83,6 +89,16 @@ def _devices(text: str) -> tuple[str, ...]:
     return names
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _on_off(option: str, value: str) -> bool:
+    if value not in ("off", "on"):
+        raise ValueError(f"{option} {value!r} is invalid; valid: off, on (comma-separated)")
+    return value == "on"
+
+
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from .summary import print_summary
 
@@ -95,6 +111,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         backend=BackendOptions(name=args.backend, ray_address=args.ray_address, slurm_cluster=args.slurm_cluster,
                                slurm_partition=args.slurm_partition, slurm_time_min=args.slurm_time,
                                slurm_gpus=args.slurm_gpus),
+        peers=_names(args.peers), memory_formats=_names(args.memory_format), dtypes=_names(args.dtype),
+        compile=tuple(_on_off("--compile", v) for v in _names(args.compile)),
     )
     table = run_sweep(options, argv)
     print_summary(table)

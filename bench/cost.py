@@ -1,6 +1,7 @@
 """A cost cell: parameters, FLOPs, memory and throughput of one variant on one device."""
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 from pathlib import Path
@@ -8,33 +9,67 @@ from pathlib import Path
 import torch
 
 from .cells import Cell
+from .measure.execution import Execution, apply, compile_seconds
 from .measure.flops import count_flops
 from .measure.memory import cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
 from .measure.params import count_params
 from .measure.speed import TimingBudget, matmul_peak, throughput
-from .measure.workload import make_workload
-from .schema import Measurement
+from .measure.workload import PHASES, make_workload
+from .peers import PeerUnavailable, build_peer, peer_flops
+from .schema import Measurement, failure
 
 CALIBRATION = TimingBudget(warmup=2, min_repeats=5, min_run_time=0.5, max_run_time=2.0)
 
 
 def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: TimingBudget) -> None:
-    """Append rows as each measurement finishes, so a failure keeps what came before it."""
+    """Append rows as each measurement finishes, so a failure keeps what came before it.
+
+    FLOPs and parameters are counted on the fp32 eager model (no execution option changes them); memory
+    and throughput under the cell's execution option (memory format, autocast dtype, compilation).
+    """
     assert cell.spec is not None
     rows.append(Measurement("env", "loadavg_1min", os.getloadavg()[0], "processes", "os.getloadavg"))
-    workload = make_workload(cell.spec, cell.batch_size, cell.device)
-    rows += count_params(workload.model)
-    flop_rows = count_flops(workload.model, workload.x0, workload.sigma)
+    if cell.peer:
+        try:
+            workload = make_workload(cell.spec, cell.batch_size, cell.device,
+                                     build_model=functools.partial(build_peer, cell.peer))
+        except PeerUnavailable as err:
+            rows.append(failure("cell", "skipped", str(err)))
+            return
+        # A peer has none of our block types: totals only.
+        rows.append(Measurement("model", "params", float(sum(p.numel() for p in workload.model.parameters())),
+                                "count", "numel"))
+        flop_rows = peer_flops(workload.model, workload.x0, workload.sigma)
+    else:
+        workload = make_workload(cell.spec, cell.batch_size, cell.device)
+        rows += count_params(workload.model)
+        flop_rows = count_flops(workload.model, workload.x0, workload.sigma)
     rows += flop_rows
-    rows.append(saved_tensor_bytes(workload))
+    execution = Execution(cell.memory_format, cell.dtype, cell.compile)
+    workload = apply(workload, execution)
+    if execution.compile:
+        rows += compile_seconds(workload)
+        rows.append(_skipped("train_step", "saved_tensor_bytes", "bytes", "saved_tensors_hooks",
+                             "a compiled step's saved tensors are chosen by its compiler, out of the hooks' sight"))
+    else:
+        with workload.autocast():
+            rows.append(saved_tensor_bytes(workload))
     if cell.device.startswith("cuda"):
         rows += cuda_peak_memory(workload)
+    elif cell.peer or not execution.is_default:
+        for phase in PHASES:
+            rows.append(_skipped(phase, "peak_rss_bytes", "bytes", "VmHWM-net-of-baseline",
+                                 "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only"))
     else:
         rows += cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)
     peak_rows = matmul_peak(cell.device, getattr(torch, cell.dtype), cell.threads, CALIBRATION)
     rows += peak_rows
     peak = statistics.median(r.value for r in peak_rows)
     rows += throughput(workload, cell.threads, budget, model_flops(flop_rows), peak)
+
+
+def _skipped(phase: str, metric: str, unit: str, method: str, why: str) -> Measurement:
+    return Measurement(phase, metric, float("nan"), unit, method, status="skipped", message=why)
 
 
 def model_flops(flop_rows: list[Measurement]) -> dict[str, float]:

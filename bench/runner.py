@@ -18,6 +18,8 @@ from variants import AXES, UNetSpec, grid
 from . import envinfo
 from .backends import BackendOptions, check_backend, execute
 from .cells import Cell
+from .measure.execution import executions
+from .peers import get_peer
 from .presets import BASES, Preset, get_preset
 from .store import RunStore, atomic_write_text, rows_frame
 
@@ -41,6 +43,10 @@ class SweepOptions:
     shard: tuple[int, int] | None = None    # (k, n): run the k-th of n deterministic slices of the cells
     quality: str | None = None              # bench.quality.QUALITY_PRESETS key; default: the preset's
     backend: BackendOptions = BackendOptions()
+    peers: tuple[str, ...] = ()             # bench.peers names, measured at the base spec beside our variants
+    memory_formats: tuple[str, ...] = ("contiguous",)  # execution options of cost cells, swept like axes
+    dtypes: tuple[str, ...] = ("float32",)
+    compile: tuple[bool, ...] = (False,)
 
     def config(self) -> dict[str, Any]:
         """What must match for --resume to continue a run (not where or how it runs)."""
@@ -112,10 +118,14 @@ def plan(options: SweepOptions) -> list[Cell]:
     if "cost" in options.parts:
         base_name, base = resolve_base(options.base or preset.base)
         batch = options.batch_size or preset.batch_size
+        for peer in options.peers:
+            get_peer(peer)  # an unknown name fails here; a missing package becomes a 'skipped' row
         for device in options.devices:
-            for spec in grid(base, **axes):
-                cells.append(Cell("cost", spec, device, batch_size=batch, threads=options.threads,
-                                  base_config=base_name))
+            for execution in executions(device, options.memory_formats, options.dtypes, options.compile):
+                common = dict(batch_size=batch, threads=options.threads, base_config=base_name, dtype=execution.dtype,
+                              memory_format=execution.memory_format, compile=execution.compile)
+                cells += [Cell("cost", spec, device, **common) for spec in grid(base, **axes)]
+                cells += [Cell("cost", base, device, peer=peer, **common) for peer in options.peers]
     if "quality" in options.parts and (options.quality or preset.quality):
         cells += _quality_cells(options.quality or preset.quality, preset, options, axes)
     if options.shard:

@@ -14,6 +14,7 @@ STATUSES = ("ok", "oom", "error", "skipped")
 CELL_COLUMNS = (
     "run_id", "cell_id", "kind", "variant", "spec_hash", "upsample", "time_injection", "attn_heads", "checkpoint",
     "attention", "base_config", "dataset", "device", "device_name", "host", "dtype", "threads", "batch_size",
+    "peer", "memory_format", "compile",
 )
 # What was measured, filled in by the measurement code.
 MEASUREMENT_COLUMNS = (

@@ -17,7 +17,7 @@ import pandas as pd
 from .cells import Cell
 from .schema import COLUMNS, Measurement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: peer, memory_format, compile columns
 
 
 def atomic_write(path: Path, write) -> None:
@@ -52,6 +52,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         frame[col] = frame[col].astype("Int64")
     frame["value"] = frame["value"].astype("float64")
     frame["checkpoint"] = frame["checkpoint"].astype("bool")
+    frame["compile"] = frame["compile"].astype("bool")
     for col in frame.columns:
         if frame[col].dtype == object:
             frame[col] = frame[col].fillna("").astype(str)

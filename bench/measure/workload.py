@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from variants import UNet, UNetSpec, build
 
@@ -46,9 +46,11 @@ class Workload:
         return getattr(self, name)
 
 
-def make_workload(spec: UNetSpec, batch_size: int, device: str | torch.device = "cpu", seed: int = 0) -> Workload:
+def make_workload(spec: UNetSpec, batch_size: int, device: str | torch.device = "cpu", seed: int = 0,
+                  build_model: Callable[[UNetSpec], nn.Module] = build) -> Workload:
+    """``build_model`` makes the network from the spec (our builder, or a peer's closest match), after seeding."""
     torch.manual_seed(seed)
-    model = build(spec).to(device)
+    model = build_model(spec).to(device)
     x0 = torch.randn(batch_size, *model.input_dims, device=device)
     sigma = torch.logspace(-2, 1, batch_size, device=device).view(-1, 1, 1, 1)
     eps = torch.randn_like(x0)

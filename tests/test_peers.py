@@ -1,0 +1,135 @@
+"""Peers: built at the closest configuration, wrapped to our protocol, counted and planned like variants."""
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from bench.cells import Cell
+from bench.cost import measure_cost
+from bench.measure.flops import count_flops
+from bench.measure.speed import TimingBudget
+from bench.peers import PEERS, PeerUnavailable, build_peer, get_peer, peer_flops, sigma_to_timestep
+from bench.runner import SweepOptions, plan
+from variants import UNetSpec, build
+
+# Tiny, with attention at one of two levels (so the level and the middle differ in width).
+SPEC = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(8,), norm_groups=32,
+                num_res_blocks=1, dropout=0.0)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def inputs(batch: int = 3):
+    return torch.randn(batch, 1, 8, 8), torch.tensor([0.05, 1.0, 8.0])[:batch].view(-1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("name", list(PEERS))
+def test_every_peer_follows_our_protocol(name):
+    model = build_peer(name, SPEC)
+    x, sigma = inputs()
+    assert model(x, sigma).shape == x.shape
+    assert model(x, sigma[1].reshape(())).shape == x.shape  # one sigma for the batch, as samplers pass it
+    loss = model.get_loss(x, sigma, torch.randn_like(x))    # smalldiffusion's training loss
+    loss.backward()
+    assert loss.ndim == 0 and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert model.input_dims == (1, 8, 8) and not model.spec.checkpoint
+
+
+def test_smalldiffusion_peer_is_our_baseline_parameter_for_parameter_and_output_for_output():
+    ours, peer = build(SPEC).eval(), build_peer("smalldiffusion", SPEC).eval()
+    with torch.no_grad():
+        for mine, theirs in zip(ours.parameters(), peer.parameters(), strict=True):
+            mine.copy_(theirs)
+    x, sigma = inputs()
+    torch.testing.assert_close(peer(x, sigma), ours(x, sigma), rtol=0, atol=0)
+
+
+def test_diffusers_maps_time_injection_heads_and_norm_groups():
+    from diffusers.models.attention_processor import Attention
+
+    additive, film = build_peer("diffusers", SPEC), build_peer("diffusers", SPEC.replace(time_injection="film"))
+    assert additive.net.config.resnet_time_scale_shift == "default"
+    assert film.net.config.resnet_time_scale_shift == "scale_shift"
+    # FiLM doubles every resnet's time projection, as it does in ours: the same parameter difference.
+    ours_extra = n_params(build(SPEC.replace(time_injection="film"))) - n_params(build(SPEC))
+    assert n_params(film) - n_params(additive) == ours_extra
+    one_head = [m.heads for m in additive.modules() if isinstance(m, Attention)]
+    assert one_head and set(one_head) == {1}
+    two = build_peer("diffusers", SPEC.replace(attn_heads=2))
+    heads = [(m.heads, m.inner_dim) for m in two.modules() if isinstance(m, Attention)]
+    assert heads[0] == (2, 32)  # the first attention block (32 channels) gets the spec's head count
+    # the GroupNorm before attention stays with scale-shift (diffusers drops it unless told otherwise)
+    assert all(m.group_norm is not None for m in film.modules() if isinstance(m, Attention))
+
+
+def test_lucidrains_puts_full_attention_at_the_spec_resolutions():
+    from denoising_diffusion_pytorch.denoising_diffusion_pytorch import Attention, LinearAttention
+
+    model = build_peer("lucidrains", SPEC)
+    down_attn = [type(level[2]) for level in model.net.downs]
+    assert down_attn == [Attention, LinearAttention]  # 8x8 is in attn_resolutions, 4x4 is not
+    assert isinstance(model.net.mid_attn, Attention)
+
+
+def test_sigma_to_timestep_is_250_ln_sigma_per_sample():
+    sigma = torch.tensor([math.e, 1.0, math.exp(-2)]).view(-1, 1, 1, 1)
+    torch.testing.assert_close(sigma_to_timestep(sigma), torch.tensor([250.0, 0.0, -500.0]))
+
+
+def test_smalldiffusion_cannot_follow_other_norm_groups_and_says_so():
+    with pytest.raises(ValueError, match="peer smalldiffusion normalises with 32 groups"):
+        build_peer("smalldiffusion", SPEC.replace(ch=16, norm_groups=8))
+
+
+def test_unknown_peer_and_missing_package_say_what_is_valid_and_what_to_install(monkeypatch):
+    with pytest.raises(ValueError, match="--peers 'edm' is not a peer; valid: smalldiffusion, diffusers, lucidrains"):
+        get_peer("edm")
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # as on a machine without the package
+    with pytest.raises(PeerUnavailable, match="needs the diffusers package: `pip install diffusers`"):
+        build_peer("diffusers", SPEC)
+
+
+def test_peer_flops_are_totals_cross_checked_against_ours():
+    x, sigma = inputs(2)
+    ours = {(r.phase, r.metric, r.unit): r.value for r in count_flops(build(SPEC), x, sigma) if r.block == "total"}
+    theirs = {(r.phase, r.metric, r.unit): r.value for r in peer_flops(build_peer("smalldiffusion", SPEC), x, sigma)}
+    assert theirs == ours  # the same architecture counts the same, FLOPs and fvcore MACs alike
+    rows = peer_flops(build_peer("diffusers", SPEC), x, sigma)
+    totals = {(r.metric, r.unit): r.value for r in rows if r.phase == "forward"}
+    assert totals[("flops", "FLOP")] == 2 * totals[("flops", "MAC")] > 0
+    assert all(r.block == "total" for r in rows)
+
+
+def test_an_op_fvcore_cannot_count_leaves_a_skipped_row_never_a_zero():
+    rows = peer_flops(build_peer("lucidrains", SPEC), *inputs(2))  # RMSNorm's vector norm has no handle
+    fvcore = [r for r in rows if r.method == "fvcore"]
+    assert len(fvcore) == 1 and fvcore[0].status == "skipped" and math.isnan(fvcore[0].value)
+    assert "aten::linalg_vector_norm" in fvcore[0].message
+    assert all(r.value > 0 for r in rows if r.status == "ok")
+
+
+def test_plan_adds_one_peer_cell_per_peer_device_and_execution_option(tmp_path):
+    options = SweepOptions(preset="smoke", out=tmp_path, parts=("cost",), peers=("smalldiffusion", "diffusers"),
+                           axes={"checkpoint": (False,)}, dtypes=("float32", "bfloat16"))
+    cells = plan(options)
+    peers = [c for c in cells if c.peer]
+    assert len(peers) == 2 * 2 and len(cells) == 2 * (2 + 2)  # (2 upsamplers + 2 peers) x 2 dtypes
+    identity = peers[0].identity_columns()
+    assert identity["variant"] == "peer:smalldiffusion" and identity["peer"] == "smalldiffusion"
+    assert {c.dtype for c in peers} == {"float32", "bfloat16"}
+    with pytest.raises(ValueError, match="--peers 'unet' is not a peer"):
+        plan(SweepOptions(preset="smoke", out=tmp_path, parts=("cost",), peers=("unet",)))
+
+
+def test_a_missing_peer_package_makes_a_skipped_row_not_an_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "denoising_diffusion_pytorch", None)
+    rows = []
+    measure_cost(Cell("cost", SPEC, "cpu", batch_size=2, peer="lucidrains"), rows, Path("."),
+                 TimingBudget(warmup=0, min_repeats=3, min_run_time=0.01, max_run_time=0.05))
+    assert [(r.phase, r.status) for r in rows][-1] == ("cell", "skipped")
+    assert "pip install denoising-diffusion-pytorch" in rows[-1].message
