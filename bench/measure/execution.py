@@ -46,7 +46,7 @@ class Execution:
         if self.dtype not in DTYPES:
             raise ValueError(f"--dtype {self.dtype!r} is invalid; valid: {', '.join(DTYPES)}")
         if self.dtype in CUDA_ONLY_DTYPES and not device.startswith("cuda"):
-            raise ValueError(f"--dtype {self.dtype} is CUDA-only (autocast fp16 on {device} is not supported here); "
+            raise ValueError(f"--dtype {self.dtype} is CUDA-only (fp16 autocast with loss scaling); "
                              f"valid on {device}: {', '.join(d for d in DTYPES if d not in CUDA_ONLY_DTYPES)}")
         if not isinstance(self.compile, bool):
             raise ValueError(f"--compile {self.compile!r} is invalid; valid: off, on")
