@@ -87,6 +87,7 @@ class RunStore:
                 detail = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, (a, b) in differ.items())
                 raise ValueError(f"--resume: {self.root} was started with other options ({detail}); "
                                  "rerun with the stored options or choose another --out")
+            self._remove_interrupted_writes()
             return stored["run_id"]
         if (self.root / "metrics.csv").exists() or (self.root / "metrics.parquet").exists():
             raise ValueError(f"--out {self.root} holds a metrics table without run.json: not a run of this tool; "
@@ -96,6 +97,12 @@ class RunStore:
             {"run_id": run_id, "schema_version": SCHEMA_VERSION, "columns": list(COLUMNS), "config": config},
             indent=2, sort_keys=True))
         return run_id
+
+    def _remove_interrupted_writes(self) -> None:
+        """A SIGKILL between ``mkstemp`` and ``os.replace`` leaves a temporary that nothing will rename."""
+        for folder in (self.root, self.cells_dir):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     def part(self, cell: Cell) -> Path:
         return self.cells_dir / f"{cell.id}.parquet"

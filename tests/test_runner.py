@@ -158,3 +158,17 @@ def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_pat
     for name, mtime in first.items():  # finished cells were not run again
         assert (out / "cells" / name).stat().st_mtime_ns == mtime
     assert not list(out.glob("**/*.tmp"))
+
+
+def test_resume_removes_temporaries_a_killed_write_left_behind(tmp_path):
+    from bench.store import RunStore, atomic_write_text
+
+    store = RunStore(tmp_path / "run")
+    store.open({"preset": "smoke"}, resume=False, run_id="r1")
+    atomic_write_text(store.root / "metrics.csv", "kept\n")
+    stale = [store.root / ".metrics.csv.abc123.tmp", store.cells_dir / ".0123456789ab.parquet.def456.tmp"]
+    for path in stale:
+        path.write_text("half a file")
+    assert store.open({"preset": "smoke"}, resume=True, run_id="r2") == "r1"
+    assert not any(path.exists() for path in stale)
+    assert (store.root / "metrics.csv").read_text() == "kept\n"
