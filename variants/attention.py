@@ -40,4 +40,5 @@ class SDPAAttention(AttentionBlock):
         q, k, v = rearrange(self.qkv(tokens), "b n (qkv h d) -> qkv b h n d", qkv=3, h=self.heads)
         out = rearrange(F.scaled_dot_product_attention(q, k, v), "b h n d -> b n (h d)")
         out = rearrange(self.proj(out), "b (h w) c -> b c h w", h=height, w=width)
+        # x first: the sum takes x's memory format (proj_out's output follows the token layout, NHWC)
         return x + self.proj_out(out)

@@ -1,11 +1,41 @@
-"""The ResnetBlock and the down-sampler, shared by every variant."""
+"""The ResnetBlock, the down-sampler and the two element-wise layers they share, for every variant."""
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels, eps=1e-6)  # smalldiffusion's eps
+
+
+class SiLU(nn.SiLU):
+    """SiLU, computed in place when no autograd graph is recorded (inference, sampling).
+
+    Its input is always a fresh normalisation output that nothing else reads, so overwriting it is safe, and
+    skipping one activation-sized allocation per layer made CPU inference ~10% faster. With a graph the
+    input is needed for the backward pass, so it stays out of place.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x, inplace=not torch.is_grad_enabled())
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with its CPU mask drawn as ``torch.rand(...) >= p``: the same Bernoulli(1 - p) keep
+    mask from the same generator (so checkpointing replays it), saved for backward as one byte per element
+    like CUDA's fused dropout, where torch's CPU dropout saves a float32 noise tensor (four bytes).
+
+    Measured on a 2-core AMD EPYC, where ``bernoulli_`` takes a serial fallback: ~10 ms against ~6 ms per
+    1.6M elements, ~3% of the FashionMNIST U-Net's training step. On CUDA the fused kernel stays.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return (x * keep).mul_(1.0 / (1.0 - self.p))
 
 
 class ResnetBlock(nn.Module):
@@ -20,8 +50,8 @@ class ResnetBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
         self.time = time_injection(temb_ch, out_ch)
         self.norm2 = group_norm(out_ch, norm_groups)
-        self.act = nn.SiLU()
-        self.dropout = nn.Dropout(dropout)
+        self.act = SiLU()
+        self.dropout = Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, kernel_size=3, padding=1)
         self.shortcut = nn.Conv2d(in_ch, out_ch, kernel_size=1) if in_ch != out_ch else nn.Identity()
 
@@ -29,7 +59,7 @@ class ResnetBlock(nn.Module):
         h = self.conv1(self.act(self.norm1(x)))
         h = self.time(h, temb, self.norm2)
         h = self.conv2(self.dropout(self.act(h)))
-        return self.shortcut(x) + h
+        return h.add_(self.shortcut(x))  # h is conv2's fresh output, which its backward does not need
 
 
 class Downsample(nn.Module):

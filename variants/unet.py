@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import ATTENTIONS
-from .resnet import Downsample, ResnetBlock, group_norm
+from .resnet import Downsample, ResnetBlock, SiLU, group_norm
 from .spec import UNetSpec
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
@@ -100,7 +100,7 @@ class UNet(nn.Module, ModelMixin):
 
         self.out = nn.Sequential(
             group_norm(block_in, spec.norm_groups),
-            nn.SiLU(),
+            SiLU(),
             nn.Conv2d(block_in, spec.out_ch, kernel_size=3, padding=1),
         )
 

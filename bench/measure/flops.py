@@ -61,7 +61,9 @@ UNATTRIBUTED = "unattributed"
 IGNORED_OPS = (
     # activations and elementwise arithmetic (SiLU, residual adds, FiLM's scale and shift, dropout masks)
     "aten::silu", "aten::silu_", "aten::add", "aten::add_", "aten::sub", "aten::rsub", "aten::mul",
-    "aten::mul_", "aten::div", "aten::neg",
+    "aten::mul_", "aten::div", "aten::neg", "aten::addcmul",
+    # drawing dropout's keep mask on CPU (variants/resnet.py): random numbers and a comparison
+    "aten::rand", "aten::ge",
     # the noise-level embedding's log / sin / cos of one scalar per sample
     "aten::log", "aten::sin", "aten::cos", "aten::exp",
     # normalisation (fvcore's default handle counts a few ops per element; FlopCounterMode none)
