@@ -13,7 +13,7 @@ from .measure.execution import Execution, apply, compile_seconds
 from .measure.flops import count_flops
 from .measure.memory import cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
 from .measure.params import count_params
-from .measure.speed import TimingBudget, matmul_peak, throughput
+from .measure.speed import TimingBudget, interleaved_speedup, matmul_peak, throughput
 from .measure.workload import PHASES, make_workload
 from .peers import PeerUnavailable, build_peer, peer_flops
 from .schema import Measurement, failure
@@ -66,6 +66,9 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: Tim
     rows += peak_rows
     peak = statistics.median(r.value for r in peak_rows)
     rows += throughput(workload, cell.threads, budget, model_flops(flop_rows), peak)
+    if cell.peer:  # our U-Net at the spec this peer approximates, under the same execution option
+        ours = apply(make_workload(cell.spec, cell.batch_size, cell.device), execution)
+        rows += interleaved_speedup(ours, workload, cell.threads, budget)
 
 
 def _skipped(phase: str, metric: str, unit: str, method: str, why: str) -> Measurement:

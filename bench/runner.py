@@ -180,9 +180,9 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
             frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
             store.write_cell(frame, result.cell)
             store.consolidate()
-            bad = frame[frame["status"] != "ok"]
-            failed += bool(len(bad))
-            progress.done(result.cell, result.seconds, bad["status"].iloc[0] if len(bad) else "ok")
+            outcome = cell_outcome(frame)
+            failed += outcome in ("error", "oom")
+            progress.done(result.cell, result.seconds, outcome)
     except KeyboardInterrupt:
         print(f"\ninterrupted: every finished cell is kept in {options.out}; rerun with --resume to finish",
               file=sys.stderr)
@@ -196,6 +196,19 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     if failed:
         print(f"{failed} cell(s) did not finish cleanly; see the status and message columns", file=sys.stderr)
     return table
+
+
+def cell_outcome(frame: pd.DataFrame) -> str:
+    """One word for a finished cell: ``error`` or ``oom`` if any row says so, ``skipped`` if the whole cell
+    was (a peer whose package is missing), else ``ok``, noting measurements that do not apply to it (a
+    peer's or a non-default execution's peak RSS), which are rows of their own, not failures."""
+    for status in ("error", "oom"):
+        if (frame["status"] == status).any():
+            return status
+    if ((frame["phase"] == "cell") & (frame["status"] == "skipped")).any():
+        return "skipped"
+    skipped = int((frame["status"] == "skipped").sum())
+    return f"ok ({skipped} measurement(s) not applicable, status skipped)" if skipped else "ok"
 
 
 class Progress:

@@ -1,7 +1,10 @@
-"""The short wide table `make bench` prints at the end: one row per variant and device."""
+"""The short wide table `make bench` prints at the end: one row per variant and setting (device plus any
+non-default execution option), then our U-Net's speed against each peer."""
 from __future__ import annotations
 
 import pandas as pd
+
+from .report.load import add_setting
 
 # (phase, metric, method or None, column title, scale)
 COST_COLUMNS = [
@@ -22,6 +25,7 @@ def cost_summary(table: pd.DataFrame) -> pd.DataFrame:
     ok = table[(table["kind"] == "cost") & (table["status"] == "ok") & (table["block"] == "total")]
     if ok.empty:
         return pd.DataFrame()
+    ok = add_setting(ok)
     out = {}
     for phase, metric, method, title, scale in COST_COLUMNS:
         rows = ok[(ok["phase"] == phase) & (ok["metric"] == metric)]
@@ -29,13 +33,23 @@ def cost_summary(table: pd.DataFrame) -> pd.DataFrame:
             rows = rows[rows["method"] == method]
         if rows.empty:
             continue
-        grouped = rows.groupby(["variant", "device"])["value"]
+        grouped = rows.groupby(["variant", "setting"])["value"]
         median = grouped.median() * scale
         out[title] = median.round(3 if scale != 1.0 or median.max() < 10 else 1)
         if metric == "images_per_s":
             iqr = grouped.quantile(0.75) - grouped.quantile(0.25)
             out[title.replace("[img/s]", "IQR%")] = (100 * iqr / grouped.median()).round(1)
     return pd.DataFrame(out)
+
+
+def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Median over interleaved rounds of our throughput over each peer's (above 1: ours is faster)."""
+    rows = table[(table["metric"] == "ours_speedup") & (table["status"] == "ok")]
+    if rows.empty:
+        return pd.DataFrame()
+    rows = add_setting(rows)
+    speed = rows.groupby(["peer", "setting", "phase"])["value"].agg(["median", "count"])
+    return speed.rename(columns={"median": "ours / peer", "count": "rounds"}).round(3)
 
 
 def quality_summary(table: pd.DataFrame, metric: str = "fd") -> pd.DataFrame:
@@ -57,6 +71,10 @@ def print_summary(table: pd.DataFrame) -> None:
         if not cost.empty:
             print("\nCost per variant (medians over repeats; IQR% = IQR / median):")
             print(cost.to_string())
+        peers = peer_summary(table)
+        if not peers.empty:
+            print("\nOur U-Net against the peers (throughput ratio, interleaved rounds; above 1 = ours faster):")
+            print(peers.to_string())
         quality = quality_summary(table)
         if not quality.empty:
             print("\nSample quality (Frechet distance in digit-classifier features; 'real' is the floor):")

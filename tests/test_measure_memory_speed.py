@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bench.measure.memory import cpu_peak_rss, saved_tensor_bytes
-from bench.measure.speed import TimingBudget, matmul_peak, throughput
+from bench.measure.speed import TimingBudget, interleaved_speedup, matmul_peak, throughput
 from bench.measure.workload import make_workload
 from conftest import SMALL_SPECS
 from variants import FASHION_MNIST_BASE
@@ -90,3 +90,14 @@ def test_matmul_peak_rows_and_bad_budgets():
         TimingBudget(min_repeats=1)
     with pytest.raises(ValueError, match="phase='backward' is invalid; valid: train_step, inference"):
         make_workload(TINY, 1).phase("backward")
+
+
+def test_interleaved_speedup_gives_one_ratio_per_round_of_each_phase():
+    ours, peer = make_workload(TINY, 2), make_workload(TINY.replace(upsample="conv_transpose"), 2)
+    budget = TimingBudget(warmup=1, min_repeats=4, min_run_time=0.01, max_run_time=0.1)
+    rows = interleaved_speedup(ours, peer, 1, budget)
+    for phase in ("train_step", "inference"):
+        mine = [r for r in rows if r.phase == phase]
+        assert [r.repeat for r in mine] == list(range(len(mine))) and len(mine) >= 4
+        assert all(r.metric == "ours_speedup" and r.unit == "ratio" and r.value > 0 and r.n == 2 for r in mine)
+        assert all(r.method.startswith("interleaved A/B") for r in mine)

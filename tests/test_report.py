@@ -265,8 +265,10 @@ def test_two_runs_side_by_side_with_ratios(runs):
     markdown = (out / "report.md").read_text()
     assert "matched by variant and measurement across devices (cpu vs cuda)" in markdown
     # the cuda run is built 4x faster: throughput ratios are 4, counted costs 1
+    header = next(line for line in markdown.splitlines() if line.startswith("| variant |") and "B / A" in line)
+    column = [c.strip() for c in header.split("|")].index("measurement")
     rows = [line for line in markdown.splitlines() if line.startswith("| nearest_conv+additive+1h |")]
-    by_measure = {cells[4].strip(): cells[-2].strip() for cells in (r.split("|") for r in rows)}  # variant, device A, B
+    by_measure = {cells[column].strip(): cells[-2].strip() for cells in (r.split("|") for r in rows)}
     assert by_measure["train_step/flops"] == "1.000"
     assert float(by_measure["inference/images_per_s"]) == pytest.approx(4.0, rel=0.1)
     assert "No quality measurement appears in both runs" in markdown

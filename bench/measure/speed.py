@@ -6,6 +6,7 @@ repeat is one row, so medians and IQRs are computed from raw observations downst
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,7 @@ from bench.schema import Measurement
 from .workload import PHASES, Workload
 
 METHOD = "torch.utils.benchmark"
+INTERLEAVED = "interleaved A/B blocks, torch.utils.benchmark"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,33 @@ def throughput(workload: Workload, threads: int, budget: TimingBudget, flops: di
                 Measurement(phase, "achieved_flop_per_s", achieved, "FLOP/s", **common),
                 Measurement(phase, "fraction_of_peak", achieved / peak_flop_per_s, "ratio", **common),
             ]
+    return rows
+
+
+def interleaved_speedup(ours: Workload, peer: Workload, threads: int, budget: TimingBudget) -> list[Measurement]:
+    """Our throughput over a peer's, per phase, from alternating timed blocks of the two models in this one
+    process: one row per round (peer time / our time; above 1, ours is faster).
+
+    Cells run minutes apart on a shared machine can see it at different speeds; within a round both models
+    see the same machine, so that drift cancels out of the round's ratio. The order alternates between
+    rounds (ABBA), so a steady trend favours neither.
+    """
+    rows = []
+    for phase in PHASES:
+        calls = {"ours": ours.phase(phase), "peer": peer.phase(phase)}
+        for call in calls.values():
+            for _ in range(max(1, budget.warmup)):
+                call()
+        timers = {name: tbench.Timer(stmt="fn()", globals={"fn": call}, num_threads=threads, label=name)
+                  for name, call in calls.items()}
+        once = timers["peer"].timeit(number=1).mean
+        number = max(1, math.ceil(0.1 / once))  # blocks of at least ~0.1 s, so timer overhead is negligible
+        rounds = max(budget.min_repeats, math.ceil(budget.min_run_time / (2 * number * once)))
+        for repeat in range(rounds):
+            order = ("ours", "peer") if repeat % 2 else ("peer", "ours")
+            seconds = {name: timers[name].timeit(number=number).mean for name in order}
+            rows.append(Measurement(phase, "ours_speedup", seconds["peer"] / seconds["ours"], "ratio", INTERLEAVED,
+                                    repeat=repeat, n=ours.batch_size))
     return rows
 
 

@@ -9,6 +9,7 @@ from .content import Section
 from .costs import checkpoint_section, cost_section
 from .effects import axis_effects_section
 from .load import Run, load_run
+from .peers import peers_section
 from .quality import curves_section, pareto_section, samples_section
 from .render import to_html, to_markdown
 from .tables import tables_section
@@ -51,6 +52,7 @@ def run_sections(run: Run, figures_dir: Path) -> list[Section]:
     return [
         axis_effects_section(table, figures_dir),
         cost_section(table, figures_dir),
+        peers_section(table, figures_dir),
         checkpoint_section(table, figures_dir),
         pareto_section(table, figures_dir),
         curves_section(table, figures_dir),

@@ -22,9 +22,10 @@ def run_labels(a: Run, b: Run) -> tuple[str, str]:
 def compare_sections(a: Run, b: Run, figures_dir: Path) -> list[Section]:
     label_a, label_b = run_labels(a, b)
     devices_a, devices_b = set(a.table["device"]) - {""}, set(b.table["device"]) - {""}
-    # Two single-device runs on different devices (the CPU vs CUDA case) are matched across devices.
+    # Two single-device runs on different devices (the CPU vs CUDA case) are matched across devices, each
+    # execution option (dtype, memory format, compilation) with the same option.
     across_devices = devices_a != devices_b and len(devices_a) == 1 and len(devices_b) == 1
-    match = ("variant", "label", "unit") if across_devices else ("variant", "device", "label", "unit")
+    match = ("variant", "execution", "label", "unit") if across_devices else ("variant", "setting", "label", "unit")
     how = (f"matched by variant and measurement across devices ({', '.join(devices_a)} vs {', '.join(devices_b)})"
            if across_devices else "matched by variant, device and measurement")
     cost = _ratios(_cost_values(a), _cost_values(b), match)
@@ -53,7 +54,7 @@ def compare_sections(a: Run, b: Run, figures_dir: Path) -> list[Section]:
 
 def _cost_values(run: Run) -> pd.DataFrame:
     cells = cost_medians(run.table)
-    return cells[["variant", "device", "label", "unit", "value"]] if not cells.empty else cells
+    return cells[["variant", "setting", "execution", "label", "unit", "value"]] if not cells.empty else cells
 
 
 def _quality_values(run: Run) -> pd.DataFrame:
@@ -70,13 +71,15 @@ def _ratios(a: pd.DataFrame, b: pd.DataFrame, match: tuple[str, ...]) -> pd.Data
     match = [m for m in match if m in a.columns and m in b.columns]
     merged = a.merge(b, on=match, suffixes=("_a", "_b"))
     merged["ratio"] = merged["value_b"] / merged["value_a"].where(merged["value_a"] != 0)
-    if "device" in match and merged["device"].nunique() > 1:
-        merged["label"] = merged["label"] + " · " + merged["device"]
+    for column in ("setting", "execution"):
+        if column in match and merged[column].nunique() > 1:
+            merged["label"] = merged["label"] + " · " + merged[column].replace("", "default")
     return merged
 
 
 def _ratio_table(ratios: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:
-    columns = [c for c in ("variant", "device", "device_a", "device_b", "label", "unit") if c in ratios.columns]
+    columns = [c for c in ("variant", "setting", "execution", "setting_a", "setting_b", "label", "unit")
+               if c in ratios.columns]
     table = ratios[columns].copy()
     table[label_a] = ratios["value_a"].map(lambda v: f"{v:.4g}")
     table[label_b] = ratios["value_b"].map(lambda v: f"{v:.4g}")
@@ -98,7 +101,8 @@ def _side_by_side(a: Run, b: Run, figures_dir: Path, across_devices: bool) -> Se
     label_a, label_b = run_labels(a, b)
     tables = []
     for run, label in ((a, label_a), (b, label_b)):
-        run_column = label + (" · " + run.table["device"] if not across_devices else "")
+        run_column = label + (" · " + run.table["setting"] if not across_devices else
+                              run.table["execution"].map(lambda e: f" · {e}" if e else ""))
         tables.append(run.table.assign(run=run_column))
     section = cost_section(pd.concat(tables, ignore_index=True), figures_dir, hue="run", name="compare_cost")
     section.title = "Cost per variant, both runs"

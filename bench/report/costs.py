@@ -18,12 +18,13 @@ FAMILIES = (
 )
 
 
-def cost_section(table: pd.DataFrame, figures_dir: Path, hue: str = "device", name: str = "cost") -> Section:
+def cost_section(table: pd.DataFrame, figures_dir: Path, hue: str = "setting", name: str = "cost") -> Section:
     rows = cost_rows(table)
     rows = rows[rows["block"] == "total"]
     section = Section("Cost per variant", "Bars: median over repeats; error bars: interquartile range (25th-75th "
                       "percentile) of the repeat rows. Counted measurements (parameters, FLOPs, saved bytes) "
-                      "have one row per cell and no spread. Devices side by side where the run has several.")
+                      "have one row per cell and no spread. Settings (device and execution options) side by "
+                      "side where the run has several; peers (reference models) as their own rows.")
     if rows.empty:
         section.note = "No successful cost rows in this run (e.g. a quality-only run), so no cost figures."
         return section

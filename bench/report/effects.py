@@ -10,7 +10,8 @@ from .plots import effect_plot
 from .readings import add_labels, effects_sentence, interval
 from .stats import AXES, cost_effects, quality_effects
 
-METHOD = ("Each point is one matched pair: the same other axes, device, dtype, batch size and base configuration "
+METHOD = ("Each point is one matched pair: the same other axes, setting (device, dtype, memory format, "
+          "compilation), batch size and base configuration "
           "(and, for quality, the same seed and dataset), differing only in the axis shown. Costs: % change of "
           "the per-cell medians over repeats, block totals. Quality: difference in the metric's own unit "
           "(training curves at their last step). Black diamond: mean over pairs with a 95% t-interval "
@@ -36,13 +37,17 @@ def _cost_items(axis: str, pairs: pd.DataFrame, summary: pd.DataFrame, figures_d
         return []
     pairs = add_labels(pairs[(pairs["axis"] == axis) & pairs["percent"].notna()])
     summary = add_labels(summary[summary["axis"] == axis])
-    readings = [f"{comparison} on {device}: {effects_sentence(group, '%')}"
-                for (comparison, device), group in summary.groupby(["comparison", "device"])]
+    readings = [f"{comparison} on {setting}: {effects_sentence(group, '%')}"
+                for (comparison, setting), group in summary.groupby(["comparison", "setting"])]
     title = f"{axis}: % change of each cost with everything else equal"
-    fig = effect_plot(pairs, "percent", "label", row="device" if pairs["device"].nunique() > 1 else None,
+    fig = effect_plot(pairs, "percent", "label", row="setting" if pairs["setting"].nunique() > 1 else None,
                       col="comparison", title=title, xlabel="change vs reference level [%]")
-    return [save_figure(fig, figures_dir, f"effect_{axis}_cost", title, " | ".join(readings)),
-            Table(f"{axis}: cost effects (% change, mean over matched pairs)", _effect_table(summary, "%"))]
+    items = [save_figure(fig, figures_dir, f"effect_{axis}_cost", title, " | ".join(readings)),
+             Table(f"{axis}: cost effects (% change, mean over matched pairs)", _effect_table(summary, "%"))]
+    if summary["setting"].nunique() > 1:
+        items.append(Table(f"{axis}: does the cost effect survive the setting (device, dtype, memory format, "
+                           "compilation)?", across_settings(summary)))
+    return items
 
 
 def _quality_items(axis: str, pairs: pd.DataFrame, summary: pd.DataFrame, figures_dir: Path) -> list:
@@ -59,12 +64,29 @@ def _quality_items(axis: str, pairs: pd.DataFrame, summary: pd.DataFrame, figure
             Table(f"{axis}: quality effects (difference, mean over seed-matched pairs)", _effect_table(summary, None))]
 
 
+def across_settings(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per comparison and measurement: the mean % change in each setting, and whether its direction holds."""
+    rows = []
+    for (comparison, label), group in summary.groupby(["comparison", "label"], sort=True):
+        signs = set(group["mean"].map(lambda v: (v > 0) - (v < 0)))
+        if len(signs) > 1:
+            verdict = "no: the direction differs between settings"
+        elif group["resolved"].all():
+            verdict = "yes: same direction, resolved in every setting"
+        else:
+            verdict = "same direction, but not resolved in every setting"
+        row = {"comparison": comparison, "measurement": label}
+        row |= {setting: f"{mean:+.3g}%" for setting, mean in zip(group["setting"], group["mean"])}
+        rows.append(row | {"holds in every setting": verdict})
+    return pd.DataFrame(rows)
+
+
 def _effect_table(summary: pd.DataFrame, unit: str | None) -> pd.DataFrame:
     rows = []
     for _, row in summary.iterrows():
         shown = unit if unit is not None else row["unit"]
         resolved = "yes" if row["resolved"] else ("exact" if row["low"] == row["high"] else "no")
-        rows.append({"comparison": row["comparison"], "device": row["device"], "measurement": row["label"],
+        rows.append({"comparison": row["comparison"], "setting": row["setting"], "measurement": row["label"],
                      "mean change": interval(row, shown, signed=True), "pairs": int(row["n"]),
                      "CI excludes 0": resolved})
     return pd.DataFrame(rows)

@@ -16,7 +16,10 @@ OPTIONAL: dict[str, Any] = {
     "dtype": "", "dataset": "", "base_config": "", "upsample": "", "time_injection": "", "attention": "",
     "attn_heads": pd.NA, "checkpoint": False, "threads": pd.NA, "batch_size": pd.NA,
     "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA,
+    "peer": "", "memory_format": "contiguous", "compile": False,
 }
+# Execution options at these values are the default and go unnamed in a setting's label.
+DEFAULT_EXECUTION = {"dtype": "float32", "memory_format": "contiguous", "compile": False}
 
 
 @dataclass
@@ -60,9 +63,29 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
     table["value"] = pd.to_numeric(table["value"], errors="coerce").astype("float64")
     table["checkpoint"] = table["checkpoint"].map(_as_bool)
+    table["compile"] = table["compile"].map(_as_bool)
     for column in table.columns:
         if table[column].dtype == object:
             table[column] = table[column].fillna("").astype(str)
+    return add_setting(table)
+
+
+def add_setting(table: pd.DataFrame) -> pd.DataFrame:
+    """``execution``: the non-default execution options of a row (dtype, memory format, compilation), empty
+    for fp32 eager contiguous; ``setting``: its device plus those, e.g. ``cpu`` or ``cuda · bfloat16 · compiled``.
+    Cells of different settings are never averaged together or paired with each other."""
+    table = table.copy()
+    table["execution"] = [
+        " · ".join(part for part in (
+            dtype if dtype not in ("", DEFAULT_EXECUTION["dtype"]) else "",
+            memory_format if memory_format not in ("", DEFAULT_EXECUTION["memory_format"]) else "",
+            "compiled" if _as_bool(compiled) else "",
+        ) if part)
+        for dtype, memory_format, compiled in zip(table["dtype"].astype(str), table["memory_format"].astype(str),
+                                                  table["compile"])
+    ]
+    device = table["device"].astype(str)
+    table["setting"] = device.where(table["execution"] == "", device + " · " + table["execution"])
     return table
 
 

@@ -67,7 +67,7 @@ def _cost_axes(table: pd.DataFrame, quality: pd.DataFrame):
         device = next((d for d in devices if d in quality_devices), devices[0])
         for metric, unit, what in (("flops", "FLOP", "training-step FLOPs"), ("seconds_per_iter", "s", "training-step time")):
             rows = cells[(cells["phase"] == "train_step") & (cells["metric"] == metric) & (cells["unit"] == unit)
-                         & (cells["device"] == device)]
+                         & (cells["setting"] == device)]  # default execution: fp32, eager, contiguous
             if not rows.empty:
                 config = ", ".join(sorted({f"{b} batch {n}" for b, n in zip(rows["base_config"], rows["batch_size"])}))
                 yield metric, f"{what} ({config}, {device})", unit, rows.groupby("variant")["value"].median()

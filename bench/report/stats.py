@@ -19,8 +19,10 @@ AXES = ("upsample", "time_injection", "attn_heads", "checkpoint", "attention")
 # The reference level of each axis is UNetSpec's default: the smalldiffusion baseline.
 REFERENCE = {f.name: f.default for f in dataclasses.fields(UNetSpec) if f.name in AXES}
 # Besides the other axes, what must be equal for two cells to form a pair.
-COST_CONTEXT = ("device", "dtype", "batch_size", "base_config", "threads")
-QUALITY_CONTEXT = ("device", "dtype", "dataset", "base_config", "seed")
+# ``setting`` (device plus execution options, see load.add_setting) keeps dtypes, memory formats and compiled
+# runs apart; ``peer`` keeps reference models apart from our U-Net at the same axis values.
+COST_CONTEXT = ("device", "setting", "execution", "dtype", "batch_size", "base_config", "threads", "peer")
+QUALITY_CONTEXT = ("device", "setting", "dtype", "dataset", "base_config", "seed")
 MEASURE = ("phase", "block", "metric", "unit", "method")
 # Rows that describe the machine (load, matmul peak), not the variant: shown with the environment.
 MACHINE_PHASES = ("env", "calibration")
@@ -118,14 +120,15 @@ def paired_differences(frame: pd.DataFrame, axis: str, match_on: tuple[str, ...]
 
 
 def cost_effects(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per axis, % change of every cost metric (block totals, cell medians) over matched pairs, per device."""
+    """Per axis, % change of every cost metric (block totals, cell medians) over matched pairs, per setting.
+    Peers have no axes to switch: they are left out."""
     cells = cost_cells(table)
-    cells = cells[cells["block"] == "total"]
+    cells = cells[(cells["block"] == "total") & (cells["peer"] == "")]
     pairs = pd.concat([paired_differences(cells, axis, (*COST_CONTEXT, *MEASURE)) for axis in AXES],
                       ignore_index=True)
     if pairs.empty:
         return pairs, pd.DataFrame()
-    return pairs, summarise(pairs, ["axis", "comparison", "device", *MEASURE], "percent")
+    return pairs, summarise(pairs, ["axis", "comparison", "setting", *MEASURE], "percent")
 
 
 def quality_effects(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -135,7 +138,7 @@ def quality_effects(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                       ignore_index=True)
     if pairs.empty:
         return pairs, pd.DataFrame()
-    return pairs, summarise(pairs, ["axis", "comparison", "device", "dataset", *MEASURE], "difference")
+    return pairs, summarise(pairs, ["axis", "comparison", "setting", "dataset", *MEASURE], "difference")
 
 
 def per_variant_quality(table: pd.DataFrame, kind: str = "quality") -> pd.DataFrame:

@@ -49,7 +49,7 @@ def cost_summary(cells: pd.DataFrame) -> pd.DataFrame:
     for label, rows in cells.groupby("label"):
         factor, unit = scale_for(rows["unit"].iloc[0], rows["value"])
         text = [_scaled_text(m, a, b, factor) for m, a, b in zip(rows["value"], rows["q1"], rows["q3"])]
-        columns[f"{label} [{unit}]"] = pd.Series(text, index=pd.MultiIndex.from_frame(rows[["variant", "device"]]))
+        columns[f"{label} [{unit}]"] = pd.Series(text, index=pd.MultiIndex.from_frame(rows[["variant", "setting"]]))
     return pd.DataFrame(columns).reset_index()
 
 
@@ -75,7 +75,7 @@ def block_summary(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     cells = add_labels(cells.assign(block="total")).assign(block=cells["block"])
     cells["column"] = cells["label"] + " [" + cells["unit"] + "]"
-    wide = cells.pivot_table(index=["variant", "device", "block"], columns="column", values="value", aggfunc="first")
+    wide = cells.pivot_table(index=["variant", "setting", "block"], columns="column", values="value", aggfunc="first")
     return wide.map(lambda v: f"{v:.4g}").reset_index()
 
 
@@ -83,7 +83,7 @@ def machine_summary(table: pd.DataFrame) -> pd.DataFrame:
     rows = table[table["phase"].isin(MACHINE_PHASES) & (table["status"] == "ok")]
     if rows.empty:
         return pd.DataFrame()
-    grouped = rows.groupby(["device", "phase", "metric", "unit", "method"])["value"]
+    grouped = rows.groupby(["device", "dtype", "phase", "metric", "unit", "method"])["value"]
     summary = pd.DataFrame({"median": grouped.median(), "min": grouped.min(), "max": grouped.max(),
                             "rows": grouped.count()})
     return summary.map(lambda v: f"{v:.4g}").reset_index()
