@@ -7,9 +7,15 @@ STAMP := $(VENV)/.installed
 # torch is pinned here, not in pyproject.toml, so users can bring their own build.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 OUT ?= runs/latest
+PEERS_OUT ?= runs/peers
 THREADS ?= 2
+# Our baseline against smalldiffusion, diffusers and lucidrains at the FashionMNIST shape, batch 32, under
+# each memory format and fp32 / bf16 autocast.
+PEERS_SWEEP := --preset quick --only cost --device auto --batch-size 32 --axis upsample=nearest_conv \
+	--axis time_injection=additive --axis attn_heads=1 --axis checkpoint=false \
+	--peers smalldiffusion,diffusers,lucidrains --memory-format contiguous,channels_last --dtype float32,bfloat16
 
-.PHONY: test bench bench-smoke report benchmark clean
+.PHONY: test bench bench-smoke bench-peers report benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,14 +27,21 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --benchmark-skip
 
-# The report is written even when a cell failed (its row says why); the exit status is the run's.
+# Run a sweep into folder $(1) with options $(2), resuming what it holds; then write its report, even when
+# a cell failed (its row says why). The exit status is the run's.
+define sweep_and_report
+	$(PY) -m bench run --out $(1) --threads $(THREADS) --resume $(2); \
+	status=$$?; if [ -f $(1)/metrics.parquet ]; then $(PY) -m bench report $(1) || exit 1; fi; exit $$status
+endef
+
 bench: $(STAMP)
-	$(PY) -m bench run --preset quick --out $(OUT) --device auto --threads $(THREADS) --resume; \
-	status=$$?; if [ -f $(OUT)/metrics.parquet ]; then $(PY) -m bench report $(OUT) || exit 1; fi; exit $$status
+	$(call sweep_and_report,$(OUT),--preset quick --device auto)
 
 bench-smoke: $(STAMP)
-	$(PY) -m bench run --preset smoke --out runs/smoke --device cpu --threads $(THREADS) --resume; \
-	status=$$?; if [ -f runs/smoke/metrics.parquet ]; then $(PY) -m bench report runs/smoke || exit 1; fi; exit $$status
+	$(call sweep_and_report,runs/smoke,--preset smoke --device cpu)
+
+bench-peers: $(STAMP)
+	$(call sweep_and_report,$(PEERS_OUT),$(PEERS_SWEEP))
 
 report: $(STAMP)
 	$(PY) -m bench report $(OUT)

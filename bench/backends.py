@@ -1,5 +1,5 @@
-"""Where cells run: ``local`` (one spawned worker at a time on this machine), ``ray`` (one Ray task per
-cell on the cluster ``ray.init`` finds), ``slurm`` (a submitit job array). Every backend runs the same
+"""Where cells run: ``local`` (spawned workers on this machine), ``ray`` (one Ray task per cell on the cluster
+``ray.init`` finds), ``slurm`` (a submitit job array). Every backend runs the same
 ``worker.run_cell`` and hands results back to the runner, which alone writes the run folder, so each
 finished cell reaches it exactly once whatever the backend. Cells write sample images into the run
 folder themselves: on a cluster it must be on a shared filesystem.
@@ -7,6 +7,7 @@ folder themselves: on a cluster it must be on a shared filesystem.
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing.connection
 import socket
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Iterator
 
 from .cells import Cell
 from .schema import failure
-from .worker import CellResult, device_name, run_cell
+from .worker import CellResult, RunningCell, device_name, run_cell
 
 BACKENDS = ("local", "ray", "slurm")
 EXTRAS = {"ray": ("ray", "pip install 'unet-ablation-bench[ray]'  (or: pip install ray)"),
@@ -45,17 +46,40 @@ def check_backend(options: BackendOptions) -> None:
 
 
 def execute(cells: list[Cell], run_dir: Path, plugins: tuple[str, ...], worker_options: dict,
-            backend: BackendOptions) -> Iterator[CellResult]:
-    """Yield each cell's result as it finishes (in completion order for the distributed backends)."""
+            backend: BackendOptions, jobs: int = 1) -> Iterator[CellResult]:
+    """Yield each cell's result as it finishes (in completion order where cells run concurrently)."""
     if not cells:
         return
     if backend.name == "local":
-        for cell in cells:
-            yield run_cell(cell, run_dir, plugins, worker_options)
+        yield from _local(cells, run_dir, plugins, worker_options, jobs)
     elif backend.name == "ray":
         yield from _ray(cells, run_dir, plugins, worker_options, backend)
     else:
         yield from _slurm(cells, run_dir, plugins, worker_options, backend)
+
+
+def _local(cells, run_dir, plugins, worker_options, jobs: int) -> Iterator[CellResult]:
+    """Cost cells one at a time, alone on the machine: they time things. Then the untimed cells (quality,
+    floor, check), ``jobs`` at a time; the first of them alone, so that it fills the caches (the feature
+    classifier) that the others read instead of each training its own."""
+    timed = [c for c in cells if c.kind == "cost"]
+    untimed = [c for c in cells if c.kind != "cost"]
+    for cell in timed:
+        yield run_cell(cell, run_dir, plugins, worker_options)
+    if untimed:
+        yield run_cell(untimed[0], run_dir, plugins, worker_options)
+    waiting, running = untimed[1:], []
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                running.append(RunningCell(waiting.pop(0), run_dir, plugins, worker_options))
+            ready = multiprocessing.connection.wait([r.sentinel for r in running])
+            for done in [r for r in running if r.sentinel in ready]:
+                running.remove(done)
+                yield done.result()
+    finally:  # Ctrl-C, or the runner stopped reading: no worker goes on in the background
+        for left in running:
+            left.kill()
 
 
 def _lost(cell: Cell, err: BaseException, started: float) -> CellResult:

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--base", help=f"base spec: {', '.join(BASES)} or a UNetSpec as JSON")
     run.add_argument("--batch-size", type=int, help="cost batch size (default: the preset's)")
     run.add_argument("--threads", type=int, default=2, help="torch threads in every worker (default 2)")
+    run.add_argument("--jobs", type=int, help="quality, floor and check cells run this many at a time on the local "
+                                              "backend, sharing the threads (default: the preset's); cost cells, "
+                                              "which time, always run alone")
     run.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: cost, quality")
     run.add_argument("--seeds", type=int, help="quality seeds per variant (default: the preset's)")
     run.add_argument("--quality", help="quality preset (data, training, scoring): smoke, quick, full, "
@@ -112,7 +115,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                                slurm_partition=args.slurm_partition, slurm_time_min=args.slurm_time,
                                slurm_gpus=args.slurm_gpus),
         peers=_names(args.peers), memory_formats=_names(args.memory_format), dtypes=_names(args.dtype),
-        compile=tuple(_on_off("--compile", v) for v in _names(args.compile)),
+        compile=tuple(_on_off("--compile", v) for v in _names(args.compile)), jobs=args.jobs,
     )
     table = run_sweep(options, argv)
     print_summary(table)

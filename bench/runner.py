@@ -47,6 +47,10 @@ class SweepOptions:
     memory_formats: tuple[str, ...] = ("contiguous",)  # execution options of cost cells, swept like axes
     dtypes: tuple[str, ...] = ("float32",)
     compile: tuple[bool, ...] = (False,)
+    jobs: int | None = None                 # untimed cells at once on the local backend; default: the preset's
+
+    def untimed_jobs(self) -> int:
+        return self.jobs or get_preset(self.preset).jobs
 
     def config(self) -> dict[str, Any]:
         """What must match for --resume to continue a run (not where or how it runs)."""
@@ -81,6 +85,8 @@ def validate(options: SweepOptions) -> None:
         raise ValueError(f"--batch-size {options.batch_size} is invalid; valid: a positive integer")
     if options.seeds is not None and options.seeds < 1:
         raise ValueError(f"--seeds {options.seeds} is invalid; valid: a positive integer")
+    if options.jobs is not None and options.jobs < 1:
+        raise ValueError(f"--jobs {options.jobs} is invalid; valid: a positive integer")
     for part in options.parts:
         if part not in PARTS:
             raise ValueError(f"--only {part!r} is invalid; valid: {', '.join(PARTS)}")
@@ -149,7 +155,9 @@ def _quality_cells(name: str, preset: Preset, options: SweepOptions,
     config = QUALITY_PRESETS[name]
     device = "cuda" if "cuda" in options.devices else "cpu"
     seeds = range(options.seeds or preset.seeds)
-    common = dict(device=device, threads=options.threads, dataset=name, base_config=name)
+    # Untimed cells run `jobs` at a time and share the threads between them.
+    threads = max(1, options.threads // options.untimed_jobs())
+    common = dict(device=device, threads=threads, dataset=name, base_config=name)
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
     functional = list(grid(config.base, **(axes | {"checkpoint": (False,)})))
     cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
@@ -173,10 +181,11 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     print(f"{run_id}: {len(cells)} cells, {len(cells) - len(todo)} already finished, {len(todo)} to run "
           f"-> {options.out}", flush=True)
     worker_options = {"timing": dataclasses.asdict(preset.timing), "cache_dir": str(options.cache_dir.resolve())}
-    progress = Progress(todo, preset.seconds_per_cell)
+    jobs = options.untimed_jobs()
+    progress = Progress(todo, preset.seconds_per_cell, jobs if options.backend.name == "local" else 1)
     failed = 0
     try:
-        for result in execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend):
+        for result in execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend, jobs):
             frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
             store.write_cell(frame, result.cell)
             store.consolidate()
@@ -212,11 +221,13 @@ def cell_outcome(frame: pd.DataFrame) -> str:
 
 
 class Progress:
-    """Prints one line per cell with the time left, estimated per kind from cells done so far."""
+    """Prints one line per cell with the time left, estimated per kind from cells done so far; untimed
+    kinds run ``jobs`` at a time, so their time left is divided by it."""
 
-    def __init__(self, todo: list[Cell], prior: dict[str, float]) -> None:
+    def __init__(self, todo: list[Cell], prior: dict[str, float], jobs: int = 1) -> None:
         self.remaining = {kind: sum(c.kind == kind for c in todo) for kind in {c.kind for c in todo}}
         self.prior = prior
+        self.jobs = jobs
         self.spent: dict[str, list[float]] = {}
         self.total, self.count, self.start = len(todo), 0, time.perf_counter()
 
@@ -224,7 +235,8 @@ class Progress:
         self.count += 1
         self.remaining[cell.kind] -= 1
         self.spent.setdefault(cell.kind, []).append(seconds)
-        left = sum(n * self._per_cell(kind) for kind, n in self.remaining.items())
+        left = sum(n * self._per_cell(kind) / (1 if kind == "cost" else self.jobs)
+                   for kind, n in self.remaining.items())
         elapsed = time.perf_counter() - self.start
         print(f"[{self.count}/{self.total}] {cell.label}: {status}, {seconds:.1f} s "
               f"(elapsed {_clock(elapsed)}, about {_clock(left)} left)", flush=True)

@@ -31,29 +31,53 @@ class CellResult:
     seconds: float
 
 
+class RunningCell:
+    """A cell's worker process, started; ``result()`` once it has exited (``sentinel`` says when)."""
+
+    def __init__(self, cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict) -> None:
+        self.cell = cell
+        self.started = time.perf_counter()
+        scratch = RunStore(run_dir).scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.out = scratch / f"{cell.id}.json"
+        self.out.unlink(missing_ok=True)
+        ctx = multiprocessing.get_context("spawn")
+        self.proc = ctx.Process(target=_main, args=(cell.to_json(), str(run_dir), str(self.out), plugins, options),
+                                name=f"bench-cell-{cell.id}")
+        self.proc.start()
+
+    @property
+    def sentinel(self) -> int:
+        return self.proc.sentinel
+
+    def kill(self) -> None:
+        """Ctrl-C or an error in the runner: do not leave a worker measuring in the background."""
+        self.proc.kill()
+        self.proc.join()
+
+    def result(self) -> CellResult:
+        self.proc.join()
+        report = {"rows": [], "device_name": device_name(self.cell.device)}
+        if self.out.exists():
+            report = json.loads(self.out.read_text())
+            self.out.unlink()
+        rows = [Measurement(**r) for r in report["rows"]]
+        code = self.proc.exitcode
+        if code != 0:
+            why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            rows.append(failure("cell", "error", f"worker process died with {why}"))
+        return CellResult(self.cell, rows, socket.gethostname(), report["device_name"],
+                          time.perf_counter() - self.started)
+
+
 def run_cell(cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict) -> CellResult:
-    started = time.perf_counter()
-    scratch = RunStore(run_dir).scratch
-    scratch.mkdir(parents=True, exist_ok=True)
-    out = scratch / f"{cell.id}.json"
-    out.unlink(missing_ok=True)
-    ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_main, args=(cell.to_json(), str(run_dir), str(out), plugins, options),
-                       name=f"bench-cell-{cell.id}")
-    proc.start()
+    """Run one cell in a fresh worker process and wait for it."""
+    running = RunningCell(cell, run_dir, plugins, options)
     try:
-        proc.join()
-    except BaseException:  # Ctrl-C or an error here: do not leave a worker measuring in the background
-        proc.kill()
-        proc.join()
+        return running.result()
+    except BaseException:
+        running.kill()
         raise
-    report = json.loads(out.read_text()) if out.exists() else {"rows": [], "device_name": device_name(cell.device)}
-    out.unlink(missing_ok=True)
-    rows = [Measurement(**r) for r in report["rows"]]
-    if proc.exitcode != 0:
-        why = f"signal {signal.Signals(-proc.exitcode).name}" if proc.exitcode < 0 else f"exit code {proc.exitcode}"
-        rows.append(failure("cell", "error", f"worker process died with {why}"))
-    return CellResult(cell, rows, socket.gethostname(), report["device_name"], time.perf_counter() - started)
 
 
 def device_name(device: str) -> str:

@@ -97,3 +97,68 @@ def test_a_missing_extra_fails_at_once_with_the_install_command(tmp_path, capsys
     monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
     err = refused(capsys, "run", "--out", str(tmp_path / "run"), *SMALL, "--backend", "ray")
     assert "--backend ray needs the ray package" in err and "pip install" in err
+
+
+class FakeRunningCell:
+    """Stands in for a worker process: its sentinel is a pipe that is ready at once."""
+
+    alive = 0
+    most_alive = 0
+    started: list[str] = []
+
+    def __init__(self, cell, run_dir, plugins, options):
+        import os
+
+        self.cell = cell
+        read, write = os.pipe()
+        os.close(write)  # end of file on the read end: 'exited'
+        self.sentinel = read
+        FakeRunningCell.alive += 1
+        FakeRunningCell.most_alive = max(FakeRunningCell.most_alive, FakeRunningCell.alive)
+        FakeRunningCell.started.append(cell.kind)
+
+    def result(self):
+        import os
+
+        from bench.worker import CellResult
+
+        os.close(self.sentinel)
+        FakeRunningCell.alive -= 1
+        return CellResult(self.cell, [], "host", "cpu", 0.0)
+
+    def kill(self):
+        pass
+
+
+def test_local_backend_times_cost_cells_alone_then_runs_untimed_cells_jobs_at_a_time(monkeypatch, tmp_path):
+    import bench.backends as backends
+    from bench.backends import BackendOptions, execute
+    from bench.cells import Cell
+    from bench.presets import BASES
+
+    def run_alone(cell, run_dir, plugins, options):
+        assert FakeRunningCell.alive == 0, "a cell ran while others were running"
+        running = FakeRunningCell(cell, run_dir, plugins, options)
+        return running.result()
+
+    monkeypatch.setattr(backends, "RunningCell", FakeRunningCell)
+    monkeypatch.setattr(backends, "run_cell", run_alone)
+    spec = BASES["digits8"]
+    cells = [Cell("cost", spec, "cpu", batch_size=b) for b in (1, 2)]
+    cells += [Cell("floor", None, "cpu", seed=0)] + [Cell("quality", spec, "cpu", seed=s) for s in range(5)]
+    results = list(execute(cells, tmp_path, (), {}, BackendOptions(), jobs=3))
+    assert sorted(r.cell.id for r in results) == sorted(c.id for c in cells)  # each cell once
+    assert FakeRunningCell.started[:3] == ["cost", "cost", "floor"]  # timed first; the first untimed alone
+    assert FakeRunningCell.most_alive == 3 and FakeRunningCell.alive == 0
+
+
+def test_untimed_cells_share_the_threads_and_each_lands_once(tmp_path):
+    out = tmp_path / "run"
+    result = bench("run", "--out", str(out), "--preset", "smoke", "--only", "quality", "--threads", "2",
+                   "--jobs", "2", timeout=600)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_parquet(out / "metrics.parquet")
+    assert (table["status"] == "ok").all()
+    assert set(table["kind"]) == {"floor", "quality", "check"} and set(table["threads"]) == {1}
+    finished = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(finished) == table["cell_id"].nunique() == 4  # 2 variants x 1 seed, the floor, the check

@@ -30,7 +30,7 @@ class QualityConfig:
     dataset: str = "digits"
     base: UNetSpec = DIGITS_BASE     # the runner applies each variant's axis values to this spec
     # training: AdamW, constant learning rate, smalldiffusion's ScheduleLogLinear and denoising loss
-    train_steps: int = 900           # ~37 s of training per quick cell on 2 quiet CPU threads
+    train_steps: int = 1500          # ~65 s of training per quick cell on 1 thread, two cells at once on 2 cores
     batch_size: int = 64
     lr: float = 4e-3
     lr_schedule: str = "constant"    # or "cosine": decays to 0 over train_steps
@@ -39,7 +39,7 @@ class QualityConfig:
     sigma_min: float = 0.01
     sigma_max: float = 10.0
     # learning curve: held-out denoising loss every eval_every steps on a fixed grid of noise levels
-    eval_every: int = 300
+    eval_every: int = 500
     loss_eval_n: int = 250           # held-out images in the loss (each at every sigma of the grid)
     sigma_grid: int = 8              # log-spaced sigmas from sigma_min to sigma_max
     # sampling: smalldiffusion's samples(model, sigmas, gam); gam=2 is its accelerated sampler
@@ -146,7 +146,7 @@ QUALITY_PRESETS: dict[str, QualityConfig] = {
         loss_eval_n=64, sigma_grid=4, sampler_steps=4, eval_n=64, kid_subsets=10, kid_subset_size=32,
         swd_projections=32, grid_images=16, classifier_epochs=2, checkpoint_check_steps=2,
     ),
-    # `make bench` on a 2-core CPU: 8 functional variants x 3 seeds within about 20 minutes
+    # `make bench` on a 2-core CPU: 8 functional variants x 3 seeds, two at a time, within about 20 minutes
     "quick": QualityConfig(),
     # GPU scale: 28x28 MNIST shapes, FD at N=1000 (floor about 7.5 there, research.md)
     "full": QualityConfig(
