@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import os
-import statistics
 from pathlib import Path
 
 import torch
@@ -13,7 +12,7 @@ from .measure.execution import Execution, apply, compile_seconds
 from .measure.flops import count_flops
 from .measure.memory import cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
 from .measure.params import count_params
-from .measure.speed import TimingBudget, interleaved_speedup, matmul_peak, throughput
+from .measure.speed import TimingBudget, interleaved_speedup, matmul_peak, peak_flop_per_s, throughput
 from .measure.workload import PHASES, make_workload
 from .peers import PeerUnavailable, build_peer, peer_flops
 from .schema import Measurement, failure
@@ -64,8 +63,7 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: Tim
         rows += cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)
     peak_rows = matmul_peak(cell.device, getattr(torch, cell.dtype), cell.threads, CALIBRATION)
     rows += peak_rows
-    peak = statistics.median(r.value for r in peak_rows)
-    rows += throughput(workload, cell.threads, budget, model_flops(flop_rows), peak)
+    rows += throughput(workload, cell.threads, budget, model_flops(flop_rows), peak_flop_per_s(peak_rows))
     if cell.peer:  # our U-Net at the spec this peer approximates, under the same execution option
         ours = apply(make_workload(cell.spec, cell.batch_size, cell.device), execution)
         rows += interleaved_speedup(ours, workload, cell.threads, budget)

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from bench.measure.memory import cpu_peak_rss, saved_tensor_bytes
-from bench.measure.speed import TimingBudget, interleaved_speedup, matmul_peak, throughput
+from bench.measure.speed import (MATMULS, TimingBudget, interleaved_speedup, matmul_as_conv, matmul_peak,
+                                 peak_flop_per_s, throughput)
+from bench.schema import Measurement
 from bench.measure.workload import make_workload
 from conftest import SMALL_SPECS
 from variants import FASHION_MNIST_BASE
@@ -85,11 +87,25 @@ def test_train_step_updates_weights_and_inference_does_not():
 def test_matmul_peak_rows_and_bad_budgets():
     rows = matmul_peak("cpu", torch.float32, 1, TimingBudget(warmup=1, min_repeats=3, min_run_time=0.01,
                                                               max_run_time=0.1), size=128)
-    assert len(rows) >= 3 and all(r.unit == "FLOP/s" and r.value > 0 and r.n == 128 for r in rows)
+    assert len(rows) >= 6 and all(r.unit == "FLOP/s" and r.value > 0 and r.n == 128 for r in rows)
+    assert {r.method for r in rows} == {f"torch.utils.benchmark, {how}" for how in MATMULS}
     with pytest.raises(ValueError, match="timing budget .* is invalid"):
         TimingBudget(min_repeats=1)
     with pytest.raises(ValueError, match="phase='backward' is invalid; valid: train_step, inference"):
         make_workload(TINY, 1).phase("backward")
+
+
+def test_the_1x1_convolution_computes_the_same_matmul():
+    a, b = torch.randn(5, 3), torch.randn(3, 4)
+    out = torch.nn.functional.conv2d(*matmul_as_conv(a, b))
+    assert out.shape == (1, 4, 5, 1)
+    torch.testing.assert_close(out.reshape(4, 5).t(), a @ b)
+
+
+def test_the_peak_is_the_faster_implementations_median():
+    rows = [Measurement("calibration", "matmul_peak_flop_per_s", v, "FLOP/s", method)
+            for method, values in (("mm", [1.0, 2.0, 9.0]), ("conv", [3.0, 4.0, 5.0])) for v in values]
+    assert peak_flop_per_s(rows) == 4.0
 
 
 def test_interleaved_speedup_gives_one_ratio_per_round_of_each_phase():
