@@ -327,3 +327,12 @@ def test_every_image_loads_in_headless_chromium(runs, which, tmp_path):
     widths = [int(w) for w in match.group(1).split(",")]
     assert len(widths) == expected > 0
     assert all(w > 0 for w in widths), f"images that did not load: {[i for i, w in enumerate(widths) if w <= 0]}"
+
+
+def test_values_equal_but_for_float_rounding_have_a_zero_width_interval():
+    from bench.report.stats import t_interval
+
+    low, high = t_interval([-4.3398, -4.3398 * (1 + 1e-15), -4.3398 * (1 - 1e-15)])
+    assert low == high
+    low, high = t_interval([1.0, 1.1, 0.9])
+    assert low < 1.0 < high

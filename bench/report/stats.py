@@ -35,7 +35,10 @@ def t_interval(values) -> tuple[float, float]:
     values = values[~np.isnan(values)]
     if len(values) < 2:
         return (math.nan, math.nan)
-    mean, sem = values.mean(), values.std(ddof=1) / math.sqrt(len(values))
+    mean = values.mean()
+    if np.allclose(values, mean, rtol=1e-9, atol=0.0):  # counted, not timed: equal but for float rounding
+        return (mean, mean)
+    sem = values.std(ddof=1) / math.sqrt(len(values))
     half = stats.t.ppf(0.975, len(values) - 1) * sem
     return (mean - half, mean + half)
 
