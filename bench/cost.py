@@ -12,12 +12,10 @@ from .measure.execution import Execution, apply, compile_seconds
 from .measure.flops import count_flops
 from .measure.memory import cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
 from .measure.params import count_params
-from .measure.speed import TimingBudget, interleaved_speedup, matmul_peak, peak_flop_per_s, throughput
+from .measure.speed import MatmulPeak, TimingBudget, interleaved_speedup, throughput
 from .measure.workload import PHASES, make_workload
 from .peers import PeerUnavailable, build_peer, peer_flops
 from .schema import Measurement, failure
-
-CALIBRATION = TimingBudget(warmup=2, min_repeats=5, min_run_time=0.5, max_run_time=2.0)
 
 
 def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: TimingBudget) -> None:
@@ -61,9 +59,8 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: Tim
                                  "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only"))
     else:
         rows += cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)
-    peak_rows = matmul_peak(cell.device, getattr(torch, cell.dtype), cell.threads, CALIBRATION)
-    rows += peak_rows
-    rows += throughput(workload, cell.threads, budget, model_flops(flop_rows), peak_flop_per_s(peak_rows))
+    peak = MatmulPeak(cell.device, getattr(torch, cell.dtype), cell.threads)
+    rows += throughput(workload, cell.threads, budget, model_flops(flop_rows), peak)
     if cell.peer:  # our U-Net at the spec this peer approximates, under the same execution option
         ours = apply(make_workload(cell.spec, cell.batch_size, cell.device), execution)
         rows += interleaved_speedup(ours, workload, cell.threads, budget)

@@ -1,7 +1,7 @@
 """Throughput of a training step and of inference, and the matmul peak it is compared against.
 
-``torch.utils.benchmark.Timer`` pins the thread count and synchronises CUDA around each block; each
-repeat is one row, so medians and IQRs are computed from raw observations downstream.
+``torch.utils.benchmark.Timer`` pins the thread count and synchronises CUDA around each timed block;
+each repeat is one row, so medians and IQRs are computed from raw observations downstream.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import math
 import statistics
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from .workload import PHASES, Workload
 
 METHOD = "torch.utils.benchmark"
 INTERLEAVED = "interleaved A/B blocks, torch.utils.benchmark"
+MATMULS = ("torch.mm", "1x1 conv, channels_last")
 
 
 @dataclass(frozen=True)
@@ -38,37 +40,86 @@ class TimingBudget:
             raise ValueError(f"timing budget {self} is invalid; valid: warmup >= 0, min_repeats >= 3, "
                              "0 < min_run_time <= max_run_time")
 
+    def done(self, times: list[float], number: int) -> bool:
+        """Enough blocks of ``number`` calls, ``times`` seconds per call each: ``min_repeats`` blocks and
+        ``min_run_time`` of timed work, then an IQR within 5% of the median or ``max_run_time`` spent."""
+        spent = number * sum(times)
+        if len(times) < self.min_repeats or spent < self.min_run_time:
+            return False
+        q1, _, q3 = statistics.quantiles(times, n=4)
+        return q3 - q1 <= 0.05 * statistics.median(times) or spent >= self.max_run_time
 
-def time_repeats(fn, threads: int, budget: TimingBudget, label: str) -> list[float]:
-    """Seconds per call, one entry per timed block; at least ``min_repeats`` blocks."""
-    for _ in range(budget.warmup):
+
+def block_timer(fn: Callable[[], object], threads: int, label: str, warmup: int,
+                block_seconds: float) -> tuple[tbench.Timer, int]:
+    """A Timer for ``fn`` after ``warmup`` untimed calls, and the calls per block that make a block last at
+    least ``block_seconds`` (so the timer's own overhead is negligible)."""
+    for _ in range(warmup):
         fn()
     timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, label=label)
-    measured = timer.adaptive_autorange(threshold=0.05, min_run_time=budget.min_run_time,
-                                        max_run_time=budget.max_run_time)
-    times = list(measured.times)
-    while len(times) < budget.min_repeats:
-        times.extend(timer.timeit(number=measured.number_per_run).times)
-    return times
+    return timer, max(1, math.ceil(block_seconds / timer.timeit(number=1).mean))
+
+
+def matmul_as_conv(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input (1, K, M, 1) and weight (N, K, 1, 1), channels_last, whose 1x1 convolution is ``(a @ b).t()``
+    laid out as (1, N, M, 1): out[n, m] = sum_k b[k, n] a[m, k]."""
+    (m, k), (_, n) = a.shape, b.shape
+    x = a.t().reshape(1, k, m, 1).contiguous(memory_format=torch.channels_last)
+    w = b.t().reshape(n, k, 1, 1).contiguous(memory_format=torch.channels_last)
+    return x, w
+
+
+class MatmulPeak:
+    """The yardstick of achieved FLOP/s: a square matmul of the cell's dtype on the cell's device, computed
+    two ways, ``torch.mm`` (MKL, cuBLAS) and the same product as a channels_last 1x1 convolution (oneDNN,
+    cuDNN). Convolutions run on the second library, which can be the faster one (on a 2-core AMD EPYC
+    oneDNN reached ~205 GFLOP/s where MKL's sgemm reached ~185); the peak is the faster of the two."""
+
+    def __init__(self, device: str, dtype: torch.dtype, threads: int, size: int = 2048) -> None:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        x, w = matmul_as_conv(a, b)
+        products = {MATMULS[0]: lambda: torch.mm(a, b), MATMULS[1]: lambda: F.conv2d(x, w)}
+        self.size, self.flop, self.repeat = size, 2 * size**3, 0
+        self.timers = {how: block_timer(product, threads, how, warmup=1, block_seconds=0.02)
+                       for how, product in products.items()}
+
+    def measure(self) -> tuple[float, list[Measurement]]:
+        """One timed block of each implementation: the peak FLOP/s now, and a calibration row for each."""
+        rows = []
+        for how, (timer, number) in self.timers.items():
+            flop_per_s = self.flop / timer.timeit(number=number).mean
+            rows.append(Measurement("calibration", "matmul_peak_flop_per_s", flop_per_s, "FLOP/s", f"{METHOD}, {how}",
+                                    repeat=self.repeat, n=self.size))
+        self.repeat += 1
+        return max(r.value for r in rows), rows
 
 
 def throughput(workload: Workload, threads: int, budget: TimingBudget, flops: dict[str, float],
-               peak_flop_per_s: float) -> list[Measurement]:
-    """Per phase and repeat: seconds per iteration, images/s, achieved FLOP/s and its fraction of the peak.
+               peak: MatmulPeak) -> list[Measurement]:
+    """Per phase and repeat: seconds per iteration, images/s, achieved FLOP/s, and its fraction of the
+    matmul peak measured right after that repeat (whose calibration rows are kept too).
 
+    A shared machine's speed changes within seconds: a peak taken once per cell compared one spell with
+    another, and gave the same model fractions from 0.5 to 1.4. Side by side, both see the same machine.
     ``flops`` maps a phase to its FLOPs per iteration (torch.utils.flop_counter, 2 per multiply-add).
     """
     rows = []
     for phase in PHASES:
-        times = time_repeats(workload.phase(phase), threads, budget, label=phase)
-        for repeat, seconds in enumerate(times):
-            common = dict(method=METHOD, repeat=repeat, n=workload.batch_size)
+        timer, number = block_timer(workload.phase(phase), threads, phase, budget.warmup, block_seconds=0.1)
+        times: list[float] = []
+        while not budget.done(times, number):
+            seconds = timer.timeit(number=number).mean
+            peak_flop_per_s, calibration = peak.measure()
+            times.append(seconds)
             achieved = flops[phase] / seconds
+            common = dict(method=METHOD, repeat=len(times) - 1, n=workload.batch_size)
             rows += [
                 Measurement(phase, "seconds_per_iter", seconds, "s", **common),
                 Measurement(phase, "images_per_s", workload.batch_size / seconds, "images/s", **common),
                 Measurement(phase, "achieved_flop_per_s", achieved, "FLOP/s", **common),
                 Measurement(phase, "fraction_of_peak", achieved / peak_flop_per_s, "ratio", **common),
+                *calibration,
             ]
     return rows
 
@@ -83,57 +134,14 @@ def interleaved_speedup(ours: Workload, peer: Workload, threads: int, budget: Ti
     """
     rows = []
     for phase in PHASES:
-        calls = {"ours": ours.phase(phase), "peer": peer.phase(phase)}
-        for call in calls.values():
-            for _ in range(max(1, budget.warmup)):
-                call()
-        timers = {name: tbench.Timer(stmt="fn()", globals={"fn": call}, num_threads=threads, label=name)
-                  for name, call in calls.items()}
-        once = timers["peer"].timeit(number=1).mean
-        number = max(1, math.ceil(0.1 / once))  # blocks of at least ~0.1 s, so timer overhead is negligible
-        rounds = max(budget.min_repeats, math.ceil(budget.min_run_time / (2 * number * once)))
-        for repeat in range(rounds):
-            order = ("ours", "peer") if repeat % 2 else ("peer", "ours")
-            seconds = {name: timers[name].timeit(number=number).mean for name in order}
-            rows.append(Measurement(phase, "ours_speedup", seconds["peer"] / seconds["ours"], "ratio", INTERLEAVED,
-                                    repeat=repeat, n=ours.batch_size))
+        ours_timer, number = block_timer(ours.phase(phase), threads, "ours", max(1, budget.warmup), 0.1)
+        peer_timer, _ = block_timer(peer.phase(phase), threads, "peer", max(1, budget.warmup), 0.1)
+        timers = {"ours": ours_timer, "peer": peer_timer}
+        seconds: dict[str, list[float]] = {"ours": [], "peer": []}
+        while not budget.done(seconds["peer"], 2 * number):
+            order = ("ours", "peer") if len(seconds["peer"]) % 2 else ("peer", "ours")
+            for name in order:
+                seconds[name].append(timers[name].timeit(number=number).mean)
+            rows.append(Measurement(phase, "ours_speedup", seconds["peer"][-1] / seconds["ours"][-1], "ratio",
+                                    INTERLEAVED, repeat=len(seconds["peer"]) - 1, n=ours.batch_size))
     return rows
-
-
-MATMULS = ("torch.mm", "1x1 conv, channels_last")
-
-
-def matmul_peak(device: str, dtype: torch.dtype, threads: int, budget: TimingBudget,
-                size: int = 2048) -> list[Measurement]:
-    """FLOP/s of a square matmul of the cell's dtype on the cell's device, one row per repeat, computed two
-    ways: ``torch.mm`` (MKL or cuBLAS) and the same product as a 1x1 convolution over channels_last inputs
-    (oneDNN or cuDNN). Convolutions run on the second library, which can be the faster one (on a 2-core AMD
-    EPYC oneDNN reached ~205 GFLOP/s where MKL's sgemm reached ~185): the peak is the faster median."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    x, w = matmul_as_conv(a, b)
-    products = {MATMULS[0]: lambda: torch.mm(a, b), MATMULS[1]: lambda: F.conv2d(x, w)}
-    flop = 2 * size**3
-    rows = []
-    for how, product in products.items():
-        times = time_repeats(product, threads, budget, label=f"matmul_peak {how}")
-        rows += [Measurement("calibration", "matmul_peak_flop_per_s", flop / t, "FLOP/s", f"{METHOD}, {how}",
-                             repeat=r, n=size) for r, t in enumerate(times)]
-    return rows
-
-
-def matmul_as_conv(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input (1, K, M, 1) and weight (N, K, 1, 1), channels_last, whose 1x1 convolution is ``(a @ b).t()``
-    laid out as (1, N, M, 1): out[n, m] = sum_k b[k, n] a[m, k]."""
-    (m, k), (_, n) = a.shape, b.shape
-    x = a.t().reshape(1, k, m, 1).contiguous(memory_format=torch.channels_last)
-    w = b.t().reshape(n, k, 1, 1).contiguous(memory_format=torch.channels_last)
-    return x, w
-
-
-def peak_flop_per_s(rows: list[Measurement]) -> float:
-    """The machine's measured peak: the faster of the matmul implementations' medians."""
-    by_method: dict[str, list[float]] = {}
-    for row in rows:
-        by_method.setdefault(row.method, []).append(row.value)
-    return max(statistics.median(values) for values in by_method.values())
