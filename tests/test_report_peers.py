@@ -87,7 +87,7 @@ def test_peer_section_reports_both_ratios_and_the_parameter_counts(tmp_path):
     root = write_run(tmp_path / "run", table, samples=False)
     write_report([root])
     markdown = (root / "report.md").read_text()
-    assert (root / "figures" / "peers.png").exists()
+    assert (root / "figures" / "peers.png").exists() and (root / "figures" / "peers_interleaved.png").exists()
     assert "ours / smalldiffusion on cpu: training step 1.200x [" in markdown
     line = next(row for row in markdown.splitlines() if row.startswith("| cpu | smalldiffusion |"))
     assert "990 (1,000)" in line and "1.250x" in line  # params of peer (ours); cell medians 10 / 8

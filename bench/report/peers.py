@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from .content import Section, Table, save_figure
-from .plots import peer_bars
+from .plots import peer_bars, speedup_plot
 from .stats import AXES, cost_rows
 
 MATCH = [*AXES, "setting", "batch_size", "base_config", "threads"]
@@ -45,9 +45,15 @@ def peers_section(table: pd.DataFrame, figures_dir: Path) -> Section:
         section.note = "Peers were measured, but none has a matching cell of our U-Net (same spec and setting)."
         return section
     result = pd.DataFrame(comparisons)
+    rounds = peers[peers["metric"] == "ours_speedup"]
+    if not rounds.empty:
+        title = "Interleaved rounds: our throughput over each peer's"
+        rounds = rounds.assign(phase=rounds["phase"].map(dict(SPEED)))
+        section.items.append(save_figure(speedup_plot(rounds, title), figures_dir, "peers_interleaved", title,
+                                         _reading(result)))
     title = "Throughput: our U-Net against the peers at the same configuration"
     section.items.append(save_figure(peer_bars(_throughput(rows, result), title), figures_dir, "peers", title,
-                                     _reading(result)))
+                                     _cells_reading(result)))
     section.items.append(Table("Our U-Net against each peer (throughput ratio: ours / peer, above 1 = ours faster)",
                                _table(result)))
     return section
@@ -120,6 +126,14 @@ def _reading(result: pd.DataFrame) -> str:
             speeds.append(f"{label} {_ratio_text(row, f'{phase}_{how}')} ({how})")
         parts.append(f"ours / {row['peer']} on {row['setting']}: {', '.join(speeds)}")
     return "Throughput of ours over the peer's, with 95% bootstrap CIs: " + "; ".join(parts)
+
+
+def _cells_reading(result: pd.DataFrame) -> str:
+    parts = [f"ours / {row['peer']} on {row['setting']}: "
+             + ", ".join(f"{label} {_ratio_text(row, f'{phase}_cells')}" for phase, label in SPEED)
+             for _, row in result.iterrows()]
+    return ("Ratio of the cells' medians, measured minutes apart (machine drift included; the interleaved "
+            "figure above cancels it): " + "; ".join(parts))
 
 
 def _table(result: pd.DataFrame) -> pd.DataFrame:

@@ -93,6 +93,24 @@ def peer_bars(speed: pd.DataFrame, title: str) -> plt.Figure:
     return grid.figure
 
 
+def speedup_plot(rounds: pd.DataFrame, title: str) -> plt.Figure:
+    """Interleaved rounds of our throughput over each peer's: every round a dot, the median a black diamond
+    with its 95% bootstrap interval (seaborn), a line at 1 (parity), per phase (columns) and setting (rows)."""
+    order = sorted(rounds["peer"].unique())
+    grid = sns.catplot(data=rounds, kind="strip", x="value", y="peer", col="phase", row="setting", order=order,
+                       sharex=False, alpha=0.5, color="tab:blue", jitter=0.15,
+                       height=max(2.0, 0.45 * len(order) + 1.0), aspect=1.8)
+    grid.map_dataframe(sns.pointplot, x="value", y="peer", order=order, estimator="median",
+                       errorbar=("ci", 95), n_boot=2000, seed=0, color="black", markers="D", linestyles="none")
+    for ax in grid.axes.flat:
+        ax.axvline(1.0, color="grey", lw=0.8)
+    grid.set_axis_labels("ours / peer throughput (above 1: ours faster)", "")
+    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
+    grid.figure.suptitle(title, y=1.02)
+    grid.tight_layout()
+    return grid.figure
+
+
 def tradeoff_scatter(points: pd.DataFrame, title: str) -> plt.Figure:
     """Memory change against time change per matched checkpointing pair."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
