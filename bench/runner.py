@@ -175,6 +175,8 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
                         run_id=f"{options.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     env = envinfo.describe(options.threads, argv)
     env_file = options.out / "env.json"
+    if options.resume and env_file.exists():
+        _note_earlier_revisions(env, json.loads(env_file.read_text()))
     atomic_write_text(env_file, _json(env))
     cells = plan(options)
     todo = [c for c in cells if not store.is_finished(c)]
@@ -205,6 +207,18 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     if failed:
         print(f"{failed} cell(s) did not finish cleanly; see the status and message columns", file=sys.stderr)
     return table
+
+
+def _note_earlier_revisions(env: dict, earlier_env: dict) -> None:
+    """Cells finished before a resume keep the numbers of the code that measured them: say so when the
+    code has changed since, and keep every revision that contributed in env.json."""
+    earlier = set(earlier_env.get("earlier_revisions", [])) | {earlier_env.get("git_revision")}
+    earlier -= {None, env.get("git_revision")}
+    if earlier:
+        env["earlier_revisions"] = sorted(earlier)
+        print(f"warning: cells already finished in this folder were measured at git revision(s) "
+              f"{', '.join(sorted(earlier))}, not {env.get('git_revision')}; they are kept as they are",
+              file=sys.stderr)
 
 
 def cell_outcome(frame: pd.DataFrame) -> str:

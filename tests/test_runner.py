@@ -173,3 +173,15 @@ def test_resume_removes_temporaries_a_killed_write_left_behind(tmp_path):
     assert store.open({"preset": "smoke"}, resume=True, run_id="r2") == "r1"
     assert not any(path.exists() for path in stale)
     assert (store.root / "metrics.csv").read_text() == "kept\n"
+
+
+def test_resuming_with_other_code_warns_and_keeps_every_revision(tmp_path, capsys):
+    from bench.runner import _note_earlier_revisions
+
+    env = {"git_revision": "new"}
+    _note_earlier_revisions(env, {"git_revision": "old", "earlier_revisions": ["older"]})
+    assert env["earlier_revisions"] == ["old", "older"]
+    assert "measured at git revision(s) old, older, not new" in capsys.readouterr().err
+    same = {"git_revision": "new"}
+    _note_earlier_revisions(same, {"git_revision": "new"})
+    assert "earlier_revisions" not in same and capsys.readouterr().err == ""
