@@ -59,11 +59,11 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: Tim
                                  "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only"))
     else:
         rows += cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)
-    peak = MatmulPeak(cell.device, getattr(torch, cell.dtype), cell.threads)
-    rows += throughput(workload, cell.threads, budget, model_flops(flop_rows), peak)
+    peak = MatmulPeak(cell.device, getattr(torch, cell.dtype))
+    rows += throughput(workload, budget, model_flops(flop_rows), peak)
     if cell.peer:  # our U-Net at the spec this peer approximates, under the same execution option
         ours = apply(make_workload(cell.spec, cell.batch_size, cell.device), execution)
-        rows += interleaved_speedup(ours, workload, cell.threads, budget)
+        rows += interleaved_speedup(ours, workload, budget)
 
 
 def _skipped(phase: str, metric: str, unit: str, method: str, why: str) -> Measurement:

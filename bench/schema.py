@@ -31,7 +31,7 @@ class Measurement:
     block:  ``total``, or the block type a breakdown row covers (``conv_in``, ``resnet``, ``attention``, ...)
     metric: what was observed (``flops``, ``params``, ``images_per_s``, ``fd``, ...)
     unit:   ``MAC``, ``FLOP``, ``bytes``, ``images/s``, ``s``, ``count``, ``nats``, ... (never implied)
-    method: how it was measured (``fvcore``, ``torch.utils.flop_counter``, ``torch.utils.benchmark``, ...)
+    method: how it was measured (``fvcore``, ``torch.utils.flop_counter``, ``time.perf_counter blocks``, ...)
     repeat: index of a repeated measurement; repeats are rows, never pre-averaged
     seed:   training / sampling seed, where one applies
     step:   training step a learning-curve row was taken at

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bench.measure.memory import cpu_peak_rss, saved_tensor_bytes
-from bench.measure.speed import MATMULS, MatmulPeak, TimingBudget, interleaved_speedup, matmul_as_conv, throughput
+from bench.measure.speed import MATMULS, METHOD, MatmulPeak, TimingBudget, interleaved_speedup, matmul_as_conv, throughput
 from bench.measure.workload import make_workload
 from conftest import SMALL_SPECS
 from variants import FASHION_MNIST_BASE
@@ -57,8 +57,8 @@ def test_cpu_peak_rss_in_a_fresh_process(tmp_path: Path):
 def test_throughput_rows_are_consistent_per_repeat():
     workload = make_workload(TINY, 3)
     budget = TimingBudget(warmup=1, min_repeats=3, min_run_time=0.01, max_run_time=0.2)
-    peak = MatmulPeak("cpu", torch.float32, 1, size=64)
-    rows = throughput(workload, 1, budget, {"train_step": 3e9, "inference": 1e9}, peak)
+    peak = MatmulPeak("cpu", torch.float32, size=64)
+    rows = throughput(workload, budget, {"train_step": 3e9, "inference": 1e9}, peak)
     calibration = [r for r in rows if r.phase == "calibration"]
     for phase in ("train_step", "inference"):
         by_repeat: dict[int, dict[str, float]] = {}
@@ -76,7 +76,7 @@ def test_throughput_rows_are_consistent_per_repeat():
     achieved = [r.value for r in rows if r.metric == "achieved_flop_per_s"]
     peaks = [max(c.value for c in calibration if c.repeat == i) for i in range(len(fractions))]
     assert fractions == pytest.approx([a / p for a, p in zip(achieved, peaks)])
-    assert {r.method for r in calibration} == {f"torch.utils.benchmark, {how}" for how in MATMULS}
+    assert {r.method for r in calibration} == {f"{METHOD}, {how}" for how in MATMULS}
 
 
 def test_train_step_updates_weights_and_inference_does_not():
@@ -91,7 +91,7 @@ def test_train_step_updates_weights_and_inference_does_not():
 
 
 def test_matmul_peak_rows_and_bad_budgets():
-    peak, rows = MatmulPeak("cpu", torch.float32, 1, size=128).measure()
+    peak, rows = MatmulPeak("cpu", torch.float32, size=128).measure()
     assert len(rows) == 2 and all(r.unit == "FLOP/s" and r.value > 0 and r.n == 128 for r in rows)
     assert peak == max(r.value for r in rows)
     with pytest.raises(ValueError, match="timing budget .* is invalid"):
@@ -110,7 +110,7 @@ def test_the_1x1_convolution_computes_the_same_matmul():
 def test_interleaved_speedup_gives_one_ratio_per_round_of_each_phase():
     ours, peer = make_workload(TINY, 2), make_workload(TINY.replace(upsample="conv_transpose"), 2)
     budget = TimingBudget(warmup=1, min_repeats=4, min_run_time=0.01, max_run_time=0.1)
-    rows = interleaved_speedup(ours, peer, 1, budget)
+    rows = interleaved_speedup(ours, peer, budget)
     for phase in ("train_step", "inference"):
         mine = [r for r in rows if r.phase == phase]
         assert [r.repeat for r in mine] == list(range(len(mine))) and len(mine) >= 4

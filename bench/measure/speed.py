@@ -1,30 +1,28 @@
 """Throughput of a training step and of inference, and the matmul peak it is compared against.
 
-``torch.utils.benchmark.Timer`` pins the thread count and synchronises CUDA around each timed block;
-each repeat is one row, so medians and IQRs are computed from raw observations downstream.
+Timing is by blocks of calls between two ``time.perf_counter`` readings, CUDA synchronised at both ends,
+after warm-up calls made once per function. ``torch.utils.benchmark.Timer.timeit`` would make two untimed
+calls before every block, tripling the cost of the interleaved repeats below; torch's thread count is
+pinned by the caller (every cell's worker pins it for the whole process). Each repeat is one row, so
+medians and IQRs are computed from raw observations downstream.
 """
 from __future__ import annotations
 
-import logging
 import math
 import statistics
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-# Importing torch.utils.benchmark loads cpp_extension, which warns on every CPU-only machine that it
-# found no CUDA runtime; that warning is about compiling extensions, which we never do.
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-import torch.utils.benchmark as tbench  # noqa: E402
-
 from bench.schema import Measurement
 
 from .workload import PHASES, Workload
 
-METHOD = "torch.utils.benchmark"
-INTERLEAVED = "interleaved A/B blocks, torch.utils.benchmark"
+METHOD = "time.perf_counter blocks, CUDA-synchronised"
+INTERLEAVED = f"interleaved A/B {METHOD}"
 MATMULS = ("torch.mm", "1x1 conv, channels_last")
 
 
@@ -50,14 +48,27 @@ class TimingBudget:
         return q3 - q1 <= 0.05 * statistics.median(times) or spent >= self.max_run_time
 
 
-def block_timer(fn: Callable[[], object], threads: int, label: str, warmup: int,
-                block_seconds: float) -> tuple[tbench.Timer, int]:
-    """A Timer for ``fn`` after ``warmup`` untimed calls, and the calls per block that make a block last at
-    least ``block_seconds`` (so the timer's own overhead is negligible)."""
-    for _ in range(warmup):
-        fn()
-    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, label=label)
-    return timer, max(1, math.ceil(block_seconds / timer.timeit(number=1).mean))
+class BlockTimer:
+    """Seconds per call of ``fn``, one block of calls at a time; ``warmup`` untimed calls first, then as many
+    calls per block as make a block last at least ``block_seconds`` (one timed call decides)."""
+
+    def __init__(self, fn: Callable[[], object], device: torch.device, warmup: int, block_seconds: float) -> None:
+        self.fn, self.device, self.number = fn, torch.device(device), 1
+        for _ in range(warmup):
+            fn()
+        self.number = max(1, math.ceil(block_seconds / self()))
+
+    def __call__(self) -> float:
+        self._synchronize()
+        start = time.perf_counter()
+        for _ in range(self.number):
+            self.fn()
+        self._synchronize()
+        return (time.perf_counter() - start) / self.number
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
 
 def matmul_as_conv(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,27 +86,27 @@ class MatmulPeak:
     cuDNN). Convolutions run on the second library, which can be the faster one (on a 2-core AMD EPYC
     oneDNN reached ~205 GFLOP/s where MKL's sgemm reached ~185); the peak is the faster of the two."""
 
-    def __init__(self, device: str, dtype: torch.dtype, threads: int, size: int = 2048) -> None:
+    def __init__(self, device: str, dtype: torch.dtype, size: int = 2048) -> None:
         a = torch.randn(size, size, device=device, dtype=dtype)
         b = torch.randn(size, size, device=device, dtype=dtype)
         x, w = matmul_as_conv(a, b)
         products = {MATMULS[0]: lambda: torch.mm(a, b), MATMULS[1]: lambda: F.conv2d(x, w)}
         self.size, self.flop, self.repeat = size, 2 * size**3, 0
-        self.timers = {how: block_timer(product, threads, how, warmup=1, block_seconds=0.02)
+        self.timers = {how: BlockTimer(product, a.device, warmup=1, block_seconds=0.02)
                        for how, product in products.items()}
 
     def measure(self) -> tuple[float, list[Measurement]]:
         """One timed block of each implementation: the peak FLOP/s now, and a calibration row for each."""
         rows = []
-        for how, (timer, number) in self.timers.items():
-            flop_per_s = self.flop / timer.timeit(number=number).mean
+        for how, timer in self.timers.items():
+            flop_per_s = self.flop / timer()
             rows.append(Measurement("calibration", "matmul_peak_flop_per_s", flop_per_s, "FLOP/s", f"{METHOD}, {how}",
                                     repeat=self.repeat, n=self.size))
         self.repeat += 1
         return max(r.value for r in rows), rows
 
 
-def throughput(workload: Workload, threads: int, budget: TimingBudget, flops: dict[str, float],
+def throughput(workload: Workload, budget: TimingBudget, flops: dict[str, float],
                peak: MatmulPeak) -> list[Measurement]:
     """Per phase and repeat: seconds per iteration, images/s, achieved FLOP/s, and its fraction of the
     matmul peak measured right after that repeat (whose calibration rows are kept too).
@@ -106,10 +117,10 @@ def throughput(workload: Workload, threads: int, budget: TimingBudget, flops: di
     """
     rows = []
     for phase in PHASES:
-        timer, number = block_timer(workload.phase(phase), threads, phase, budget.warmup, block_seconds=0.1)
+        timer = BlockTimer(workload.phase(phase), workload.x0.device, budget.warmup, block_seconds=0.1)
         times: list[float] = []
-        while not budget.done(times, number):
-            seconds = timer.timeit(number=number).mean
+        while not budget.done(times, timer.number):
+            seconds = timer()
             peak_flop_per_s, calibration = peak.measure()
             times.append(seconds)
             achieved = flops[phase] / seconds
@@ -124,7 +135,7 @@ def throughput(workload: Workload, threads: int, budget: TimingBudget, flops: di
     return rows
 
 
-def interleaved_speedup(ours: Workload, peer: Workload, threads: int, budget: TimingBudget) -> list[Measurement]:
+def interleaved_speedup(ours: Workload, peer: Workload, budget: TimingBudget) -> list[Measurement]:
     """Our throughput over a peer's, per phase, from alternating timed blocks of the two models in this one
     process: one row per round (peer time / our time; above 1, ours is faster).
 
@@ -134,14 +145,14 @@ def interleaved_speedup(ours: Workload, peer: Workload, threads: int, budget: Ti
     """
     rows = []
     for phase in PHASES:
-        ours_timer, number = block_timer(ours.phase(phase), threads, "ours", max(1, budget.warmup), 0.1)
-        peer_timer, _ = block_timer(peer.phase(phase), threads, "peer", max(1, budget.warmup), 0.1)
-        timers = {"ours": ours_timer, "peer": peer_timer}
+        warmup = max(1, budget.warmup)
+        timers = {name: BlockTimer(workload.phase(phase), workload.x0.device, warmup, block_seconds=0.1)
+                  for name, workload in (("ours", ours), ("peer", peer))}
         seconds: dict[str, list[float]] = {"ours": [], "peer": []}
-        while not budget.done(seconds["peer"], 2 * number):
+        while not budget.done(seconds["peer"], 2 * timers["peer"].number):
             order = ("ours", "peer") if len(seconds["peer"]) % 2 else ("peer", "ours")
             for name in order:
-                seconds[name].append(timers[name].timeit(number=number).mean)
+                seconds[name].append(timers[name]())
             rows.append(Measurement(phase, "ours_speedup", seconds["peer"][-1] / seconds["ours"][-1], "ratio",
                                     INTERLEAVED, repeat=len(seconds["peer"]) - 1, n=ours.batch_size))
     return rows
