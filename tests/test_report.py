@@ -336,3 +336,14 @@ def test_values_equal_but_for_float_rounding_have_a_zero_width_interval():
     assert low == high
     low, high = t_interval([1.0, 1.1, 0.9])
     assert low < 1.0 < high
+
+
+def test_a_narrow_interval_is_shown_with_enough_digits_to_tell_its_ends_apart():
+    from bench.report.readings import interval
+
+    narrow = pd.Series({"mean": -4.3401, "low": -4.3422, "high": -4.3380, "n": 8})
+    assert interval(narrow, "%", signed=True) == "-4.340% [95% CI -4.342, -4.338] (n=8)"
+    wide = pd.Series({"mean": 1.0, "low": 0.5, "high": 1.5, "n": 3})
+    assert interval(wide) == "1 [95% CI 0.5, 1.5] (n=3)"
+    same = pd.Series({"mean": 2.0, "low": 2.0, "high": 2.0, "n": 4})
+    assert interval(same) == "2 (identical in all n=4)"

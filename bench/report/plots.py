@@ -86,11 +86,7 @@ def peer_bars(speed: pd.DataFrame, title: str) -> plt.Figure:
     grid = sns.catplot(data=speed, kind="bar", x="value", y="model", col="phase", row="setting", sharex=False,
                        estimator="median", errorbar=("pi", 50), order=sorted(speed["model"].unique()),
                        height=max(2.2, 0.45 * speed["model"].nunique() + 1.0), aspect=1.6, color="tab:blue")
-    grid.set_axis_labels("images/s (median, IQR bars)", "")
-    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
-    grid.figure.suptitle(title, y=1.02)
-    grid.tight_layout()
-    return grid.figure
+    return _finish_phase_grid(grid, "images/s (median, IQR bars)", title)
 
 
 def speedup_plot(rounds: pd.DataFrame, title: str) -> plt.Figure:
@@ -104,7 +100,12 @@ def speedup_plot(rounds: pd.DataFrame, title: str) -> plt.Figure:
                        errorbar=("ci", 95), n_boot=2000, seed=0, color="black", markers="D", linestyles="none")
     for ax in grid.axes.flat:
         ax.axvline(1.0, color="grey", lw=0.8)
-    grid.set_axis_labels("ours / peer throughput (above 1: ours faster)", "")
+    return _finish_phase_grid(grid, "ours / peer throughput (above 1: ours faster)", title)
+
+
+def _finish_phase_grid(grid: sns.FacetGrid, x_label: str, title: str) -> plt.Figure:
+    """Labels of a phase (columns) by setting (rows) grid."""
+    grid.set_axis_labels(x_label, "")
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")
     grid.figure.suptitle(title, y=1.02)
     grid.tight_layout()

@@ -44,7 +44,9 @@ def number(value: float, unit: str = "") -> str:
 
 def interval(row: pd.Series, unit: str = "", signed: bool = False) -> str:
     """``mean [low, high]`` with the pair/seed count; says so when the interval cannot be computed."""
-    fmt = (lambda v: f"{v:+.3g}") if signed else (lambda v: f"{v:.3g}")
+    digits = _digits_to_separate(row["low"], row["high"])
+    spec = ("+" if signed else "") + ("#" if digits > 3 else "") + f".{digits}g"  # '#': keep -4.340's zero
+    fmt = lambda v: format(v, spec)
     suffix = "%" if unit == "%" else (f" {unit}" if unit else "")
     n = int(row["n"])
     if n < 2 or math.isnan(row["low"]):
@@ -52,6 +54,15 @@ def interval(row: pd.Series, unit: str = "", signed: bool = False) -> str:
     if row["low"] == row["high"]:
         return f"{fmt(row['mean'])}{suffix} (identical in all n={n})"
     return f"{fmt(row['mean'])}{suffix} [95% CI {fmt(row['low'])}, {fmt(row['high'])}] (n={n})"
+
+
+def _digits_to_separate(low: float, high: float) -> int:
+    """Significant digits (3 to 6) that show a narrow interval's ends apart: counted costs' % changes
+    vary only in the fourth digit across pairs, and '[-4.34, -4.34]' would read as a zero-width interval."""
+    for digits in range(3, 7):
+        if math.isnan(low) or low == high or f"{low:.{digits}g}" != f"{high:.{digits}g}":
+            return digits
+    return 6
 
 
 def effect(row: pd.Series, unit: str) -> str:
