@@ -18,8 +18,9 @@ OPTIONAL: dict[str, Any] = {
     "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA,
     "peer": "", "memory_format": "contiguous", "compile": False,
 }
-# Execution options at these values are the default and go unnamed in a setting's label.
-DEFAULT_EXECUTION = {"dtype": "float32", "memory_format": "contiguous", "compile": False}
+# Execution options at these values (or unrecorded) are the default and go unnamed in a setting's label.
+DEFAULT_DTYPES = ("", "float32")
+DEFAULT_MEMORY_FORMATS = ("", "contiguous")
 
 
 @dataclass
@@ -75,18 +76,18 @@ def add_setting(table: pd.DataFrame) -> pd.DataFrame:
     for fp32 eager contiguous; ``setting``: its device plus those, e.g. ``cpu`` or ``cuda · bfloat16 · compiled``.
     Cells of different settings are never averaged together or paired with each other."""
     table = table.copy()
-    table["execution"] = [
-        " · ".join(part for part in (
-            dtype if dtype not in ("", DEFAULT_EXECUTION["dtype"]) else "",
-            memory_format if memory_format not in ("", DEFAULT_EXECUTION["memory_format"]) else "",
-            "compiled" if _as_bool(compiled) else "",
-        ) if part)
-        for dtype, memory_format, compiled in zip(table["dtype"].astype(str), table["memory_format"].astype(str),
-                                                  table["compile"])
-    ]
+    table["execution"] = [_execution(*options) for options in zip(
+        table["dtype"].astype(str), table["memory_format"].astype(str), table["compile"])]
     device = table["device"].astype(str)
     table["setting"] = device.where(table["execution"] == "", device + " · " + table["execution"])
     return table
+
+
+def _execution(dtype: str, memory_format: str, compiled: object) -> str:
+    parts = (dtype if dtype not in DEFAULT_DTYPES else "",
+             memory_format if memory_format not in DEFAULT_MEMORY_FORMATS else "",
+             "compiled" if _as_bool(compiled) else "")
+    return " · ".join(part for part in parts if part)
 
 
 def _as_bool(value: Any) -> bool:
