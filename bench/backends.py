@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .cells import Cell
+from .cells import TIMED_KINDS, Cell
 from .schema import failure
 from .worker import CellResult, RunningCell, device_name, run_cell
 
@@ -59,11 +59,12 @@ def execute(cells: list[Cell], run_dir: Path, plugins: tuple[str, ...], worker_o
 
 
 def _local(cells, run_dir, plugins, worker_options, jobs: int) -> Iterator[CellResult]:
-    """Cost cells one at a time, alone on the machine: they time things. Then the untimed cells (quality,
+    """Cost and timing cells one at a time, alone on the machine: they measure time and memory. Then the
+    untimed cells (quality,
     floor, check), ``jobs`` at a time; the first of them alone, so that it fills the caches (the feature
     classifier) that the others read instead of each training its own."""
-    timed = [c for c in cells if c.kind == "cost"]
-    untimed = [c for c in cells if c.kind != "cost"]
+    timed = [c for c in cells if c.kind in TIMED_KINDS]
+    untimed = [c for c in cells if c.kind not in TIMED_KINDS]
     for cell in timed:
         yield run_cell(cell, run_dir, plugins, worker_options)
     if untimed:

@@ -1,19 +1,23 @@
 """A sweep is a list of cells; a cell is the unit of work one worker process runs.
 
-Kinds: ``cost`` (one variant on one device), ``quality`` (train, sample and score one functional variant
-with one seed), ``floor`` (real-versus-real scores at the same N), ``check`` (checkpointing on and off give
-the same losses, so quality is trained only with it off).
+Kinds: ``cost`` (one variant on one device: counts and memory), ``timing`` (the timed phases of every
+variant of one setting, in randomized rounds in one process: its ``members`` are those variants' cells),
+``quality`` (train, sample and score one functional variant with one seed), ``floor`` (real-versus-real
+scores at the same N), ``check`` (checkpointing on and off give the same losses, so quality is trained
+only with it off).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from variants import UNetSpec
 
-KINDS = ("cost", "quality", "floor", "check")
+# Kinds whose cells time things: they run alone on the machine.
+TIMED_KINDS = ("cost", "timing")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,12 @@ class Cell:
     peer: str = ""                    # a bench.peers name: the peer's closest match to spec, not our U-Net
     memory_format: str = "contiguous"  # execution options (bench.measure.execution), with dtype
     compile: bool = False
+    replica: int = 0                   # 1: a second instance of the same model, the A/A timing control
+    members: tuple[Cell, ...] = ()     # a timing cell's models, each timed once per round
+
+    def __post_init__(self) -> None:
+        if self.members and not isinstance(self.members, tuple):  # from JSON
+            object.__setattr__(self, "members", tuple(self.members))
 
     @property
     def id(self) -> str:
@@ -38,34 +48,55 @@ class Cell:
 
     @property
     def variant(self) -> str:
+        if self.members:
+            return "group"  # a timing cell's own rows (memory, calibration); its members' rows name theirs
         if self.peer:
             return f"peer:{self.peer}"
         return self.spec.name if self.spec else "real"
 
     @property
     def label(self) -> str:
+        if self.kind == "timing":
+            return f"{self.kind:<7} {len(self.members)} models in randomized rounds on {self.device}" + \
+                self._options_label()
         what = self.variant if self.spec else "real data"
-        seed = f" seed {self.seed}" if self.kind != "cost" else ""
+        seed = f" seed {self.seed}" if self.kind not in TIMED_KINDS else ""
+        return f"{self.kind:<7} {what}{seed} on {self.device}" + self._options_label()
+
+    def _options_label(self) -> str:
         options = [o for o in (self.memory_format != "contiguous" and self.memory_format,
                                self.dtype != "float32" and self.dtype, self.compile and "compiled") if o]
-        return f"{self.kind:<7} {what}{seed} on {self.device}" + (f" ({', '.join(options)})" if options else "")
+        return f" ({', '.join(options)})" if options else ""
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["spec"] = self.spec.to_dict() if self.spec else None
+        data["members"] = [m.to_dict() for m in self.members]
+        if not self.members:  # cells that predate timing groups keep their ids
+            del data["members"]
+        if not self.replica:
+            del data["replica"]
         return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> Cell:
-        data = json.loads(text)
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        data = dict(data)
         data["spec"] = UNetSpec.from_dict(data["spec"]) if data["spec"] else None
+        data["members"] = tuple(cls.from_dict(m) for m in data.get("members", ()))
         return cls(**data)
 
-    def identity_columns(self) -> dict[str, Any]:
-        """The columns every row of this cell carries (see bench.schema.CELL_COLUMNS)."""
+    @classmethod
+    def from_json(cls, text: str) -> Cell:
+        return cls.from_dict(json.loads(text))
+
+    def identity_columns(self, member: int | None = None) -> dict[str, Any]:
+        """The columns every row of this cell carries (see bench.schema.CELL_COLUMNS); for a timing cell's
+        row of ``member``, that member's model columns under the timing cell's id and kind."""
+        if member is not None:
+            return self.members[member].identity_columns() | {"cell_id": self.id, "kind": self.kind}
         spec = self.spec
         return {
             "cell_id": self.id, "kind": self.kind,
@@ -78,5 +109,5 @@ class Cell:
             "attention": spec.attention if spec else "",
             "base_config": self.base_config, "dataset": self.dataset, "device": self.device, "dtype": self.dtype,
             "threads": self.threads, "batch_size": self.batch_size,
-            "memory_format": self.memory_format, "compile": self.compile,
+            "memory_format": self.memory_format, "compile": self.compile, "replica": self.replica,
         }

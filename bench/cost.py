@@ -1,28 +1,26 @@
-"""A cost cell: parameters, FLOPs, memory and throughput of one variant on one device."""
+"""A cost cell: parameters, FLOPs and memory of one variant on one device (its speed is timed in rounds with
+the other variants of its setting: bench/measure/rounds.py)."""
 from __future__ import annotations
 
 import functools
 import os
 from pathlib import Path
 
-import torch
-
 from .cells import Cell
 from .measure.execution import Execution, apply, compile_seconds
 from .measure.flops import count_flops
 from .measure.memory import cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
 from .measure.params import count_params
-from .measure.speed import MatmulPeak, TimingBudget, interleaved_speedup, throughput
 from .measure.workload import PHASES, make_workload
 from .peers import PeerUnavailable, build_peer, peer_flops
 from .schema import Measurement, failure
 
 
-def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: TimingBudget) -> None:
+def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
     """Append rows as each measurement finishes, so a failure keeps what came before it.
 
     FLOPs and parameters are counted on the fp32 eager model (no execution option changes them); memory
-    and throughput under the cell's execution option (memory format, autocast dtype, compilation).
+    and compilation time under the cell's execution option (memory format, autocast dtype, compilation).
     """
     assert cell.spec is not None
     rows.append(Measurement("env", "loadavg_1min", os.getloadavg()[0], "processes", "os.getloadavg"))
@@ -36,12 +34,11 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: Tim
         # A peer has none of our block types: totals only.
         rows.append(Measurement("model", "params", float(sum(p.numel() for p in workload.model.parameters())),
                                 "count", "numel"))
-        flop_rows = peer_flops(workload.model, workload.x0, workload.sigma)
+        rows += peer_flops(workload.model, workload.x0, workload.sigma)
     else:
         workload = make_workload(cell.spec, cell.batch_size, cell.device)
         rows += count_params(workload.model)
-        flop_rows = count_flops(workload.model, workload.x0, workload.sigma)
-    rows += flop_rows
+        rows += count_flops(workload.model, workload.x0, workload.sigma)
     execution = Execution(cell.memory_format, cell.dtype, cell.compile)
     workload = apply(workload, execution)
     if execution.compile:
@@ -59,22 +56,8 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path, budget: Tim
                                  "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only"))
     else:
         rows += cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)
-    peak = MatmulPeak(cell.device, getattr(torch, cell.dtype))
-    rows += throughput(workload, budget, model_flops(flop_rows), peak)
-    if cell.peer:  # our U-Net at the spec this peer approximates, under the same execution option
-        ours = apply(make_workload(cell.spec, cell.batch_size, cell.device), execution)
-        rows += interleaved_speedup(ours, workload, budget)
 
 
 def _skipped(phase: str, metric: str, unit: str, method: str, why: str) -> Measurement:
     return Measurement(phase, metric, float("nan"), unit, method, status="skipped", message=why)
 
-
-def model_flops(flop_rows: list[Measurement]) -> dict[str, float]:
-    """FLOPs per iteration of each timed phase (2 per multiply-add), for achieved FLOP/s.
-
-    Model FLOPs, not hardware FLOPs: checkpointing's recompute is overhead, so it lowers utilisation.
-    """
-    totals = {(r.phase, r.metric): r.value for r in flop_rows
-              if r.block == "total" and r.unit == "FLOP" and r.method == "torch.utils.flop_counter"}
-    return {"inference": totals[("forward", "flops")], "train_step": totals[("train_step", "model_flops")]}

@@ -30,7 +30,6 @@ from typing import Callable
 import torch
 from smalldiffusion import ModelMixin
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from variants import UNetSpec
 
@@ -146,19 +145,11 @@ def build_peer(name: str, spec: UNetSpec) -> PeerModel:
 def peer_flops(model: PeerModel, x: Tensor, sigma: Tensor) -> list[Measurement]:
     """Totals only (peers have none of our block types): forward and training-step FLOPs counted by
     FlopCounterMode, and fvcore's forward MACs where fvcore can count every op, else a 'skipped' row."""
-    from .measure.flops import CPU_SDPA_FORMULAS, FLOP_COUNTER, FVCORE, meta_twin
+    from .measure.flops import FLOP_COUNTER, FVCORE, total_flops
 
     n = x.shape[0]
     # On a meta twin, as for our variants: attention counts as its unfused math there (see flops.py).
-    twin, x_meta, sigma_meta = meta_twin(model), x.to("meta"), sigma.to("meta")
-    flops = {}
-    for phase in ("forward", "train_step"):
-        counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS)
-        with counter, torch.enable_grad():
-            out = twin(x_meta, sigma_meta)
-            if phase == "train_step":
-                torch.nn.functional.mse_loss(out, torch.zeros_like(out)).backward()
-        flops[phase] = float(counter.get_total_flops())
+    flops = {phase: float(total_flops(model, x, sigma, phase)) for phase in ("forward", "train_step")}
     rows = [Measurement("forward", "flops", flops["forward"], "FLOP", FLOP_COUNTER, n=n),
             Measurement("train_step", "flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n),
             Measurement("train_step", "model_flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n)]

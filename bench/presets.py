@@ -6,7 +6,7 @@ from typing import Any
 
 from variants import DEFAULT_AXES, FASHION_MNIST_BASE, UNetSpec
 
-from .measure.speed import TimingBudget
+from .measure.rounds import RoundsBudget
 
 # Base configurations a sweep can start from (--base NAME, or a JSON spec).
 BASES: dict[str, UNetSpec] = {
@@ -22,7 +22,7 @@ class Preset:
     description: str
     base: str                       # key of BASES for the cost sweep
     batch_size: int
-    timing: TimingBudget
+    rounds: RoundsBudget            # timing of every variant of a setting, in randomized rounds
     quality: str | None             # key of bench.quality.QUALITY_PRESETS, or None for cost only
     seeds: int                      # quality seeds per functional variant
     axes: dict[str, tuple[Any, ...]] = field(default_factory=lambda: dict(DEFAULT_AXES))
@@ -35,7 +35,7 @@ PRESETS: dict[str, Preset] = {
         name="smoke",
         description="seconds: 2 upsamplers x checkpointing on a tiny 8x8 U-Net, 1 quality seed; for tests and CI",
         base="digits8", batch_size=4,
-        timing=TimingBudget(warmup=1, min_repeats=3, min_run_time=0.05, max_run_time=0.5),
+        rounds=RoundsBudget(warmup=1, block_seconds=0.01, min_rounds=3, max_seconds=0.5),
         quality="smoke", seeds=1,
         axes={"upsample": DEFAULT_AXES["upsample"], "time_injection": ("additive",), "attn_heads": (1,),
               "checkpoint": (False, True)},
@@ -47,7 +47,7 @@ PRESETS: dict[str, Preset] = {
                     "quality of the 8 functional variants x 3 seeds on the embedded 8x8 digits, two quality "
                     "cells at a time",
         base="fmnist28", batch_size=16,
-        timing=TimingBudget(warmup=2, min_repeats=5, min_run_time=1.5, max_run_time=5.0),
+        rounds=RoundsBudget(warmup=2, block_seconds=0.2, min_rounds=10, max_seconds=300.0),
         quality="quick", seeds=3,
         seconds_per_cell={"cost": 25, "quality": 70, "floor": 8, "check": 8},
         # The tiny digits U-Net gains little from a second thread (43 ms a step on 2 threads, 42 on 1 with a
@@ -59,7 +59,7 @@ PRESETS: dict[str, Preset] = {
         description="GPU scale: all 16 variants at the CIFAR-10 shape (batch 128), quality at the full preset's "
                     "data and steps, 5 seeds",
         base="cifar32", batch_size=128,
-        timing=TimingBudget(warmup=5, min_repeats=10, min_run_time=3.0, max_run_time=15.0),
+        rounds=RoundsBudget(warmup=5, block_seconds=0.5, min_rounds=20, max_seconds=900.0),
         quality="full", seeds=5,
         seconds_per_cell={"cost": 60, "quality": 1800, "floor": 120, "check": 120},
     ),

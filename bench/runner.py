@@ -17,8 +17,9 @@ from variants import AXES, UNetSpec, grid
 
 from . import envinfo
 from .backends import BackendOptions, check_backend, execute
-from .cells import Cell
+from .cells import TIMED_KINDS, Cell
 from .measure.execution import executions
+from .measure.rounds import memory_budget, timing_cells
 from .peers import get_peer
 from .presets import BASES, Preset, get_preset
 from .store import RunStore, atomic_write_text, rows_frame
@@ -130,8 +131,9 @@ def plan(options: SweepOptions) -> list[Cell]:
             for execution in executions(device, options.memory_formats, options.dtypes, options.compile):
                 common = dict(batch_size=batch, threads=options.threads, base_config=base_name, dtype=execution.dtype,
                               memory_format=execution.memory_format, compile=execution.compile)
-                cells += [Cell("cost", spec, device, **common) for spec in grid(base, **axes)]
-                cells += [Cell("cost", base, device, peer=peer, **common) for peer in options.peers]
+                costs = [Cell("cost", spec, device, **common) for spec in grid(base, **axes)]
+                costs += [Cell("cost", base, device, peer=peer, **common) for peer in options.peers]
+                cells += costs + timing_cells(costs, memory_budget(device))
     if "quality" in options.parts and (options.quality or preset.quality):
         cells += _quality_cells(options.quality or preset.quality, preset, options, axes)
     if options.shard:
@@ -182,7 +184,7 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     todo = [c for c in cells if not store.is_finished(c)]
     print(f"{run_id}: {len(cells)} cells, {len(cells) - len(todo)} already finished, {len(todo)} to run "
           f"-> {options.out}", flush=True)
-    worker_options = {"timing": dataclasses.asdict(preset.timing), "cache_dir": str(options.cache_dir.resolve())}
+    worker_options = {"rounds": dataclasses.asdict(preset.rounds), "cache_dir": str(options.cache_dir.resolve())}
     jobs = options.untimed_jobs()
     progress = Progress(todo, preset.seconds_per_cell, jobs if options.backend.name == "local" else 1)
     failed = 0
@@ -249,7 +251,7 @@ class Progress:
         self.count += 1
         self.remaining[cell.kind] -= 1
         self.spent.setdefault(cell.kind, []).append(seconds)
-        left = sum(n * self._per_cell(kind) / (1 if kind == "cost" else self.jobs)
+        left = sum(n * self._per_cell(kind) / (1 if kind in TIMED_KINDS else self.jobs)
                    for kind, n in self.remaining.items())
         elapsed = time.perf_counter() - self.start
         print(f"[{self.count}/{self.total}] {cell.label}: {status}, {seconds:.1f} s "

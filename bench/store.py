@@ -17,7 +17,7 @@ import pandas as pd
 from .cells import Cell
 from .schema import COLUMNS, Measurement
 
-SCHEMA_VERSION = 2  # 2: peer, memory_format, compile columns
+SCHEMA_VERSION = 3  # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns
 
 
 def atomic_write(path: Path, write) -> None:
@@ -39,16 +39,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def rows_frame(run_id: str, cell: Cell, measurements: Iterable[Measurement], **worker: str) -> pd.DataFrame:
-    """The cell's rows with its identity columns; ``worker`` gives device_name and host."""
-    identity = cell.identity_columns() | {"run_id": run_id} | worker
-    records = [identity | m.as_dict() for m in measurements]
+    """The cell's rows with its identity columns (a timing cell's rows: their member's); ``worker`` gives
+    device_name and host."""
+    common = {"run_id": run_id} | worker
+    records = [cell.identity_columns(m.member) | common | m.as_dict() for m in measurements]
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     return _typed(frame)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     # Nullable integers keep "no seed" distinct from seed 0 through CSV and Parquet round trips.
-    for col in ("seed", "step", "n", "repeat", "attn_heads", "threads", "batch_size"):
+    for col in ("seed", "step", "n", "repeat", "position", "attn_heads", "threads", "batch_size", "replica"):
         frame[col] = frame[col].astype("Int64")
     frame["value"] = frame["value"].astype("float64")
     frame["checkpoint"] = frame["checkpoint"].astype("bool")

@@ -120,9 +120,13 @@ def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], opti
 def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> None:
     if cell.kind == "cost":
         from .cost import measure_cost
-        from .measure.speed import TimingBudget
 
-        measure_cost(cell, rows, RunStore(run_dir).scratch, TimingBudget(**options["timing"]))
+        measure_cost(cell, rows, RunStore(run_dir).scratch)
+        return
+    if cell.kind == "timing":
+        from .measure.rounds import RoundsBudget, time_in_rounds
+
+        time_in_rounds(cell, RoundsBudget(**options["rounds"]), rows)
         return
     from . import quality
 

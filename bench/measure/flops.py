@@ -233,6 +233,32 @@ def flop_counter_flops(model: nn.Module, x: Tensor, sigma: Tensor, phase: str,
     return counter.get_total_flops(), by_block
 
 
+def total_flops(model: nn.Module, x: Tensor, sigma: Tensor, phase: str) -> int:
+    """FlopCounterMode FLOPs of ``forward`` or ``train_step`` on a meta twin, total only: for any model,
+    ours or a peer's, whatever its modules."""
+    if phase not in ("forward", "train_step"):
+        raise ValueError(f"phase={phase!r} is invalid; valid: forward, train_step")
+    twin, x, sigma = meta_twin(model), x.to("meta"), sigma.to("meta")
+    counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS)
+    with counter, torch.enable_grad():
+        out = twin(x, sigma)
+        if phase == "train_step":
+            F.mse_loss(out, torch.zeros_like(out)).backward()
+    return counter.get_total_flops()
+
+
+def timed_phase_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> dict[str, float]:
+    """Model FLOPs per call of each timed phase, for achieved FLOP/s: the forward for ``inference``; the
+    training step without checkpointing's recompute for ``train_step`` (recompute is overhead, so it lowers
+    utilisation)."""
+    plain = model
+    if getattr(getattr(model, "spec", None), "checkpoint", False) and hasattr(model, "downs"):
+        with torch.device("meta"):  # our U-Net's checkpoint-free twin: same shapes, no recompute
+            plain = build(model.spec.replace(checkpoint=False))
+    return {"inference": float(total_flops(model, x, sigma, "forward")),
+            "train_step": float(total_flops(plain, x, sigma, "train_step"))}
+
+
 def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]:
     """Every FLOP row for one model and batch: forward MACs (fvcore), forward and training-step FLOPs
     (FlopCounterMode; ``flops`` with checkpointing's recompute, ``model_flops`` without), each as a

@@ -1,17 +1,15 @@
-"""Throughput of a training step and of inference, and the matmul peak it is compared against.
+"""Block timers and the matmul peak that achieved FLOP/s is compared against.
 
-Timing is by blocks of calls between two ``time.perf_counter`` readings, CUDA synchronised at both ends,
-after warm-up calls made once per function. ``torch.utils.benchmark.Timer.timeit`` would make two untimed
-calls before every block, tripling the cost of the interleaved repeats below; torch's thread count is
-pinned by the caller (every cell's worker pins it for the whole process). Each repeat is one row, so
-medians and IQRs are computed from raw observations downstream.
+A timed block is a run of calls between two ``time.perf_counter`` readings, CUDA synchronised at both ends,
+after warm-up calls made once per function. ``time.process_time`` is read beside it: the process's CPU time
+over the same block, so a block slowed by a busy neighbour (wall time up, CPU time not) can be told from a
+slower model (both up). ``torch.utils.benchmark.Timer.timeit`` would make two untimed calls before every
+block; torch's thread count is pinned by the caller (every cell's worker pins it for the whole process).
 """
 from __future__ import annotations
 
 import math
-import statistics
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -19,52 +17,30 @@ import torch.nn.functional as F
 
 from bench.schema import Measurement
 
-from .workload import PHASES, Workload
-
 METHOD = "time.perf_counter blocks, CUDA-synchronised"
-INTERLEAVED = f"interleaved A/B {METHOD}"
+CPU_METHOD = "time.process_time blocks (all threads of the process)"
 MATMULS = ("torch.mm", "1x1 conv, channels_last")
-
-
-@dataclass(frozen=True)
-class TimingBudget:
-    warmup: int = 2            # untimed calls first: allocator, oneDNN/cuDNN algorithm choice
-    min_repeats: int = 5       # enough for a median and an IQR
-    min_run_time: float = 2.0  # seconds of timed work per phase, at least
-    max_run_time: float = 8.0  # stop adding repeats after this, even if still noisy
-
-    def __post_init__(self) -> None:
-        if self.warmup < 0 or self.min_repeats < 3 or not 0 < self.min_run_time <= self.max_run_time:
-            raise ValueError(f"timing budget {self} is invalid; valid: warmup >= 0, min_repeats >= 3, "
-                             "0 < min_run_time <= max_run_time")
-
-    def done(self, times: list[float], number: int) -> bool:
-        """Enough blocks of ``number`` calls, ``times`` seconds per call each: ``min_repeats`` blocks and
-        ``min_run_time`` of timed work, then an IQR within 5% of the median or ``max_run_time`` spent."""
-        spent = number * sum(times)
-        if len(times) < self.min_repeats or spent < self.min_run_time:
-            return False
-        q1, _, q3 = statistics.quantiles(times, n=4)
-        return q3 - q1 <= 0.05 * statistics.median(times) or spent >= self.max_run_time
 
 
 class BlockTimer:
     """Seconds per call of ``fn``, one block of calls at a time; ``warmup`` untimed calls first, then as many
     calls per block as make a block last at least ``block_seconds`` (one timed call decides)."""
 
-    def __init__(self, fn: Callable[[], object], device: torch.device, warmup: int, block_seconds: float) -> None:
+    def __init__(self, fn: Callable[[], object], device: torch.device | str, warmup: int,
+                 block_seconds: float) -> None:
         self.fn, self.device, self.number = fn, torch.device(device), 1
         for _ in range(warmup):
             fn()
-        self.number = max(1, math.ceil(block_seconds / self()))
+        self.number = max(1, math.ceil(block_seconds / self()[0]))
 
-    def __call__(self) -> float:
+    def __call__(self) -> tuple[float, float]:
+        """(wall seconds, CPU seconds) per call over one block."""
         self._synchronize()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(self.number):
             self.fn()
         self._synchronize()
-        return (time.perf_counter() - start) / self.number
+        return (time.perf_counter() - start) / self.number, (time.process_time() - cpu_start) / self.number
 
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -91,68 +67,15 @@ class MatmulPeak:
         b = torch.randn(size, size, device=device, dtype=dtype)
         x, w = matmul_as_conv(a, b)
         products = {MATMULS[0]: lambda: torch.mm(a, b), MATMULS[1]: lambda: F.conv2d(x, w)}
-        self.size, self.flop, self.repeat = size, 2 * size**3, 0
+        self.size, self.flop = size, 2 * size**3
         self.timers = {how: BlockTimer(product, a.device, warmup=1, block_seconds=0.02)
                        for how, product in products.items()}
 
-    def measure(self) -> tuple[float, list[Measurement]]:
+    def measure(self, repeat: int) -> tuple[float, list[Measurement]]:
         """One timed block of each implementation: the peak FLOP/s now, and a calibration row for each."""
         rows = []
         for how, timer in self.timers.items():
-            flop_per_s = self.flop / timer()
+            flop_per_s = self.flop / timer()[0]
             rows.append(Measurement("calibration", "matmul_peak_flop_per_s", flop_per_s, "FLOP/s", f"{METHOD}, {how}",
-                                    repeat=self.repeat, n=self.size))
-        self.repeat += 1
+                                    repeat=repeat, n=self.size))
         return max(r.value for r in rows), rows
-
-
-def throughput(workload: Workload, budget: TimingBudget, flops: dict[str, float],
-               peak: MatmulPeak) -> list[Measurement]:
-    """Per phase and repeat: seconds per iteration, images/s, achieved FLOP/s, and its fraction of the
-    matmul peak measured right after that repeat (whose calibration rows are kept too).
-
-    A shared machine's speed changes within seconds: a peak taken once per cell compared one spell with
-    another, and gave the same model fractions from 0.5 to 1.4. Side by side, both see the same machine.
-    ``flops`` maps a phase to its FLOPs per iteration (torch.utils.flop_counter, 2 per multiply-add).
-    """
-    rows = []
-    for phase in PHASES:
-        timer = BlockTimer(workload.phase(phase), workload.x0.device, budget.warmup, block_seconds=0.1)
-        times: list[float] = []
-        while not budget.done(times, timer.number):
-            seconds = timer()
-            peak_flop_per_s, calibration = peak.measure()
-            times.append(seconds)
-            achieved = flops[phase] / seconds
-            common = dict(method=METHOD, repeat=len(times) - 1, n=workload.batch_size)
-            rows += [
-                Measurement(phase, "seconds_per_iter", seconds, "s", **common),
-                Measurement(phase, "images_per_s", workload.batch_size / seconds, "images/s", **common),
-                Measurement(phase, "achieved_flop_per_s", achieved, "FLOP/s", **common),
-                Measurement(phase, "fraction_of_peak", achieved / peak_flop_per_s, "ratio", **common),
-                *calibration,
-            ]
-    return rows
-
-
-def interleaved_speedup(ours: Workload, peer: Workload, budget: TimingBudget) -> list[Measurement]:
-    """Our throughput over a peer's, per phase, from alternating timed blocks of the two models in this one
-    process: one row per round (peer time / our time; above 1, ours is faster).
-
-    Cells run minutes apart on a shared machine can see it at different speeds; within a round both models
-    see the same machine, so that drift cancels out of the round's ratio. The order alternates between
-    rounds (ABBA), so a steady trend favours neither.
-    """
-    rows = []
-    for phase in PHASES:
-        warmup = max(1, budget.warmup)
-        timers = {name: BlockTimer(workload.phase(phase), workload.x0.device, warmup, block_seconds=0.1)
-                  for name, workload in (("ours", ours), ("peer", peer))}
-        seconds: dict[str, list[float]] = {"ours": [], "peer": []}
-        while not budget.done(seconds["peer"], 2 * timers["peer"].number):
-            order = ("ours", "peer") if len(seconds["peer"]) % 2 else ("peer", "ours")
-            for name in order:
-                seconds[name].append(timers[name]())
-            rows.append(Measurement(phase, "ours_speedup", seconds["peer"][-1] / seconds["ours"][-1], "ratio",
-                                    INTERLEAVED, repeat=len(seconds["peer"]) - 1, n=ours.batch_size))
-    return rows

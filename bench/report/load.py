@@ -16,7 +16,7 @@ OPTIONAL: dict[str, Any] = {
     "dtype": "", "dataset": "", "base_config": "", "upsample": "", "time_injection": "", "attention": "",
     "attn_heads": pd.NA, "checkpoint": False, "threads": pd.NA, "batch_size": pd.NA,
     "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA,
-    "peer": "", "memory_format": "contiguous", "compile": False,
+    "peer": "", "memory_format": "contiguous", "compile": False, "replica": 0, "position": pd.NA,
 }
 # Execution options at these values (or unrecorded) are the default and go unnamed in a setting's label.
 DEFAULT_DTYPES = ("", "float32")
@@ -60,7 +60,7 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
     for column, default in OPTIONAL.items():
         if column not in table.columns:
             table[column] = default
-    for column in ("attn_heads", "threads", "batch_size", "repeat", "seed", "step", "n"):
+    for column in ("attn_heads", "threads", "batch_size", "repeat", "position", "seed", "step", "n", "replica"):
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
     table["value"] = pd.to_numeric(table["value"], errors="coerce").astype("float64")
     table["checkpoint"] = table["checkpoint"].map(_as_bool)

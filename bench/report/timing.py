@@ -1,0 +1,141 @@
+"""Effects on time from the timing rounds: a blocked factorial model with a cluster bootstrap over rounds.
+
+For one setting, phase and timed metric, every block of our variants is modelled as
+
+    log(seconds) = round + sum of axis effects + control + noise
+
+with treatment coding against each axis's reference level, and ``control`` the A/A term (the baseline's
+second instance, whose true effect is zero). The round enters as a block, so drift that a round shares
+(a busy neighbour, a slower spell of the VM) drops out: fitting by OLS after demeaning within rounds is OLS
+with ``C(round)``. With a 2^k design every main effect uses every variant of every round, half against half.
+
+Intervals resample whole rounds (a cluster bootstrap: the round is the independent unit), percentile
+method; the two-sided p-value comes from the same resamples. Estimates are quoted as % change,
+``100 * (exp(beta) - 1)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+TIMED_METRICS = ("seconds_per_iter", "cpu_seconds_per_iter")
+CONTROL = "control"
+N_RESAMPLES = 4999
+METHOD = ("OLS of log(time) with the round as a block and every axis as a main effect (statsmodels); "
+          f"95% percentile cluster bootstrap over rounds ({N_RESAMPLES} resamples)")
+
+
+@dataclass(frozen=True)
+class Term:
+    factor: str      # a column of the frame
+    reference: object
+    level: object
+
+
+def percent(beta):
+    return 100.0 * np.expm1(beta)
+
+
+def design(frame: pd.DataFrame, factors: list[str], reference: dict) -> tuple[np.ndarray, list[Term]]:
+    """Treatment-coded columns for every factor with two or more levels in ``frame``."""
+    columns, terms = [], []
+    for factor in factors:
+        levels = sorted(frame[factor].dropna().unique().tolist(), key=str)
+        if len(levels) < 2:
+            continue
+        ref = reference[factor] if reference.get(factor) in levels else levels[0]
+        for level in levels:
+            if level != ref:
+                columns.append((frame[factor] == level).to_numpy(dtype=float))
+                terms.append(Term(factor, ref, level))
+    return (np.column_stack(columns) if columns else np.empty((len(frame), 0))), terms
+
+
+def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, block: str = "block",
+                      value: str = "value", n_resamples: int = N_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """One row per term: ``beta`` (effect on log value), its 95% bootstrap interval ``low``/``high``, the
+    bootstrap p-value and ``n`` (blocks). Also ``block_sd`` and ``round_sd``: the residual SD of one block and
+    the SD of the round effects, on the log scale (where the noise comes from)."""
+    x, terms = design(frame, factors, reference)
+    if not terms:
+        return pd.DataFrame()
+    y = np.log(frame[value].to_numpy(dtype=float))
+    codes, blocks = pd.factorize(frame[block])
+    counts = np.bincount(codes)
+    x_w = x - (np.stack([np.bincount(codes, x[:, j]) for j in range(x.shape[1])], 1) / counts[:, None])[codes]
+    y_mean = np.bincount(codes, y) / counts
+    y_w = y - y_mean[codes]
+    fit = sm.OLS(y_w, x_w).fit()
+    beta = np.asarray(fit.params)
+    # Per-block cross products: a resample of blocks is a weighted sum of them, solved in one batch.
+    xtx = np.zeros((len(blocks), x.shape[1], x.shape[1]))
+    np.add.at(xtx, codes, x_w[:, :, None] * x_w[:, None, :])
+    xty = np.zeros((len(blocks), x.shape[1]))
+    np.add.at(xty, codes, x_w * y_w[:, None])
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(blocks), np.full(len(blocks), 1 / len(blocks)), size=n_resamples).astype(float)
+    resampled_xtx = np.einsum("rb,bij->rij", weights, xtx)
+    resampled_xty = weights @ xty
+    boot = np.einsum("rij,rj->ri", np.linalg.pinv(resampled_xtx), resampled_xty)
+    low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+    below, above = (boot <= 0).sum(0), (boot >= 0).sum(0)
+    p = np.minimum(1.0, 2 * (np.minimum(below, above) + 1) / (n_resamples + 1))
+    residual = y_w - x_w @ beta
+    dof = max(1, len(y) - len(blocks) - len(terms))
+    round_effects = y_mean - (np.stack([np.bincount(codes, x[:, j]) for j in range(x.shape[1])], 1)
+                              / counts[:, None]) @ beta
+    return pd.DataFrame({
+        "factor": [t.factor for t in terms], "reference": [t.reference for t in terms],
+        "level": [t.level for t in terms], "beta": beta, "low": low, "high": high, "p_value": p,
+        "n": len(blocks), "block_sd": float(np.sqrt(residual @ residual / dof)),
+        "round_sd": float(np.std(round_effects, ddof=1)) if len(blocks) > 1 else np.nan,
+    })
+
+
+def timing_blocks(table: pd.DataFrame) -> pd.DataFrame:
+    """The timed rows of our variants' timing blocks (peers excluded), with a ``block`` column: the round
+    within its timing cell (groups of one setting share the baseline, so they fit together)."""
+    rows = table[(table["kind"] == "timing") & (table["status"] == "ok") & table["metric"].isin(TIMED_METRICS)
+                 & (table["peer"] == "") & table["value"].gt(0)]
+    return rows.assign(block=rows["cell_id"] + "/" + rows["repeat"].astype(str))
+
+
+def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
+                   n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
+    """Every axis's main effect and the A/A control, per setting, phase and timed metric, as % change."""
+    rows = timing_blocks(table)
+    out = []
+    for (setting, phase, metric), frame in rows.groupby(["setting", "phase", "metric"], sort=True):
+        fit = blocked_factorial(frame, [*axes, "replica"], reference | {"replica": 0}, n_resamples=n_resamples)
+        if fit.empty:
+            continue
+        baseline = frame.loc[frame["replica"] == 1, "variant"]
+        fit = fit.assign(setting=setting, phase=phase, metric=metric)
+        is_control = fit["factor"] == "replica"
+        fit.loc[is_control, "factor"] = CONTROL
+        if len(baseline):
+            fit.loc[is_control, "reference"] = baseline.iloc[0]
+            fit.loc[is_control, "level"] = f"{baseline.iloc[0]} (second instance)"
+        out.append(fit)
+    if not out:
+        return pd.DataFrame()
+    fits = pd.concat(out, ignore_index=True)
+    return fits.assign(estimate=percent(fits["beta"]), ci_low=percent(fits["low"]), ci_high=percent(fits["high"]))
+
+
+def peer_rounds(table: pd.DataFrame) -> pd.DataFrame:
+    """Per peer, phase and round: our throughput over the peer's (peer seconds / ours), ours being our U-Net at
+    the spec the peer approximates, timed in the same round. Above 1, ours is faster."""
+    rows = table[(table["kind"] == "timing") & (table["status"] == "ok") & (table["metric"] == "seconds_per_iter")
+                 & (table["replica"] == 0)]
+    peers = rows[rows["peer"] != ""]
+    if peers.empty:
+        return pd.DataFrame()
+    keys = ["cell_id", "repeat", "phase", "spec_hash"]
+    ours = rows[rows["peer"] == ""][keys + ["value", "variant"]].rename(columns={"value": "ours",
+                                                                                "variant": "our_variant"})
+    merged = peers.merge(ours, on=keys)
+    return merged.assign(ratio=merged["value"] / merged["ours"])
