@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .report.load import add_setting
+from .report.stats import COST_KINDS
+from .report.timing import peer_rounds
 
 # (phase, metric, method or None, column title, scale)
 COST_COLUMNS = [
@@ -21,8 +23,10 @@ COST_COLUMNS = [
 
 
 def cost_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Medians over repeats; throughput columns also carry the IQR as a percentage of the median."""
-    ok = table[(table["kind"] == "cost") & (table["status"] == "ok") & (table["block"] == "total")]
+    """Medians over repeats or timing rounds; throughput columns also carry the IQR as a percentage of the
+    median (machine drift between rounds included: the report's model takes it out of the effects)."""
+    ok = table[table["kind"].isin(COST_KINDS) & (table["status"] == "ok") & (table["block"] == "total")
+               & (table["replica"] == 0)]
     if ok.empty:
         return pd.DataFrame()
     ok = add_setting(ok)
@@ -43,12 +47,11 @@ def cost_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Median over interleaved rounds of our throughput over each peer's (above 1: ours is faster)."""
-    rows = table[(table["metric"] == "ours_speedup") & (table["status"] == "ok")]
-    if rows.empty:
+    """Median over timing rounds of our throughput over each peer's (above 1: ours is faster)."""
+    rounds = peer_rounds(add_setting(table))
+    if rounds.empty:
         return pd.DataFrame()
-    rows = add_setting(rows)
-    speed = rows.groupby(["peer", "setting", "phase"])["value"].agg(["median", "count"])
+    speed = rounds.groupby(["peer", "setting", "phase"])["ratio"].agg(["median", "count"])
     return speed.rename(columns={"median": "ours / peer", "count": "rounds"}).round(3)
 
 
@@ -73,7 +76,7 @@ def print_summary(table: pd.DataFrame) -> None:
             print(cost.to_string())
         peers = peer_summary(table)
         if not peers.empty:
-            print("\nOur U-Net against the peers (throughput ratio, interleaved rounds; above 1 = ours faster):")
+            print("\nOur U-Net against the peers (throughput ratio, median over timing rounds; above 1 = ours faster):")
             print(peers.to_string())
         quality = quality_summary(table)
         if not quality.empty:

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from ..store import atomic_write_text
 from .compare import compare_sections, run_labels
 from .content import Section
-from .costs import checkpoint_section, cost_section
-from .effects import axis_effects_section
+from .costs import cost_section
+from .effect_table import effect_table
+from .effects import axis_effects_section, checkpoint_section, noise_floor_sentence, noise_section
 from .load import Run, load_run
 from .peers import peers_section
 from .quality import curves_section, pareto_section, samples_section
 from .render import to_html, to_markdown
 from .tables import tables_section
 
-KNOWN_KINDS = ("cost", "quality", "floor", "check")
+KNOWN_KINDS = ("cost", "timing", "quality", "floor", "check")
 
 
 def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
@@ -35,7 +38,11 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
     for stale in figures_dir.glob("*.png"):  # figures of an earlier report of this folder
         stale.unlink()
     if len(runs) == 1:
-        title, intro, sections = f"Benchmark report: {runs[0].name}", overview(runs[0]), run_sections(runs[0], figures_dir)
+        effects = effect_table(runs[0].table)
+        atomic_write_text(out_dir / "effects.csv", effects.to_csv(index=False))
+        title = f"Benchmark report: {runs[0].name}"
+        intro = " ".join(filter(None, (overview(runs[0]), noise_floor_sentence(effects))))
+        sections = run_sections(runs[0], effects, figures_dir)
     else:
         a, b = runs
         label_a, label_b = run_labels(a, b)
@@ -47,13 +54,14 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
     return out_dir / "report.html"
 
 
-def run_sections(run: Run, figures_dir: Path) -> list[Section]:
+def run_sections(run: Run, effects: pd.DataFrame, figures_dir: Path) -> list[Section]:
     table = run.table
     return [
-        axis_effects_section(table, figures_dir),
+        noise_section(table, effects),
+        axis_effects_section(effects, figures_dir),
         cost_section(table, figures_dir),
         peers_section(table, figures_dir),
-        checkpoint_section(table, figures_dir),
+        checkpoint_section(effects, figures_dir),
         pareto_section(table, figures_dir),
         curves_section(table, figures_dir),
         samples_section(run.samples),
@@ -69,8 +77,9 @@ def overview(run: Run) -> str:
     devices = ", ".join(sorted(set(table["device"]) - {""})) or "none recorded"
     text = (f"Run {run.name} ({run_ids}): {len(table)} rows (by kind: {kinds}); {table['variant'].nunique()} "
             f"variants; devices: {devices}; {int((table['status'] != 'ok').sum())} rows not ok. Built from the "
-            "tidy table alone. Costs: medians over repeats per cell; intervals: 95% t-intervals over matched "
-            "pairs or seeds.")
+            "tidy table alone (effects also in effects.csv). Costs: medians over repeats or rounds per variant; "
+            "effects: time from a blocked factorial model of the timing rounds, counts and memory from matched "
+            "pairs of cells, quality from seed-matched pairs; every tested effect is Holm-corrected.")
     unknown = sorted(set(counts.index) - set(KNOWN_KINDS))
     if unknown:
         text += f" Rows of kind {', '.join(unknown)} are not drawn by any figure (unknown kind)."

@@ -1,4 +1,4 @@
-"""Sections: cost per variant, and the checkpointing trade-off."""
+"""Section: cost per variant."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 
 from .content import Section, save_figure
-from .plots import cost_bars, tradeoff_scatter
-from .readings import add_labels, effect, number
-from .stats import cost_cells, cost_effects, cost_rows, summarise
+from .plots import cost_bars
+from .readings import add_labels, number
+from .stats import cost_cells, cost_rows
 
 # Measurements grouped into figures by unit; a unit not listed lands in "other", never nowhere.
 FAMILIES = (
@@ -56,33 +56,6 @@ def spread_reading(rows: pd.DataFrame, hue: str) -> str:
         return f"{label} ({group_value}) is the same for every variant: {number(low['value'], low['unit'])}"
     return (f"Largest spread across variants: {label} on {group_value}, from {number(low['value'], low['unit'])} "
             f"({low['variant']}) to {number(high['value'], high['unit'])} ({high['variant']}), {spread:.2f}x")
-
-
-def checkpoint_section(table: pd.DataFrame, figures_dir: Path) -> Section:
-    section = Section("Checkpointing trade-off", "Per matched pair (checkpointing on vs off, all else equal): "
-                      "% change of each training-step memory measurement against % change of training-step "
-                      "time (seconds per iteration, median over repeats). Means with 95% t-intervals over pairs.")
-    pairs, _ = cost_effects(table)
-    if pairs.empty or not (pairs["axis"] == "checkpoint").any():
-        section.note = "Checkpointing was not varied in this run's cost cells, so there is no trade-off to show."
-        return section
-    pairs = pairs[(pairs["axis"] == "checkpoint") & (pairs["phase"] == "train_step")]
-    keys = [c for c in pairs.columns if c not in ("metric", "unit", "method", "block", "value_ref", "value_alt",
-                                                  "difference", "percent")]
-    time = pairs[pairs["unit"] == "s"][keys + ["percent"]].rename(columns={"percent": "time_percent"})
-    memory = pairs[pairs["unit"] == "bytes"].rename(columns={"percent": "memory_percent", "metric": "memory metric"})
-    points = memory.merge(time, on=keys)
-    if points.empty:
-        section.note = ("Checkpointing was varied, but this run lacks training-step time or memory rows for "
-                        "matched pairs, so the trade-off cannot be drawn.")
-        return section
-    saved = summarise(memory, ["memory metric"], "memory_percent").rename(columns={"memory metric": "label"})
-    added = summarise(time.assign(label="training-step time"), ["label"], "time_percent").iloc[0]
-    reading = "Checkpointing on vs off: " + "; ".join(effect(row, "%") for row in [added, *(r for _, r in saved.iterrows())])
-    title = "Checkpointing: memory saved against time added"
-    section.items.append(save_figure(tradeoff_scatter(points, title), figures_dir, "checkpoint_tradeoff", title,
-                                     reading))
-    return section
 
 
 def cost_medians(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,8 @@
-"""Section: the effect of switching one axis with everything else held equal."""
+"""Sections: the noise floor and controls, and the effect of switching one axis with everything else equal.
+
+Both are drawn from the run's effects table (effect_table.py, written as effects.csv), so the report and the
+file cannot disagree.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,87 +10,143 @@ from pathlib import Path
 import pandas as pd
 
 from .content import Section, Table, save_figure
-from .plots import effect_plot
-from .readings import add_labels, effects_sentence, interval
-from .stats import AXES, cost_effects, quality_effects
+from .effect_table import CORRECTION_TEXT, failed_controls
+from .plots import effect_forest
+from .readings import describe_effect
+from .stats import AXES, REFERENCE
+from .timing import CONTROL, timing_effects
 
-METHOD = ("Each point is one matched pair: the same other axes, setting (device, dtype, memory format, "
-          "compilation), batch size and base configuration "
-          "(and, for quality, the same seed and dataset), differing only in the axis shown. Costs: % change of "
-          "the per-cell medians over repeats, block totals. Quality: difference in the metric's own unit "
-          "(training curves at their last step). Black diamond: mean over pairs with a 95% t-interval "
-          "(scipy.stats.t, n-1 degrees of freedom); the x range follows the pairs, so a wider interval runs off "
-          "the axis (its ends are in the table). An interval that straddles zero is not resolved at this N.")
+METHOD = ("Every row is one effect from effects.csv: switching one axis from its reference level, everything else "
+          "equal, in one setting (device, dtype, memory format, compilation). Time: a blocked factorial model of "
+          "the timing rounds (log time, the round as a block, every axis a main effect), 95% cluster-bootstrap "
+          "interval over rounds, quoted as % change. Counts and memory: % change over matched pairs of cost "
+          "cells. Quality: difference in the metric's own unit over seed-matched pairs, 95% t-interval. "
+          f"Resolved: {CORRECTION_TEXT}.")
 
 
-def axis_effects_section(table: pd.DataFrame, figures_dir: Path) -> Section:
-    section = Section("Axis effects (paired differences)", METHOD)
-    cost_pairs, cost_summary = cost_effects(table)
-    quality_pairs, quality_summary = quality_effects(table)
-    if cost_pairs.empty and quality_pairs.empty:
-        section.note = "No axis has two levels with matched pairs in this run, so no effect can be isolated."
+def noise_section(table: pd.DataFrame, effects: pd.DataFrame) -> Section:
+    section = Section("Noise floor and controls", "The A/A control times the baseline twice, as two separately "
+                      "built instances in every round: its true effect is zero, so its interval is the run's noise "
+                      "floor for time. Checkpointing's effect on inference is a second known null (without autograd "
+                      "it does nothing). Neither may come out resolved; if one does, the timing has a bias the "
+                      "design did not remove. Noise by level: the residual SD of one timed block within its round, "
+                      "and the SD of the rounds' own speed (drift the round-as-block model takes out).")
+    controls = effects[(effects["axis"] == CONTROL) | ((effects["axis"] == "checkpoint") & (effects["phase"] ==
+                                                                                          "inference"))]
+    if controls.empty:
+        section.note = "This run has no timing rounds, so no timing control and no noise floor."
         return section
-    for axis in AXES:
-        section.items += _cost_items(axis, cost_pairs, cost_summary, figures_dir)
-        section.items += _quality_items(axis, quality_pairs, quality_summary, figures_dir)
+    failed = failed_controls(effects)
+    section.items.append(Table("Controls (true effect zero)", _effect_frame(controls),
+                               "WARNING: a control came out resolved; the timing is biased." if len(failed) else
+                               "No control came out resolved."))
+    section.items.append(Table("Where the timing noise comes from (log-scale SD, as %)", noise_levels(table)))
     return section
 
 
-def _cost_items(axis: str, pairs: pd.DataFrame, summary: pd.DataFrame, figures_dir: Path) -> list:
-    if pairs.empty or not (pairs["axis"] == axis).any():
-        return []
-    pairs = add_labels(pairs[(pairs["axis"] == axis) & pairs["percent"].notna()])
-    summary = add_labels(summary[summary["axis"] == axis])
-    readings = [f"{comparison} on {setting}: {effects_sentence(group, '%')}"
-                for (comparison, setting), group in summary.groupby(["comparison", "setting"])]
-    title = f"{axis}: % change of each cost with everything else equal"
-    fig = effect_plot(pairs, "percent", "label", row="setting" if pairs["setting"].nunique() > 1 else None,
-                      col="comparison", title=title, xlabel="change vs reference level [%]")
-    items = [save_figure(fig, figures_dir, f"effect_{axis}_cost", title, " | ".join(readings)),
-             Table(f"{axis}: cost effects (% change, mean over matched pairs)", _effect_table(summary, "%"))]
-    if summary["setting"].nunique() > 1:
-        items.append(Table(f"{axis}: does the cost effect survive the setting (device, dtype, memory format, "
-                           "compilation)?", across_settings(summary)))
-    return items
+def noise_levels(table: pd.DataFrame) -> pd.DataFrame:
+    fits = timing_effects(table, AXES, REFERENCE, n_resamples=1)
+    if fits.empty:
+        return pd.DataFrame()
+    levels = fits.groupby(["setting", "phase", "metric"])[["n", "block_sd", "round_sd"]].first().reset_index()
+    return pd.DataFrame({"setting": levels["setting"], "phase": levels["phase"], "metric": levels["metric"],
+                         "rounds": levels["n"], "one block, within its round [%]": (100 * levels["block_sd"]).round(2),
+                         "between rounds [%]": (100 * levels["round_sd"]).round(2)})
 
 
-def _quality_items(axis: str, pairs: pd.DataFrame, summary: pd.DataFrame, figures_dir: Path) -> list:
-    if pairs.empty or not (pairs["axis"] == axis).any():
-        return []
-    pairs = add_labels(pairs[pairs["axis"] == axis])
-    pairs["label"] = pairs["label"] + " [" + pairs["unit"] + "]"
-    summary = add_labels(summary[summary["axis"] == axis])
-    readings = [f"{comparison}: {effects_sentence(group, '')}" for comparison, group in summary.groupby("comparison")]
-    title = f"{axis}: quality difference with everything else equal (pairs share a seed)"
-    fig = effect_plot(pairs, "difference", "comparison", row=None, col="label", title=title,
-                      xlabel="difference (unit in title)")
-    return [save_figure(fig, figures_dir, f"effect_{axis}_quality", title, " | ".join(readings)),
-            Table(f"{axis}: quality effects (difference, mean over seed-matched pairs)", _effect_table(summary, None))]
+def noise_floor_sentence(effects: pd.DataFrame) -> str:
+    """One line for the top of the report: the A/A control's effect on time, per setting and phase."""
+    control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == "seconds_per_iter")]
+    if control.empty:
+        return ""
+    parts = [f"{row['phase']} on {row['setting']} {describe_effect(row)}" for _, row in control.iterrows()]
+    return "Noise floor (A/A control: the baseline timed twice as two instances): " + "; ".join(parts) + "."
 
 
-def across_settings(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per comparison and measurement: the mean % change in each setting, and whether its direction holds."""
-    rows = []
-    for (comparison, label), group in summary.groupby(["comparison", "label"], sort=True):
-        signs = set(group["mean"].map(lambda v: (v > 0) - (v < 0)))
+def axis_effects_section(effects: pd.DataFrame, figures_dir: Path) -> Section:
+    section = Section("Axis effects", METHOD)
+    if effects.empty or not effects["axis"].isin(AXES).any():
+        section.note = "No axis has two levels with matched cells or rounds in this run, so no effect can be isolated."
+        return section
+    for axis in AXES:
+        rows = effects[effects["axis"] == axis]
+        for kind, subset in (("cost", rows[rows["unit"] == "%"]), ("quality", rows[rows["unit"] != "%"])):
+            if subset.empty:
+                continue
+            title = f"{axis}: {'% change of each cost' if kind == 'cost' else 'quality difference'}, everything else equal"
+            subset = add_effect_labels(subset)
+            section.items.append(save_figure(effect_forest(subset, title), figures_dir, f"effect_{axis}_{kind}", title,
+                                             effects_reading(subset)))
+            section.items.append(Table(f"{axis}: {kind} effects", _effect_frame(subset)))
+            if kind == "cost" and subset["setting"].nunique() > 1:
+                section.items.append(Table(f"{axis}: does the cost effect survive the setting (device, dtype, memory "
+                                           "format, compilation)?", across_settings(subset)))
+    return section
+
+
+def checkpoint_section(effects: pd.DataFrame, figures_dir: Path) -> Section:
+    section = Section("Checkpointing trade-off", "Checkpointing on vs off in the training step: the memory it "
+                      "saves (exact saved-tensor bytes; measured peaks) against the time it adds (timing rounds' "
+                      "model), from effects.csv.")
+    rows = effects[(effects["axis"] == "checkpoint") & (effects["phase"] == "train_step")
+                   & effects["metric"].isin(("saved_tensor_bytes", "peak_rss_bytes", "peak_allocated_bytes",
+                                             "peak_reserved_bytes", "seconds_per_iter", "flops"))]
+    if rows.empty:
+        section.note = "Checkpointing was not varied in this run's cost cells, so there is no trade-off to show."
+        return section
+    rows = add_effect_labels(rows)
+    title = "Checkpointing: memory saved against time added"
+    section.items.append(save_figure(effect_forest(rows, title), figures_dir, "checkpoint_tradeoff", title,
+                                     effects_reading(rows, top=len(rows))))
+    return section
+
+
+def add_effect_labels(effects: pd.DataFrame) -> pd.DataFrame:
+    """``label``: phase/metric, with the counter where two rows share it (fvcore MACs and FLOP counts)."""
+    label = effects["phase"] + "/" + effects["metric"]
+    keys = [effects["axis"], effects["from_level"], effects["to_level"], effects["setting"], label]
+    duplicated = pd.Series(list(zip(*keys)), index=effects.index).duplicated(keep=False)
+    counter = effects["method"].str.extract(r"^exact count \(([^)]*)\)", expand=False).fillna("")
+    return effects.assign(label=label.where(~duplicated, label + " · " + counter),
+                          comparison=effects["from_level"] + " → " + effects["to_level"])
+
+
+def effects_reading(rows: pd.DataFrame, top: int = 4) -> str:
+    """The resolved effects, largest first, then how many are not resolved."""
+    parts = []
+    for (comparison, setting), group in rows.groupby(["comparison", "setting"], sort=True):
+        resolved = group[group["resolved"].astype(bool)].assign(size=lambda f: f["estimate"].abs())
+        resolved = resolved.sort_values("size", ascending=False)
+        text = [f"{r['label']} {describe_effect(r)}" for _, r in resolved.head(top).iterrows()]
+        if len(resolved) > top:
+            text.append(f"{len(resolved) - top} more resolved")
+        unresolved = group.drop(resolved.index)
+        if len(unresolved):
+            text.append("not resolved: " + ", ".join(unresolved["label"]))
+        parts.append(f"{comparison} on {setting}: " + "; ".join(text))
+    return " | ".join(parts)
+
+
+def across_settings(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per comparison and measurement: the % change in each setting, and whether its direction holds."""
+    out = []
+    for (comparison, label), group in rows.groupby(["comparison", "label"], sort=True):
+        signs = set(group["estimate"].map(lambda v: (v > 0) - (v < 0)))
         if len(signs) > 1:
             verdict = "no: the direction differs between settings"
-        elif group["resolved"].all():
+        elif group["resolved"].astype(bool).all():
             verdict = "yes: same direction, resolved in every setting"
         else:
             verdict = "same direction, but not resolved in every setting"
-        row = {"comparison": comparison, "measurement": label}
-        row |= {setting: f"{mean:+.3g}%" for setting, mean in zip(group["setting"], group["mean"])}
-        rows.append(row | {"holds in every setting": verdict})
-    return pd.DataFrame(rows)
+        line = {"comparison": comparison, "measurement": label}
+        line |= {setting: f"{value:+.3g}%" for setting, value in zip(group["setting"], group["estimate"])}
+        out.append(line | {"holds in every setting": verdict})
+    return pd.DataFrame(out)
 
 
-def _effect_table(summary: pd.DataFrame, unit: str | None) -> pd.DataFrame:
-    rows = []
-    for _, row in summary.iterrows():
-        shown = unit if unit is not None else row["unit"]
-        resolved = "yes" if row["resolved"] else ("exact" if row["low"] == row["high"] else "no")
-        rows.append({"comparison": row["comparison"], "setting": row["setting"], "measurement": row["label"],
-                     "mean change": interval(row, shown, signed=True), "pairs": int(row["n"]),
-                     "CI excludes 0": resolved})
-    return pd.DataFrame(rows)
+def _effect_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows if "label" in rows.columns else add_effect_labels(rows)
+    return pd.DataFrame({"comparison": rows["comparison"], "setting": rows["setting"], "measurement": rows["label"],
+                         "effect": [describe_effect(r) for _, r in rows.iterrows()],
+                         "Holm-adjusted p": rows["p_adjusted"].map(lambda p: f"{p:.2g}" if pd.notna(p) else ""),
+                         "resolved": rows["resolved"].map(lambda r: "yes" if r else "no")}).reset_index(drop=True)

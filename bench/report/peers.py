@@ -1,11 +1,11 @@
 """Section: our U-Net against reference implementations at the closest configuration ("peers").
 
-A peer cell is matched with our cell of the spec it approximates: the same axis values, setting (device and
+A peer is matched with our U-Net at the spec it approximates: the same axis values, setting (device and
 execution options), batch size, base configuration and threads. Speed is our throughput over the peer's
-(above 1: ours is faster), two ways. Interleaved: inside the peer's cell, blocks of the peer and of our
-U-Net alternate (ABBA), one ratio per round, so machine drift cancels; median over rounds with a 95%
-bootstrap interval. Cells: the ratio of the two cells' medians over repeats, with a 95% bootstrap interval
-resampling each cell's repeats; it also carries any drift of the machine between the two cells.
+(above 1: ours is faster), two ways. Per round: both are timed in every round of the same timing cell, in
+random order, so machine drift cancels from each round's ratio; median over rounds with a 95% bootstrap
+interval. Medians: the ratio of the two models' medians over rounds, with a 95% bootstrap interval
+resampling each one's rounds separately (it ignores the pairing by round, so it is wider).
 Intervals: scipy.stats.bootstrap, percentile method.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from scipy import stats
 from .content import Section, Table, save_figure
 from .plots import peer_bars, speedup_plot
 from .stats import AXES, cost_rows
+from .timing import peer_rounds
 
 MATCH = [*AXES, "setting", "batch_size", "base_config", "threads"]
 SPEED = (("train_step", "training step"), ("inference", "inference"))
@@ -40,15 +41,15 @@ def peers_section(table: pd.DataFrame, figures_dir: Path) -> Section:
         mine = ours.loc[(ours[MATCH] == pd.Series({k: match[k] for k in MATCH})).all(axis=1)]
         if mine.empty:
             continue
-        comparisons.append(_compare(match, mine, peer_rows))
+        comparisons.append(_compare(match, mine, peer_rows, peer_rounds(table)))
     if not comparisons:
         section.note = "Peers were measured, but none has a matching cell of our U-Net (same spec and setting)."
         return section
     result = pd.DataFrame(comparisons)
-    rounds = peers[peers["metric"] == "ours_speedup"]
+    rounds = peer_rounds(table)
     if not rounds.empty:
-        title = "Interleaved rounds: our throughput over each peer's"
-        rounds = rounds.assign(phase=rounds["phase"].map(dict(SPEED)))
+        title = "Rounds: our throughput over each peer's, timed in the same rounds"
+        rounds = rounds.assign(phase=rounds["phase"].map(dict(SPEED)), value=rounds["ratio"])
         section.items.append(save_figure(speedup_plot(rounds, title), figures_dir, "peers_interleaved", title,
                                          _reading(result)))
     title = "Throughput: our U-Net against the peers at the same configuration"
@@ -73,7 +74,7 @@ def ratio_of_medians(ours: np.ndarray, peer: np.ndarray) -> tuple[float, float, 
     return ratio, float(interval.low), float(interval.high)
 
 
-def _compare(match: dict, mine: pd.DataFrame, peer: pd.DataFrame) -> dict:
+def _compare(match: dict, mine: pd.DataFrame, peer: pd.DataFrame, rounds: pd.DataFrame) -> dict:
     params_ours, params_peer = _values(mine, "model", "params"), _values(peer, "model", "params")
     out = {"setting": match["setting"], "peer": match["peer"], "variant": mine["variant"].iloc[0],
            "batch_size": match["batch_size"], "base_config": match["base_config"],
@@ -84,9 +85,10 @@ def _compare(match: dict, mine: pd.DataFrame, peer: pd.DataFrame) -> dict:
         if len(a) and len(b):
             out[f"{phase}_ours"], out[f"{phase}_peer"] = float(np.median(a)), float(np.median(b))
             out[f"{phase}_cells"] = ratio_of_medians(a, b)
-        rounds = _values(peer, phase, "ours_speedup")
-        if len(rounds):
-            out[f"{phase}_interleaved"] = median_with_interval(rounds)
+        ratios = rounds.loc[(rounds["peer"] == match["peer"]) & (rounds["setting"] == match["setting"])
+                            & (rounds["phase"] == phase), "ratio"].to_numpy(dtype=float) if len(rounds) else []
+        if len(ratios):
+            out[f"{phase}_interleaved"] = median_with_interval(ratios)
     return out
 
 
@@ -125,15 +127,15 @@ def _reading(result: pd.DataFrame) -> str:
             how = "interleaved" if isinstance(row.get(f"{phase}_interleaved"), tuple) else "cells"
             speeds.append(f"{label} {_ratio_text(row, f'{phase}_{how}')} ({how})")
         parts.append(f"ours / {row['peer']} on {row['setting']}: {', '.join(speeds)}")
-    return "Throughput of ours over the peer's, with 95% bootstrap CIs: " + "; ".join(parts)
+    return "Throughput of ours over the peer's, median of per-round ratios, with 95% bootstrap CIs: " + "; ".join(parts)
 
 
 def _cells_reading(result: pd.DataFrame) -> str:
     parts = [f"ours / {row['peer']} on {row['setting']}: "
              + ", ".join(f"{label} {_ratio_text(row, f'{phase}_cells')}" for phase, label in SPEED)
              for _, row in result.iterrows()]
-    return ("Ratio of the cells' medians, measured minutes apart (machine drift included; the interleaved "
-            "figure above cancels it): " + "; ".join(parts))
+    return ("Ratio of the two models' medians over rounds (the pairing by round ignored, so its interval is "
+            "wider than the per-round one above): " + "; ".join(parts))
 
 
 def _table(result: pd.DataFrame) -> pd.DataFrame:
@@ -145,7 +147,7 @@ def _table(result: pd.DataFrame) -> pd.DataFrame:
         for phase, label in SPEED:
             if isinstance(row.get(f"{phase}_cells"), tuple):
                 line[f"{label}: ours / peer images/s"] = f"{row[f'{phase}_ours']:.4g} / {row[f'{phase}_peer']:.4g}"
-            line[f"{label}: ratio, interleaved [95% CI]"] = _ratio_text(row, f"{phase}_interleaved")
-            line[f"{label}: ratio of cell medians [95% CI]"] = _ratio_text(row, f"{phase}_cells")
+            line[f"{label}: ratio, per round [95% CI]"] = _ratio_text(row, f"{phase}_interleaved")
+            line[f"{label}: ratio of medians [95% CI]"] = _ratio_text(row, f"{phase}_cells")
         rows.append(line)
     return pd.DataFrame(rows)

@@ -19,44 +19,6 @@ from .stats import pareto_front, t_interval  # noqa: E402
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
 
 
-def _facet_keys(frame: pd.DataFrame, row: str | None, col: str | None):
-    keys = [k for k in (row, col) if k]
-    for key, subset in frame.groupby(keys, sort=False) if keys else [((), frame)]:
-        key = key if isinstance(key, tuple) else (key,)
-        yield (key if len(key) > 1 else key[0]) if keys else None, subset
-
-
-def effect_plot(pairs: pd.DataFrame, x: str, y: str, row: str | None, col: str | None, title: str,
-                xlabel: str) -> plt.Figure:
-    """Every matched pair as a dot, their mean and 95% t-interval as a black diamond with bars.
-
-    The x range follows the pairs (and means), not the intervals: with two or three pairs a t-interval can be
-    wider than every observation, and would squash them; bars that leave the axis end without a cap."""
-    order = sorted(pairs[y].unique(), key=str)
-    n_cols = pairs[col].nunique() if col else 1
-    wrap = 4 if (col and not row and n_cols > 4) else None
-    height = max(2.2, 0.38 * len(order) + 1.2)
-    width = min(9.0, 15.0 / min(n_cols, wrap or n_cols))
-    grid = sns.catplot(data=pairs, kind="strip", x=x, y=y, row=row, col=col, order=order, sharex=False,
-                       height=height, aspect=width / height, alpha=0.6, jitter=0.15, color="tab:blue", col_wrap=wrap)
-    for key, subset in _facet_keys(pairs, row, col):
-        ax = grid.axes_dict[key] if key is not None else grid.ax
-        ax.axvline(0, color="grey", lw=0.8)
-        low_end, high_end = min(0.0, subset[x].min()), max(0.0, subset[x].max())
-        margin = 0.15 * (high_end - low_end) or 1.0
-        for label, values in subset.groupby(y)[x]:
-            low, high = t_interval(values)
-            position, mean = order.index(label), values.mean()
-            xerr = None if np.isnan(low) else [[mean - low], [high - mean]]
-            ax.errorbar(mean, position, xerr=xerr, fmt="D", color="black", ms=5, capsize=3, zorder=5)
-        ax.set_xlim(low_end - margin, high_end + margin)
-    grid.set_axis_labels(xlabel, "")
-    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
-    grid.figure.suptitle(title, y=1.02)
-    grid.tight_layout()
-    return grid.figure
-
-
 def cost_bars(rows: pd.DataFrame, hue: str, title: str) -> plt.Figure:
     """Median over repeats with the interquartile range as error bars; one panel per measurement."""
     rows = rows.copy()
@@ -110,20 +72,6 @@ def _finish_phase_grid(grid: sns.FacetGrid, x_label: str, title: str) -> plt.Fig
     grid.figure.suptitle(title, y=1.02)
     grid.tight_layout()
     return grid.figure
-
-
-def tradeoff_scatter(points: pd.DataFrame, title: str) -> plt.Figure:
-    """Memory change against time change per matched checkpointing pair."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    sns.scatterplot(data=points, x="time_percent", y="memory_percent", hue="memory metric", style="setting",
-                    s=70, ax=ax)
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel("training-step time change [%] (checkpoint on vs off)")
-    ax.set_ylabel("memory change [%] (checkpoint on vs off)")
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="best")
-    return fig
 
 
 def pareto_plot(points: pd.DataFrame, panels: list[tuple[str, str, str]], y_label: str,
@@ -187,4 +135,27 @@ def ratio_heatmap(ratios: pd.DataFrame, title: str, a: str, b: str) -> plt.Figur
     ax.set_xlabel("measurement")
     ax.set_ylabel("variant")
     ax.set_title(title)
+    return fig
+
+
+def effect_forest(effects: pd.DataFrame, title: str) -> plt.Figure:
+    """Effects from effects.csv, one panel per comparison and setting: each measurement's estimate with its
+    interval (95% CI, or for exact counts the range over pairs); filled when resolved, hollow when not."""
+    panels = list(effects.groupby(["comparison", "setting"], sort=True))
+    height = max(2.0, 0.32 * effects.groupby(["comparison", "setting"]).size().max() + 1.2)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, height * len(panels)), squeeze=False)
+    for ax, ((comparison, setting), rows) in zip(axes[:, 0], panels):
+        rows = rows.sort_values("label", ascending=False).reset_index(drop=True)
+        for position, row in rows.iterrows():
+            has_interval = pd.notna(row["ci_low"])
+            xerr = [[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]] if has_interval else None
+            ax.errorbar(row["estimate"], position, xerr=xerr, fmt="D", ms=5, capsize=3, color="black",
+                        markerfacecolor="black" if row["resolved"] else "white")
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(rows)), [textwrap.shorten(label, 60) for label in rows["label"]])
+        unit = rows["unit"].iloc[0]
+        ax.set_xlabel("change vs reference level [%]" if unit == "%" else "difference (metric's own unit)")
+        ax.set_title(f"{comparison} · {setting}", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig

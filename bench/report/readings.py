@@ -65,31 +65,16 @@ def _digits_to_separate(low: float, high: float) -> int:
     return 6
 
 
-def effect(row: pd.Series, unit: str) -> str:
-    """One effect in words, honest about resolution: an interval straddling zero is called unresolved."""
-    text = f"{row['label']} {interval(row, unit, signed=True)}"
-    if int(row["n"]) < 2:
-        return text + ", not resolved: a single pair"
-    if not row["resolved"] and row["low"] != row["high"]:
-        return text + ", not resolved at this N (CI straddles zero)"
-    return text
-
-
-def effects_sentence(summary: pd.DataFrame, unit: str, top: int = 4) -> str:
-    """The largest resolved effects first, then how many are unresolved (named, if few)."""
-    if summary.empty:
-        return "no matched pairs"
-    summary = summary.assign(size=summary["mean"].abs()).sort_values("size", ascending=False)
-    resolved = summary[summary["resolved"] | ((summary["low"] == summary["high"]) & (summary["n"] >= 2))]
-    resolved = resolved[resolved["mean"] != 0]
-    parts = [effect(row, unit) for _, row in resolved.head(top).iterrows()]
-    if len(resolved) > top:
-        parts.append(f"{len(resolved) - top} more resolved")
-    unchanged = summary[(summary["mean"] == 0) & (summary["low"] == summary["high"])]
-    if len(unchanged):
-        parts.append("unchanged: " + ", ".join(unchanged["label"].head(top)) + ("..." if len(unchanged) > top else ""))
-    unresolved = summary.drop(resolved.index).drop(unchanged.index)
-    if len(unresolved):
-        names = ", ".join(unresolved["label"].head(top)) + ("..." if len(unresolved) > top else "")
-        parts.append(f"not resolved at this N: {names}")
-    return "; ".join(parts)
+def describe_effect(row: pd.Series) -> str:
+    """One effect of effects.csv in words: estimate, interval and n, and what kind of evidence it is."""
+    unit = row["unit"]
+    fmt = lambda v: f"{v:+.{_digits_to_separate(row['ci_low'], row['ci_high'])}g}" + ("%" if unit == "%" else "")
+    suffix = "" if unit == "%" else f" {unit}"
+    n = int(row["n"])
+    if str(row["method"]).startswith("exact"):
+        if row["ci_low"] == row["ci_high"]:
+            return f"{fmt(row['estimate'])}{suffix} (exact, n={n})"
+        return f"{fmt(row['estimate'])}{suffix} (exact; {fmt(row['ci_low'])} to {fmt(row['ci_high'])} over n={n} pairs)"
+    if pd.isna(row["ci_low"]):
+        return f"{fmt(row['estimate'])}{suffix} (n={n}: too few to test)"
+    return f"{fmt(row['estimate'])}{suffix} [95% CI {fmt(row['ci_low'])}, {fmt(row['ci_high'])}] (n={n})"

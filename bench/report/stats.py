@@ -24,8 +24,11 @@ REFERENCE = {f.name: f.default for f in dataclasses.fields(UNetSpec) if f.name i
 COST_CONTEXT = ("device", "setting", "execution", "dtype", "batch_size", "base_config", "threads", "peer")
 QUALITY_CONTEXT = ("device", "setting", "dtype", "dataset", "base_config", "seed")
 MEASURE = ("phase", "block", "metric", "unit", "method")
-# Rows that describe the machine (load, matmul peak), not the variant: shown with the environment.
-MACHINE_PHASES = ("env", "calibration")
+# Rows that describe the machine (load, matmul peak) or a timing group (its memory), not the variant: shown
+# with the environment.
+MACHINE_PHASES = ("env", "calibration", "group")
+# Kinds whose rows are costs of a variant: counts and memory (cost cells), time (timing cells' rounds).
+COST_KINDS = ("cost", "timing")
 FINAL_STEP = "train (final step)"
 
 
@@ -59,8 +62,10 @@ def summarise(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
 
 
 def cost_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Successful cost observations of the variants (per-block rows included), one per repeat."""
-    rows = table[(table["kind"] == "cost") & (table["status"] == "ok") & ~table["phase"].isin(MACHINE_PHASES)]
+    """Successful cost observations of the variants (per-block rows included), one per repeat or round; the
+    A/A control's second instance is left out (it is the baseline again)."""
+    rows = table[table["kind"].isin(COST_KINDS) & (table["status"] == "ok") & ~table["phase"].isin(MACHINE_PHASES)
+                 & (table["replica"] == 0)]
     return rows[rows["value"].notna()]
 
 
@@ -122,26 +127,23 @@ def paired_differences(frame: pd.DataFrame, axis: str, match_on: tuple[str, ...]
     return out
 
 
-def cost_effects(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per axis, % change of every cost metric (block totals, cell medians) over matched pairs, per setting.
-    Peers have no axes to switch: they are left out."""
-    cells = cost_cells(table)
+def cost_effects(table: pd.DataFrame) -> pd.DataFrame:
+    """Per axis, % change of every cost cell's measurement (block totals: counts and memory) over matched pairs,
+    per setting. Time is not paired cell by cell: it comes from the timing rounds' model (timing.py). Peers have
+    no axes to switch: they are left out."""
+    cells = cost_cells(table[table["kind"] == "cost"])
     cells = cells[(cells["block"] == "total") & (cells["peer"] == "")]
     pairs = pd.concat([paired_differences(cells, axis, (*COST_CONTEXT, *MEASURE)) for axis in AXES],
                       ignore_index=True)
-    if pairs.empty:
-        return pairs, pd.DataFrame()
-    return pairs, summarise(pairs, ["axis", "comparison", "setting", *MEASURE], "percent")
+    return pairs
 
 
-def quality_effects(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def quality_effects(table: pd.DataFrame) -> pd.DataFrame:
     """Per axis, difference of every quality metric over pairs matched on seed (and everything else)."""
     values = quality_values(table)
     pairs = pd.concat([paired_differences(values, axis, (*QUALITY_CONTEXT, *MEASURE, "sample_size")) for axis in AXES],
                       ignore_index=True)
-    if pairs.empty:
-        return pairs, pd.DataFrame()
-    return pairs, summarise(pairs, ["axis", "comparison", "setting", "dataset", *MEASURE], "difference")
+    return pairs
 
 
 def per_variant_quality(table: pd.DataFrame, kind: str = "quality") -> pd.DataFrame:

@@ -10,7 +10,8 @@ second instance, whose true effect is zero). The round enters as a block, so dri
 with ``C(round)``. With a 2^k design every main effect uses every variant of every round, half against half.
 
 Intervals resample whole rounds (a cluster bootstrap: the round is the independent unit), percentile
-method; the two-sided p-value comes from the same resamples. Estimates are quoted as % change,
+method; the two-sided p-value comes from the same resamples. With fewer than ``MIN_ROUNDS_TO_TEST`` rounds
+an effect is estimated but gets neither interval nor test. Estimates are quoted as % change,
 ``100 * (exp(beta) - 1)``.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ import statsmodels.api as sm
 TIMED_METRICS = ("seconds_per_iter", "cpu_seconds_per_iter")
 CONTROL = "control"
 N_RESAMPLES = 4999
+# Fewer rounds than this give a bootstrap over too few clusters to trust: estimate, but do not test.
+MIN_ROUNDS_TO_TEST = 10
 METHOD = ("OLS of log(time) with the round as a block and every axis as a main effect (statsmodels); "
           f"95% percentile cluster bootstrap over rounds ({N_RESAMPLES} resamples)")
 
@@ -83,6 +86,8 @@ def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, 
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
     below, above = (boot <= 0).sum(0), (boot >= 0).sum(0)
     p = np.minimum(1.0, 2 * (np.minimum(below, above) + 1) / (n_resamples + 1))
+    if len(blocks) < MIN_ROUNDS_TO_TEST:
+        low, high, p = np.full_like(beta, np.nan), np.full_like(beta, np.nan), np.full_like(beta, np.nan)
     residual = y_w - x_w @ beta
     dof = max(1, len(y) - len(blocks) - len(terms))
     round_effects = y_mean - (np.stack([np.bincount(codes, x[:, j]) for j in range(x.shape[1])], 1)
