@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from bench.measure.memory import cpu_peak_rss, saved_tensor_bytes
-from bench.measure.speed import MATMULS, METHOD, MatmulPeak, TimingBudget, interleaved_speedup, matmul_as_conv, throughput
+from bench.measure.rounds import RoundsBudget
+from bench.measure.speed import BlockTimer, MatmulPeak, matmul_as_conv
 from bench.measure.workload import make_workload
 from conftest import SMALL_SPECS
 from variants import FASHION_MNIST_BASE
@@ -54,29 +55,12 @@ def test_cpu_peak_rss_in_a_fresh_process(tmp_path: Path):
     assert list(tmp_path.iterdir()) == []  # the worker's hand-off file is cleaned up
 
 
-def test_throughput_rows_are_consistent_per_repeat():
-    workload = make_workload(TINY, 3)
-    budget = TimingBudget(warmup=1, min_repeats=3, min_run_time=0.01, max_run_time=0.2)
-    peak = MatmulPeak("cpu", torch.float32, size=64)
-    rows = throughput(workload, budget, {"train_step": 3e9, "inference": 1e9}, peak)
-    calibration = [r for r in rows if r.phase == "calibration"]
-    for phase in ("train_step", "inference"):
-        by_repeat: dict[int, dict[str, float]] = {}
-        for r in rows:
-            if r.phase == phase:
-                by_repeat.setdefault(r.repeat, {})[r.metric] = r.value
-        assert len(by_repeat) >= 3
-        flops = 3e9 if phase == "train_step" else 1e9
-        for values in by_repeat.values():
-            assert values["images_per_s"] == pytest.approx(3 / values["seconds_per_iter"])
-            assert values["achieved_flop_per_s"] == pytest.approx(flops / values["seconds_per_iter"])
-    # each timed block is followed by one block of each matmul; its fraction is against the faster of them
-    assert len(calibration) == len(MATMULS) * sum(r.metric == "fraction_of_peak" for r in rows)
-    fractions = [r.value for r in rows if r.metric == "fraction_of_peak"]
-    achieved = [r.value for r in rows if r.metric == "achieved_flop_per_s"]
-    peaks = [max(c.value for c in calibration if c.repeat == i) for i in range(len(fractions))]
-    assert fractions == pytest.approx([a / p for a, p in zip(achieved, peaks)])
-    assert {r.method for r in calibration} == {f"{METHOD}, {how}" for how in MATMULS}
+def test_a_block_times_wall_and_cpu_seconds_per_call():
+    calls = []
+    timer = BlockTimer(lambda: calls.append(sum(range(20000))), "cpu", warmup=2, block_seconds=0.01)
+    calls.clear()
+    wall, cpu = timer()
+    assert len(calls) == timer.number >= 1 and wall > 0 and cpu >= 0
 
 
 def test_train_step_updates_weights_and_inference_does_not():
@@ -91,11 +75,11 @@ def test_train_step_updates_weights_and_inference_does_not():
 
 
 def test_matmul_peak_rows_and_bad_budgets():
-    peak, rows = MatmulPeak("cpu", torch.float32, size=128).measure()
-    assert len(rows) == 2 and all(r.unit == "FLOP/s" and r.value > 0 and r.n == 128 for r in rows)
+    peak, rows = MatmulPeak("cpu", torch.float32, size=128).measure(repeat=3)
+    assert len(rows) == 2 and all(r.unit == "FLOP/s" and r.value > 0 and r.n == 128 and r.repeat == 3 for r in rows)
     assert peak == max(r.value for r in rows)
-    with pytest.raises(ValueError, match="timing budget .* is invalid"):
-        TimingBudget(min_repeats=1)
+    with pytest.raises(ValueError, match="rounds budget .* is invalid"):
+        RoundsBudget(min_rounds=1)
     with pytest.raises(ValueError, match="phase='backward' is invalid; valid: train_step, inference"):
         make_workload(TINY, 1).phase("backward")
 
@@ -105,23 +89,3 @@ def test_the_1x1_convolution_computes_the_same_matmul():
     out = torch.nn.functional.conv2d(*matmul_as_conv(a, b))
     assert out.shape == (1, 4, 5, 1)
     torch.testing.assert_close(out.reshape(4, 5).t(), a @ b)
-
-
-def test_interleaved_speedup_gives_one_ratio_per_round_of_each_phase():
-    ours, peer = make_workload(TINY, 2), make_workload(TINY.replace(upsample="conv_transpose"), 2)
-    budget = TimingBudget(warmup=1, min_repeats=4, min_run_time=0.01, max_run_time=0.1)
-    rows = interleaved_speedup(ours, peer, budget)
-    for phase in ("train_step", "inference"):
-        mine = [r for r in rows if r.phase == phase]
-        assert [r.repeat for r in mine] == list(range(len(mine))) and len(mine) >= 4
-        assert all(r.metric == "ours_speedup" and r.unit == "ratio" and r.value > 0 and r.n == 2 for r in mine)
-        assert all(r.method.startswith("interleaved A/B") for r in mine)
-
-
-def test_a_budget_wants_its_repeats_and_time_then_a_steady_median_or_its_maximum():
-    budget = TimingBudget(warmup=0, min_repeats=3, min_run_time=1.0, max_run_time=4.0)
-    assert not budget.done([1.0, 1.0], number=1)            # too few blocks
-    assert not budget.done([0.1, 0.1, 0.1], number=1)       # too little time
-    assert budget.done([1.0, 1.0, 1.0], number=1)           # steady
-    assert not budget.done([1.0, 1.5, 0.5], number=1)       # noisy, and time is left
-    assert budget.done([1.0, 1.5, 0.5, 1.2], number=1)      # noisy, but the maximum is spent

@@ -10,7 +10,6 @@ from torch import nn
 from bench.cells import Cell
 from bench.cost import measure_cost
 from bench.measure.flops import count_flops
-from bench.measure.speed import TimingBudget
 from bench.peers import PEERS, PeerUnavailable, build_peer, get_peer, peer_flops, sigma_to_timestep
 from bench.runner import SweepOptions, plan
 from variants import UNetSpec, build
@@ -118,7 +117,11 @@ def test_plan_adds_one_peer_cell_per_peer_device_and_execution_option(tmp_path):
                            axes={"checkpoint": (False,)}, dtypes=("float32", "bfloat16"))
     cells = plan(options)
     peers = [c for c in cells if c.peer]
-    assert len(peers) == 2 * 2 and len(cells) == 2 * (2 + 2)  # (2 upsamplers + 2 peers) x 2 dtypes
+    timing = [c for c in cells if c.kind == "timing"]
+    assert len(peers) == 2 * 2 and len(cells) == 2 * (2 + 2 + 1)  # (2 upsamplers + 2 peers + timing) x 2 dtypes
+    # each dtype's timing cell times both upsamplers, the baseline's A/A copy and both peers in the same rounds
+    assert [len(c.members) for c in timing] == [5, 5] and {c.dtype for c in timing} == {"float32", "bfloat16"}
+    assert all({m.peer for m in c.members} == {"", "smalldiffusion", "diffusers"} for c in timing)
     identity = peers[0].identity_columns()
     assert identity["variant"] == "peer:smalldiffusion" and identity["peer"] == "smalldiffusion"
     assert {c.dtype for c in peers} == {"float32", "bfloat16"}
@@ -129,7 +132,6 @@ def test_plan_adds_one_peer_cell_per_peer_device_and_execution_option(tmp_path):
 def test_a_missing_peer_package_makes_a_skipped_row_not_an_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "denoising_diffusion_pytorch", None)
     rows = []
-    measure_cost(Cell("cost", SPEC, "cpu", batch_size=2, peer="lucidrains"), rows, Path("."),
-                 TimingBudget(warmup=0, min_repeats=3, min_run_time=0.01, max_run_time=0.05))
+    measure_cost(Cell("cost", SPEC, "cpu", batch_size=2, peer="lucidrains"), rows, Path("."))
     assert [(r.phase, r.status) for r in rows][-1] == ("cell", "skipped")
     assert "pip install denoising-diffusion-pytorch" in rows[-1].message

@@ -17,6 +17,8 @@ from scipy import stats
 
 from bench.report import write_report
 from bench.report.load import normalise
+from bench.report.effect_table import COLUMNS as EFFECT_COLUMNS, effect_table
+from bench.report.readings import describe_effect
 from bench.report.stats import cost_effects, quality_effects
 from bench.schema import COLUMNS
 
@@ -44,7 +46,7 @@ def _row(kind: str, upsample: str, heads: int, checkpoint: bool, device: str, **
 
 def cost_rows(upsample: str, heads: int, checkpoint: bool, device: str, rng: np.random.Generator,
               speed: float = 1.0) -> list[dict]:
-    """Plausible cost rows of one cell: counted values exact, timed values as noisy repeats."""
+    """Plausible rows of one cost cell: counted values exact, memory measured once."""
     ct, ck = upsample == "conv_transpose", checkpoint
     params = 1_000_000 + (60_000 if ct else 0)
     flops = 2e9 * (0.9 if ct else 1.0)
@@ -63,18 +65,32 @@ def cost_rows(upsample: str, heads: int, checkpoint: bool, device: str, rng: np.
              unit="bytes", method="VmHWM"),
         _row("cost", *args, phase="env", metric="loadavg_1min", value=0.5, unit="processes", method="os.getloadavg"),
     ]
-    for repeat in range(5):
-        step = 0.1 * (1.25 if ck else 1) * (0.95 if ct else 1) / speed * rng.normal(1, 0.03)
-        rows += [
-            _row("cost", *args, phase="train_step", metric="seconds_per_iter", value=step, unit="s",
-                 method="torch.utils.benchmark", repeat=repeat),
-            _row("cost", *args, phase="train_step", metric="images_per_s", value=16 / step, unit="images/s",
-                 method="torch.utils.benchmark", repeat=repeat),
-            _row("cost", *args, phase="inference", metric="images_per_s", value=48 / step, unit="images/s",
-                 method="torch.utils.benchmark", repeat=repeat),
-            _row("cost", *args, phase="calibration", metric="matmul_peak_flop_per_s", value=3e11, unit="FLOP/s",
-                 method="torch.utils.benchmark", repeat=repeat),
-        ]
+    return rows
+
+
+def timing_rows(device: str, rng: np.random.Generator, speed: float = 1.0, rounds: int = 12) -> list[dict]:
+    """One timing cell: every variant and the baseline's A/A copy timed once per round, with round-level drift
+    (+-20%) and 3% block noise; conv_transpose 5% faster, checkpointing 25% slower in training."""
+    members = [(u, h, c, 0) for u in UPSAMPLERS for h in HEADS for c in (False, True)]
+    members.insert(1, ("nearest_conv", 1, False, 1))
+    rows = []
+    for repeat in range(rounds):
+        drift = rng.uniform(-0.2, 0.2)
+        for position, index in enumerate(rng.permutation(len(members))):
+            upsample, heads, checkpoint, replica = members[index]
+            for phase, batch in (("train_step", 16), ("inference", 48)):
+                slower = 1.25 if checkpoint and phase == "train_step" else 1.0
+                seconds = 0.1 * slower * (0.95 if upsample == "conv_transpose" else 1) / speed * np.exp(
+                    drift + rng.normal(0, 0.03))
+                common = dict(cell_id=f"timing-{device}", phase=phase, repeat=repeat, position=position, batch_size=16,
+                              replica=replica, method="time.perf_counter blocks")
+                rows += [_row("timing", upsample, heads, checkpoint, device, metric="seconds_per_iter", value=seconds,
+                              unit="s", **common),
+                         _row("timing", upsample, heads, checkpoint, device, metric="images_per_s",
+                              value=batch / seconds, unit="images/s", **common)]
+        rows.append(_row("timing", "", 0, False, device, cell_id=f"timing-{device}", variant="group",
+                         phase="calibration", metric="matmul_peak_flop_per_s", value=3e11, unit="FLOP/s",
+                         repeat=repeat, method="time.perf_counter blocks"))
     return rows
 
 
@@ -105,6 +121,7 @@ def synthetic_table(devices=("cpu",), quality: bool = True, speed: float = 1.0, 
             for heads in HEADS:
                 for checkpoint in (False, True):
                     rows += cost_rows(upsample, heads, checkpoint, device, rng, speed)
+        rows += timing_rows(device, rng, speed)
     rows.append(_row("cost", "conv_transpose", 8, False, devices[0], phase="train_step", metric="failure",
                      value=float("nan"), unit="", method="", status="error", message=INJECTED))
     if quality:
@@ -137,40 +154,43 @@ def write_run(root: Path, table: pd.DataFrame, samples: bool = True) -> Path:
 # --- paired differences on cases with a known answer --------------------------------------------------------
 
 def _pair_table(rows: list[tuple[str, int, list[float]]]) -> pd.DataFrame:
-    """Cost rows of train_step images_per_s: (upsample, heads, repeat values)."""
+    """Cost rows of train_step peak RSS, a measured (not counted) cost: (upsample, heads, repeat values)."""
     out = []
     for upsample, heads, values in rows:
         for repeat, value in enumerate(values):
-            out.append(_row("cost", upsample, heads, False, "cpu", phase="train_step", metric="images_per_s",
-                            value=value, unit="images/s", method="torch.utils.benchmark", repeat=repeat))
+            out.append(_row("cost", upsample, heads, False, "cpu", phase="train_step", metric="peak_rss_bytes",
+                            value=value, unit="bytes", method="VmHWM", repeat=repeat))
     return normalise(pd.DataFrame(out, columns=list(COLUMNS)))
+
+
+def _effect(table: pd.DataFrame, axis: str) -> pd.Series:
+    effects = effect_table(table)
+    return effects[effects["axis"] == axis].iloc[0]
 
 
 def test_cost_effect_is_percent_change_of_cell_medians_over_matched_pairs():
     # Medians 11 -> 13.2 (+20%) at 1 head and 10 -> 11.5 (+15%) at 4 heads; the 30 is an outlier a mean would see.
     table = _pair_table([("nearest_conv", 1, [10, 11, 30]), ("conv_transpose", 1, [12, 13.2, 14]),
                          ("nearest_conv", 4, [10, 9, 11]), ("conv_transpose", 4, [11.5, 11.5, 11.5])])
-    pairs, summary = cost_effects(table)
+    pairs = cost_effects(table)
     upsample = pairs[pairs["axis"] == "upsample"].sort_values("attn_heads")
     assert upsample["percent"].round(9).tolist() == [20.0, 15.0]
     assert set(upsample["comparison"]) == {"nearest_conv → conv_transpose"}
-    row = summary[summary["axis"] == "upsample"].iloc[0]
+    row = _effect(table, "upsample")
     half = stats.t.ppf(0.975, 1) * np.std([20.0, 15.0], ddof=1) / np.sqrt(2)
-    assert (row["n"], row["mean"]) == (2, pytest.approx(17.5))
-    assert (row["low"], row["high"]) == (pytest.approx(17.5 - half), pytest.approx(17.5 + half))
+    assert (row["n"], row["estimate"], row["unit"]) == (2, pytest.approx(17.5), "%")
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(17.5 - half), pytest.approx(17.5 + half))
     assert half == pytest.approx(12.7062047 * 2.5)  # t(0.975, 1 dof) x sd / sqrt(2)
+    assert row["p_value"] == pytest.approx(stats.ttest_1samp([20.0, 15.0], 0).pvalue)
     assert not row["resolved"]  # two pairs: +17.5% ± 31.8 straddles zero
 
 
 def test_cost_effect_interval_straddling_zero_is_reported_unresolved():
     table = _pair_table([("nearest_conv", 1, [10]), ("conv_transpose", 1, [12]),
                          ("nearest_conv", 4, [10]), ("conv_transpose", 4, [9])])
-    _, summary = cost_effects(table)
-    row = summary[summary["axis"] == "upsample"].iloc[0]
-    assert row["mean"] == pytest.approx(5.0) and row["low"] < 0 < row["high"] and not row["resolved"]
-    from bench.report.readings import add_labels, effects_sentence
-    sentence = effects_sentence(add_labels(summary[summary["axis"] == "upsample"]), "%")
-    assert "not resolved at this N" in sentence and "train_step/images_per_s" in sentence
+    row = _effect(table, "upsample")
+    assert row["estimate"] == pytest.approx(5.0) and row["ci_low"] < 0 < row["ci_high"] and not row["resolved"]
+    assert describe_effect(row).startswith("+5% [95% CI ")
 
 
 def test_quality_effect_pairs_by_seed_not_by_row_order():
@@ -180,19 +200,51 @@ def test_quality_effect_pairs_by_seed_not_by_row_order():
             rows.append(_row("quality", upsample, 1, False, "cpu", phase="sample", metric="fd", value=value,
                              unit="fd", seed=seed, n=100))
     table = normalise(pd.DataFrame(rows, columns=list(COLUMNS)))
-    pairs, summary = quality_effects(table)
+    pairs = quality_effects(table)
     assert pairs.sort_values("seed")["difference"].tolist() == [-1.0, 0.0, -2.0]
-    row = summary.iloc[0]
+    row = _effect(table, "upsample")
     half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)
-    assert (row["n"], row["mean"], row["low"], row["high"]) == (3, -1.0, pytest.approx(-1 - half),
-                                                                pytest.approx(-1 + half))
+    assert (row["n"], row["estimate"], row["ci_low"], row["ci_high"], row["unit"]) == (
+        3, -1.0, pytest.approx(-1 - half), pytest.approx(-1 + half), "fd")
     assert not row["resolved"]
 
 
 def test_axis_with_one_level_or_no_pairs_gives_no_effect():
     table = _pair_table([("nearest_conv", 1, [10]), ("conv_transpose", 4, [12])])  # differ in two axes at once
-    pairs, summary = cost_effects(table)
-    assert pairs.empty and summary.empty
+    assert cost_effects(table).empty and effect_table(table).empty
+
+
+def test_holm_controls_every_tested_effect_and_counts_are_exact(runs):
+    effects = pd.read_csv(runs["full"] / "effects.csv")
+    assert tuple(effects.columns) == EFFECT_COLUMNS
+    tested = effects[effects["p_value"].notna()]
+    from statsmodels.stats.multitest import multipletests
+
+    assert effects.loc[tested.index, "p_adjusted"].tolist() == pytest.approx(
+        multipletests(tested["p_value"], 0.05, "holm")[1].tolist())
+    assert (tested["resolved"] == (tested["p_adjusted"] < 0.05)).all()
+    counted = effects[effects["metric"].isin(["params", "flops", "saved_tensor_bytes"])]
+    assert counted["p_value"].isna().all() and counted["method"].str.startswith("exact").all()
+
+
+def test_the_factorial_model_finds_the_synthetic_timing_effects_and_the_control_rows_exist(runs):
+    effects = pd.read_csv(runs["full"] / "effects.csv")
+    time = effects[effects["metric"] == "seconds_per_iter"].set_index(["axis", "phase"])
+    assert time.loc[("upsample", "train_step"), "estimate"] == pytest.approx(-5.0, abs=1.5)
+    assert time.loc[("checkpoint", "train_step"), "estimate"] == pytest.approx(25.0, abs=2.0)
+    assert time.loc[("upsample", "train_step"), "resolved"] and time.loc[("checkpoint", "train_step"), "resolved"]
+    for null in (("control", "train_step"), ("control", "inference"), ("checkpoint", "inference"),
+                 ("attn_heads", "train_step")):
+        assert not time.loc[null, "resolved"] and time.loc[null, "ci_low"] < 0 < time.loc[null, "ci_high"]
+    assert time.loc[("control", "train_step"), "n"] == 12
+    assert "known null" in time.loc[("checkpoint", "inference"), "method"]
+
+
+def test_effects_csv_agrees_with_the_report(runs):
+    effects = pd.read_csv(runs["full"] / "effects.csv")
+    markdown = (runs["full"] / "report.md").read_text()
+    for _, row in effects.iterrows():
+        assert describe_effect(row) in markdown, row.to_dict()
 
 
 # --- the report of a synthetic run -----------------------------------------------------------------------------
@@ -202,7 +254,7 @@ EXPECTED_FIGURES = {
     "effect_checkpoint_cost", "cost_size", "cost_memory", "cost_speed", "checkpoint_tradeoff", "pareto",
     "curves_heldout_loss",
 }
-SECTIONS = ("Axis effects (paired differences)", "Cost per variant", "Checkpointing trade-off",
+SECTIONS = ("Noise floor and controls", "Axis effects", "Cost per variant", "Checkpointing trade-off",
             "Quality against cost", "Learning curves", "Sample grids", "Tables")
 
 
@@ -237,9 +289,10 @@ def test_report_has_every_section_and_figure(runs):
 def test_readings_state_numbers_from_the_data(runs):
     markdown = (runs["full"] / "report.md").read_text()
     # the synthetic run makes conv_transpose 10% cheaper in FLOPs and checkpointing save 60% of saved bytes
-    assert "nearest_conv → conv_transpose on cpu: forward/flops -10% (identical in all n=4)" in markdown
-    assert "saved_tensor_bytes -60% (identical in all n=4)" in markdown
-    assert "real-data floor" in markdown and "not resolved at this N" in markdown
+    assert "nearest_conv → conv_transpose on cpu: forward/flops -10% (exact, n=4)" in markdown
+    assert "saved_tensor_bytes -60% (exact, n=4)" in markdown
+    assert "real-data floor" in markdown and "not resolved: " in markdown
+    assert "Noise floor (A/A control: the baseline timed twice as two instances): inference on cpu " in markdown
 
 
 def test_every_injected_string_is_escaped_and_no_machine_path_leaks(runs):

@@ -7,32 +7,30 @@ import pandas as pd
 import pytest
 
 from bench.report import write_report
-from bench.report.effects import across_settings
+from bench.report.effect_table import effect_table
+from bench.report.effects import across_settings, add_effect_labels
 from bench.report.load import normalise
 from bench.report.peers import median_with_interval, ratio_of_medians
-from bench.report.stats import cost_effects
 from bench.runner import cell_outcome
 from bench.schema import COLUMNS
 from test_report import _row, write_run
 
 
-def speed_rows(upsample: str, images_per_s: list[float], peer: str = "", memory_format: str = "contiguous",
-               speedup: list[float] = ()) -> list[dict]:
+def speed_rows(upsample: str, seconds: list[float], peer: str = "", memory_format: str = "contiguous") -> list[dict]:
+    """One model's cost cell (its parameter count) and its blocks in its setting's timing cell, one per round."""
     common = dict(peer=peer, memory_format=memory_format, compile=False)
-    variant = f"peer:{peer}" if peer else None
     rows = [_row("cost", upsample, 1, False, "cpu", phase="model", metric="params", value=1000.0 if not peer else 990.0,
                  unit="count", method="numel", **common)]
-    for repeat, value in enumerate(images_per_s):
+    for repeat, value in enumerate(seconds):
         for phase in ("train_step", "inference"):
-            rows.append(_row("cost", upsample, 1, False, "cpu", phase=phase, metric="images_per_s", value=value,
-                             unit="images/s", method="torch.utils.benchmark", repeat=repeat, **common))
-    for repeat, value in enumerate(speedup):
-        for phase in ("train_step", "inference"):
-            rows.append(_row("cost", upsample, 1, False, "cpu", phase=phase, metric="ours_speedup", value=value,
-                             unit="ratio", method="interleaved A/B blocks", repeat=repeat, **common))
-    if variant:
+            timed = dict(cell_id=f"timing-{memory_format}", phase=phase, repeat=repeat, method="blocks", batch_size=16,
+                         **common)
+            rows += [_row("timing", upsample, 1, False, "cpu", metric="seconds_per_iter", value=value, unit="s", **timed),
+                     _row("timing", upsample, 1, False, "cpu", metric="images_per_s", value=16 / value,
+                          unit="images/s", **timed)]
+    if peer:
         for row in rows:
-            row["variant"] = variant
+            row["variant"] = f"peer:{peer}"
     return rows
 
 
@@ -51,24 +49,29 @@ def test_setting_names_the_non_default_execution_options():
     assert table["execution"].tolist() == ["", "bfloat16 · channels_last · compiled", ""]
 
 
+def _time_effects(table: pd.DataFrame) -> pd.DataFrame:
+    effects = effect_table(table)
+    return effects[(effects["axis"] == "upsample") & (effects["metric"] == "seconds_per_iter")]
+
+
 def test_peers_never_enter_an_axis_effect():
-    # The peer has the baseline's axis values; were it averaged in, the effect would move from +20%.
-    table = table_of(speed_rows("nearest_conv", [10, 10, 10]), speed_rows("conv_transpose", [12, 12, 12]),
-                     speed_rows("nearest_conv", [100, 100, 100], peer="smalldiffusion"))
-    _, summary = cost_effects(table)
-    effect = summary[(summary["axis"] == "upsample") & (summary["metric"] == "images_per_s")]
-    assert effect["mean"].round(9).tolist() == [20.0, 20.0]
+    # The peer has the baseline's axis values; were it in the model, the effect would move from +20%.
+    rounds = 12
+    table = table_of(speed_rows("nearest_conv", [1.0] * rounds), speed_rows("conv_transpose", [1.2] * rounds),
+                     speed_rows("nearest_conv", [0.1] * rounds, peer="smalldiffusion"))
+    assert _time_effects(table)["estimate"].round(9).tolist() == [20.0, 20.0]
 
 
 def test_settings_are_never_paired_or_averaged_together():
-    table = table_of(speed_rows("nearest_conv", [10, 10, 10]), speed_rows("conv_transpose", [12, 12, 12]),
-                     speed_rows("nearest_conv", [20, 20, 20], memory_format="channels_last"),
-                     speed_rows("conv_transpose", [19, 19, 19], memory_format="channels_last"))
-    _, summary = cost_effects(table)
-    train = summary[(summary["axis"] == "upsample") & (summary["phase"] == "train_step")].set_index("setting")
-    assert train.loc["cpu", "mean"] == pytest.approx(20.0)
-    assert train.loc["cpu · channels_last", "mean"] == pytest.approx(-5.0)
-    verdicts = across_settings(train.reset_index().assign(label="train_step/images_per_s"))
+    rounds = 12
+    table = table_of(speed_rows("nearest_conv", [1.0] * rounds), speed_rows("conv_transpose", [1.2] * rounds),
+                     speed_rows("nearest_conv", [0.5] * rounds, memory_format="channels_last"),
+                     speed_rows("conv_transpose", [0.475] * rounds, memory_format="channels_last"))
+    train = _time_effects(table)
+    train = train[train["phase"] == "train_step"].set_index("setting")
+    assert train.loc["cpu", "estimate"] == pytest.approx(20.0)
+    assert train.loc["cpu · channels_last", "estimate"] == pytest.approx(-5.0)
+    verdicts = across_settings(add_effect_labels(train.reset_index()))
     assert verdicts["holds in every setting"].tolist() == ["no: the direction differs between settings"]
 
 
@@ -82,19 +85,20 @@ def test_ratio_of_medians_and_median_interval():
 
 
 def test_peer_section_reports_both_ratios_and_the_parameter_counts(tmp_path):
-    table = table_of(speed_rows("nearest_conv", [10, 10, 10]),
-                     speed_rows("nearest_conv", [8, 8, 8], peer="smalldiffusion", speedup=[1.1, 1.2, 1.3]))
+    # ours 1.0 s a call in every round; the peer 1.1, 1.2, 1.3 s in the same rounds
+    table = table_of(speed_rows("nearest_conv", [1.0, 1.0, 1.0]),
+                     speed_rows("nearest_conv", [1.1, 1.2, 1.3], peer="smalldiffusion"))
     root = write_run(tmp_path / "run", table, samples=False)
     write_report([root])
     markdown = (root / "report.md").read_text()
     assert (root / "figures" / "peers.png").exists() and (root / "figures" / "peers_interleaved.png").exists()
     assert "ours / smalldiffusion on cpu: training step 1.200x [" in markdown
     line = next(row for row in markdown.splitlines() if row.startswith("| cpu | smalldiffusion |"))
-    assert "990 (1,000)" in line and "1.250x" in line  # params of peer (ours); cell medians 10 / 8
+    assert "990 (1,000)" in line and "1.200x [" in line  # params of peer (ours); ratio of medians 16 / 13.3
 
 
 def test_a_run_without_peers_says_how_to_measure_them(tmp_path):
-    root = write_run(tmp_path / "run", table_of(speed_rows("nearest_conv", [10, 10])), samples=False)
+    root = write_run(tmp_path / "run", table_of(speed_rows("nearest_conv", [1.0, 1.0])), samples=False)
     write_report([root])
     assert "No peer was measured in this run" in (root / "report.md").read_text()
 

@@ -62,6 +62,7 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
             table[column] = default
     for column in ("attn_heads", "threads", "batch_size", "repeat", "position", "seed", "step", "n", "replica"):
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+    table["replica"] = table["replica"].fillna(0)  # unrecorded: the model itself, not a second instance
     table["value"] = pd.to_numeric(table["value"], errors="coerce").astype("float64")
     table["checkpoint"] = table["checkpoint"].map(_as_bool)
     table["compile"] = table["compile"].map(_as_bool)
