@@ -97,16 +97,22 @@ def test_sweep_writes_tidy_tables_and_env(finished_run):
         assert key in env
     assert env["threads"] == 1 and env["command"].startswith("python -m bench run")
     clean = table.groupby("variant")["status"].agg(lambda s: (s == "ok").all())
-    assert set(clean[clean].index) == {"nearest_conv+additive+1h", "conv_transpose+additive+1h"}
-    ok = table[table["variant"].isin(clean[clean].index)]
+    assert set(clean[clean].index) == {"nearest_conv+additive+1h", "conv_transpose+additive+1h", "group"}
+    ok = table[table["variant"].isin({*clean[clean].index, "group"}) & (table["status"] == "ok")]
     speed = ok[(ok["metric"] == "seconds_per_iter")]
-    assert set(speed["phase"]) == {"train_step", "inference"}
-    # repeats are rows, never averages
-    per_cell = speed.groupby(["variant", "phase"])["repeat"].agg(["count", "nunique"])
-    assert (per_cell["count"] >= 3).all() and (per_cell["count"] == per_cell["nunique"]).all()
+    assert set(speed["phase"]) == {"train_step", "inference"} and set(speed["kind"]) == {"timing"}
+    # rounds are rows, never averages; every model of the setting is timed in every round
+    per_model = speed.groupby(["variant", "replica", "phase"])["repeat"].agg(["count", "nunique"])
+    assert (per_model["count"] >= 3).all() and (per_model["count"] == per_model["nunique"]).all()
+    assert speed["cell_id"].nunique() == 1
+    # the A/A control: the baseline's second instance, timed in every round beside the first
+    control = speed[speed["replica"] == 1]
+    assert set(control["variant"]) == {"nearest_conv+additive+1h"}
+    assert set(control["repeat"]) == set(speed["repeat"])
     for metric, unit in [("params", "count"), ("saved_tensor_bytes", "bytes"), ("peak_rss_bytes", "bytes"),
                          ("images_per_s", "images/s"), ("fraction_of_peak", "ratio"),
-                         ("matmul_peak_flop_per_s", "FLOP/s")]:
+                         ("cpu_seconds_per_iter", "s"), ("matmul_peak_flop_per_s", "FLOP/s"),
+                         ("planned_state_bytes", "bytes"), ("state_bytes", "bytes")]:
         rows = ok[ok["metric"] == metric]
         assert len(rows) and set(rows["unit"]) == {unit}, metric
         assert (rows["value"] > 0).all(), metric
@@ -147,15 +153,17 @@ def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_pat
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker, mid-sweep
     proc.wait()
     first = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.parquet")}
-    assert 1 <= len(first) < 4
+    assert 1 <= len(first) < 5
 
     result = bench("run", "--out", str(out), "--resume", *SMALL, "--axis", "checkpoint=false,true", timeout=600)
     assert result.returncode == 0, result.stderr
     assert f"{len(first)} already finished" in result.stdout
     table = pd.read_parquet(out / "metrics.parquet")
-    assert table["cell_id"].nunique() == 4
+    assert table["cell_id"].nunique() == 5  # 4 cost cells and the timing cell of their setting
     rows_per_cell = table[(table["metric"] == "params") & (table["block"] == "total")].groupby("cell_id").size()
     assert (rows_per_cell == 1).all()
+    timed = table[table["metric"] == "seconds_per_iter"]  # a round killed midway is re-timed, never doubled
+    assert not timed.duplicated(["cell_id", "variant", "replica", "phase", "repeat"]).any()
     for name, mtime in first.items():  # finished cells were not run again
         assert (out / "cells" / name).stat().st_mtime_ns == mtime
     assert not list(out.glob("**/*.tmp"))
