@@ -61,7 +61,7 @@ def test_shards_cover_the_sweep_once_and_merge_back(local_run, tmp_path):
         shards.append(out)
     merged = tmp_path / "merged"
     result = bench("merge", *map(str, shards), "--out", str(merged), check=True)
-    assert "2 cells" in result.stdout
+    assert "3 cells" in result.stdout  # two cost cells and their setting's timing cell
     merged_cells, table = cells_of(merged)
     assert merged_cells == cells_of(local_run)[0]
     # merging a folder twice still keeps each cell once
