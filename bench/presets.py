@@ -47,7 +47,7 @@ PRESETS: dict[str, Preset] = {
                     "and timed in randomized rounds; quality of the 8 functional variants x 3 seeds on the "
                     "embedded 8x8 digits, two quality cells at a time",
         base="fmnist28", batch_size=16,
-        rounds=RoundsBudget(warmup=2, block_seconds=0.2, min_rounds=10, max_seconds=300.0),
+        rounds=RoundsBudget(warmup=2, block_seconds=0.1, min_rounds=10, max_seconds=270.0),
         quality="quick", seeds=3,
         seconds_per_cell={"cost": 12, "timing": 300, "quality": 70, "floor": 8, "check": 8},
         # The tiny digits U-Net gains little from a second thread (43 ms a step on 2 threads, 42 on 1 with a
