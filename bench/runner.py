@@ -24,6 +24,7 @@ from .presets import BASES, Preset, get_preset
 from .store import RunStore, atomic_write_text, rows_frame
 
 PARTS = ("cost", "quality")
+FAILED = ("error", "oom")  # statuses of a measurement or cell that did not finish cleanly
 
 
 @dataclass(frozen=True)
@@ -191,9 +192,8 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
             frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
             store.write_cell(frame, result.cell)
             store.consolidate()
-            outcome = cell_outcome(frame)
-            failed += outcome in ("error", "oom")
-            progress.done(result.cell, result.seconds, outcome)
+            failed += bool(frame["status"].isin(FAILED).any())
+            progress.done(result.cell, result.seconds, cell_outcome(frame))
     except KeyboardInterrupt:
         print(f"\ninterrupted: every finished cell is kept in {options.out}; rerun with --resume to finish",
               file=sys.stderr)
@@ -222,14 +222,19 @@ def _note_earlier_revisions(env: dict, earlier_env: dict) -> None:
 
 
 def cell_outcome(frame: pd.DataFrame) -> str:
-    """One word for a finished cell: ``error`` or ``oom`` if any row says so, ``skipped`` if the whole cell
-    was (a peer whose package is missing), else ``ok``, noting measurements that do not apply to it (a
-    peer's or a non-default execution's peak RSS), which are rows of their own, not failures."""
-    for status in ("error", "oom"):
-        if (frame["status"] == status).any():
+    """One line for a finished cell: ``error`` or ``oom`` if the cell itself failed (a ``cell`` row: its model
+    did not build, its worker died), ``skipped`` if the whole cell was (a peer whose package is missing),
+    ``partial`` naming the measurements that failed while the others were kept, else ``ok``, noting
+    measurements that do not apply to it (a peer's or a non-default execution's peak RSS), which are rows of
+    their own, not failures."""
+    cell_rows = frame[frame["phase"] == "cell"]
+    for status in (*FAILED, "skipped"):
+        if (cell_rows["status"] == status).any():
             return status
-    if ((frame["phase"] == "cell") & (frame["status"] == "skipped")).any():
-        return "skipped"
+    failed = frame[frame["status"].isin(FAILED)]
+    if len(failed):
+        names = ", ".join(f"{p} {m} ({s})" for p, m, s in failed[["phase", "metric", "status"]].itertuples(index=False))
+        return f"partial: {names} failed, the other measurements are kept"
     skipped = int((frame["status"] == "skipped").sum())
     return f"ok ({skipped} measurement(s) not applicable, status skipped)" if skipped else "ok"
 
