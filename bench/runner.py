@@ -21,7 +21,7 @@ from .cells import Cell
 from .measure.execution import executions
 from .peers import get_peer
 from .presets import BASES, Preset, get_preset
-from .store import RunStore, atomic_write_text, rows_frame
+from .store import RunStore, atomic_write_text, read_json, rows_frame
 
 PARTS = ("cost", "quality")
 FAILED = ("error", "oom")  # statuses of a measurement or cell that did not finish cleanly
@@ -177,7 +177,8 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     env = envinfo.describe(options.threads, argv)
     env_file = options.out / "env.json"
     if options.resume and env_file.exists():
-        _note_earlier_revisions(env, json.loads(env_file.read_text()))
+        _note_earlier_revisions(env, read_json(env_file, "restore it from a copy, or delete it: this run writes a "
+                                                         "new one, without the revisions of earlier cells"))
     atomic_write_text(env_file, _json(env))
     cells = plan(options)
     todo = [c for c in cells if not store.is_finished(c)]
