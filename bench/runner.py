@@ -21,6 +21,7 @@ from .cells import Cell
 from .measure.execution import executions
 from .peers import get_peer
 from .presets import BASES, Preset, get_preset
+from .lock import hold_run_folder
 from .store import RunStore, atomic_write_text, read_json, rows_frame
 
 PARTS = ("cost", "quality")
@@ -169,7 +170,13 @@ def _quality_cells(name: str, preset: Preset, options: SweepOptions,
 
 
 def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
+    """Validate every option, then run the sweep holding the folder's lock: one writer per run folder."""
     validate(options)
+    with hold_run_folder(options.out):
+        return _sweep(options, argv)
+
+
+def _sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     preset = get_preset(options.preset)
     store = RunStore(options.out)
     run_id = store.open(options.config(), options.resume,
