@@ -26,6 +26,9 @@ from .store import RunStore, atomic_write_text, read_json, rows_frame
 
 PARTS = ("cost", "quality")
 FAILED = ("error", "oom")  # statuses of a measurement or cell that did not finish cleanly
+# Beyond these a count is a typo, and would fail only later: torch takes threads as a C int, every seed is a
+# cell planned up front, and no batch this large fits a device.
+MAXIMA = {"--threads": 1024, "--batch-size": 65536, "--seeds": 1000, "--jobs": 1024}
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,12 @@ def validate(options: SweepOptions) -> None:
                              f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu")
     if not options.devices:
         raise ValueError("--device: no device given; valid: cpu, cuda, auto")
-    if options.threads < 1:
-        raise ValueError(f"--threads {options.threads} is invalid; valid: a positive integer")
-    if options.batch_size is not None and options.batch_size < 1:
-        raise ValueError(f"--batch-size {options.batch_size} is invalid; valid: a positive integer")
-    if options.seeds is not None and options.seeds < 1:
-        raise ValueError(f"--seeds {options.seeds} is invalid; valid: a positive integer")
-    if options.jobs is not None and options.jobs < 1:
-        raise ValueError(f"--jobs {options.jobs} is invalid; valid: a positive integer")
+    for option, value in (("--threads", options.threads), ("--batch-size", options.batch_size),
+                          ("--seeds", options.seeds), ("--jobs", options.jobs)):
+        if value is not None and not 1 <= value <= MAXIMA[option]:
+            raise ValueError(f"{option} {value} is invalid; valid: an integer from 1 to {MAXIMA[option]}")
+    if not options.parts:
+        raise ValueError(f"--only: no part given; valid: {', '.join(PARTS)} (comma-separated)")
     for part in options.parts:
         if part not in PARTS:
             raise ValueError(f"--only {part!r} is invalid; valid: {', '.join(PARTS)}")
@@ -114,7 +115,10 @@ def resolve_base(name_or_json: str) -> tuple[str, UNetSpec]:
     if name_or_json in BASES:
         return name_or_json, BASES[name_or_json]
     if name_or_json.lstrip().startswith("{"):
-        spec = UNetSpec.from_json(name_or_json)
+        try:
+            spec = UNetSpec.from_json(name_or_json)
+        except ValueError as err:
+            raise ValueError(f"--base: {err}") from err
         return f"custom-{spec.hash}", spec
     raise ValueError(f"--base {name_or_json!r} is invalid; valid: {', '.join(BASES)} or a UNetSpec as JSON")
 
@@ -132,7 +136,7 @@ def plan(options: SweepOptions) -> list[Cell]:
             for execution in executions(device, options.memory_formats, options.dtypes, options.compile):
                 common = dict(batch_size=batch, threads=options.threads, base_config=base_name, dtype=execution.dtype,
                               memory_format=execution.memory_format, compile=execution.compile)
-                cells += [Cell("cost", spec, device, **common) for spec in grid(base, **axes)]
+                cells += [Cell("cost", spec, device, **common) for spec in _variants(base, axes)]
                 cells += [Cell("cost", base, device, peer=peer, **common) for peer in options.peers]
     if "quality" in options.parts and (options.quality or preset.quality):
         cells += _quality_cells(options.quality or preset.quality, preset, options, axes)
@@ -142,10 +146,18 @@ def plan(options: SweepOptions) -> list[Cell]:
     return cells
 
 
+def _variants(base: UNetSpec, axes: dict[str, tuple[Any, ...]]) -> list[UNetSpec]:
+    """Every combination of the axis values around a valid base: a spec it refuses is the axes' fault."""
+    try:
+        return list(grid(base, **axes))
+    except ValueError as err:
+        raise ValueError(f"--axis: {err}") from err
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``k/n`` with 1 <= k <= n: a slice chosen by cell id, so it is the same on every machine."""
     k, sep, n = text.partition("/")
-    if not sep or not k.isdigit() or not n.isdigit() or not 1 <= int(k) <= int(n):
+    if not sep or not k.isdecimal() or not n.isdecimal() or not 1 <= int(k) <= int(n):
         raise ValueError(f"--shard {text!r} is invalid; valid: K/N with 1 <= K <= N, e.g. 2/4")
     return int(k), int(n)
 
@@ -161,7 +173,7 @@ def _quality_cells(name: str, preset: Preset, options: SweepOptions,
     threads = max(1, options.threads // options.untimed_jobs())
     common = dict(device=device, threads=threads, dataset=name, base_config=name)
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
-    functional = list(grid(config.base, **(axes | {"checkpoint": (False,)})))
+    functional = _variants(config.base, axes | {"checkpoint": (False,)})
     cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
     cells += [Cell("quality", spec, seed=seed, **common) for spec in functional for seed in seeds]
     if True in axes.get("checkpoint", ()):
@@ -290,7 +302,7 @@ def parse_axis(text: str) -> tuple[str, tuple[Any, ...]]:
     parsed = []
     for value in values.split(","):
         if name == "attn_heads":
-            if not value.isdigit():
+            if not value.isdecimal():
                 raise ValueError(f"--axis attn_heads value {value!r} is invalid; valid: positive integers")
             parsed.append(int(value))
         elif name == "checkpoint":
