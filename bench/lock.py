@@ -33,7 +33,11 @@ def this_process() -> dict[str, Any]:
 @contextmanager
 def hold_run_folder(root: Path) -> Iterator[None]:
     """Hold ``root``'s lock until the block ends; ValueError naming the holder if another run has it."""
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file of that name, a read-only parent, ...
+        raise ValueError(f"--out {root} cannot be a run folder ({err.strerror}); valid: a folder you can write, "
+                         "new or holding a run") from err
     lock = FileLock(root / LOCK_FILE)
     try:
         lock.acquire(timeout=0)

@@ -125,3 +125,10 @@ def test_merge_and_report_name_a_damaged_file(batch_of_one, tmp_path, capsys):
     (out / "env.json").write_text("[1, 2]")
     err = refused(capsys, "report", str(out))
     assert f"{out / 'env.json'} is damaged (it holds a JSON list; valid: an object)" in err
+
+
+def test_an_out_that_cannot_be_a_folder_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    err = refused(capsys, "run", "--out", str(tmp_path / "file"), *SMALL)
+    assert err == f"error: --out {tmp_path / 'file'} cannot be a run folder (File exists); valid: a folder you can " \
+                  "write, new or holding a run\n"
