@@ -7,55 +7,73 @@ import os
 from pathlib import Path
 
 from .cells import Cell
-from .measure.execution import Execution, apply, compile_seconds
+from .measure.execution import Execution, ExecutedWorkload, apply, compile_seconds
 from .measure.flops import count_flops
 from .measure.memory import cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
 from .measure.params import count_params
-from .measure.workload import PHASES, make_workload
+from .measure.workload import BOTH_PHASES, PHASES, Workload, make_workload
 from .peers import PeerUnavailable, build_peer, peer_flops
-from .schema import Measurement, failure
-
+from .schema import Measurement, failure, measure_into
 
 def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
-    """Append rows as each measurement finishes, so a failure keeps what came before it.
+    """Append rows as each measurement finishes. Each measurement fails on its own (a row with its phase,
+    metric, status and message) and the others are still taken; only a model that cannot be built fails
+    the cell.
 
     FLOPs and parameters are counted on the fp32 eager model (no execution option changes them); memory
     and compilation time under the cell's execution option (memory format, autocast dtype, compilation).
     """
     assert cell.spec is not None
     rows.append(Measurement("env", "loadavg_1min", os.getloadavg()[0], "processes", "os.getloadavg"))
-    if cell.peer:
-        try:
-            workload = make_workload(cell.spec, cell.batch_size, cell.device,
-                                     build_model=functools.partial(build_peer, cell.peer))
-        except PeerUnavailable as err:
-            rows.append(failure("cell", "skipped", str(err)))
-            return
-        # A peer has none of our block types: totals only.
-        rows.append(Measurement("model", "params", float(sum(p.numel() for p in workload.model.parameters())),
-                                "count", "numel"))
-        rows += peer_flops(workload.model, workload.x0, workload.sigma)
-    else:
-        workload = make_workload(cell.spec, cell.batch_size, cell.device)
-        rows += count_params(workload.model)
-        rows += count_flops(workload.model, workload.x0, workload.sigma)
+    try:
+        workload = _workload(cell)
+    except PeerUnavailable as err:
+        rows.append(failure("cell", "skipped", str(err)))
+        return
+    measure_into(rows, "model", "params", lambda: _params(cell, workload))
+    measure_into(rows, "forward,train_step", "flops", lambda: _flops(cell, workload))
     execution = Execution(cell.memory_format, cell.dtype, cell.compile)
-    workload = apply(workload, execution)
+    executed = apply(workload, execution)
     if execution.compile:
-        rows += compile_seconds(workload)
-        rows.append(_skipped("train_step", "saved_tensor_bytes", "bytes", "saved_tensors_hooks",
-                             "a compiled step's saved tensors are chosen by its compiler, out of the hooks' sight"))
-    else:
-        with workload.autocast():
-            rows.append(saved_tensor_bytes(workload))
+        measure_into(rows, BOTH_PHASES, "compile_seconds", lambda: compile_seconds(executed))
+    measure_into(rows, "train_step", "saved_tensor_bytes", lambda: _saved_tensors(executed))
+    peak_metric = "peak_allocated_bytes" if cell.device.startswith("cuda") else "peak_rss_bytes"
+    measure_into(rows, BOTH_PHASES, peak_metric, lambda: _peak_memory(cell, executed, scratch))
+
+
+def _workload(cell: Cell) -> Workload:
+    if cell.peer:
+        return make_workload(cell.spec, cell.batch_size, cell.device, build_model=functools.partial(build_peer, cell.peer))
+    return make_workload(cell.spec, cell.batch_size, cell.device)
+
+
+def _params(cell: Cell, workload: Workload) -> list[Measurement]:
+    if cell.peer:  # a peer has none of our block types: totals only
+        return [Measurement("model", "params", float(sum(p.numel() for p in workload.model.parameters())),
+                            "count", "numel")]
+    return count_params(workload.model)
+
+
+def _flops(cell: Cell, workload: Workload) -> list[Measurement]:
+    count = peer_flops if cell.peer else count_flops
+    return count(workload.model, workload.x0, workload.sigma)
+
+
+def _saved_tensors(workload: ExecutedWorkload) -> Measurement:
+    if workload.execution.compile:
+        return _skipped("train_step", "saved_tensor_bytes", "bytes", "saved_tensors_hooks",
+                        "a compiled step's saved tensors are chosen by its compiler, out of the hooks' sight")
+    with workload.autocast():
+        return saved_tensor_bytes(workload)
+
+
+def _peak_memory(cell: Cell, workload: ExecutedWorkload, scratch: Path) -> list[Measurement]:
     if cell.device.startswith("cuda"):
-        rows += cuda_peak_memory(workload)
-    elif cell.peer or not execution.is_default:
-        for phase in PHASES:
-            rows.append(_skipped(phase, "peak_rss_bytes", "bytes", "VmHWM-net-of-baseline",
-                                 "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only"))
-    else:
-        rows += cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)
+        return cuda_peak_memory(workload)
+    if cell.peer or not workload.execution.is_default:
+        return [_skipped(phase, "peak_rss_bytes", "bytes", "VmHWM-net-of-baseline",
+                         "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only") for phase in PHASES]
+    return cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)
 
 
 def _skipped(phase: str, metric: str, unit: str, method: str, why: str) -> Measurement:

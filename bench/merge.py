@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .store import RunStore, atomic_write_text
+from .store import RunStore, atomic_write_text, read_json, read_part
 
 # Options that may differ between the folders of one sweep.
 PER_FOLDER = ("shard",)
@@ -23,7 +23,7 @@ def merge_runs(dirs: list[Path], out: Path) -> pd.DataFrame:
         store = RunStore(folder)
         if not store.exists():
             raise ValueError(f"merge: {folder} is not a run folder (no run.json)")
-        runs.append((store, json.loads(store.run_file.read_text())))
+        runs.append((store, store.read_run_file()))
     first_store, first = runs[0]
     reference = {k: v for k, v in first["config"].items() if k not in PER_FOLDER}
     for store, stored in runs[1:]:
@@ -44,6 +44,8 @@ def merge_runs(dirs: list[Path], out: Path) -> pd.DataFrame:
         for part in sorted(store.cells_dir.glob("*.parquet")):
             if part.name not in chosen or _has_error(chosen[part.name]) and not _has_error(part):
                 chosen[part.name] = part
+    for part in chosen.values():  # refuse a damaged part now: merge only reads, `run --resume` repairs
+        _read_input_part(part)
     target.cells_dir.mkdir(parents=True, exist_ok=True)
     for name, part in chosen.items():
         shutil.copy2(part, target.cells_dir / name)
@@ -52,10 +54,20 @@ def merge_runs(dirs: list[Path], out: Path) -> pd.DataFrame:
             shutil.copytree(store.root / "samples", out / "samples", dirs_exist_ok=True)
     merged = dict(first, config=reference | {"shard": None}, merged_from=[str(d) for d in dirs])
     atomic_write_text(target.run_file, json.dumps(merged, indent=2, sort_keys=True))
-    envs = [json.loads((s.root / "env.json").read_text()) for s, _ in runs if (s.root / "env.json").exists()]
+    envs = [read_json(s.root / "env.json", "restore it from a copy, or delete it") for s, _ in runs
+            if (s.root / "env.json").exists()]
     atomic_write_text(out / "env.json", json.dumps(envs[0] | {"merged_runs": envs}, indent=2, sort_keys=True))
     return target.consolidate()
 
 
 def _has_error(part: Path) -> bool:
-    return bool((pd.read_parquet(part, columns=["status"])["status"] == "error").any())
+    return bool((_read_input_part(part)["status"] == "error").any())
+
+
+def _read_input_part(part: Path) -> pd.DataFrame:
+    """A part of an input folder; ValueError naming it, and how to repair it, if it is damaged."""
+    try:
+        return read_part(part)
+    except ValueError as err:
+        raise ValueError(f"merge: {err}; run `python -m bench run --resume --out {part.parent.parent}` with its "
+                         "options to set it aside and measure its cell again") from err

@@ -22,9 +22,14 @@ from .measure.execution import executions
 from .measure.rounds import memory_budget, timing_cells
 from .peers import get_peer
 from .presets import BASES, Preset, get_preset
-from .store import RunStore, atomic_write_text, rows_frame
+from .lock import hold_run_folder
+from .store import RunStore, atomic_write_text, read_json, rows_frame
 
 PARTS = ("cost", "quality")
+FAILED = ("error", "oom")  # statuses of a measurement or cell that did not finish cleanly
+# Beyond these a count is a typo, and would fail only later: torch takes threads as a C int, every seed is a
+# cell planned up front, and no batch this large fits a device.
+MAXIMA = {"--threads": 1024, "--batch-size": 65536, "--seeds": 1000, "--jobs": 1024}
 
 
 @dataclass(frozen=True)
@@ -80,14 +85,12 @@ def validate(options: SweepOptions) -> None:
                              f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu")
     if not options.devices:
         raise ValueError("--device: no device given; valid: cpu, cuda, auto")
-    if options.threads < 1:
-        raise ValueError(f"--threads {options.threads} is invalid; valid: a positive integer")
-    if options.batch_size is not None and options.batch_size < 1:
-        raise ValueError(f"--batch-size {options.batch_size} is invalid; valid: a positive integer")
-    if options.seeds is not None and options.seeds < 1:
-        raise ValueError(f"--seeds {options.seeds} is invalid; valid: a positive integer")
-    if options.jobs is not None and options.jobs < 1:
-        raise ValueError(f"--jobs {options.jobs} is invalid; valid: a positive integer")
+    for option, value in (("--threads", options.threads), ("--batch-size", options.batch_size),
+                          ("--seeds", options.seeds), ("--jobs", options.jobs)):
+        if value is not None and not 1 <= value <= MAXIMA[option]:
+            raise ValueError(f"{option} {value} is invalid; valid: an integer from 1 to {MAXIMA[option]}")
+    if not options.parts:
+        raise ValueError(f"--only: no part given; valid: {', '.join(PARTS)} (comma-separated)")
     for part in options.parts:
         if part not in PARTS:
             raise ValueError(f"--only {part!r} is invalid; valid: {', '.join(PARTS)}")
@@ -113,7 +116,10 @@ def resolve_base(name_or_json: str) -> tuple[str, UNetSpec]:
     if name_or_json in BASES:
         return name_or_json, BASES[name_or_json]
     if name_or_json.lstrip().startswith("{"):
-        spec = UNetSpec.from_json(name_or_json)
+        try:
+            spec = UNetSpec.from_json(name_or_json)
+        except ValueError as err:
+            raise ValueError(f"--base: {err}") from err
         return f"custom-{spec.hash}", spec
     raise ValueError(f"--base {name_or_json!r} is invalid; valid: {', '.join(BASES)} or a UNetSpec as JSON")
 
@@ -131,7 +137,7 @@ def plan(options: SweepOptions) -> list[Cell]:
             for execution in executions(device, options.memory_formats, options.dtypes, options.compile):
                 common = dict(batch_size=batch, threads=options.threads, base_config=base_name, dtype=execution.dtype,
                               memory_format=execution.memory_format, compile=execution.compile)
-                costs = [Cell("cost", spec, device, **common) for spec in grid(base, **axes)]
+                costs = [Cell("cost", spec, device, **common) for spec in _variants(base, axes)]
                 costs += [Cell("cost", base, device, peer=peer, **common) for peer in options.peers]
                 cells += costs + timing_cells(costs, memory_budget(device))
     if "quality" in options.parts and (options.quality or preset.quality):
@@ -142,10 +148,18 @@ def plan(options: SweepOptions) -> list[Cell]:
     return cells
 
 
+def _variants(base: UNetSpec, axes: dict[str, tuple[Any, ...]]) -> list[UNetSpec]:
+    """Every combination of the axis values around a valid base: a spec it refuses is the axes' fault."""
+    try:
+        return list(grid(base, **axes))
+    except ValueError as err:
+        raise ValueError(f"--axis: {err}") from err
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``k/n`` with 1 <= k <= n: a slice chosen by cell id, so it is the same on every machine."""
     k, sep, n = text.partition("/")
-    if not sep or not k.isdigit() or not n.isdigit() or not 1 <= int(k) <= int(n):
+    if not sep or not k.isdecimal() or not n.isdecimal() or not 1 <= int(k) <= int(n):
         raise ValueError(f"--shard {text!r} is invalid; valid: K/N with 1 <= K <= N, e.g. 2/4")
     return int(k), int(n)
 
@@ -161,7 +175,7 @@ def _quality_cells(name: str, preset: Preset, options: SweepOptions,
     threads = max(1, options.threads // options.untimed_jobs())
     common = dict(device=device, threads=threads, dataset=name, base_config=name)
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
-    functional = list(grid(config.base, **(axes | {"checkpoint": (False,)})))
+    functional = _variants(config.base, axes | {"checkpoint": (False,)})
     cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
     cells += [Cell("quality", spec, seed=seed, **common) for spec in functional for seed in seeds]
     if True in axes.get("checkpoint", ()):
@@ -170,7 +184,13 @@ def _quality_cells(name: str, preset: Preset, options: SweepOptions,
 
 
 def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
+    """Validate every option, then run the sweep holding the folder's lock: one writer per run folder."""
     validate(options)
+    with hold_run_folder(options.out):
+        return _sweep(options, argv)
+
+
+def _sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     preset = get_preset(options.preset)
     store = RunStore(options.out)
     run_id = store.open(options.config(), options.resume,
@@ -178,7 +198,8 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     env = envinfo.describe(options.threads, argv)
     env_file = options.out / "env.json"
     if options.resume and env_file.exists():
-        _note_earlier_revisions(env, json.loads(env_file.read_text()))
+        _note_earlier_revisions(env, read_json(env_file, "restore it from a copy, or delete it: this run writes a "
+                                                         "new one, without the revisions of earlier cells"))
     atomic_write_text(env_file, _json(env))
     cells = plan(options)
     todo = [c for c in cells if not store.is_finished(c)]
@@ -193,9 +214,8 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
             frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
             store.write_cell(frame, result.cell)
             store.consolidate()
-            outcome = cell_outcome(frame)
-            failed += outcome in ("error", "oom")
-            progress.done(result.cell, result.seconds, outcome)
+            failed += bool(frame["status"].isin(FAILED).any())
+            progress.done(result.cell, result.seconds, cell_outcome(frame))
     except KeyboardInterrupt:
         print(f"\ninterrupted: every finished cell is kept in {options.out}; rerun with --resume to finish",
               file=sys.stderr)
@@ -224,14 +244,19 @@ def _note_earlier_revisions(env: dict, earlier_env: dict) -> None:
 
 
 def cell_outcome(frame: pd.DataFrame) -> str:
-    """One word for a finished cell: ``error`` or ``oom`` if any row says so, ``skipped`` if the whole cell
-    was (a peer whose package is missing), else ``ok``, noting measurements that do not apply to it (a
-    peer's or a non-default execution's peak RSS), which are rows of their own, not failures."""
-    for status in ("error", "oom"):
-        if (frame["status"] == status).any():
+    """One line for a finished cell: ``error`` or ``oom`` if the cell itself failed (a ``cell`` row: its model
+    did not build, its worker died), ``skipped`` if the whole cell was (a peer whose package is missing),
+    ``partial`` naming the measurements that failed while the others were kept, else ``ok``, noting
+    measurements that do not apply to it (a peer's or a non-default execution's peak RSS), which are rows of
+    their own, not failures."""
+    cell_rows = frame[frame["phase"] == "cell"]
+    for status in (*FAILED, "skipped"):
+        if (cell_rows["status"] == status).any():
             return status
-    if ((frame["phase"] == "cell") & (frame["status"] == "skipped")).any():
-        return "skipped"
+    failed = frame[frame["status"].isin(FAILED)]
+    if len(failed):
+        names = ", ".join(f"{p} {m} ({s})" for p, m, s in failed[["phase", "metric", "status"]].itertuples(index=False))
+        return f"partial: {names} failed, the other measurements are kept"
     skipped = int((frame["status"] == "skipped").sum())
     return f"ok ({skipped} measurement(s) not applicable, status skipped)" if skipped else "ok"
 
@@ -279,7 +304,7 @@ def parse_axis(text: str) -> tuple[str, tuple[Any, ...]]:
     parsed = []
     for value in values.split(","):
         if name == "attn_heads":
-            if not value.isdigit():
+            if not value.isdecimal():
                 raise ValueError(f"--axis attn_heads value {value!r} is invalid; valid: positive integers")
             parsed.append(int(value))
         elif name == "checkpoint":

@@ -5,8 +5,10 @@ columns (which variant, where, how) and appends them to the table. README.md doc
 """
 from __future__ import annotations
 
+import traceback
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 STATUSES = ("ok", "oom", "error", "skipped")
 
@@ -65,7 +67,37 @@ class Measurement:
         return asdict(self)
 
 
-def failure(phase: str, status: str, message: str) -> Measurement:
+def failure(phase: str, status: str, message: str, metric: str = "failure") -> Measurement:
     """The row a failed or skipped measurement leaves behind: never a silent gap."""
-    return Measurement(phase=phase, metric="failure", value=float("nan"), unit="", method="", status=status,
+    return Measurement(phase=phase, metric=metric, value=float("nan"), unit="", method="", status=status,
                        message=message)
+
+
+def exception_failure(phase: str, err: BaseException, metric: str = "failure") -> Measurement:
+    """The failure row of an exception: ``oom`` for CUDA out-of-memory (an answer about the workload),
+    else ``error``; the message has the exception's type, text and where it was raised."""
+    import torch  # here, not at the top: a cell worker imports this module before torch, and must start fast
+
+    status = "oom" if isinstance(err, torch.cuda.OutOfMemoryError) else "error"
+    text = " ".join(str(err).split())[:500]
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" [{Path(frames[-1].filename).name}:{frames[-1].lineno}]" if frames else ""
+    return failure(phase, status, f"{type(err).__name__}: {text}{where}", metric)
+
+
+MeasurementResult = Measurement | Iterable[Measurement] | None
+
+
+def measure_into(rows: list[Measurement], phase: str, metric: str,
+                 measure: Callable[[], MeasurementResult]) -> list[Measurement]:
+    """Take one measurement of a cell and append its rows; if it raises, append one failure row naming
+    ``phase`` and ``metric`` instead, so the cell's other measurements are still taken and kept.
+    Returns the rows appended by a measurement that succeeded (none if it failed or returned None)."""
+    try:
+        result = measure()
+    except Exception as err:  # this measurement fails on its own; the cell goes on
+        rows.append(exception_failure(phase, err, metric))
+        return []
+    new = [result] if isinstance(result, Measurement) else list(result or ())
+    rows += new
+    return new

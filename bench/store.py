@@ -2,12 +2,15 @@
 
 Every write is a write-to-temporary then ``os.replace``, so a crash, Ctrl-C or SIGKILL at any moment
 leaves either the old file or the new one, never half of one. A cell is finished when its part exists;
-``--resume`` skips those (cells that ended in ``error`` are retried).
+``--resume`` skips those (cells with any ``error`` row are retried). A part damaged anyway (a full disk, a
+copy cut short, a hand edit) is moved aside to ``damaged/`` with a warning and its cell runs again; the
+consolidated tables are always rebuilt from the parts.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -60,6 +63,28 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def read_json(path: Path, what_to_do: str) -> dict[str, Any]:
+    """The JSON object in ``path``; ValueError naming the file, what is wrong and ``what_to_do`` if it is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is damaged ({err}); {what_to_do}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is damaged (it holds a JSON {type(data).__name__}; valid: an object); {what_to_do}")
+    return data
+
+
+def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet table; ValueError naming the file if it cannot be read (truncated, not Parquet)."""
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{path} is damaged ({' '.join(str(err).split())[:300]})") from err
+
+
+RUN_FILE_KEYS = ("run_id", "schema_version", "columns", "config")
+
+
 class RunStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -73,10 +98,23 @@ class RunStore:
     def exists(self) -> bool:
         return self.run_file.exists()
 
+    @property
+    def damaged_dir(self) -> Path:
+        return self.root / "damaged"
+
+    def read_run_file(self) -> dict[str, Any]:
+        """run.json, checked: ValueError naming it and what to do if it is damaged."""
+        what_to_do = f"restore it from a copy, or choose another --out (the parts in {self.cells_dir} are intact)"
+        stored = read_json(self.run_file, what_to_do)
+        if not all(k in stored for k in RUN_FILE_KEYS):
+            raise ValueError(f"{self.run_file} is damaged (it lacks key(s) of {', '.join(RUN_FILE_KEYS)}); "
+                             f"{what_to_do}")
+        return stored
+
     def open(self, config: dict[str, Any], resume: bool, run_id: str) -> str:
         """Create the folder, or check that it holds a compatible run. Returns the run id."""
         if self.exists():
-            stored = json.loads(self.run_file.read_text())
+            stored = self.read_run_file()
             if not resume:
                 raise ValueError(f"--out {self.root} already holds a run ({stored.get('run_id')}); "
                                  "pass --resume to finish it, or choose another --out")
@@ -109,20 +147,34 @@ class RunStore:
         return self.cells_dir / f"{cell.id}.parquet"
 
     def is_finished(self, cell: Cell) -> bool:
-        """Finished unless missing or ended in error (errors are worth retrying; ``oom`` is an answer)."""
+        """Finished unless missing, damaged or with an error row: a failed cell or a failed measurement is
+        worth retrying (the whole cell runs again); ``oom`` is an answer."""
         part = self.part(cell)
         if not part.exists():
             return False
-        return not (pd.read_parquet(part, columns=["status"])["status"] == "error").any()
+        rows = self._read_or_set_aside(part)  # every column: a damaged one must not pass for finished
+        return rows is not None and not (rows["status"] == "error").any()
+
+    def _read_or_set_aside(self, part: Path) -> pd.DataFrame | None:
+        """The part's rows, or None after moving an unreadable part to ``damaged/`` (its cell then runs again)."""
+        try:
+            return read_part(part)
+        except ValueError as err:
+            self.damaged_dir.mkdir(exist_ok=True)
+            os.replace(part, self.damaged_dir / part.name)
+            print(f"warning: {err}; moved it to {self.damaged_dir / part.name}, and its cell will be measured again",
+                  file=sys.stderr)
+            return None
 
     def write_cell(self, frame: pd.DataFrame, cell: Cell) -> None:
         atomic_write(self.part(cell), lambda tmp: frame.to_parquet(tmp, index=False))
 
     def table(self) -> pd.DataFrame:
-        parts = sorted(self.cells_dir.glob("*.parquet"))
-        if not parts:
+        frames = [frame for frame in map(self._read_or_set_aside, sorted(self.cells_dir.glob("*.parquet")))
+                  if frame is not None]
+        if not frames:
             return _typed(pd.DataFrame(columns=list(COLUMNS)))
-        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        return pd.concat(frames, ignore_index=True)
 
     def consolidate(self) -> pd.DataFrame:
         table = self.table()

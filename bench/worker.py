@@ -13,12 +13,11 @@ import signal
 import socket
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cells import Cell
-from .schema import Measurement, failure
+from .schema import Measurement, exception_failure, failure
 from .store import RunStore, atomic_write_text
 
 
@@ -108,11 +107,8 @@ def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], opti
     rows: list[Measurement] = []
     try:
         _run(cell, Path(run_dir), rows, options)
-    except torch.cuda.OutOfMemoryError as err:
-        rows.append(failure("cell", "oom", _one_line(err)))
     except Exception as err:  # one cell's failure is a row, and the sweep goes on
-        rows.append(failure("cell", "error", f"{type(err).__name__}: {_one_line(err)} "
-                                             f"[{_where(err)}]"))
+        rows.append(exception_failure("cell", err))
     report = {"rows": [r.as_dict() for r in rows], "device_name": device_name(cell.device)}
     atomic_write_text(Path(out), json.dumps(report))
 
@@ -140,12 +136,3 @@ def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> N
         rows += quality.checkpoint_equivalence(cell.spec, config, cell.seed)
     else:
         raise ValueError(f"cell kind {cell.kind!r} is unknown")
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:500]
-
-
-def _where(err: BaseException) -> str:
-    frame = traceback.extract_tb(err.__traceback__)[-1]
-    return f"{Path(frame.filename).name}:{frame.lineno}"

@@ -122,6 +122,17 @@ def test_flop_counter_is_twice_fvcore_per_block_on_every_variant(spec):
         assert counts["total"] == sum(v for b, v in counts.items() if b != "total")
 
 
+@pytest.mark.parametrize("sigma", [torch.tensor(0.5), torch.full((1,), 0.5), torch.full((1, 1, 1, 1), 0.5)],
+                         ids=["scalar", "one value", "one value as (1, 1, 1, 1)"])
+def test_a_batch_of_one_counts_half_a_batch_of_two_for_every_sigma_form(sigma):
+    spec = SMALL.replace(checkpoint=True)  # the checkpoint-free twin is counted too
+    one = {(r.phase, r.metric, r.unit, r.block): r.value for r in count_flops(build(spec), torch.randn(1, 1, 8, 8), sigma)}
+    two = {(r.phase, r.metric, r.unit, r.block): r.value
+           for r in count_flops(build(spec), torch.randn(2, 1, 8, 8), torch.full((2,), 0.5))}
+    assert one.keys() == two.keys()
+    assert {k: 2 * v for k, v in one.items()} == two  # every op is per sample
+
+
 def test_rows_record_unit_and_method():
     keys = {(p, m, u) for p, m, u, _ in rows_by_key(SMALL)}
     assert keys == {("forward", "flops", "MAC"), ("forward", "flops", "FLOP"), ("train_step", "flops", "FLOP"),

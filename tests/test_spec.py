@@ -82,3 +82,24 @@ def test_grid_rejects_unknown_axes_and_values_before_yielding():
         grid(upsample=("nearest_conv", "pixel_shuffle"))
     with pytest.raises(ValueError, match="attn_heads: no values given"):
         grid(attn_heads=())
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"in_dim": 30}', r"UNetSpec field\(s\) \['in_ch', 'out_ch'\] missing; valid: every one of \['in_dim', 'in_ch', 'out_ch'\] given"),
+    ('{"in_dim": 30', r"UNetSpec JSON '\{\"in_dim\": 30' does not parse \(Expecting .*\); valid: a JSON object of fields"),
+    ("[8, 1, 1]", r"a UNetSpec must be an object of fields, not list \[8, 1, 1\]; valid: \{\"in_dim\": 28"),
+    ('{"in_dim": "8", "in_ch": 1, "out_ch": 1}', r"in_dim='8' is invalid; valid: a positive integer"),
+    ('{"in_dim": 8, "in_ch": 1, "out_ch": 1, "dropout": 1}', r"dropout=1 is invalid; valid: a float in \[0, 1\)"),
+])
+def test_json_that_is_no_spec_is_refused_naming_the_fields(text, message):
+    with pytest.raises(ValueError, match=message):
+        UNetSpec.from_json(text)
+
+
+def test_a_group_of_one_value_at_a_1x1_level_is_refused():
+    # Found by tests/test_bad_input_properties.py: GroupNorm cannot normalise one value (batch 1, 8 channels
+    # in 8 groups at 1x1, the downsampled input of the last level).
+    with pytest.raises(ValueError, match=r"norm_groups=8 leaves one value per group and sample at the coarsest "
+                                         r"level \(8 channels at 1x1; .*valid: norm_groups at most 4, or in_dim a "
+                                         r"multiple of 8"):
+        UNetSpec(in_dim=4, in_ch=1, out_ch=1, ch=8, ch_mult=(1, 1, 2), attn_resolutions=(), norm_groups=8)

@@ -44,6 +44,24 @@ def test_sigma_shapes_smalldiffusion_uses_agree():
     torch.testing.assert_close(model(x, sigma.view(3, 1, 1, 1)), expected)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("form", ["scalar", "one value", "one value as (1, 1, 1, 1)", "one per sample",
+                                  "one per sample as (B, 1, 1, 1)"])
+def test_every_sigma_form_gives_the_same_output_at_every_batch_size(batch, form):
+    model = build(SMALL_SPECS["8x8x1"]).eval()
+    x = torch.randn(batch, 1, 8, 8)
+    sigma = {"scalar": torch.tensor(0.7), "one value": torch.full((1,), 0.7),
+             "one value as (1, 1, 1, 1)": torch.full((1, 1, 1, 1), 0.7), "one per sample": torch.full((batch,), 0.7),
+             "one per sample as (B, 1, 1, 1)": torch.full((batch, 1, 1, 1), 0.7)}[form]
+    torch.testing.assert_close(model(x, sigma), model(x, torch.full((batch,), 0.7)))
+
+
+def test_a_sigma_of_neither_one_value_nor_one_per_sample_is_refused():
+    model = build(SMALL_SPECS["8x8x1"])
+    with pytest.raises(ValueError, match=r"sigma has shape \(2,\); valid: one value .* or one per sample \(3 values"):
+        model(torch.randn(3, 1, 8, 8), torch.ones(2))
+
+
 def test_model_protocol_drives_smalldiffusion_sampler_and_loss():
     model = build(SMALL_SPECS["8x8x1"])
     assert model.input_dims == (1, 8, 8)

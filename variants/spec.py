@@ -45,8 +45,8 @@ class UNetSpec:
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
-        if isinstance(self.dropout, int) and not isinstance(self.dropout, bool):
-            object.__setattr__(self, "dropout", float(self.dropout))
+        if type(self.dropout) is int and self.dropout == 0:  # JSON writes 0.0 as 0; any other int is invalid
+            object.__setattr__(self, "dropout", 0.0)
         self.validate()
 
     # --- validation -------------------------------------------------------------------------
@@ -84,6 +84,15 @@ class UNetSpec:
                     f"ch_mult={self.ch_mult}); valid: a divisor of every normalised channel count "
                     f"{sorted(self.normalised_channels)}"
                 )
+        # The fewest channels a GroupNorm at the coarsest level sees: the level's own, or those entering it.
+        coarsest = min(((self.ch,) + self.level_channels)[-2:])
+        if self.resolutions[-1] == 1 and coarsest // self.norm_groups < 2:
+            raise ValueError(
+                f"norm_groups={self.norm_groups} leaves one value per group and sample at the coarsest level "
+                f"({coarsest} channels at 1x1; in_dim={self.in_dim}, ch_mult={self.ch_mult}), which GroupNorm "
+                f"cannot normalise; valid: norm_groups at most {coarsest // 2}, or in_dim a multiple of "
+                f"{2 ** len(self.ch_mult)}"
+            )
         for channels in sorted(self.attention_channels):
             if channels % self.attn_heads:
                 raise ValueError(
@@ -145,15 +154,27 @@ class UNetSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UNetSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Raise ValueError naming unknown or missing fields, or a field whose value is invalid."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a UNetSpec must be an object of fields, not {type(data).__name__} {data!r}; valid: "
+                             '{"in_dim": 28, "in_ch": 1, "out_ch": 1, ...}')
+        fields = dataclasses.fields(cls)
+        unknown = sorted(set(data) - {f.name for f in fields})
         if unknown:
-            raise ValueError(f"unknown UNetSpec field(s) {unknown}; valid: {sorted(known)}")
+            raise ValueError(f"unknown UNetSpec field(s) {unknown}; valid: {sorted(f.name for f in fields)}")
+        missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in data]
+        if missing:
+            raise ValueError(f"UNetSpec field(s) {missing} missing; valid: every one of "
+                             f"{[f.name for f in fields if f.default is dataclasses.MISSING]} given")
         return cls(**data)
 
     @classmethod
     def from_json(cls, text: str) -> UNetSpec:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"UNetSpec JSON {text!r} does not parse ({err}); valid: a JSON object of fields") from err
+        return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> UNetSpec:
         return dataclasses.replace(self, **changes)

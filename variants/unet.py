@@ -117,6 +117,9 @@ class UNet(nn.Module, ModelMixin):
         if tuple(x.shape[1:]) != self.input_dims:
             raise ValueError(f"x has shape {tuple(x.shape)}; expected (batch, {', '.join(map(str, self.input_dims))})")
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        if sigma.numel() not in (1, x.shape[0]):
+            raise ValueError(f"sigma has shape {tuple(sigma.shape)}; valid: one value (a scalar, shape (1,) or "
+                             f"(1, 1, 1, 1)) or one per sample ({x.shape[0]} values, e.g. shape ({x.shape[0]},))")
         temb = self.sig_embed(x.shape[0], sigma.reshape(()) if sigma.numel() == 1 else sigma.reshape(-1))
 
         hs = [self.conv_in(x)]

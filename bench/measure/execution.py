@@ -128,9 +128,10 @@ def _synchronize(workload: Workload) -> None:
 def executions(device: str, memory_formats: tuple[str, ...], dtypes: tuple[str, ...],
                compiles: tuple[bool, ...]) -> list[Execution]:
     """Every combination of the options, each checked for ``device`` (ValueError before any work)."""
-    for option, values in (("--memory-format", memory_formats), ("--dtype", dtypes), ("--compile", compiles)):
+    for option, values, valid in (("--memory-format", memory_formats, MEMORY_FORMATS), ("--dtype", dtypes, DTYPES),
+                                  ("--compile", compiles, ("off", "on"))):
         if not values:
-            raise ValueError(f"{option}: no value given")
+            raise ValueError(f"{option}: no value given; valid: {', '.join(valid)} (comma-separated)")
     combos = [Execution(m, d, c) for m in memory_formats for d in dtypes for c in compiles]
     for execution in combos:
         execution.check(device)

@@ -68,8 +68,9 @@ IGNORED_OPS = (
     "aten::log", "aten::sin", "aten::cos", "aten::exp",
     # normalisation (fvcore's default handle counts a few ops per element; FlopCounterMode none)
     "aten::group_norm",
-    # resampling and padding: copies, no arithmetic
-    "aten::upsample_nearest2d", "aten::pad",
+    # resampling, padding and repeating: copies, no arithmetic (smalldiffusion's sigma embedding repeats a
+    # scalar sigma once per sample, which a batch of 1 turns into a scalar)
+    "aten::upsample_nearest2d", "aten::pad", "aten::repeat",
     # softmax over attention scores, if an attention variant computes it outside SDPA
     "aten::softmax",
 )

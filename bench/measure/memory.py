@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import multiprocessing
 import os
@@ -21,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.schema import Measurement
-from variants import UNetSpec
+from bench.schema import Measurement, exception_failure
+from variants import REGISTRIES, UNetSpec
 
-from .workload import PHASES, Workload, make_workload
+from .workload import BOTH_PHASES, PHASES, Workload, make_workload
 
 MMAP_THRESHOLD_BYTES = 65536
 
@@ -94,7 +95,8 @@ def cpu_peak_rss(spec: UNetSpec, batch_size: int, threads: int, scratch: Path) -
     saved = os.environ.get("MALLOC_MMAP_THRESHOLD_")
     os.environ["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD_BYTES)  # read by glibc when the child starts
     try:
-        proc = ctx.Process(target=_rss_worker, args=(spec.to_json(), batch_size, threads, str(out)))
+        proc = ctx.Process(target=_rss_worker, args=(spec.to_json(), batch_size, threads, str(out),
+                                                     _variant_modules(spec)))
         proc.start()
     finally:
         if saved is None:
@@ -116,9 +118,25 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _rss_worker(spec_json: str, batch_size: int, threads: int, out: str) -> None:
+def _variant_modules(spec: UNetSpec) -> tuple[str, ...]:
+    """The modules that define the spec's variant classes: a spawned process must import a plugin's
+    module (``--import``) again before its variants are registered there."""
+    return tuple(sorted({registry.get(getattr(spec, field)).__module__ for field, registry in REGISTRIES.items()}))
+
+
+def _rss_worker(spec_json: str, batch_size: int, threads: int, out: str, modules: tuple[str, ...]) -> None:
     torch.set_num_threads(threads)
-    workload = make_workload(UNetSpec.from_json(spec_json), batch_size)
+    for module in modules:
+        importlib.import_module(module)
+    try:
+        rows = [r.as_dict() for r in _peak_rss_rows(UNetSpec.from_json(spec_json), batch_size)]
+    except Exception as err:  # the parent keeps it as this measurement's failure row, status and place intact
+        rows = [exception_failure(BOTH_PHASES, err, "peak_rss_bytes").as_dict()]
+    Path(out).write_text(json.dumps(rows))
+
+
+def _peak_rss_rows(spec: UNetSpec, batch_size: int) -> list[Measurement]:
+    workload = make_workload(spec, batch_size)
     rows = []
     for phase in ("inference", "train_step"):  # the smaller first: its peak cannot hide the larger
         run = workload.phase(phase)
@@ -129,5 +147,5 @@ def _rss_worker(spec_json: str, batch_size: int, threads: int, out: str) -> None
         run()
         peak = _status_kib("VmHWM")
         rows.append(Measurement(phase, "peak_rss_bytes", float((peak - baseline) * 1024), "bytes",
-                                "VmHWM-net-of-baseline", n=batch_size).as_dict())
-    Path(out).write_text(json.dumps(rows))
+                                "VmHWM-net-of-baseline", n=batch_size))
+    return rows

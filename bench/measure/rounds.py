@@ -24,7 +24,7 @@ import psutil
 import torch
 
 from bench.cells import Cell
-from bench.schema import Measurement
+from bench.schema import Measurement, exception_failure, failure
 from variants import AXES, UNetSpec, build
 
 from .execution import Execution, apply
@@ -112,9 +112,9 @@ def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement]) ->
         try:
             models[index] = _Model(member, budget)
         except PeerUnavailable as err:
-            rows.append(_member_failure(index, "cell", "skipped", str(err)))
+            rows.append(dataclasses.replace(failure("cell", "skipped", str(err)), member=index))
         except Exception as err:  # one member's failure is a row; the others are still timed
-            rows.append(_member_failure(index, "cell", *_failure(err)))
+            rows.append(dataclasses.replace(exception_failure("cell", err), member=index))
     rows += _memory_rows(cell, models)
     peak = MatmulPeak(cell.device, getattr(torch, cell.dtype))
     start, round_index = time.perf_counter(), 0
@@ -132,7 +132,7 @@ def _round(cell: Cell, models: dict[int, _Model], seed: int, round_index: int, p
             try:
                 wall, cpu = models[index].timers[phase]()
             except Exception as err:
-                failures.append(_member_failure(index, phase, *_failure(err)))
+                failures.append(dataclasses.replace(exception_failure(phase, err), member=index))
                 del models[index]
                 break
             blocks.append((index, phase, position, wall, cpu))
@@ -171,14 +171,6 @@ def _memory_rows(cell: Cell, models: dict[int, _Model]) -> list[Measurement]:
                     f"{MEMORY_SHARE:g} of the device's total memory", n=n),
     ]
 
-
-def _failure(err: BaseException) -> tuple[str, str]:
-    status = "oom" if isinstance(err, torch.cuda.OutOfMemoryError) else "error"
-    return status, f"{type(err).__name__}: {' '.join(str(err).split())[:500]}"
-
-
-def _member_failure(member: int, phase: str, status: str, message: str) -> Measurement:
-    return Measurement(phase, "failure", float("nan"), "", "", status=status, message=message, member=member)
 
 
 def timing_cells(costs: list[Cell], budget_bytes: int) -> list[Cell]:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from variants import UNet, UNetSpec, build
 
 PHASES = ("train_step", "inference")
+BOTH_PHASES = ",".join(PHASES)  # the phase of a failure row of a measurement that covers both
 
 
 @dataclass

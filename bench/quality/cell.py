@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.utils import save_image
 
-from bench.schema import Measurement
+from bench.schema import Measurement, measure_into
 from variants import UNetSpec, build
 
 from .config import QualityConfig
@@ -45,11 +45,13 @@ def run_quality_cell(spec: UNetSpec, config: QualityConfig, seed: int, device: s
                             f"{config.sampler_steps} steps", seed=seed, n=config.eval_n))
     images = images.clamp(-1, 1)  # the data range: what an image file would store
     reference = data.heldout_x[: config.eval_n]
-    rows += score(images, reference, data, classifier, config, seed)
+    # Each of these fails on its own (a row says why), keeping the trained cell's other rows.
+    measure_into(rows, "sample", "scores", lambda: score(images, reference, data, classifier, config, seed))
     if config.inception_fid:
-        rows += inception_rows(images, reference, f"{data.name} held-out ({data.split}), first {config.eval_n}",
-                               seed, device)
-    save_grid(images, Path(out_dir) / "samples" / f"{spec.name}-seed{seed}.png", config.grid_images)
+        measure_into(rows, "sample", "inception_fd", lambda: inception_rows(
+            images, reference, f"{data.name} held-out ({data.split}), first {config.eval_n}", seed, device))
+    measure_into(rows, "sample", "sample_grid", lambda: save_grid(
+        images, Path(out_dir) / "samples" / f"{spec.name}-seed{seed}.png", config.grid_images))
     return rows
 
 
@@ -66,16 +68,21 @@ def real_floor(config: QualityConfig, seed: int, out_dir: Path, cache_dir: Path,
                          f"{len(data.heldout_x)}")
     order = torch.randperm(len(data.heldout_x), generator=torch.Generator().manual_seed(seed))
     reference, images = data.heldout_x[order[:n]], data.heldout_x[order[n: 2 * n]]
-    rows = score(images, reference, data, classifier, config, seed)
     if config.inception_fid:
         require_inception()
-        rows += inception_rows(images, reference, f"{data.name} held-out ({data.split}), disjoint halves", seed,
-                               device)
-    rows.append(Measurement("classifier", "accuracy", accuracy(classifier, data.heldout_x, data.heldout_y), "ratio",
-                            f"{feature_name(data)} trained on the train split (seed {config.classifier_seed}, "
-                            f"{config.classifier_epochs} epochs)", seed=config.classifier_seed,
-                            n=len(data.heldout_y), message="held-out accuracy of the feature classifier"))
-    save_grid(images, Path(out_dir) / "samples" / f"real-seed{seed}.png", config.grid_images)
+    # Each of these fails on its own (a row says why), keeping the floor's other rows.
+    rows: list[Measurement] = []
+    measure_into(rows, "sample", "scores", lambda: score(images, reference, data, classifier, config, seed))
+    if config.inception_fid:
+        measure_into(rows, "sample", "inception_fd", lambda: inception_rows(
+            images, reference, f"{data.name} held-out ({data.split}), disjoint halves", seed, device))
+    measure_into(rows, "classifier", "accuracy", lambda: Measurement(
+        "classifier", "accuracy", accuracy(classifier, data.heldout_x, data.heldout_y), "ratio",
+        f"{feature_name(data)} trained on the train split (seed {config.classifier_seed}, "
+        f"{config.classifier_epochs} epochs)", seed=config.classifier_seed, n=len(data.heldout_y),
+        message="held-out accuracy of the feature classifier"))
+    measure_into(rows, "sample", "sample_grid", lambda: save_grid(
+        images, Path(out_dir) / "samples" / f"real-seed{seed}.png", config.grid_images))
     return rows
 
 

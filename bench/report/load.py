@@ -1,12 +1,13 @@
 """Reading a run folder: the tidy table, env.json and the sample grids, nothing else."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from ..store import read_json, read_part
 
 # Without these the table cannot be read as measurements at all.
 REQUIRED = ("kind", "variant", "phase", "metric", "value", "unit", "status")
@@ -43,7 +44,11 @@ def load_run(root: Path) -> Run:
 def read_table(root: Path) -> pd.DataFrame:
     parquet, csv = root / "metrics.parquet", root / "metrics.csv"
     if parquet.exists():
-        table = pd.read_parquet(parquet)
+        try:
+            table = read_part(parquet)
+        except ValueError as err:
+            raise ValueError(f"{err}; run `python -m bench run --resume --out {root}` with its options to rebuild "
+                             "it from the cell parts") from err
     elif csv.exists():
         table = pd.read_csv(csv, keep_default_na=False, na_values={"value": ["", "nan"]})
     else:
@@ -101,4 +106,4 @@ def read_env(root: Path) -> dict[str, Any]:
     path = root / "env.json"
     if not path.exists():
         return {}
-    return json.loads(path.read_text())
+    return read_json(path, "restore it from a copy, or delete it (the report then omits the environment)")
