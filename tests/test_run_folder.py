@@ -75,7 +75,7 @@ def test_batch_size_one_measures_every_cost_cell(batch_of_one):
     out, result = batch_of_one
     assert result.returncode == 0, result.stderr
     table = pd.read_parquet(out / "metrics.parquet")
-    assert table["cell_id"].nunique() == 2 and set(table["batch_size"]) == {1}
+    assert table["cell_id"].nunique() == 3 and set(table["batch_size"]) == {1}  # 2 cost cells and their timing cell
     assert set(table["status"]) == {"ok"}, table[table["status"] != "ok"][["metric", "message"]]
     assert {"flops", "model_flops", "peak_rss_bytes", "images_per_s"} <= set(table["metric"])
     assert not (out / HOLDER_FILE).exists() and (out / ".lock").exists()
@@ -92,10 +92,10 @@ def test_a_damaged_part_is_set_aside_and_its_cell_measured_again(batch_of_one, t
     assert result.returncode == 0, result.stderr
     assert f"warning: {part} is damaged (" in result.stderr
     assert f"moved it to {out / 'damaged' / part.name}, and its cell will be measured again" in result.stderr
-    assert "2 cells, 1 already finished, 1 to run" in result.stdout
+    assert "3 cells, 2 already finished, 1 to run" in result.stdout
     assert (out / "damaged" / part.name).read_bytes() == truncated
-    table = pd.read_parquet(out / "metrics.parquet")  # rebuilt from the parts: both cells, once each
-    assert table["cell_id"].nunique() == 2 and part.stem in set(table["cell_id"])
+    table = pd.read_parquet(out / "metrics.parquet")  # rebuilt from the parts: every cell, once each
+    assert table["cell_id"].nunique() == 3 and part.stem in set(table["cell_id"])
     assert len(pd.read_csv(out / "metrics.csv")) == len(table)
 
 

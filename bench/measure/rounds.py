@@ -126,6 +126,7 @@ def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement]) ->
 def _round(cell: Cell, models: dict[int, _Model], seed: int, round_index: int, peak: MatmulPeak) -> list[Measurement]:
     blocks = []
     failures = []
+    flops = {index: model.flops for index, model in models.items()}  # kept for a member that fails mid-round
     order = [i for i in round_order(len(cell.members), seed, round_index) if i in models]
     for position, index in enumerate(order):
         for phase in PHASES:
@@ -140,7 +141,7 @@ def _round(cell: Cell, models: dict[int, _Model], seed: int, round_index: int, p
     rows = [*failures, *calibration]
     for index, phase, position, wall, cpu in blocks:
         batch = cell.members[index].batch_size
-        achieved = models[index].flops[phase] / wall if index in models else float("nan")
+        achieved = flops[index][phase] / wall
         common = dict(repeat=round_index, position=position, n=batch, member=index)
         rows += [
             Measurement(phase, "seconds_per_iter", wall, "s", METHOD, **common),
