@@ -37,7 +37,7 @@ def noise_section(table: pd.DataFrame, effects: pd.DataFrame) -> Section:
         section.note = "This run has no timing rounds, so no timing control and no noise floor."
         return section
     failed = failed_controls(effects)
-    section.items.append(Table("Controls (true effect zero)", _effect_frame(controls),
+    section.items.append(Table("Controls (true effect zero)", _effect_frame(controls, with_axis=True),
                                "WARNING: a control came out resolved; the timing is biased." if len(failed) else
                                "No control came out resolved."))
     section.items.append(Table("Where the timing noise comes from (log-scale SD, as %)", noise_levels(table)))
@@ -144,9 +144,10 @@ def across_settings(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _effect_frame(rows: pd.DataFrame) -> pd.DataFrame:
+def _effect_frame(rows: pd.DataFrame, with_axis: bool = False) -> pd.DataFrame:
     rows = rows if "label" in rows.columns else add_effect_labels(rows)
-    return pd.DataFrame({"comparison": rows["comparison"], "setting": rows["setting"], "measurement": rows["label"],
+    comparison = rows["axis"] + ": " + rows["comparison"] if with_axis else rows["comparison"]
+    return pd.DataFrame({"comparison": comparison, "setting": rows["setting"], "measurement": rows["label"],
                          "effect": [describe_effect(r) for _, r in rows.iterrows()],
                          "Holm-adjusted p": rows["p_adjusted"].map(lambda p: f"{p:.2g}" if pd.notna(p) else ""),
                          "resolved": rows["resolved"].map(lambda r: "yes" if r else "no")}).reset_index(drop=True)
