@@ -75,6 +75,18 @@ def test_settings_are_never_paired_or_averaged_together():
     assert verdicts["holds in every setting"].tolist() == ["no: the direction differs between settings"]
 
 
+def test_a_run_of_the_baseline_and_its_peers_gives_the_control_as_its_only_time_effect():
+    rounds = 12
+    rng = np.random.default_rng(0)
+    ours = speed_rows("nearest_conv", list(rng.uniform(0.9, 1.1, rounds)))
+    copy = [r | {"replica": 1} for r in speed_rows("nearest_conv", list(rng.uniform(0.9, 1.1, rounds))) if r["kind"] == "timing"]
+    table = table_of(ours, copy, speed_rows("nearest_conv", [1.2] * rounds, peer="smalldiffusion"))
+    effects = effect_table(table)
+    assert set(effects["axis"]) == {"control"} and len(effects) == 2  # both phases
+    assert (effects["from_level"] == "nearest_conv+additive+1h").all()
+    assert (effects["to_level"] == "nearest_conv+additive+1h (second instance)").all()
+
+
 def test_ratio_of_medians_and_median_interval():
     ratio, low, high = ratio_of_medians(np.array([10.0, 11.0, 30.0]), np.array([5.0, 5.5, 6.0]))
     assert ratio == pytest.approx(2.0) and low <= ratio <= high

@@ -169,6 +169,26 @@ def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_pat
     assert not list(out.glob("**/*.tmp"))
 
 
+def test_a_kill_during_the_timing_cell_leaves_no_rounds_and_resume_times_them_once(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL]
+    proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while len(list((out / "cells").glob("*.parquet"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)  # both cost cells done: the timing cell's worker is starting or in its rounds
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(list((out / "cells").glob("*.parquet"))) == 2  # a timing cell lands whole or not at all
+
+    result = bench("run", "--out", str(out), "--resume", *SMALL, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "3 cells, 2 already finished, 1 to run" in result.stdout
+    timed = pd.read_parquet(out / "metrics.parquet").query("metric == 'seconds_per_iter'")
+    assert set(timed["kind"]) == {"timing"} and timed["repeat"].nunique() >= 3
+    assert not timed.duplicated(["cell_id", "variant", "replica", "phase", "repeat"]).any()
+
+
 def test_resume_removes_temporaries_a_killed_write_left_behind(tmp_path):
     from bench.store import RunStore, atomic_write_text
 

@@ -68,7 +68,8 @@ def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, 
     y = np.log(frame[value].to_numpy(dtype=float))
     codes, blocks = pd.factorize(frame[block])
     counts = np.bincount(codes)
-    x_w = x - (np.stack([np.bincount(codes, x[:, j]) for j in range(x.shape[1])], 1) / counts[:, None])[codes]
+    x_mean = np.stack([np.bincount(codes, x[:, j]) for j in range(x.shape[1])], 1) / counts[:, None]
+    x_w = x - x_mean[codes]
     y_mean = np.bincount(codes, y) / counts
     y_w = y - y_mean[codes]
     fit = sm.OLS(y_w, x_w).fit()
@@ -90,8 +91,7 @@ def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, 
         low, high, p = np.full_like(beta, np.nan), np.full_like(beta, np.nan), np.full_like(beta, np.nan)
     residual = y_w - x_w @ beta
     dof = max(1, len(y) - len(blocks) - len(terms))
-    round_effects = y_mean - (np.stack([np.bincount(codes, x[:, j]) for j in range(x.shape[1])], 1)
-                              / counts[:, None]) @ beta
+    round_effects = y_mean - x_mean @ beta
     return pd.DataFrame({
         "factor": [t.factor for t in terms], "reference": [t.reference for t in terms],
         "level": [t.level for t in terms], "beta": beta, "low": low, "high": high, "p_value": p,
@@ -118,7 +118,8 @@ def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
         if fit.empty:
             continue
         baseline = frame.loc[frame["replica"] == 1, "variant"]
-        fit = fit.assign(setting=setting, phase=phase, metric=metric)
+        # object columns: a level may be a number (heads, replica) or a name (the control's models)
+        fit = fit.astype({"reference": object, "level": object}).assign(setting=setting, phase=phase, metric=metric)
         is_control = fit["factor"] == "replica"
         fit.loc[is_control, "factor"] = CONTROL
         if len(baseline):
