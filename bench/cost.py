@@ -2,7 +2,6 @@
 the other variants of its setting: bench/measure/rounds.py)."""
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from .measure.flops import count_flops
 from .measure.memory import cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
 from .measure.params import count_params
 from .measure.workload import BOTH_PHASES, PHASES, Workload, make_workload
-from .peers import PeerUnavailable, build_peer, peer_flops
+from .peers import PeerUnavailable, model_builder, peer_flops
 from .schema import Measurement, failure, measure_into
 
 def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
@@ -42,9 +41,7 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
 
 
 def _workload(cell: Cell) -> Workload:
-    if cell.peer:
-        return make_workload(cell.spec, cell.batch_size, cell.device, build_model=functools.partial(build_peer, cell.peer))
-    return make_workload(cell.spec, cell.batch_size, cell.device)
+    return make_workload(cell.spec, cell.batch_size, cell.device, build_model=model_builder(cell.peer))
 
 
 def _params(cell: Cell, workload: Workload) -> list[Measurement]:

@@ -23,6 +23,7 @@ no cost. The parameter count (``model / params``) shows how close each match is.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import Callable
@@ -31,7 +32,7 @@ import torch
 from smalldiffusion import ModelMixin
 from torch import Tensor, nn
 
-from variants import UNetSpec
+from variants import UNetSpec, build
 
 from .schema import Measurement
 
@@ -130,6 +131,11 @@ def get_peer(name: str) -> Peer:
     if name not in PEERS:
         raise ValueError(f"--peers {name!r} is not a peer; valid: {', '.join(PEERS)}")
     return PEERS[name]
+
+
+def model_builder(peer: str) -> Callable[[UNetSpec], nn.Module]:
+    """What builds a cell's model from its spec: the peer ``peer``'s closest match, or our U-Net when it is empty."""
+    return functools.partial(build_peer, peer) if peer else build
 
 
 def build_peer(name: str, spec: UNetSpec) -> PeerModel:

@@ -81,10 +81,9 @@ class _Model:
     """One member, built and warmed up: a block timer per phase and its model FLOPs per call."""
 
     def __init__(self, member: Cell, budget: RoundsBudget) -> None:
-        from bench.peers import build_peer
+        from bench.peers import model_builder
 
-        builder = functools.partial(build_peer, member.peer) if member.peer else build
-        workload = make_workload(member.spec, member.batch_size, member.device, build_model=builder)
+        workload = make_workload(member.spec, member.batch_size, member.device, build_model=model_builder(member.peer))
         self.flops = timed_phase_flops(workload.model, workload.x0, workload.sigma)
         self.workload = apply(workload, Execution(member.memory_format, member.dtype, member.compile))
         self.timers = {phase: BlockTimer(functools.partial(_call, self.workload, phase), member.device, budget.warmup,
