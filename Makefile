@@ -9,11 +9,6 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 OUT ?= runs/latest
 PEERS_OUT ?= runs/peers
 THREADS ?= 2
-# Our baseline against smalldiffusion, diffusers and lucidrains at the FashionMNIST shape, batch 32, under
-# each memory format and fp32 / bf16 autocast.
-PEERS_SWEEP := --preset quick --only cost --device auto --batch-size 32 --axis upsample=nearest_conv \
-	--axis time_injection=additive --axis attn_heads=1 --axis checkpoint=false \
-	--peers smalldiffusion,diffusers,lucidrains --memory-format contiguous,channels_last --dtype float32,bfloat16
 
 .PHONY: test bench bench-smoke bench-peers report benchmark clean
 
@@ -41,7 +36,7 @@ bench-smoke: $(STAMP)
 	$(call sweep_and_report,runs/smoke,--preset smoke --device cpu)
 
 bench-peers: $(STAMP)
-	$(call sweep_and_report,$(PEERS_OUT),$(PEERS_SWEEP))
+	$(call sweep_and_report,$(PEERS_OUT),--preset peers)
 
 report: $(STAMP)
 	$(PY) -m bench report $(OUT)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from variants import UNetSpec
+from variants import AXES, UNetSpec
 
 # Kinds whose cells time things: they run alone on the machine.
 TIMED_KINDS = ("cost", "timing")
@@ -29,7 +29,8 @@ class Cell:
     batch_size: int = 0        # cost cells; quality cells take theirs from the quality config
     threads: int = 1
     seed: int = 0
-    dataset: str = ""          # quality preset name for quality/floor/check cells
+    quality: str = ""          # quality preset (bench.quality.QUALITY_PRESETS) of quality/floor/check cells
+    dataset: str = ""          # the data set that preset trains and scores on
     base_config: str = ""
     peer: str = ""                    # a bench.peers name: the peer's closest match to spec, not our U-Net
     memory_format: str = "contiguous"  # execution options (bench.measure.execution), with dtype
@@ -93,21 +94,16 @@ class Cell:
         return cls.from_dict(json.loads(text))
 
     def identity_columns(self, member: int | None = None) -> dict[str, Any]:
-        """The columns every row of this cell carries (see bench.schema.CELL_COLUMNS); for a timing cell's
+        """The columns every row of this cell carries (see bench.schema.columns); for a timing cell's
         row of ``member``, that member's model columns under the timing cell's id and kind."""
         if member is not None:
             return self.members[member].identity_columns() | {"cell_id": self.id, "kind": self.kind}
         spec = self.spec
+        axes = {name: axis.cell(getattr(spec, name)) if spec else axis.empty for name, axis in AXES.items()}
         return {
-            "cell_id": self.id, "kind": self.kind,
-            "variant": self.variant, "peer": self.peer,
-            "spec_hash": spec.hash if spec else "",
-            "upsample": spec.upsample if spec else "",
-            "time_injection": spec.time_injection if spec else "",
-            "attn_heads": spec.attn_heads if spec else 0,
-            "checkpoint": spec.checkpoint if spec else False,
-            "attention": spec.attention if spec else "",
-            "base_config": self.base_config, "dataset": self.dataset, "device": self.device, "dtype": self.dtype,
-            "threads": self.threads, "batch_size": self.batch_size,
-            "memory_format": self.memory_format, "compile": self.compile, "replica": self.replica,
+            "cell_id": self.id, "kind": self.kind, "variant": self.variant, "spec_hash": spec.hash if spec else "",
+            **axes,
+            "base_config": self.base_config, "quality_preset": self.quality, "dataset": self.dataset,
+            "device": self.device, "dtype": self.dtype, "threads": self.threads, "batch_size": self.batch_size,
+            "peer": self.peer, "memory_format": self.memory_format, "compile": self.compile, "replica": self.replica,
         }

@@ -5,13 +5,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from variants import AXES, DEFAULT_AXES, REGISTRIES
+from variants import AXES, DESIGNS, parse_axis
 
 from .backends import BACKENDS, BackendOptions
+from .plan import PARTS, SweepOptions, import_plugins, parse_shard
 from .presets import BASES, PRESETS
-from .runner import PARTS, SweepOptions, parse_axis, parse_shard, run_sweep
+from .runner import run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,13 +32,17 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a sweep into a run folder")
     run.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default quick)")
+    run.add_argument("--sweep", type=Path, help="a TOML sweep file (instead of --preset); the options below "
+                                                "override it")
     run.add_argument("--out", type=Path, required=True, help="run folder (metrics.csv, metrics.parquet, env.json)")
-    run.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda, or auto (cpu + cuda if present)")
+    run.add_argument("--device", help="comma-separated: cpu, cuda, or auto (cpu + cuda if present); default: the "
+                                      "sweep's (cpu for the presets but peers)")
     run.add_argument("--resume", action="store_true", help="skip the cells the folder already holds")
     run.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2",
-                     help=f"values of one axis ({', '.join(AXES)}); repeatable")
+                     help=f"values of one axis ({', '.join(AXES)}; tuples as 16+8); repeatable")
+    run.add_argument("--design", help=f"{', '.join(DESIGNS)} (default: the sweep's)")
     run.add_argument("--base", help=f"base spec: {', '.join(BASES)} or a UNetSpec as JSON")
-    run.add_argument("--batch-size", type=int, help="cost batch size (default: the preset's)")
+    run.add_argument("--batch-size", type=int, help="cost batch size (default: the sweep's)")
     run.add_argument("--threads", type=int, default=2, help="torch threads in every worker (default 2)")
     run.add_argument("--jobs", type=int, help="quality, floor and check cells run this many at a time on the local "
                                               "backend, sharing the threads (default: the preset's); cost cells, "
@@ -58,12 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--slurm-partition", help="SLURM partition")
     run.add_argument("--slurm-time", type=int, default=60, help="SLURM time limit per cell, minutes (default 60)")
     run.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per job (cells on CUDA get at least 1)")
-    run.add_argument("--peers", default="", help="comma-separated reference models measured at the base spec: "
-                                                 "smalldiffusion, diffusers, lucidrains (default none)")
-    run.add_argument("--memory-format", default="contiguous", help="comma-separated: contiguous, channels_last")
-    run.add_argument("--dtype", default="float32", help="comma-separated: float32, bfloat16 (autocast), "
-                                                        "float16 (autocast, CUDA only)")
-    run.add_argument("--compile", default="off", help="comma-separated: off (eager), on (torch.compile)")
+    run.add_argument("--peers", help="comma-separated reference models measured at the base spec: "
+                                     "smalldiffusion, diffusers, lucidrains (default: the sweep's)")
+    run.add_argument("--memory-format", help="comma-separated: contiguous, channels_last (default: the sweep's)")
+    run.add_argument("--dtype", help="comma-separated: float32, bfloat16 (autocast), float16 (autocast, CUDA only) "
+                                     "(default: the sweep's)")
+    run.add_argument("--compile", help="comma-separated: off (eager), on (torch.compile) (default: the sweep's)")
     run.set_defaults(handler=_run)
 
     merge = sub.add_parser("merge", help="combine run folders (shards, machines) into one, each cell once")
@@ -76,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write report.md, report.html and figures/ for run folders")
     report.add_argument("dirs", type=Path, nargs="+", help="one run folder, or two to compare")
     report.add_argument("--out", type=Path, help="where to write (default: the run folder; DIR_A/compare-NAME_B for two)")
+    report.add_argument("--import", dest="plugins", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first: the run's plugin, so the axes it added are reported; repeatable")
     report.set_defaults(handler=_report)
 
     imp = sub.add_parser("import", help="turn a pytest-benchmark JSON into the project's tidy table")
@@ -85,15 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _devices(text: str) -> tuple[str, ...]:
-    names = tuple(d.strip() for d in text.split(",") if d.strip())
-    if names == ("auto",):
-        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
-    return names
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def _on_off(option: str, value: str) -> bool:
@@ -105,9 +103,11 @@ def _on_off(option: str, value: str) -> bool:
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from .summary import print_summary
 
+    import_plugins(args.plugins)  # before --axis is parsed: a plugin may add the axis it names
     options = SweepOptions(
-        preset=args.preset, out=args.out, devices=_devices(args.device), resume=args.resume, threads=args.threads,
-        base=args.base, batch_size=args.batch_size, axes=dict(parse_axis(a) for a in args.axis),
+        preset=args.preset, sweep_file=args.sweep, out=args.out, devices=_names(args.device), resume=args.resume,
+        threads=args.threads, base=args.base, batch_size=args.batch_size, design=args.design,
+        axes=dict(parse_axis(a) for a in args.axis),
         parts=tuple(p.strip() for p in args.only.split(",") if p.strip()), seeds=args.seeds,
         plugins=tuple(args.plugins), cache_dir=args.cache_dir,
         shard=parse_shard(args.shard) if args.shard else None, quality=args.quality,
@@ -115,7 +115,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                                slurm_partition=args.slurm_partition, slurm_time_min=args.slurm_time,
                                slurm_gpus=args.slurm_gpus),
         peers=_names(args.peers), memory_formats=_names(args.memory_format), dtypes=_names(args.dtype),
-        compile=tuple(_on_off("--compile", v) for v in _names(args.compile)), jobs=args.jobs,
+        compile=None if args.compile is None else tuple(_on_off("--compile", v) for v in _names(args.compile)),
+        jobs=args.jobs,
     )
     table = run_sweep(options, argv)
     print_summary(table)
@@ -131,15 +132,12 @@ def _merge(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _list(args: argparse.Namespace, argv: list[str]) -> int:
-    print("Presets:")
+    print("Presets (--preset NAME; each a TOML sweep file in bench/presets/):")
     for preset in PRESETS.values():
-        print(f"  {preset.name:<6} {preset.description}")
-    print("\nAxes (default values swept):")
-    for axis in AXES:
-        print(f"  {axis:<15} {', '.join(map(str, DEFAULT_AXES[axis]))}")
-    print("\nRegistered variants:")
-    for field, registry in REGISTRIES.items():
-        print(f"  {field:<15} {', '.join(registry.names())}")
+        print(f"  {preset.name:<10} {preset.design}: {preset.description}")
+    print("\nAxes (--axis NAME=V1,V2; values, reference level):")
+    for axis in AXES.values():
+        print(f"  {axis.name:<17} {axis.describe()}")
     from .quality import QUALITY_PRESETS
 
     print("\nQuality presets (--quality):")
@@ -155,6 +153,7 @@ def _list(args: argparse.Namespace, argv: list[str]) -> int:
 def _report(args: argparse.Namespace, argv: list[str]) -> int:
     from .report import write_report
 
+    import_plugins(args.plugins)
     path = write_report(args.dirs, args.out)
     print(f"report written to {path}")
     return 0

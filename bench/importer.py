@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.cells import Cell
-from bench.schema import COLUMNS, Measurement
+from bench.schema import Measurement, columns
 from variants import UNetSpec
 
 METHOD = "pytest-benchmark"
@@ -23,7 +23,7 @@ SUMMARY_STATS = ("min", "max", "mean", "median", "stddev", "iqr")
 
 
 def import_benchmark_json(path: str | Path) -> pd.DataFrame:
-    """One row per observation, with every column of ``bench.schema.COLUMNS``."""
+    """One row per observation, with every column of ``bench.schema.columns()``."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or "benchmarks" not in data:
         raise ValueError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
@@ -41,7 +41,7 @@ def import_benchmark_json(path: str | Path) -> pd.DataFrame:
         identity = {"run_id": run_id, **cell.identity_columns(), "device_name": info["device_name"], "host": host}
         rows += [{**identity, **m.as_dict()} for m in _timings(bench, info) + _counts(info)]
     # Both phases of a variant record its parameter count: one cell, one row.
-    return pd.DataFrame(rows, columns=list(COLUMNS)).drop_duplicates(ignore_index=True)
+    return pd.DataFrame(rows, columns=list(columns())).drop_duplicates(ignore_index=True)
 
 
 def _timings(bench: dict, info: dict) -> list[Measurement]:

@@ -10,12 +10,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import pandas as pd
+
+from variants import AXES
+
 STATUSES = ("ok", "oom", "error", "skipped")
 
-# Identity of the cell a row belongs to, filled in by the runner.
-CELL_COLUMNS = (
-    "run_id", "cell_id", "kind", "variant", "spec_hash", "upsample", "time_injection", "attn_heads", "checkpoint",
-    "attention", "base_config", "dataset", "device", "device_name", "host", "dtype", "threads", "batch_size",
+# Identity of the cell a row belongs to, filled in by the runner: which model, then one column per ablation
+# axis (variants.AXES), then where and how it ran.
+MODEL_COLUMNS = ("run_id", "cell_id", "kind", "variant", "spec_hash")
+SETTING_COLUMNS = (
+    "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype", "threads", "batch_size",
     "peer", "memory_format", "compile", "replica",
 )
 # What was measured, filled in by the measurement code.
@@ -23,7 +28,30 @@ MEASUREMENT_COLUMNS = (
     "phase", "block", "metric", "value", "unit", "method", "repeat", "position", "seed", "step", "n", "status",
     "message",
 )
-COLUMNS = CELL_COLUMNS + MEASUREMENT_COLUMNS
+# Integer columns: nullable, so "no seed" stays distinct from seed 0 through CSV and Parquet round trips.
+INT_COLUMNS = ("threads", "batch_size", "replica", "repeat", "position", "seed", "step", "n")
+BOOL_COLUMNS = ("compile",)
+
+
+def columns() -> tuple[str, ...]:
+    """Every column, in order; axes added by a plugin (variants.add_axis) included once it is imported."""
+    return (*MODEL_COLUMNS, *AXES, *SETTING_COLUMNS, *MEASUREMENT_COLUMNS)
+
+
+def typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every column's dtype: nullable integers, booleans, float values, text elsewhere."""
+    for name, axis in AXES.items():
+        if name in frame.columns and axis.dtype != "str":
+            frame[name] = frame[name].astype(axis.dtype)
+    for col in INT_COLUMNS:
+        frame[col] = frame[col].astype("Int64")
+    for col in BOOL_COLUMNS:
+        frame[col] = frame[col].astype("bool")
+    frame["value"] = frame["value"].astype("float64")
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            frame[col] = frame[col].fillna("").astype(str)
+    return frame
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .cells import Cell
-from .schema import COLUMNS, Measurement
+from .schema import Measurement, columns, typed
 
-SCHEMA_VERSION = 3  # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns
+# 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns; 4: a column per
+# declared axis, quality_preset beside the real dataset
+SCHEMA_VERSION = 4
 
 
 def atomic_write(path: Path, write) -> None:
@@ -46,21 +48,7 @@ def rows_frame(run_id: str, cell: Cell, measurements: Iterable[Measurement], **w
     device_name and host."""
     common = {"run_id": run_id} | worker
     records = [cell.identity_columns(m.member) | common | m.as_dict() for m in measurements]
-    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    return _typed(frame)
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    # Nullable integers keep "no seed" distinct from seed 0 through CSV and Parquet round trips.
-    for col in ("seed", "step", "n", "repeat", "position", "attn_heads", "threads", "batch_size", "replica"):
-        frame[col] = frame[col].astype("Int64")
-    frame["value"] = frame["value"].astype("float64")
-    frame["checkpoint"] = frame["checkpoint"].astype("bool")
-    frame["compile"] = frame["compile"].astype("bool")
-    for col in frame.columns:
-        if frame[col].dtype == object:
-            frame[col] = frame[col].fillna("").astype(str)
-    return frame
+    return typed(pd.DataFrame.from_records(records, columns=list(columns())))
 
 
 def read_json(path: Path, what_to_do: str) -> dict[str, Any]:
@@ -118,7 +106,7 @@ class RunStore:
             if not resume:
                 raise ValueError(f"--out {self.root} already holds a run ({stored.get('run_id')}); "
                                  "pass --resume to finish it, or choose another --out")
-            if stored.get("schema_version") != SCHEMA_VERSION or stored.get("columns") != list(COLUMNS):
+            if stored.get("schema_version") != SCHEMA_VERSION or stored.get("columns") != list(columns()):
                 raise ValueError(f"--out {self.root} holds a table of another schema "
                                  f"(version {stored.get('schema_version')}); choose another --out")
             differ = {k: (stored["config"].get(k), v) for k, v in config.items() if stored["config"].get(k) != v}
@@ -133,7 +121,7 @@ class RunStore:
                              "choose another --out")
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_file, json.dumps(
-            {"run_id": run_id, "schema_version": SCHEMA_VERSION, "columns": list(COLUMNS), "config": config},
+            {"run_id": run_id, "schema_version": SCHEMA_VERSION, "columns": list(columns()), "config": config},
             indent=2, sort_keys=True))
         return run_id
 
@@ -173,7 +161,7 @@ class RunStore:
         frames = [frame for frame in map(self._read_or_set_aside, sorted(self.cells_dir.glob("*.parquet")))
                   if frame is not None]
         if not frames:
-            return _typed(pd.DataFrame(columns=list(COLUMNS)))
+            return typed(pd.DataFrame(columns=list(columns())))
         return pd.concat(frames, ignore_index=True)
 
     def consolidate(self) -> pd.DataFrame:

@@ -126,7 +126,7 @@ def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> N
         return
     from . import quality
 
-    config = quality.QUALITY_PRESETS[cell.dataset]
+    config = quality.QUALITY_PRESETS[cell.quality]
     cache = Path(options["cache_dir"])
     if cell.kind == "quality":
         rows += quality.run_quality_cell(cell.spec, config, cell.seed, cell.device, run_dir, cache)

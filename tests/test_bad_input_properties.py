@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import bench.cli
-from bench.runner import validate
+from bench.plan import make_plan
 from variants import UNetSpec, build
 
 REQUIRED = ("in_dim", "in_ch", "out_ch")
@@ -119,6 +119,7 @@ OPTIONS = {  # valid and invalid values of every `bench run` option that chooses
     # the Inception FID presets are left out: checking them builds Inception, which downloads its weights
     "--quality": st.sampled_from(["smoke", "quick", "full", "imagenet", ""]),
     "--peers": names("smalldiffusion", "diffusers", "lucidrains"),
+    "--design": st.sampled_from(["factorial", "one_at_a_time", "ofat", ""]),
 }
 
 
@@ -127,7 +128,7 @@ class WouldStartASweep(Exception):
 
 
 def validate_only(options, argv):
-    validate(options)
+    make_plan(options)
     raise WouldStartASweep
 
 

@@ -12,7 +12,7 @@ from bench.cells import Cell
 from bench.importer import import_benchmark_json
 from bench.measure.flops import flop_counter_flops
 from bench.measure.params import count_params
-from bench.schema import COLUMNS
+from bench.schema import columns
 from benchmarks import test_variants_benchmark as suite  # its VARIANTS, BATCH and ROUNDS
 from variants import build
 
@@ -48,9 +48,9 @@ def benchmark_json(tmp_path_factory) -> Path:
 def test_every_round_becomes_a_row_with_the_projects_columns(benchmark_json):
     raw = json.loads(benchmark_json.read_text())["benchmarks"][0]
     frame = import_benchmark_json(benchmark_json)
-    assert list(frame.columns) == list(COLUMNS)
+    assert list(frame.columns) == list(columns())
     spec = suite.VARIANTS[0]
-    assert spec.name == "nearest_conv+additive+1h"
+    assert spec.name == "nearest_conv+additive+1h+attn@8"  # attention at the full 8x8, not the usual half
     cell = Cell("cost", spec, "cpu", batch_size=suite.BATCH, threads=1, base_config="pytest-benchmark")
     assert set(frame.cell_id) == {cell.id} and set(frame.variant) == {spec.name} and set(frame.threads) == {1}
 

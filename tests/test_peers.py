@@ -11,7 +11,7 @@ from bench.cells import Cell
 from bench.cost import measure_cost
 from bench.measure.flops import count_flops
 from bench.peers import PEERS, PeerUnavailable, build_peer, get_peer, peer_flops, sigma_to_timestep
-from bench.runner import SweepOptions, plan
+from bench.plan import SweepOptions, make_plan
 from variants import UNetSpec, build
 
 # Tiny, with attention at one of two levels (so the level and the middle differ in width).
@@ -127,7 +127,7 @@ def test_an_op_fvcore_cannot_count_leaves_a_skipped_row_never_a_zero():
 def test_plan_adds_one_peer_cell_per_peer_device_and_execution_option(tmp_path):
     options = SweepOptions(preset="smoke", out=tmp_path, parts=("cost",), peers=("smalldiffusion", "diffusers"),
                            axes={"checkpoint": (False,)}, dtypes=("float32", "bfloat16"))
-    cells = plan(options)
+    cells = make_plan(options).cells
     peers = [c for c in cells if c.peer]
     timing = [c for c in cells if c.kind == "timing"]
     assert len(peers) == 2 * 2 and len(cells) == 2 * (2 + 2 + 1)  # (2 upsamplers + 2 peers + timing) x 2 dtypes
@@ -138,7 +138,7 @@ def test_plan_adds_one_peer_cell_per_peer_device_and_execution_option(tmp_path):
     assert identity["variant"] == "peer:smalldiffusion" and identity["peer"] == "smalldiffusion"
     assert {c.dtype for c in peers} == {"float32", "bfloat16"}
     with pytest.raises(ValueError, match="--peers 'unet' is not a peer"):
-        plan(SweepOptions(preset="smoke", out=tmp_path, parts=("cost",), peers=("unet",)))
+        make_plan(SweepOptions(preset="smoke", out=tmp_path, parts=("cost",), peers=("unet",)))
 
 
 def test_a_missing_peer_package_makes_a_skipped_row_not_an_error(monkeypatch):

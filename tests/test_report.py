@@ -20,7 +20,8 @@ from bench.report.load import normalise
 from bench.report.effect_table import COLUMNS as EFFECT_COLUMNS, effect_table
 from bench.report.readings import describe_effect
 from bench.report.stats import cost_effects, quality_effects
-from bench.schema import COLUMNS
+from bench.schema import columns
+from variants import AXES
 
 INJECTED = '<script>alert("boom")</script> & <b>bold</b>'
 UPSAMPLERS, HEADS, SEEDS, STEPS = ("nearest_conv", "conv_transpose"), (1, 4), (0, 1, 2), (0, 50, 100, 150, 200)
@@ -32,7 +33,8 @@ def _name(upsample: str, heads: int, checkpoint: bool) -> str:
 
 def _row(kind: str, upsample: str, heads: int, checkpoint: bool, device: str, **measured) -> dict:
     real = kind == "floor"
-    row = dict.fromkeys(COLUMNS, "")
+    row = dict.fromkeys(columns(), "")
+    row.update({name: axis.empty if real else axis.cell(axis.default) for name, axis in AXES.items()})
     row.update(run_id="synthetic", cell_id=f"{kind}-{upsample}-{heads}-{checkpoint}-{device}", kind=kind,
                variant="real" if real else _name(upsample, heads, checkpoint), upsample="" if real else upsample,
                time_injection="" if real else "additive", attn_heads=0 if real else heads,
@@ -132,7 +134,7 @@ def synthetic_table(devices=("cpu",), quality: bool = True, speed: float = 1.0, 
                     rows += quality_rows("quality", upsample, heads, s, devices[0], rng)
         rows.append(_row("check", "nearest_conv", 1, True, devices[0], phase="check", metric="max_abs_loss_difference",
                          value=0.0, unit="mse", seed=0))
-    return normalise(pd.DataFrame(rows, columns=list(COLUMNS)))
+    return normalise(pd.DataFrame(rows, columns=list(columns())))
 
 
 def write_run(root: Path, table: pd.DataFrame, samples: bool = True) -> Path:
@@ -160,7 +162,7 @@ def _pair_table(rows: list[tuple[str, int, list[float]]]) -> pd.DataFrame:
         for repeat, value in enumerate(values):
             out.append(_row("cost", upsample, heads, False, "cpu", phase="train_step", metric="peak_rss_bytes",
                             value=value, unit="bytes", method="VmHWM", repeat=repeat))
-    return normalise(pd.DataFrame(out, columns=list(COLUMNS)))
+    return normalise(pd.DataFrame(out, columns=list(columns())))
 
 
 def _effect(table: pd.DataFrame, axis: str) -> pd.Series:
@@ -199,7 +201,7 @@ def test_quality_effect_pairs_by_seed_not_by_row_order():
         for seed, value in values.items():
             rows.append(_row("quality", upsample, 1, False, "cpu", phase="sample", metric="fd", value=value,
                              unit="fd", seed=seed, n=100))
-    table = normalise(pd.DataFrame(rows, columns=list(COLUMNS)))
+    table = normalise(pd.DataFrame(rows, columns=list(columns())))
     pairs = quality_effects(table)
     assert pairs.sort_values("seed")["difference"].tolist() == [-1.0, 0.0, -2.0]
     row = _effect(table, "upsample")

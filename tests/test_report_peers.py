@@ -12,7 +12,7 @@ from bench.report.effects import across_settings, add_effect_labels
 from bench.report.load import normalise
 from bench.report.peers import median_with_interval, ratio_of_medians
 from bench.runner import cell_outcome
-from bench.schema import COLUMNS
+from bench.schema import columns
 from test_report import _row, write_run
 
 
@@ -35,7 +35,7 @@ def speed_rows(upsample: str, seconds: list[float], peer: str = "", memory_forma
 
 
 def table_of(*groups: list[dict]) -> pd.DataFrame:
-    return normalise(pd.DataFrame([r for g in groups for r in g], columns=list(COLUMNS)))
+    return normalise(pd.DataFrame([r for g in groups for r in g], columns=list(columns())))
 
 
 def test_setting_names_the_non_default_execution_options():
@@ -44,7 +44,7 @@ def test_setting_names_the_non_default_execution_options():
             for device, dtype, fmt, compiled in [("cpu", "float32", "contiguous", False),
                                                  ("cuda", "bfloat16", "channels_last", True),
                                                  ("cpu", "float32", "", "")]]
-    table = normalise(pd.DataFrame(rows, columns=list(COLUMNS)))
+    table = normalise(pd.DataFrame(rows, columns=list(columns())))
     assert table["setting"].tolist() == ["cpu", "cuda · bfloat16 · channels_last · compiled", "cpu"]
     assert table["execution"].tolist() == ["", "bfloat16 · channels_last · compiled", ""]
 

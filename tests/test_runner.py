@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.schema import COLUMNS
+from bench.schema import columns
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ | {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'plugins'}"}
@@ -26,7 +26,7 @@ def bench(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProc
 
 
 BAD_OPTIONS = [
-    (["--preset", "huge"], "--preset 'huge' is not a preset; valid: smoke, quick, full"),
+    (["--preset", "huge"], "--preset 'huge' is not a preset; valid: adm_table1, full, peers, quick, smoke"),
     (["--axis", "heads=1,2"], "--axis 'heads=1,2' is invalid; valid: NAME=V1,V2 with NAME one of upsample"),
     (["--axis", "upsample=pixel_shuffle"], "upsample='pixel_shuffle' is not a registered variant; valid: nearest_conv"),
     (["--axis", "attn_heads=3"], "attn_heads=3 does not divide"),
@@ -89,7 +89,7 @@ def finished_run(tmp_path_factory):
 def test_sweep_writes_tidy_tables_and_env(finished_run):
     out, result = finished_run
     table = pd.read_parquet(out / "metrics.parquet")
-    assert list(table.columns) == list(COLUMNS)
+    assert list(table.columns) == list(columns())
     csv = pd.read_csv(out / "metrics.csv")
     assert len(csv) == len(table)
     env = json.loads((out / "env.json").read_text())

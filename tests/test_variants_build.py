@@ -4,7 +4,7 @@ import torch
 from smalldiffusion import ScheduleLogLinear, samples
 
 from conftest import SMALL_SPECS
-from variants import DEFAULT_AXES, UNet, UNetSpec, build, grid
+from variants import UNet, UNetSpec, build, default_grid, grid
 
 ALL_VARIANTS = [(cfg, spec) for cfg, base in SMALL_SPECS.items() for spec in grid(base, attn_heads=(1, 4))]
 
@@ -13,7 +13,7 @@ def test_default_grid_is_the_16_axis_combinations():
     specs = list(grid())
     assert len(specs) == 16
     assert len({s.name for s in specs}) == 16
-    assert {s.upsample for s in specs} == set(DEFAULT_AXES["upsample"])
+    assert {s.upsample for s in specs} == set(default_grid()["upsample"])
     assert {s.checkpoint for s in specs} == {False, True}
 
 

@@ -1,35 +1,39 @@
-"""Full-factorial sweeps over the ablation axes."""
+"""Sweep designs over the ablation axes: the full factorial, or one factor at a time around a baseline."""
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
-from .spec import AXES, UNetSpec
+from .axes import AXES, default_grid, get_axis
+from .spec import UNetSpec
 
-# The default sweep: 2 x 2 x 2 x 2 = 16 variants.
-DEFAULT_AXES: dict[str, tuple[Any, ...]] = {
-    "upsample": ("nearest_conv", "conv_transpose"),
-    "time_injection": ("additive", "film"),
-    "attn_heads": (1, 4),
-    "checkpoint": (False, True),
-}
+DESIGNS = ("factorial", "one_at_a_time")
 
 # smalldiffusion's FashionMNIST U-Net: the default base of the cost sweep.
 FASHION_MNIST_BASE = UNetSpec(in_dim=28, in_ch=1, out_ch=1, ch=64, ch_mult=(1, 1, 2), attn_resolutions=(14,))
 
 
-def grid(base: UNetSpec = FASHION_MNIST_BASE, **axes: Iterable[Any]) -> Iterator[UNetSpec]:
-    """Iterate over one spec per combination of axis values, everything else taken from ``base``.
+def grid(base: UNetSpec = FASHION_MNIST_BASE, design: str = "factorial", **axes: Iterable[Any]) -> list[UNetSpec]:
+    """One spec per variant of the design, everything not swept taken from ``base``.
 
-    Axes not given take their values from ``DEFAULT_AXES``; pass a single value to hold one fixed.
-    Every spec is validated when ``grid`` is called, so a bad value fails before any work.
+    ``factorial``: every combination of the values given, and of the default grid's values for the axes of the
+    default grid that are not given (pass one value to hold one fixed). ``one_at_a_time``: the baseline (each
+    axis given at its first value) and, for each axis, each of its other values with every other axis at the
+    baseline, as in ADM's ablation tables; axes not given stay at the base's value.
+    Every spec is validated here, so a bad value fails before any work.
     """
-    unknown = sorted(set(axes) - set(AXES))
-    if unknown:
-        raise ValueError(f"unknown axis {unknown}; valid axes: {', '.join(AXES)}")
-    values = {axis: tuple(axes.get(axis, DEFAULT_AXES[axis])) for axis in AXES}
-    for axis, vals in values.items():
+    if design not in DESIGNS:
+        raise ValueError(f"design={design!r} is invalid; valid: {', '.join(DESIGNS)}")
+    values = {name: tuple(vals) for name, vals in axes.items()}
+    for name, vals in values.items():
+        get_axis(name)
         if not vals:
-            raise ValueError(f"{axis}: no values given; valid: at least one, e.g. {DEFAULT_AXES[axis]}")
-    specs = [base.replace(**dict(zip(AXES, combo))) for combo in itertools.product(*values.values())]
-    return iter(specs)
+            raise ValueError(f"{name}: no values given; valid: at least one, e.g. {AXES[name].values or (AXES[name].default,)}")
+    if design == "factorial":
+        values = default_grid() | values
+        combos = [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
+    else:
+        baseline = {name: vals[0] for name, vals in values.items()}
+        combos = [baseline] + [baseline | {name: value} for name, vals in values.items() for value in vals[1:]]
+    specs = [base.replace(**combo) for combo in combos]
+    return list(dict.fromkeys(specs))  # a value listed twice is one variant

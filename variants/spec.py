@@ -1,7 +1,8 @@
 """UNetSpec: the small, serialisable description a U-Net is built from.
 
-Its first fields are smalldiffusion ``Unet``'s arguments; then one field per ablation axis. A spec is
-validated when it is made, so a bad one fails before any module is built or any sweep starts.
+Its fields are smalldiffusion ``Unet``'s arguments and the ablation axes, each axis declared once on its field
+(``variants.axes``). A spec is validated when it is made, so a bad one fails before any module is built or any
+sweep starts.
 """
 from __future__ import annotations
 
@@ -12,12 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .attention import ATTENTIONS
-from .registry import Registry
+from .axes import AXES, axis, collect
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
-
-AXES = ("upsample", "time_injection", "attn_heads", "checkpoint")
-REGISTRIES: dict[str, Registry] = {r.field: r for r in (UPSAMPLERS, TIME_INJECTIONS, ATTENTIONS)}
 
 
 @dataclass(frozen=True)
@@ -29,15 +27,27 @@ class UNetSpec:
     ch_mult: tuple[int, ...] = (1, 2, 2, 2)
     embed_ch_mult: int = 4
     num_res_blocks: int = 2
-    attn_resolutions: tuple[int, ...] = (16,)
     dropout: float = 0.1
     norm_groups: int = 32
     # ablation axes
-    upsample: str = "nearest_conv"
-    time_injection: str = "additive"
-    attn_heads: int = 1
-    checkpoint: bool = False  # torch.utils.checkpoint around every ResnetBlock(+attention) and the middle
-    attention: str = "sdpa"  # attention implementation; heads is the axis swept by default
+    upsample: str = axis("nearest_conv", registry=UPSAMPLERS, in_default_grid=True, label=lambda v, spec: v,
+                         values=("nearest_conv", "conv_transpose"))
+    time_injection: str = axis("additive", registry=TIME_INJECTIONS, in_default_grid=True, label=lambda v, spec: v,
+                               values=("additive", "film"))
+    attn_heads: int = axis(1, values=(1, 4), in_default_grid=True, label=lambda v, spec: f"{v}h")
+    num_head_channels: int = axis(0, values=(0, 64), minimum=0, label=lambda v, spec: f"{v}ch_head" if v else None,
+                                  doc="channels per attention head, ADM's alternative to a head count (0: use "
+                                      "attn_heads)")
+    # Named only when it is not the DDPM convention of one attention level at half the input size.
+    attn_resolutions: tuple[int, ...] = axis(
+        (16,), label=lambda v, spec: None if v == (spec.in_dim // 2,) else f"attn@{'_'.join(map(str, v)) or 'mid'}",
+        doc="where attention runs besides the middle (ADM Table 1: 16 against 32, 16 and 8); "
+            "values depend on the base's resolutions")
+    # torch.utils.checkpoint around every ResnetBlock(+attention) and the middle
+    checkpoint: bool = axis(False, values=(False, True), in_default_grid=True, label=lambda v, spec: "ckpt" if v else None)
+    attention: str = axis("sdpa", registry=ATTENTIONS, label=lambda v, spec: None if v == "sdpa" else v)
+    # values of axes added from outside the package (axes.add_axis), as sorted (name, value) pairs
+    extra_axes: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         # JSON has no tuples: accept lists so that from_json(to_json(s)) == s.
@@ -45,6 +55,7 @@ class UNetSpec:
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
+
         if type(self.dropout) is int and self.dropout == 0:  # JSON writes 0.0 as 0; any other int is invalid
             object.__setattr__(self, "dropout", 0.0)
         self.validate()
@@ -52,18 +63,14 @@ class UNetSpec:
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise ValueError naming the field, the bad value and what is valid."""
-        for name in ("in_dim", "in_ch", "out_ch", "ch", "embed_ch_mult", "num_res_blocks", "norm_groups", "attn_heads"):
+        for name in ("in_dim", "in_ch", "out_ch", "ch", "embed_ch_mult", "num_res_blocks", "norm_groups"):
             _check_positive_int(name, getattr(self, name))
         _check_int_tuple("ch_mult", self.ch_mult, allow_empty=False)
-        _check_int_tuple("attn_resolutions", self.attn_resolutions, allow_empty=True)
         if not isinstance(self.dropout, float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout!r} is invalid; valid: a float in [0, 1)")
-        if not isinstance(self.checkpoint, bool):
-            raise ValueError(f"checkpoint={self.checkpoint!r} is invalid; valid: True or False")
-        for field, registry in REGISTRIES.items():
-            value = getattr(self, field)
-            if not isinstance(value, str) or value not in registry:
-                raise ValueError(f"{field}={value!r} is not a registered variant; valid: {', '.join(registry.names())}")
+        self._check_extra_axes()
+        for name, declared in AXES.items():
+            declared.check(getattr(self, name))
 
         levels = len(self.ch_mult)
         if self.in_dim % 2 ** (levels - 1):
@@ -93,12 +100,32 @@ class UNetSpec:
                 f"cannot normalise; valid: norm_groups at most {coarsest // 2}, or in_dim a multiple of "
                 f"{2 ** len(self.ch_mult)}"
             )
+        if self.num_head_channels and self.attn_heads != 1:
+            raise ValueError(f"num_head_channels={self.num_head_channels} and attn_heads={self.attn_heads} both set "
+                             "the heads; valid: one of them (attn_heads=1 with num_head_channels, or "
+                             "num_head_channels=0)")
+        name, value = ("num_head_channels", self.num_head_channels) if self.num_head_channels else \
+            ("attn_heads", self.attn_heads)
         for channels in sorted(self.attention_channels):
-            if channels % self.attn_heads:
+            if channels % value:
                 raise ValueError(
-                    f"attn_heads={self.attn_heads} does not divide the {channels} channels of an attention block; "
+                    f"{name}={value} does not divide the {channels} channels of an attention block; "
                     f"valid: a common divisor of {sorted(self.attention_channels)}"
                 )
+
+    def _check_extra_axes(self) -> None:
+        for pair in self.extra_axes:
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and pair[0] in AXES
+                    and AXES[pair[0]].apply is not None):
+                added = [a.name for a in AXES.values() if a.apply is not None]
+                raise ValueError(f"extra_axes entry {pair!r} is invalid; valid: (name, value) of an axis added with "
+                                 f"variants.add_axis ({', '.join(added) or 'none added'})")
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields: the values of axes added from outside the package.
+        if name in AXES and AXES[name].apply is not None:
+            return dict(self.extra_axes).get(name, AXES[name].default)
+        raise AttributeError(f"{type(self).__name__} has no field or axis {name!r}")
 
     # --- derived layout (shared by validation, the builder's tests and the FLOP hand count) --
     @property
@@ -109,6 +136,10 @@ class UNetSpec:
     @property
     def level_channels(self) -> tuple[int, ...]:
         return tuple(self.ch * m for m in self.ch_mult)
+
+    def heads(self, channels: int) -> int:
+        """Attention heads of a block with ``channels`` channels."""
+        return channels // self.num_head_channels if self.num_head_channels else self.attn_heads
 
     @property
     def attention_channels(self) -> set[int]:
@@ -134,12 +165,8 @@ class UNetSpec:
     @property
     def name(self) -> str:
         """Short canonical name of the variant (its axis values), for tables and file names."""
-        parts = [self.upsample, self.time_injection, f"{self.attn_heads}h"]
-        if self.attention != "sdpa":
-            parts.append(self.attention)
-        if self.checkpoint:
-            parts.append("ckpt")
-        return "+".join(parts)
+        parts = (declared.name_part(getattr(self, name), self) for name, declared in AXES.items())
+        return "+".join(part for part in parts if part is not None)
 
     @property
     def hash(self) -> str:
@@ -147,7 +174,10 @@ class UNetSpec:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field; the values of added axes as fields of their own (and only where set)."""
+        data = dataclasses.asdict(self)
+        data.update(data.pop("extra_axes"))
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -159,9 +189,13 @@ class UNetSpec:
             raise ValueError(f"a UNetSpec must be an object of fields, not {type(data).__name__} {data!r}; valid: "
                              '{"in_dim": 28, "in_ch": 1, "out_ch": 1, ...}')
         fields = dataclasses.fields(cls)
-        unknown = sorted(set(data) - {f.name for f in fields})
+        added = {name for name, declared in AXES.items() if declared.apply is not None}
+        unknown = sorted(set(data) - {f.name for f in fields} - added)
         if unknown:
             raise ValueError(f"unknown UNetSpec field(s) {unknown}; valid: {sorted(f.name for f in fields)}")
+        extra = {name: AXES[name].parse_json(data.pop(name)) for name in sorted(added & set(data))}
+        if extra:
+            data = {**data, "extra_axes": tuple(extra.items())}
         missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in data]
         if missing:
             raise ValueError(f"UNetSpec field(s) {missing} missing; valid: every one of "
@@ -177,7 +211,14 @@ class UNetSpec:
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> UNetSpec:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``, which may name added axes as well as fields."""
+        extra = dict(self.extra_axes)
+        for name in [n for n in changes if n in AXES and AXES[n].apply is not None]:
+            value = changes.pop(name)
+            extra.pop(name, None)
+            if value != AXES[name].default:  # a spec at every default is the same spec, with or without plugins
+                extra[name] = value
+        return dataclasses.replace(self, **changes, extra_axes=tuple(sorted(extra.items())))
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -190,3 +231,6 @@ def _check_int_tuple(name: str, value: Any, allow_empty: bool) -> None:
     if not ok or (not allow_empty and not value):
         what = "a non-empty" if not allow_empty else "a"
         raise ValueError(f"{name}={value!r} is invalid; valid: {what} tuple of positive integers")
+
+
+collect(UNetSpec)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import ATTENTIONS
+from .axes import AXES
 from .resnet import Downsample, ResnetBlock, SiLU, group_norm
 from .spec import UNetSpec
 from .time_injection import TIME_INJECTIONS
@@ -61,7 +62,7 @@ class UNet(nn.Module, ModelMixin):
             return ResnetBlock(in_ch, out_ch, temb_ch, spec.dropout, spec.norm_groups, injection)
 
         def stage(in_ch: int, out_ch: int, res: int) -> Stage:
-            attn = attention(out_ch, spec.attn_heads, spec.norm_groups) if res in spec.attn_resolutions else None
+            attn = attention(out_ch, spec.heads(out_ch), spec.norm_groups) if res in spec.attn_resolutions else None
             return Stage(resnet(in_ch, out_ch), attn)
 
         self.sig_embed = SigmaEmbedderSinCos(temb_ch)
@@ -82,7 +83,7 @@ class UNet(nn.Module, ModelMixin):
             self.downs.append(down)
 
         self.mid = Middle(
-            resnet(block_in, block_in), attention(block_in, spec.attn_heads, spec.norm_groups), resnet(block_in, block_in)
+            resnet(block_in, block_in), attention(block_in, spec.heads(block_in), spec.norm_groups), resnet(block_in, block_in)
         )
 
         self.ups = nn.ModuleList()
@@ -103,6 +104,8 @@ class UNet(nn.Module, ModelMixin):
             SiLU(),
             nn.Conv2d(block_in, spec.out_ch, kernel_size=3, padding=1),
         )
+        for name, value in spec.extra_axes:  # axes added from outside the package change the finished model
+            AXES[name].apply(self, value)
 
     def _run(self, block: nn.Module, h: Tensor, temb: Tensor) -> Tensor:
         # Recompute activations in backward instead of storing them; pointless without autograd.

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from bench.schema import Measurement, exception_failure
-from variants import REGISTRIES, UNetSpec
+from variants import AXES, UNetSpec
 
 from .workload import BOTH_PHASES, PHASES, Workload, make_workload
 
@@ -119,9 +119,10 @@ def _status_kib(field: str) -> int:
 
 
 def _variant_modules(spec: UNetSpec) -> tuple[str, ...]:
-    """The modules that define the spec's variant classes: a spawned process must import a plugin's
-    module (``--import``) again before its variants are registered there."""
-    return tuple(sorted({registry.get(getattr(spec, field)).__module__ for field, registry in REGISTRIES.items()}))
+    """The modules that define the spec's variant classes and added axes: a spawned process must import a
+    plugin's module (``--import``) again before its variants and axes are registered there."""
+    modules = {axis.registry.get(getattr(spec, name)).__module__ for name, axis in AXES.items() if axis.registry}
+    return tuple(sorted(modules | {AXES[name].apply.__module__ for name, _ in spec.extra_axes}))
 
 
 def _rss_worker(spec_json: str, batch_size: int, threads: int, out: str, modules: tuple[str, ...]) -> None:

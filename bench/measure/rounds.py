@@ -178,12 +178,12 @@ def timing_cells(costs: list[Cell], budget_bytes: int) -> list[Cell]:
     every other model, when all their states fit in ``budget_bytes``; otherwise several, each holding the
     baseline and its copy (so every group is tied to the others through them) and as many others as fit.
 
-    The baseline is our U-Net at UNetSpec's default axis values when the sweep has it, else its first model.
+    The baseline is our U-Net with the most axes at their reference level (the first such model of the sweep).
     """
     if not costs:
         return []
     ours = [c for c in costs if not c.peer]
-    baseline = next((c for c in ours if _is_default(c.spec)), (ours or costs)[0])
+    baseline = min(ours, key=lambda c: _levels_off_reference(c.spec)) if ours else costs[0]
     members = [dataclasses.replace(c, kind="timing") for c in costs if c is not baseline]
     anchor = [dataclasses.replace(baseline, kind="timing"), dataclasses.replace(baseline, kind="timing", replica=1)]
     room = budget_bytes - sum(planned_state_bytes(m.spec) for m in anchor)
@@ -198,6 +198,5 @@ def timing_cells(costs: list[Cell], budget_bytes: int) -> list[Cell]:
             for group in groups]
 
 
-def _is_default(spec: UNetSpec) -> bool:
-    defaults = {f.name: f.default for f in dataclasses.fields(UNetSpec)}
-    return all(getattr(spec, axis) == defaults[axis] for axis in (*AXES, "attention"))
+def _levels_off_reference(spec: UNetSpec) -> int:
+    return sum(getattr(spec, name) != axis.default for name, axis in AXES.items())

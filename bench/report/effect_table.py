@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from .stats import AXES, REFERENCE, cost_effects, quality_effects, t_interval
+from .stats import AXES, references, cost_effects, quality_effects, t_interval
 from .timing import CONTROL, METHOD as TIMING_METHOD, MIN_ROUNDS_TO_TEST, timing_effects
 
 COLUMNS = ("axis", "from_level", "to_level", "setting", "phase", "metric", "unit", "estimate", "ci_low", "ci_high",
@@ -68,7 +68,7 @@ def failed_controls(effects: pd.DataFrame) -> pd.DataFrame:
 
 
 def _time(table: pd.DataFrame) -> pd.DataFrame:
-    fits = timing_effects(table, AXES, REFERENCE)
+    fits = timing_effects(table, tuple(AXES), references())
     if fits.empty:
         return fits
     return pd.DataFrame({

@@ -13,7 +13,7 @@ from .content import Section, Table, save_figure
 from .effect_table import CORRECTION_TEXT, failed_controls
 from .plots import effect_forest
 from .readings import describe_effect
-from .stats import AXES, REFERENCE
+from .stats import AXES, references
 from .timing import CONTROL, timing_effects
 
 METHOD = ("Every row is one effect from effects.csv: switching one axis from its reference level, everything else "
@@ -45,7 +45,7 @@ def noise_section(table: pd.DataFrame, effects: pd.DataFrame) -> Section:
 
 
 def noise_levels(table: pd.DataFrame) -> pd.DataFrame:
-    fits = timing_effects(table, AXES, REFERENCE, n_resamples=1)
+    fits = timing_effects(table, tuple(AXES), references(), n_resamples=1)
     if fits.empty:
         return pd.DataFrame()
     levels = fits.groupby(["setting", "phase", "metric"])[["n", "block_sd", "round_sd"]].first().reset_index()
@@ -65,7 +65,7 @@ def noise_floor_sentence(effects: pd.DataFrame) -> str:
 
 def axis_effects_section(effects: pd.DataFrame, figures_dir: Path) -> Section:
     section = Section("Axis effects", METHOD)
-    if effects.empty or not effects["axis"].isin(AXES).any():
+    if effects.empty or not effects["axis"].isin(list(AXES)).any():
         section.note = "No axis has two levels with matched cells or rounds in this run, so no effect can be isolated."
         return section
     for axis in AXES:

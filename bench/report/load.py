@@ -7,15 +7,18 @@ from typing import Any
 
 import pandas as pd
 
+from variants import AXES
+
+from ..schema import BOOL_COLUMNS, INT_COLUMNS
 from ..store import read_json, read_part
 
 # Without these the table cannot be read as measurements at all.
 REQUIRED = ("kind", "variant", "phase", "metric", "value", "unit", "status")
-# Filled with a neutral default when a table predates (or postdates) a column, so a report still renders.
+# Filled with a neutral default when a table predates (or postdates) a column, so a report still renders; an
+# axis a table predates was at its reference level.
 OPTIONAL: dict[str, Any] = {
     "run_id": "", "cell_id": "", "block": "total", "method": "", "message": "", "device": "", "device_name": "",
-    "dtype": "", "dataset": "", "base_config": "", "upsample": "", "time_injection": "", "attention": "",
-    "attn_heads": pd.NA, "checkpoint": False, "threads": pd.NA, "batch_size": pd.NA,
+    "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": pd.NA, "batch_size": pd.NA,
     "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA,
     "peer": "", "memory_format": "contiguous", "compile": False, "replica": 0, "position": pd.NA,
 }
@@ -56,21 +59,25 @@ def read_table(root: Path) -> pd.DataFrame:
                          "valid: a folder written by `python -m bench run`")
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
-        raise ValueError(f"metrics table of {root.name!r} lacks column(s) {missing}; valid: bench.schema.COLUMNS")
+        raise ValueError(f"metrics table of {root.name!r} lacks column(s) {missing}; valid: bench.schema.columns()")
     return normalise(table)
 
 
 def normalise(table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
-    for column, default in OPTIONAL.items():
+    optional = OPTIONAL | {name: axis.cell(axis.default) for name, axis in AXES.items()}
+    for column, default in optional.items():
         if column not in table.columns:
             table[column] = default
-    for column in ("attn_heads", "threads", "batch_size", "repeat", "position", "seed", "step", "n", "replica"):
-        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+    typed_like = [(name, axis.dtype) for name, axis in AXES.items()]
+    typed_like += [(c, "Int64") for c in INT_COLUMNS] + [(c, "bool") for c in BOOL_COLUMNS]
+    for column, dtype in typed_like:
+        if dtype == "Int64":
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+        elif dtype == "bool":
+            table[column] = table[column].map(_as_bool)
     table["replica"] = table["replica"].fillna(0)  # unrecorded: the model itself, not a second instance
     table["value"] = pd.to_numeric(table["value"], errors="coerce").astype("float64")
-    table["checkpoint"] = table["checkpoint"].map(_as_bool)
-    table["compile"] = table["compile"].map(_as_bool)
     for column in table.columns:
         if table[column].dtype == object:
             table[column] = table[column].fillna("").astype(str)

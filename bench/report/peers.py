@@ -21,7 +21,7 @@ from .plots import peer_bars, speedup_plot
 from .stats import AXES, cost_rows
 from .timing import peer_rounds
 
-MATCH = [*AXES, "setting", "batch_size", "base_config", "threads"]
+SETTING = ["setting", "batch_size", "base_config", "threads"]
 SPEED = (("train_step", "training step"), ("inference", "inference"))
 
 
@@ -36,9 +36,10 @@ def peers_section(table: pd.DataFrame, figures_dir: Path) -> Section:
         return section
     ours = rows[rows["peer"] == ""]
     comparisons = []
-    for key, peer_rows in peers.groupby([*MATCH, "peer"], dropna=False, sort=True):
-        match = dict(zip([*MATCH, "peer"], key))
-        mine = ours.loc[(ours[MATCH] == pd.Series({k: match[k] for k in MATCH})).all(axis=1)]
+    match_on = [*AXES, *SETTING]  # here, not at import: a plugin may add an axis
+    for key, peer_rows in peers.groupby([*match_on, "peer"], dropna=False, sort=True):
+        match = dict(zip([*match_on, "peer"], key))
+        mine = ours.loc[(ours[match_on] == pd.Series({k: match[k] for k in match_on})).all(axis=1)]
         if mine.empty:
             continue
         comparisons.append(_compare(match, mine, peer_rows, peer_rounds(table)))

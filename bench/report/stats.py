@@ -6,18 +6,13 @@ axis effect, seeds for a quality metric. With one unit there is no interval; wit
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from variants import UNetSpec
-
-AXES = ("upsample", "time_injection", "attn_heads", "checkpoint", "attention")
-# The reference level of each axis is UNetSpec's default: the smalldiffusion baseline.
-REFERENCE = {f.name: f.default for f in dataclasses.fields(UNetSpec) if f.name in AXES}
+from variants import AXES  # every declared axis, plugins' included once imported
 # Besides the other axes, what must be equal for two cells to form a pair.
 # ``setting`` (device plus execution options, see load.add_setting) keeps dtypes, memory formats and compiled
 # runs apart; ``peer`` keeps reference models apart from our U-Net at the same axis values.
@@ -96,9 +91,16 @@ def levels(frame: pd.DataFrame, axis: str) -> list:
     return sorted(frame[axis].dropna().unique().tolist(), key=str)
 
 
+def references() -> dict[str, object]:
+    """The reference level of each axis, as the table holds it: its declared default, the smalldiffusion
+    baseline."""
+    return {name: axis.cell(axis.default) for name, axis in AXES.items()}
+
+
 def reference_level(frame: pd.DataFrame, axis: str):
     present = levels(frame, axis)
-    return REFERENCE[axis] if REFERENCE.get(axis) in present else present[0]
+    reference = references()[axis]
+    return reference if reference in present else present[0]
 
 
 def paired_differences(frame: pd.DataFrame, axis: str, match_on: tuple[str, ...]) -> pd.DataFrame:

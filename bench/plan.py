@@ -1,0 +1,209 @@
+"""From options to a plan: resolve the sweep (preset or file) and the command line once, check everything, and
+list the cells. The runner only executes a plan."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from variants import DESIGNS, UNetSpec, grid
+
+from .backends import BackendOptions, check_backend
+from .cells import Cell
+from .measure.execution import executions
+from .measure.rounds import memory_budget, timing_cells
+from .peers import get_peer
+from .presets import BASES, Sweep, get_preset, load_sweep
+
+PARTS = ("cost", "quality")
+# Beyond these a count is a typo, and would fail only later: torch takes threads as a C int, every seed is a
+# cell planned up front, and no batch this large fits a device.
+MAXIMA = {"--threads": 1024, "--batch-size": 65536, "--seeds": 1000, "--jobs": 1024}
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The command line. ``None`` (or an empty ``axes``) takes the sweep's own value."""
+
+    out: Path
+    preset: str = "quick"
+    sweep_file: Path | None = None          # a TOML sweep; replaces the preset
+    devices: tuple[str, ...] | None = None  # cpu, cuda, auto
+    resume: bool = False
+    threads: int = 2
+    base: str | None = None                 # BASES key or a UNetSpec JSON
+    batch_size: int | None = None
+    axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # override the sweep's, axis by axis
+    design: str | None = None
+    parts: tuple[str, ...] = PARTS
+    seeds: int | None = None
+    plugins: tuple[str, ...] = ()           # modules to import first: they register extra variants and axes
+    cache_dir: Path = Path(".cache")
+    shard: tuple[int, int] | None = None    # (k, n): run the k-th of n deterministic slices of the cells
+    quality: str | None = None              # bench.quality.QUALITY_PRESETS key
+    backend: BackendOptions = BackendOptions()
+    peers: tuple[str, ...] | None = None
+    memory_formats: tuple[str, ...] | None = None
+    dtypes: tuple[str, ...] | None = None
+    compile: tuple[bool, ...] | None = None
+    jobs: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    options: SweepOptions
+    sweep: Sweep                # the sweep with every command-line override applied
+    base_name: str
+    base: UNetSpec
+    cells: list[Cell]
+
+    @property
+    def jobs(self) -> int:
+        return self.sweep.jobs
+
+    def config(self) -> dict[str, Any]:
+        """What must match for --resume to continue a run (not where or how it runs)."""
+        return {"sweep": self.sweep.to_dict(), "base": self.base.to_dict(), "parts": list(self.options.parts),
+                "threads": self.options.threads, "plugins": list(self.options.plugins),
+                "shard": list(self.options.shard) if self.options.shard else None}
+
+
+def make_plan(options: SweepOptions) -> Plan:
+    """Check every option, then list the cells; ValueError before any work."""
+    import_plugins(options.plugins)  # first: a plugin may add the variants and axes the sweep names
+    sweep = _resolve(options)
+    for option, value in (("--threads", options.threads), ("--batch-size", options.batch_size),
+                          ("--seeds", options.seeds), ("--jobs", options.jobs)):
+        if value is not None and not 1 <= value <= MAXIMA[option]:
+            raise ValueError(f"{option} {value} is invalid; valid: an integer from 1 to {MAXIMA[option]}")
+    if not options.parts:
+        raise ValueError(f"--only: no part given; valid: {', '.join(PARTS)} (comma-separated)")
+    for part in options.parts:
+        if part not in PARTS:
+            raise ValueError(f"--only {part!r} is invalid; valid: {', '.join(PARTS)}")
+    check_backend(options.backend)
+    if sweep.quality is not None and "quality" in options.parts:
+        _check_quality_preset(sweep.quality)
+    base_name, base = resolve_base(options.base if options.base is not None else sweep.base)
+    cells = _cost_cells(sweep, base_name, base, options) if "cost" in options.parts else []
+    if "quality" in options.parts and sweep.quality:
+        cells += _quality_cells(sweep, options)
+    if options.shard:
+        k, n = options.shard
+        cells = [c for c in cells if int(c.id, 16) % n == k - 1]
+    return Plan(options, sweep, base_name, base, cells)
+
+
+def import_plugins(modules: tuple[str, ...] | list[str]) -> None:
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"--import {module!r} cannot be imported: {err}") from err
+
+
+def _resolve(options: SweepOptions) -> Sweep:
+    """The sweep (file or preset) with the command line's overrides."""
+    sweep = load_sweep(options.sweep_file) if options.sweep_file else get_preset(options.preset)
+    overrides = {"devices": options.devices, "batch_size": options.batch_size, "design": options.design,
+                 "seeds": options.seeds, "quality": options.quality, "jobs": options.jobs, "peers": options.peers,
+                 "memory_formats": options.memory_formats, "dtypes": options.dtypes, "compile": options.compile}
+    sweep = dataclasses.replace(sweep, axes=sweep.axes | options.axes,
+                                **{k: v for k, v in overrides.items() if v is not None})
+    if sweep.design not in DESIGNS:
+        raise ValueError(f"--design {sweep.design!r} is invalid; valid: {', '.join(DESIGNS)}")
+    return dataclasses.replace(sweep, devices=_devices(sweep.devices))
+
+
+def _devices(names: tuple[str, ...]) -> tuple[str, ...]:
+    if not names:
+        raise ValueError("--device: no device given; valid: cpu, cuda, auto")
+    if "auto" in names:
+        names = tuple(n for n in names if n != "auto") + (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
+    for device in names:
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"--device {device!r} is invalid; valid: cpu, cuda, auto (comma-separated)")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for, but torch sees no CUDA device "
+                             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu")
+    return tuple(dict.fromkeys(names))
+
+
+def _check_quality_preset(name: str) -> None:
+    from .quality import QUALITY_PRESETS, InceptionUnavailable, require_inception
+
+    if name not in QUALITY_PRESETS:
+        raise ValueError(f"--quality {name!r} is invalid; valid: {', '.join(QUALITY_PRESETS)}")
+    if QUALITY_PRESETS[name].inception_fid:
+        try:
+            require_inception()  # offline or without torch-fidelity: say so now, not after hours of training
+        except InceptionUnavailable as err:
+            raise ValueError(f"--quality {name}: {err}") from err
+
+
+def resolve_base(base: str | UNetSpec) -> tuple[str, UNetSpec]:
+    """A base name (BASES), a UNetSpec as JSON, or a spec: (its name for the table, the spec)."""
+    if isinstance(base, UNetSpec):
+        return f"custom-{base.hash}", base
+    if base in BASES:
+        return base, BASES[base]
+    if base.lstrip().startswith("{"):
+        try:
+            spec = UNetSpec.from_json(base)
+        except ValueError as err:
+            raise ValueError(f"--base: {err}") from err
+        return f"custom-{spec.hash}", spec
+    raise ValueError(f"--base {base!r} is invalid; valid: {', '.join(BASES)} or a UNetSpec as JSON")
+
+
+def _cost_cells(sweep: Sweep, base_name: str, base: UNetSpec, options: SweepOptions) -> list[Cell]:
+    for peer in sweep.peers:
+        get_peer(peer)  # an unknown name fails here; a missing package becomes a 'skipped' row
+    cells = []
+    for device in sweep.devices:
+        for execution in executions(device, sweep.memory_formats, sweep.dtypes, sweep.compile):
+            common = dict(batch_size=sweep.batch_size, threads=options.threads, base_config=base_name,
+                          dtype=execution.dtype, memory_format=execution.memory_format, compile=execution.compile)
+            costs = [Cell("cost", spec, device, **common) for spec in _variants(base, sweep)]
+            costs += [Cell("cost", base, device, peer=peer, **common) for peer in sweep.peers]
+            cells += costs + timing_cells(costs, memory_budget(device))
+    return cells
+
+
+def _variants(base: UNetSpec, sweep: Sweep) -> list[UNetSpec]:
+    """The sweep's variants around a valid base: a spec it refuses is the axes' fault."""
+    try:
+        return grid(base, sweep.design, **sweep.axes)
+    except ValueError as err:
+        raise ValueError(f"--axis: {err}") from err
+
+
+def _quality_cells(sweep: Sweep, options: SweepOptions) -> list[Cell]:
+    from .quality import QUALITY_PRESETS
+
+    config = QUALITY_PRESETS[sweep.quality]
+    device = "cuda" if "cuda" in sweep.devices else "cpu"
+    seeds = range(sweep.seeds)
+    # Untimed cells run `jobs` at a time and share the threads between them.
+    threads = max(1, options.threads // sweep.jobs)
+    common = dict(device=device, threads=threads, quality=sweep.quality, dataset=config.dataset,
+                  base_config=sweep.quality)
+    # Checkpointing changes no function: train each functional variant once, and check that claim instead.
+    functional = list(dict.fromkeys(s.replace(checkpoint=False) for s in _variants(config.base, sweep)))
+    cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
+    cells += [Cell("quality", spec, seed=seed, **common) for spec in functional for seed in seeds]
+    if any(s.checkpoint for s in _variants(config.base, sweep)):
+        cells.append(Cell("check", functional[0].replace(checkpoint=True), seed=0, **common))
+    return cells
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``k/n`` with 1 <= k <= n: a slice chosen by cell id, so it is the same on every machine."""
+    k, sep, n = text.partition("/")
+    if not sep or not k.isdecimal() or not n.isdecimal() or not 1 <= int(k) <= int(n):
+        raise ValueError(f"--shard {text!r} is invalid; valid: K/N with 1 <= K <= N, e.g. 2/4")
+    return int(k), int(n)

@@ -1,0 +1,147 @@
+"""Axes as data: one declaration per axis drives validation, the grid, parsing, the table and the report."""
+import importlib
+import json
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.presets import PRESETS, load_sweep
+from bench.schema import columns
+from test_runner import SMALL, bench
+from variants import AXES, UNetSpec, build, default_grid, grid, parse_axis
+
+TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8)
+
+
+@pytest.fixture
+def activation_axis():
+    """The plugin's axis, imported here and removed afterwards so no other test sees it."""
+    module = importlib.import_module("extra_axis")
+    yield AXES["activation"]
+    AXES.pop("activation")
+    sys.modules.pop("extra_axis")
+    del module
+
+
+def test_every_axis_is_a_column_and_the_default_grid_is_the_missions_16_variants():
+    assert list(AXES)[:4] == ["upsample", "time_injection", "attn_heads", "num_head_channels"]
+    assert set(AXES) <= set(columns())
+    assert default_grid() == {"upsample": ("nearest_conv", "conv_transpose"), "time_injection": ("additive", "film"),
+                              "attn_heads": (1, 4), "checkpoint": (False, True)}
+    assert len(grid()) == 16
+
+
+def test_every_registry_is_sweepable_including_attention():
+    assert parse_axis("attention=sdpa") == ("attention", ("sdpa",))
+    assert parse_axis("attn_resolutions=4,8+4,none") == ("attn_resolutions", ((4,), (8, 4), ()))
+    assert parse_axis("checkpoint=on,off") == ("checkpoint", (True, False))
+    with pytest.raises(ValueError, match=r"--axis attention='flash' is not a registered variant; valid: sdpa"):
+        parse_axis("attention=flash")
+    with pytest.raises(ValueError, match=r"--axis attn_resolutions value '8,4' is invalid|--axis attn_resolutions"):
+        parse_axis("attn_resolutions=8;4")
+
+
+def test_one_at_a_time_changes_one_axis_per_variant_around_the_baseline():
+    specs = grid(TINY, "one_at_a_time", attn_heads=(1, 4), attn_resolutions=((4,), (8, 4)), checkpoint=(False, True))
+    assert [s.name for s in specs] == ["nearest_conv+additive+1h", "nearest_conv+additive+4h",
+                                       "nearest_conv+additive+1h+attn@8_4", "nearest_conv+additive+1h+ckpt"]
+    baseline = specs[0]
+    for spec in specs[1:]:
+        changed = [n for n in AXES if getattr(spec, n) != getattr(baseline, n)]
+        assert len(changed) == 1
+    with pytest.raises(ValueError, match="design='latin_square' is invalid; valid: factorial, one_at_a_time"):
+        grid(TINY, "latin_square")
+
+
+def test_num_head_channels_sets_the_heads_of_every_attention_block():
+    spec = TINY.replace(num_head_channels=32, attn_resolutions=(8, 4))
+    heads = sorted({(m.norm.num_channels, m.heads) for m in build(spec).modules() if hasattr(m, "heads")})
+    assert heads == [(32, 1), (64, 2)]
+    with pytest.raises(ValueError, match="num_head_channels=32 and attn_heads=4 both set the heads"):
+        TINY.replace(num_head_channels=32, attn_heads=4)
+    with pytest.raises(ValueError, match="num_head_channels=48 does not divide the 64 channels"):
+        TINY.replace(num_head_channels=48)
+
+
+def test_an_axis_added_from_outside_is_validated_named_serialised_and_built(activation_axis):
+    gelu = TINY.replace(activation="gelu")
+    assert gelu.name == "nearest_conv+additive+1h+gelu"
+    assert TINY.replace(activation="silu") == TINY  # the default level is the same spec, plugin or not
+    assert UNetSpec.from_json(gelu.to_json()) == gelu
+    assert json.loads(gelu.to_json())["activation"] == "gelu"
+    assert any(isinstance(m, torch.nn.GELU) for m in build(gelu).modules())
+    assert not any(isinstance(m, torch.nn.GELU) for m in build(TINY).modules())
+    assert "activation" in columns()
+    with pytest.raises(ValueError, match="activation='relu' is not a registered variant; valid: silu, gelu"):
+        TINY.replace(activation="relu")
+
+
+@pytest.mark.slow
+def test_a_plugin_axis_is_swept_through_the_smoke_preset_and_reported(tmp_path):
+    out = tmp_path / "run"
+    run = bench("run", "--out", str(out), *SMALL, "--import", "extra_axis", "--axis", "activation=silu,gelu")
+    assert run.returncode == 0, run.stderr
+    table = pd.read_parquet(out / "metrics.parquet")
+    assert set(table.loc[table["kind"] == "cost", "activation"]) == {"silu", "gelu"}
+    report = bench("report", str(out), "--import", "extra_axis")
+    assert report.returncode == 0, report.stderr
+    effects = pd.read_csv(out / "effects.csv")
+    assert {"silu", "gelu"} == set(effects.loc[effects["axis"] == "activation", ["from_level", "to_level"]]
+                                   .to_numpy().ravel())
+    assert "activation" in (out / "report.md").read_text()
+
+
+def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_one_at_a_time():
+    assert {"smoke", "quick", "full", "adm_table1", "peers"} <= set(PRESETS)
+    adm = PRESETS["adm_table1"]
+    assert adm.design == "one_at_a_time" and adm.base == "digits8"
+    assert {"attn_heads", "num_head_channels", "attn_resolutions", "time_injection"} <= set(adm.axes)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("design = 'latin'", "bad.toml: design = 'latin' is invalid; valid: factorial, one_at_a_time"),
+    ("batch_size = 0", "bad.toml: batch_size = 0 is invalid; valid: a positive int"),
+    ("colour = 'red'", "bad.toml: colour = 'red' is invalid; valid: a key of description, base"),
+    ("[axes]\nheads = [1, 2]", "bad.toml: axes.heads = [1, 2] is invalid; valid: an axis: upsample"),
+    ("[axes]\nattn_heads = [1, 'x']", "bad.toml: axes.attn_heads: attn_heads value 'x' is invalid"),
+    ("[axes]\nupsample = []", "bad.toml: axes.upsample = [] is invalid; valid: a non-empty list of values"),
+    ("[execution]\ndtype = ['float64']", "bad.toml: execution.dtype = ['float64'] is invalid; valid: a non-empty list"),
+    ("[rounds]\nmin_rounds = 1", "bad.toml: rounds: rounds budget"),
+    ("[rounds]\nwarm = 1", "bad.toml: rounds.warm = 1 is invalid; valid: a key of warmup"),
+    ("base = 'imagenet'", "bad.toml: base = 'imagenet' is invalid; valid: one of digits8"),
+    ("quality = 'imagenet'", "bad.toml: quality = 'imagenet' is invalid; valid: one of smoke"),
+    ("devices = 'cpu'", "bad.toml: devices = 'cpu' is invalid; valid: a list of str values"),
+    ("base = ", "bad.toml: not valid TOML"),
+])
+def test_a_bad_sweep_file_fails_naming_the_key_the_value_and_what_is_valid(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError) as err:
+        load_sweep(path)
+    assert message in str(err.value)
+
+
+def test_a_sweep_file_round_trips_every_key(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text("""
+description = "heads at the smoke shape"
+base = "digits8"
+batch_size = 8
+design = "one_at_a_time"
+devices = ["cpu"]
+quality = "smoke"
+seeds = 2
+[axes]
+attn_heads = [1, 2]
+attn_resolutions = ["4", "8+4"]
+[execution]
+memory_format = ["contiguous", "channels_last"]
+[rounds]
+min_rounds = 4
+""")
+    sweep = load_sweep(path)
+    assert (sweep.name, sweep.batch_size, sweep.design, sweep.seeds) == ("mine", 8, "one_at_a_time", 2)
+    assert sweep.axes == {"attn_heads": (1, 2), "attn_resolutions": ((4,), (8, 4))}
+    assert sweep.memory_formats == ("contiguous", "channels_last") and sweep.rounds.min_rounds == 4

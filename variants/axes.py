@@ -1,0 +1,181 @@
+"""Ablation axes, each declared once.
+
+An axis is a ``UNetSpec`` field whose ``metadata["axis"]`` is an ``Axis`` (see ``axis()``), or one added from
+outside the package with ``add_axis``. Everything else derives from that declaration: validation, the sweep
+grid, parsing of ``--axis NAME=...``, the results table's columns and dtypes, a variant's name and the
+report's list of axes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .registry import Registry
+
+TYPES = {"str": str, "int": int, "bool": bool, "tuple[int, ...]": tuple}
+BOOL_WORDS = {"true": True, "on": True, "1": True, "false": False, "off": False, "0": False}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One ablation axis.
+
+    default:  the reference level (the smalldiffusion baseline); effects are measured against it
+    values:   the levels a sweep tries when asked for this axis without values (``()``: they depend on the base)
+    in_default_grid: swept by the default grid (the mission's 16 variants); other axes stay at the base's value
+    registry: for a string axis, the variants it names
+    minimum:  for an integer axis, the smallest valid value
+    label:    ``label(value, spec)``: how a value appears in a variant's name (None: not at all); by default
+              left out at the default level
+    apply:    for an axis added from outside the package, ``apply(model, value)`` changes the built model
+    """
+
+    name: str
+    type: type
+    default: Any
+    values: tuple[Any, ...] = ()
+    in_default_grid: bool = False
+    registry: Registry | None = None
+    minimum: int = 1
+    label: Callable[[Any, Any], str | None] | None = None
+    doc: str = ""
+    apply: Callable[[Any, Any], None] | None = None
+
+    # --- values ---------------------------------------------------------------------------------
+    def check(self, value: Any) -> None:
+        """Raise ValueError naming the axis, the value and what is valid."""
+        if self.type is bool:
+            ok, valid = isinstance(value, bool), "True or False"
+        elif self.type is int:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= self.minimum
+            valid = "a positive integer" if self.minimum == 1 else f"an integer >= {self.minimum}"
+        elif self.type is tuple:
+            ok = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                                  for v in value)
+            valid = "a tuple of positive integers"
+        elif self.registry is not None:
+            ok = isinstance(value, str) and value in self.registry
+            if not ok:
+                raise ValueError(f"{self.name}={value!r} is not a registered variant; valid: "
+                                 f"{', '.join(self.registry.names())}")
+            valid = ""
+        else:
+            ok, valid = isinstance(value, str), "a string"
+        if not ok:
+            raise ValueError(f"{self.name}={value!r} is invalid; valid: {valid}")
+
+    def parse(self, text: str) -> Any:
+        """One value as written on the command line: ``true``/``false``, ``4``, ``16+8`` (a tuple; ``none`` for
+        the empty one) or a variant name."""
+        text = text.strip()
+        if self.type is bool:
+            if text.lower() not in BOOL_WORDS:
+                raise ValueError(f"{self.name} value {text!r} is invalid; valid: true, false")
+            return BOOL_WORDS[text.lower()]
+        if self.type is int:
+            if not text.isdecimal():
+                raise ValueError(f"{self.name} value {text!r} is invalid; valid: an integer >= {self.minimum}")
+            value = int(text)
+        elif self.type is tuple:
+            parts = [] if text.lower() == "none" else text.split("+")
+            if not all(p.strip().isdecimal() for p in parts):
+                raise ValueError(f"{self.name} value {text!r} is invalid; valid: resolutions joined by '+' "
+                                 "(e.g. 16+8), or none")
+            value = tuple(int(p) for p in parts)
+        else:
+            value = text
+        self.check(value)
+        return value
+
+    def parse_json(self, value: Any) -> Any:
+        """A value read back from JSON, which has lists where the spec has tuples."""
+        return tuple(value) if self.type is tuple and isinstance(value, list) else value
+
+    def cell(self, value: Any) -> Any:
+        """The value as the results table holds it (tuples as ``16+8`` text, so every column stays scalar)."""
+        if self.type is tuple:
+            return "+".join(map(str, value)) if value else "none"
+        return value
+
+    @property
+    def empty(self) -> Any:
+        """The table's value for a row with no model (the real-data floor)."""
+        return {bool: False, int: None}.get(self.type, "")
+
+    @property
+    def dtype(self) -> str:
+        return {bool: "bool", int: "Int64"}.get(self.type, "str")
+
+    def name_part(self, value: Any, spec: Any) -> str | None:
+        """This axis's part of a variant's name, or None to leave it out."""
+        if self.label is not None:
+            return self.label(value, spec)
+        if value == self.default:
+            return None
+        if self.type is bool:
+            return self.name if value else f"no_{self.name}"
+        return str(value) if self.type is str else f"{self.name}={self.cell(value)}"
+
+    def describe(self) -> str:
+        """One line for ``python -m bench list``."""
+        if self.registry is not None:
+            values = ", ".join(self.registry.names())
+        elif self.values:
+            values = ", ".join(str(self.cell(v)) for v in self.values)
+        else:
+            values = "any"
+        grid = ", in the default grid" if self.in_default_grid else ""
+        return f"{values} (default {self.cell(self.default)}{grid}){': ' + self.doc if self.doc else ''}"
+
+
+def axis(default: Any, **declaration: Any) -> Any:
+    """A ``UNetSpec`` field that is an ablation axis; name and type come from the field itself."""
+    return dataclasses.field(default=default, metadata={"axis": declaration})
+
+
+# Every axis by name, in declaration order: the spec's own fields, then any added with add_axis.
+AXES: dict[str, Axis] = {}
+
+
+def collect(spec_class: type) -> None:
+    """Register the axes declared as fields of ``spec_class`` (called once, by spec.py)."""
+    for field in dataclasses.fields(spec_class):
+        if "axis" in field.metadata:
+            AXES[field.name] = Axis(name=field.name, type=TYPES[str(field.type)], default=field.default,
+                                    **field.metadata["axis"])
+
+
+def add_axis(new: Axis) -> Axis:
+    """Add an axis from outside the package (a plugin): its values live in the spec's ``extra_axes`` and
+    ``new.apply(model, value)`` changes the model the builder made. Re-adding the same declaration is a no-op."""
+    if new.apply is None:
+        raise ValueError(f"axis {new.name!r}: an axis added from outside the package needs apply(model, value)")
+    if new.name in AXES and AXES[new.name] != new:
+        raise ValueError(f"axis {new.name!r} already exists; valid: a new name, not one of {', '.join(AXES)}")
+    new.check(new.default)
+    AXES[new.name] = new
+    return new
+
+
+def get_axis(name: str) -> Axis:
+    if name not in AXES:
+        raise ValueError(f"unknown axis {name!r}; valid axes: {', '.join(AXES)}")
+    return AXES[name]
+
+
+def default_grid() -> dict[str, tuple[Any, ...]]:
+    """The default sweep's values of each axis in it."""
+    return {a.name: a.values for a in AXES.values() if a.in_default_grid}
+
+
+def parse_axis(text: str) -> tuple[str, tuple[Any, ...]]:
+    """``NAME=V1,V2`` -> (name, values), each typed and checked by its axis."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or name not in AXES or not values.strip():
+        raise ValueError(f"--axis {text!r} is invalid; valid: NAME=V1,V2 with NAME one of {', '.join(AXES)}")
+    try:
+        return name, tuple(AXES[name].parse(v) for v in values.split(","))
+    except ValueError as err:
+        raise ValueError(f"--axis {err}") from err
