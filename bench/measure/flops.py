@@ -113,9 +113,10 @@ COUNTED_OPS = {
 }
 
 
-def fvcore_forward_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int]]:
-    """Forward multiply-adds of ``model(x, sigma)`` (traced without autograd, as inference runs it):
-    the total and per block type. Raises RuntimeError naming any op fvcore could not count."""
+def fvcore_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int]]:
+    """Forward multiply-adds of ``model(x, sigma)`` by fvcore with our handles (traced without autograd, as
+    inference runs it): the total and per qualified module name, for any model, ours or a peer's.
+    Raises RuntimeError naming any op fvcore could not count."""
     analysis = (
         FlopCountAnalysis(model, (x, sigma))
         .clear_op_handles()
@@ -131,7 +132,13 @@ def fvcore_forward_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int
             f"fvcore cannot count {dict(unsupported)} (op: calls); add a handle in bench/measure/flops.py, "
             "or list the op in IGNORED_OPS if it does no multiply-adds"
         )
-    return total, sum_by_block(analysis.by_module(), block_modules(model))
+    return total, dict(analysis.by_module())
+
+
+def fvcore_forward_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int]]:
+    """``fvcore_macs`` of our U-Net: the total and per block type."""
+    total, by_module = fvcore_macs(model, x, sigma)
+    return total, sum_by_block(by_module, block_modules(model))
 
 
 def meta_twin(model: nn.Module) -> nn.Module:
