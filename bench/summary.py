@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .report.load import add_setting
-from .report.stats import COST_KINDS
+from .report.stats import COST_KINDS, summarise
 from .report.timing import peer_rounds
 
 # (phase, metric, method or None, column title, scale)
@@ -56,16 +56,14 @@ def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def quality_summary(table: pd.DataFrame, metric: str = "fd") -> pd.DataFrame:
-    """Mean and 95% t-interval half-width over seeds, and the real-vs-real floor, of one quality metric."""
-    from scipy import stats
-
+    """Mean and 95% t-interval half-width over seeds (the report's ``summarise``), and the real-vs-real floor,
+    of one quality metric."""
     rows = table[(table["phase"] == "sample") & (table["metric"] == metric) & (table["status"] == "ok")]
     if rows.empty:
         return pd.DataFrame()
-    grouped = rows.groupby("variant")["value"]
-    mean, sem, count = grouped.mean(), grouped.sem(), grouped.count()
-    half = sem * stats.t.ppf(0.975, (count - 1).clip(lower=1))
-    return pd.DataFrame({f"{metric} mean": mean.round(3), "95% CI ±": half.round(3), "seeds": count})
+    ci = summarise(rows, ["variant"], "value").set_index("variant")
+    return pd.DataFrame({f"{metric} mean": ci["mean"].round(3), "95% CI ±": (ci["high"] - ci["mean"]).round(3),
+                         "seeds": ci["n"]})
 
 
 def print_summary(table: pd.DataFrame) -> None:
