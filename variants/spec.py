@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .attention import ATTENTIONS
+from .checks import check_positive_int
 from .registry import Registry
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
@@ -53,7 +54,7 @@ class UNetSpec:
     def validate(self) -> None:
         """Raise ValueError naming the field, the bad value and what is valid."""
         for name in ("in_dim", "in_ch", "out_ch", "ch", "embed_ch_mult", "num_res_blocks", "norm_groups", "attn_heads"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         _check_int_tuple("ch_mult", self.ch_mult, allow_empty=False)
         _check_int_tuple("attn_resolutions", self.attn_resolutions, allow_empty=True)
         if not isinstance(self.dropout, float) or not 0.0 <= self.dropout < 1.0:
@@ -178,11 +179,6 @@ class UNetSpec:
 
     def replace(self, **changes: Any) -> UNetSpec:
         return dataclasses.replace(self, **changes)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid; valid: a positive integer")
 
 
 def _check_int_tuple(name: str, value: Any, allow_empty: bool) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from variants import UNetSpec
+from variants.checks import check_positive_int
 
 from .data import DATASETS
 
@@ -85,7 +86,7 @@ class QualityConfig:
         for name in ("train_steps", "batch_size", "schedule_n", "eval_every", "loss_eval_n", "sigma_grid",
                      "sampler_steps", "sample_batch", "eval_n", "pr_k", "kid_subsets", "kid_subset_size",
                      "swd_projections", "grid_images", "classifier_epochs", "checkpoint_check_steps"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         for name in ("split_seed", "eval_seed", "classifier_seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -126,11 +127,6 @@ class QualityConfig:
 
     def replace(self, **changes: Any) -> QualityConfig:
         return dataclasses.replace(self, **changes)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid; valid: a positive integer")
 
 
 def _is_real(value: Any) -> bool:
