@@ -151,7 +151,7 @@ def build_peer(name: str, spec: UNetSpec) -> PeerModel:
 def peer_flops(model: PeerModel, x: Tensor, sigma: Tensor) -> list[Measurement]:
     """Totals only (peers have none of our block types): forward and training-step FLOPs counted by
     FlopCounterMode, and fvcore's forward MACs where fvcore can count every op, else a 'skipped' row."""
-    from .measure.flops import FLOP_COUNTER, FVCORE, total_flops
+    from .measure.flops import FLOP_COUNTER, FVCORE, fvcore_macs, total_flops
 
     n = x.shape[0]
     # On a meta twin, as for our variants: attention counts as its unfused math there (see flops.py).
@@ -160,7 +160,7 @@ def peer_flops(model: PeerModel, x: Tensor, sigma: Tensor) -> list[Measurement]:
             Measurement("train_step", "flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n),
             Measurement("train_step", "model_flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n)]
     try:
-        macs = _fvcore_total_macs(model, x, sigma)
+        macs, _ = fvcore_macs(model, x, sigma)
     except Exception as err:  # a peer op fvcore cannot count, or a module its JIT trace cannot follow
         rows.append(Measurement("forward", "flops", float("nan"), "MAC", FVCORE, n=n, status="skipped",
                                 message=f"fvcore: {type(err).__name__}: {' '.join(str(err).split())[:300]}"))
@@ -168,16 +168,3 @@ def peer_flops(model: PeerModel, x: Tensor, sigma: Tensor) -> list[Measurement]:
         rows.append(Measurement("forward", "flops", float(macs), "MAC", FVCORE, n=n))
     return rows
 
-
-def _fvcore_total_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> int:
-    """fvcore forward MACs with the same counted and ignored ops as our variants; unknown ops raise."""
-    from .measure.flops import COUNTED_OPS, IGNORED_OPS, FlopCountAnalysis
-
-    analysis = (FlopCountAnalysis(model, (x, sigma)).clear_op_handles()
-                .set_op_handle(**COUNTED_OPS, **dict.fromkeys(IGNORED_OPS))
-                .unsupported_ops_warnings(False).uncalled_modules_warnings(False))
-    with torch.no_grad():
-        total = analysis.total()
-    if analysis.unsupported_ops():
-        raise RuntimeError(f"no handle for {dict(analysis.unsupported_ops())} (op: calls)")
-    return total

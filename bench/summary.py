@@ -1,11 +1,14 @@
 """The short wide table `make bench` prints at the end: one row per variant and setting (device plus any
-non-default execution option), then our U-Net's speed against each peer."""
+non-default execution option), then our U-Net's speed against each peer. The numbers are the report's:
+a few columns of its per-cell medians and quartiles, and its intervals over seeds."""
 from __future__ import annotations
 
 import pandas as pd
 
+from .report.costs import cost_medians
 from .report.load import add_setting
-from .report.stats import COST_KINDS
+from .report.stats import summarise
+from .report.tables import by_variant
 from .report.timing import peer_rounds
 
 # (phase, metric, method or None, column title, scale)
@@ -24,31 +27,30 @@ COST_COLUMNS = [
 
 def cost_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Medians over repeats or timing rounds; throughput columns also carry the IQR as a percentage of the
-    median (machine drift between rounds included: the report's model takes it out of the effects)."""
-    ok = table[table["kind"].isin(COST_KINDS) & (table["status"] == "ok") & (table["block"] == "total")
-               & (table["replica"] == 0)]
-    if ok.empty:
+    median (machine drift between rounds included: the report's model takes it out of the effects).
+    ``table`` has settings (``add_setting``)."""
+    cells = cost_medians(table)
+    if cells.empty:
         return pd.DataFrame()
-    ok = add_setting(ok)
     out = {}
     for phase, metric, method, title, scale in COST_COLUMNS:
-        rows = ok[(ok["phase"] == phase) & (ok["metric"] == metric)]
+        rows = cells[(cells["phase"] == phase) & (cells["metric"] == metric)]
         if method:
             rows = rows[rows["method"] == method]
         if rows.empty:
             continue
-        grouped = rows.groupby(["variant", "setting"])["value"]
-        median = grouped.median() * scale
+        median = by_variant(rows, rows["value"] * scale)
         out[title] = median.round(3 if scale != 1.0 or median.max() < 10 else 1)
         if metric == "images_per_s":
-            iqr = grouped.quantile(0.75) - grouped.quantile(0.25)
-            out[title.replace("[img/s]", "IQR%")] = (100 * iqr / grouped.median()).round(1)
+            iqr = by_variant(rows, 100 * (rows["q3"] - rows["q1"]) / rows["value"])
+            out[title.replace("[img/s]", "IQR%")] = iqr.round(1)
     return pd.DataFrame(out)
 
 
 def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Median over timing rounds of our throughput over each peer's (above 1: ours is faster)."""
-    rounds = peer_rounds(add_setting(table))
+    """Median over timing rounds of our throughput over each peer's (above 1: ours is faster).
+    ``table`` has settings (``add_setting``)."""
+    rounds = peer_rounds(table)
     if rounds.empty:
         return pd.DataFrame()
     speed = rounds.groupby(["peer", "setting", "phase"])["ratio"].agg(["median", "count"])
@@ -56,19 +58,18 @@ def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def quality_summary(table: pd.DataFrame, metric: str = "fd") -> pd.DataFrame:
-    """Mean and 95% t-interval half-width over seeds, and the real-vs-real floor, of one quality metric."""
-    from scipy import stats
-
+    """Mean and 95% t-interval half-width over seeds (the report's ``summarise``), and the real-vs-real floor,
+    of one quality metric."""
     rows = table[(table["phase"] == "sample") & (table["metric"] == metric) & (table["status"] == "ok")]
     if rows.empty:
         return pd.DataFrame()
-    grouped = rows.groupby("variant")["value"]
-    mean, sem, count = grouped.mean(), grouped.sem(), grouped.count()
-    half = sem * stats.t.ppf(0.975, (count - 1).clip(lower=1))
-    return pd.DataFrame({f"{metric} mean": mean.round(3), "95% CI ±": half.round(3), "seeds": count})
+    ci = summarise(rows, ["variant"], "value").set_index("variant")
+    return pd.DataFrame({f"{metric} mean": ci["mean"].round(3), "95% CI ±": (ci["high"] - ci["mean"]).round(3),
+                         "seeds": ci["n"]})
 
 
 def print_summary(table: pd.DataFrame) -> None:
+    table = add_setting(table)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         cost = cost_summary(table)
         if not cost.empty:

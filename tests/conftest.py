@@ -15,7 +15,7 @@ def _seed_and_one_thread():
     torch.set_num_threads(threads)
 
 
-# Two small configurations the issue asks every variant to pass: 8x8 grey and 32x32 RGB.
+# Two small configurations every variant is tested at: 8x8 grey and 32x32 RGB.
 SMALL_SPECS = {
     "8x8x1": UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(8,), norm_groups=8),
     "32x32x3": UNetSpec(in_dim=32, in_ch=3, out_ch=3, ch=16, ch_mult=(1, 2, 2), attn_resolutions=(16,), norm_groups=8),

@@ -402,3 +402,23 @@ def test_a_narrow_interval_is_shown_with_enough_digits_to_tell_its_ends_apart():
     assert interval(wide) == "1 [95% CI 0.5, 1.5] (n=3)"
     same = pd.Series({"mean": 2.0, "low": 2.0, "high": 2.0, "n": 4})
     assert interval(same) == "2 (identical in all n=4)"
+
+
+def test_the_printed_summary_shows_the_report_s_medians_iqr_and_intervals():
+    from bench.report.costs import cost_medians
+    from bench.report.stats import per_variant_quality
+    from bench.summary import cost_summary, quality_summary
+
+    table = synthetic_table()
+    cost = cost_summary(table).loc[("nearest_conv+additive+1h", "cpu")]
+    cells = cost_medians(table).set_index(["variant", "setting", "phase", "metric"])
+    params = cells.loc[("nearest_conv+additive+1h", "cpu", "model", "params"), "value"]
+    train = cells.loc[("nearest_conv+additive+1h", "cpu", "train_step", "images_per_s")]
+    assert cost["params [M]"] == round(params / 1e6, 3)
+    assert cost["train [img/s]"] == round(train["value"], 1)
+    assert cost["train IQR%"] == round(100 * (train["q3"] - train["q1"]) / train["value"], 1)
+    quality = quality_summary(table)
+    report = per_variant_quality(table).query("metric == 'fd'").set_index("variant")
+    assert quality.loc["nearest_conv+additive+1h", "95% CI ±"] == round(
+        report.loc["nearest_conv+additive+1h", "high"] - report.loc["nearest_conv+additive+1h", "mean"], 3)
+    assert quality.loc["nearest_conv+additive+1h", "seeds"] == 3

@@ -14,6 +14,7 @@ from typing import Any
 
 from .attention import ATTENTIONS
 from .axes import AXES, axis, collect
+from .checks import check_positive_int
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
 
@@ -64,7 +65,7 @@ class UNetSpec:
     def validate(self) -> None:
         """Raise ValueError naming the field, the bad value and what is valid."""
         for name in ("in_dim", "in_ch", "out_ch", "ch", "embed_ch_mult", "num_res_blocks", "norm_groups"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         _check_int_tuple("ch_mult", self.ch_mult, allow_empty=False)
         if not isinstance(self.dropout, float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout!r} is invalid; valid: a float in [0, 1)")
@@ -219,11 +220,6 @@ class UNetSpec:
             if value != AXES[name].default:  # a spec at every default is the same spec, with or without plugins
                 extra[name] = value
         return dataclasses.replace(self, **changes, extra_axes=tuple(sorted(extra.items())))
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid; valid: a positive integer")
 
 
 def _check_int_tuple(name: str, value: Any, allow_empty: bool) -> None:

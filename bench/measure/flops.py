@@ -113,9 +113,10 @@ COUNTED_OPS = {
 }
 
 
-def fvcore_forward_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int]]:
-    """Forward multiply-adds of ``model(x, sigma)`` (traced without autograd, as inference runs it):
-    the total and per block type. Raises RuntimeError naming any op fvcore could not count."""
+def fvcore_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int]]:
+    """Forward multiply-adds of ``model(x, sigma)`` by fvcore with our handles (traced without autograd, as
+    inference runs it): the total and per qualified module name, for any model, ours or a peer's.
+    Raises RuntimeError naming any op fvcore could not count."""
     analysis = (
         FlopCountAnalysis(model, (x, sigma))
         .clear_op_handles()
@@ -131,7 +132,13 @@ def fvcore_forward_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int
             f"fvcore cannot count {dict(unsupported)} (op: calls); add a handle in bench/measure/flops.py, "
             "or list the op in IGNORED_OPS if it does no multiply-adds"
         )
-    return total, sum_by_block(analysis.by_module(), block_modules(model))
+    return total, dict(analysis.by_module())
+
+
+def fvcore_forward_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int]]:
+    """``fvcore_macs`` of our U-Net: the total and per block type."""
+    total, by_module = fvcore_macs(model, x, sigma)
+    return total, sum_by_block(by_module, block_modules(model))
 
 
 def meta_twin(model: nn.Module) -> nn.Module:
@@ -212,22 +219,45 @@ class _BlockAttribution(TorchDispatchMode):
         return super().__exit__(*exc)
 
 
+PHASES = ("forward", "train_step")
+
+
+def _check_phase(phase: str) -> None:
+    if phase not in PHASES:
+        raise ValueError(f"phase={phase!r} is invalid; valid: {', '.join(PHASES)}")
+
+
+def _run_phase(model: nn.Module, x: Tensor, sigma: Tensor, phase: str) -> None:
+    """``forward``, or ``train_step``: forward, MSE loss and backward (the loss and the optimizer update are
+    elementwise and count nothing), with autograd on as training runs it."""
+    with torch.enable_grad():
+        out = model(x, sigma)
+        if phase == "train_step":
+            F.mse_loss(out, torch.zeros_like(out)).backward()
+
+
+def _without_checkpointing(model: nn.Module) -> nn.Module:
+    """A checkpointed U-Net's checkpoint-free twin on meta (same shapes, no recompute); any other model,
+    peers included (their spec never checkpoints), as it is."""
+    if not getattr(getattr(model, "spec", None), "checkpoint", False):
+        return model
+    with torch.device("meta"):
+        return build(model.spec.replace(checkpoint=False))
+
+
 def flop_counter_flops(model: nn.Module, x: Tensor, sigma: Tensor, phase: str,
                        on_meta: bool = True) -> tuple[int, dict[str, int]]:
     """FlopCounterMode FLOPs of ``forward`` or ``train_step`` (forward, MSE loss, backward): the total
     and per block type. ``on_meta=False`` runs on the model's own device (slower; a cross-check)."""
-    if phase not in ("forward", "train_step"):
-        raise ValueError(f"phase={phase!r} is invalid; valid: forward, train_step")
+    _check_phase(phase)
     if on_meta:
         model, x, sigma = meta_twin(model), x.to("meta"), sigma.to("meta")
     modules = dict(model.named_modules())
     blocks = block_modules(model)
     counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS)
     by = _BlockAttribution(counter, [(kind, modules[name]) for name, kind in blocks.items()])
-    with counter, torch.enable_grad(), by:
-        out = model(x, sigma)
-        if phase == "train_step":
-            F.mse_loss(out, torch.zeros_like(out)).backward()
+    with counter, by:
+        _run_phase(model, x, sigma, phase)
     if by.unattributed_ops:
         raise RuntimeError(f"{phase}: FLOPs outside every block, by op: {dict(by.unattributed_ops)}")
     by_block = {kind: by.flops.get(kind, 0) for kind in block_types(blocks)}
@@ -237,14 +267,11 @@ def flop_counter_flops(model: nn.Module, x: Tensor, sigma: Tensor, phase: str,
 def total_flops(model: nn.Module, x: Tensor, sigma: Tensor, phase: str) -> int:
     """FlopCounterMode FLOPs of ``forward`` or ``train_step`` on a meta twin, total only: for any model,
     ours or a peer's, whatever its modules."""
-    if phase not in ("forward", "train_step"):
-        raise ValueError(f"phase={phase!r} is invalid; valid: forward, train_step")
+    _check_phase(phase)
     twin, x, sigma = meta_twin(model), x.to("meta"), sigma.to("meta")
     counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS)
-    with counter, torch.enable_grad():
-        out = twin(x, sigma)
-        if phase == "train_step":
-            F.mse_loss(out, torch.zeros_like(out)).backward()
+    with counter:
+        _run_phase(twin, x, sigma, phase)
     return counter.get_total_flops()
 
 
@@ -252,12 +279,8 @@ def timed_phase_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> dict[str, f
     """Model FLOPs per call of each timed phase, for achieved FLOP/s: the forward for ``inference``; the
     training step without checkpointing's recompute for ``train_step`` (recompute is overhead, so it lowers
     utilisation)."""
-    plain = model
-    if getattr(getattr(model, "spec", None), "checkpoint", False) and hasattr(model, "downs"):
-        with torch.device("meta"):  # our U-Net's checkpoint-free twin: same shapes, no recompute
-            plain = build(model.spec.replace(checkpoint=False))
     return {"inference": float(total_flops(model, x, sigma, "forward")),
-            "train_step": float(total_flops(plain, x, sigma, "train_step"))}
+            "train_step": float(total_flops(_without_checkpointing(model), x, sigma, "train_step"))}
 
 
 def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]:
@@ -276,11 +299,9 @@ def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]
     if doubled != counted:
         raise RuntimeError(f"forward: FlopCounterMode FLOPs {counted} != 2 * fvcore MACs {doubled}")
     step, step_by_block = flop_counter_flops(model, x, sigma, "train_step")
-    model_step, model_step_by_block = step, step_by_block
-    if getattr(getattr(model, "spec", None), "checkpoint", False):
-        with torch.device("meta"):  # a checkpoint-free twin: same shapes, no recompute
-            plain = build(model.spec.replace(checkpoint=False))
-        model_step, model_step_by_block = flop_counter_flops(plain, x, sigma, "train_step")
+    plain = _without_checkpointing(model)
+    model_step, model_step_by_block = (step, step_by_block) if plain is model else flop_counter_flops(
+        plain, x, sigma, "train_step")
     return [
         *breakdown_rows("forward", "flops", "MAC", FVCORE, macs, macs_by_block, n),
         *breakdown_rows("forward", "flops", "FLOP", FLOP_COUNTER, forward, forward_by_block, n),

@@ -26,8 +26,6 @@ class DigitClassifier(nn.Module):
     kernel, (x.y / D + 1)^3, sees inputs of the scale it was designed for.
     """
 
-    num_features = FEATURES  # read by torchmetrics' FID / KID when this module is their feature extractor
-
     def __init__(self, in_ch: int, num_classes: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
@@ -43,18 +41,6 @@ class DigitClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
-
-
-class FeatureExtractor(nn.Module):
-    """The classifier's pooled features as a module (what torchmetrics' ``feature=`` expects)."""
-
-    def __init__(self, classifier: DigitClassifier) -> None:
-        super().__init__()
-        self.classifier = classifier
-        self.num_features = FEATURES
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier.features(x)
 
 
 def feature_name(data: DatasetSplits) -> str:

@@ -1,7 +1,7 @@
 """Section: the wide summary per variant, per-block breakdown, checks, failed cells and the environment."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 
@@ -42,14 +42,21 @@ def _scaled_text(median: float, q1: float, q3: float, factor: float) -> str:
     return f"{median / factor:.4g} [{q1 / factor:.3g}–{q3 / factor:.3g}]"
 
 
+def by_variant(cells: pd.DataFrame, values: Iterable[Any]) -> pd.Series:
+    """One column of a per-variant cost table: ``values`` (one per cell of ``cells``, a single measurement's
+    medians from ``cost_medians``) indexed by variant and setting."""
+    return pd.Series(list(values), index=pd.MultiIndex.from_frame(cells[["variant", "setting"]]))
+
+
 def cost_summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """Every measurement of ``cost_medians`` as ``median [q1–q3]`` text, one row per variant and setting."""
     if cells.empty:
         return pd.DataFrame()
     columns = {}
     for label, rows in cells.groupby("label"):
         factor, unit = scale_for(rows["unit"].iloc[0], rows["value"])
         text = [_scaled_text(m, a, b, factor) for m, a, b in zip(rows["value"], rows["q1"], rows["q3"])]
-        columns[f"{label} [{unit}]"] = pd.Series(text, index=pd.MultiIndex.from_frame(rows[["variant", "setting"]]))
+        columns[f"{label} [{unit}]"] = by_variant(rows, text)
     return pd.DataFrame(columns).reset_index()
 
 
