@@ -1,0 +1,103 @@
+"""The rescaled residual sum and the resampling ResnetBlock: shapes, hand-counted parameters, and outputs
+equal to their references with the same weights."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from variants import ResnetBlock
+from variants.resnet import ResampleResnetBlock
+from variants.time_injection import AdditiveTimeInjection, FiLMTimeInjection
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def copy_params(dst: nn.Module, src: nn.Module) -> None:
+    """Copy parameter for parameter, in creation order; linear weights fill 1x1 convs."""
+    with torch.no_grad():
+        for mine, ref in zip(dst.parameters(), src.parameters(), strict=True):
+            mine.copy_(ref.reshape(mine.shape))
+
+
+# --- ResnetBlock: rescaled residual sum and resampling ------------------------------------------
+def resnet_params(in_ch: int, out_ch: int, temb_ch: int, proj_width: int) -> int:
+    """norm1, conv1, time projection, norm2, conv2 and the 1x1 shortcut when the channels change."""
+    shortcut = in_ch * out_ch + out_ch if in_ch != out_ch else 0
+    return (2 * in_ch + 9 * in_ch * out_ch + out_ch + temb_ch * proj_width + proj_width + 2 * out_ch
+            + 9 * out_ch * out_ch + out_ch + shortcut)
+
+
+@pytest.mark.parametrize("in_ch, out_ch", [(8, 8), (8, 12)])
+def test_default_block_is_the_unchanged_formula(in_ch, out_ch):
+    block = ResnetBlock(in_ch, out_ch, 16, 0.0, 4, AdditiveTimeInjection).eval()
+    x, temb = torch.randn(2, in_ch, 5, 5), torch.randn(2, 16)
+    h = block.conv1(nn.functional.silu(block.norm1(x)))
+    h = block.norm2(h + block.time.proj(temb)[:, :, None, None])
+    expected = block.conv2(nn.functional.silu(h)) + block.shortcut(x)
+    torch.testing.assert_close(block(x, temb), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("in_ch, out_ch", [(8, 8), (8, 12)])
+def test_skip_rescale_divides_the_residual_sum_by_sqrt_two(in_ch, out_ch):
+    plain = ResnetBlock(in_ch, out_ch, 16, 0.0, 4, AdditiveTimeInjection).eval()
+    rescaled = ResnetBlock(in_ch, out_ch, 16, 0.0, 4, AdditiveTimeInjection, skip_rescale=True).eval()
+    rescaled.load_state_dict(plain.state_dict())  # same parameters, same names
+    x, temb = torch.randn(2, in_ch, 5, 5), torch.randn(2, 16)
+    torch.testing.assert_close(rescaled(x, temb), plain(x, temb) / math.sqrt(2))
+    with torch.no_grad():  # the in-place inference path too
+        torch.testing.assert_close(rescaled(x, temb), plain(x, temb) / math.sqrt(2))
+
+
+def test_skip_rescale_is_diffusers_output_scale_factor_sqrt_two():
+    from diffusers.models.resnet import ResnetBlock2D
+
+    ours = ResnetBlock(8, 12, 16, 0.0, 4, AdditiveTimeInjection, skip_rescale=True).eval()
+    theirs = ResnetBlock2D(in_channels=8, out_channels=12, temb_channels=16, groups=4,
+                           output_scale_factor=math.sqrt(2)).eval()
+    copy_params(ours, theirs)
+    x, temb = torch.randn(2, 8, 5, 5), torch.randn(2, 16)
+    torch.testing.assert_close(ours(x, temb), theirs(x, temb))
+
+
+@pytest.mark.parametrize("resample, size, out_size", [("down", 6, 3), ("down", 7, 3), ("up", 3, 6)])
+def test_resample_block_shapes_and_parameters(resample, size, out_size):
+    for injection, width in [(AdditiveTimeInjection, 12), (FiLMTimeInjection, 24)]:
+        for in_ch in (8, 12):
+            block = ResampleResnetBlock(in_ch, 12, 16, 0.1, 4, injection, resample=resample)
+            assert isinstance(block, ResnetBlock)  # so cost breakdowns count it as a resnet block
+            assert n_params(block) == resnet_params(in_ch, 12, 16, width)
+            assert block(torch.randn(2, in_ch, size, size), torch.randn(2, 16)).shape == (2, 12, out_size, out_size)
+
+
+@pytest.mark.parametrize("resample", ["down", "up"])
+@pytest.mark.parametrize("in_ch, out_ch", [(8, 8), (8, 12)])
+@pytest.mark.parametrize("skip_rescale", [False, True])
+def test_resample_block_matches_diffusers_resnet_block_2d(resample, in_ch, out_ch, skip_rescale):
+    from diffusers.models.resnet import ResnetBlock2D
+
+    ours = ResampleResnetBlock(in_ch, out_ch, 16, 0.0, 4, AdditiveTimeInjection, resample=resample,
+                               skip_rescale=skip_rescale).eval()
+    theirs = ResnetBlock2D(in_channels=in_ch, out_channels=out_ch, temb_channels=16, groups=4,
+                           output_scale_factor=math.sqrt(2) if skip_rescale else 1.0,
+                           up=resample == "up", down=resample == "down").eval()
+    copy_params(ours, theirs)  # norm1, conv1, time_emb_proj, norm2, conv2, conv_shortcut
+    x, temb = torch.randn(2, in_ch, 6, 6), torch.randn(2, 16)
+    torch.testing.assert_close(ours(x, temb), theirs(x, temb))
+
+
+def test_resample_block_resamples_before_conv1_and_on_the_shortcut():
+    """A hand composition, guided-diffusion's order: norm1 -> SiLU -> resample -> conv1; resample(x) -> shortcut."""
+    block = ResampleResnetBlock(8, 12, 16, 0.0, 4, FiLMTimeInjection, resample="down").eval()
+    x, temb = torch.randn(2, 8, 6, 6), torch.randn(2, 16)
+    pool = nn.functional.avg_pool2d
+    h = block.conv1(pool(nn.functional.silu(block.norm1(x)), 2))
+    scale, shift = block.time.proj(temb)[:, :, None, None].chunk(2, dim=1)
+    h = block.conv2(nn.functional.silu(block.norm2(h) * (1 + scale) + shift))
+    torch.testing.assert_close(block(x, temb), h + block.shortcut(pool(x, 2)))
+
+
+def test_an_unknown_resample_is_refused():
+    with pytest.raises(ValueError, match="resample='sideways' is invalid; valid: 'down' or 'up'"):
+        ResampleResnetBlock(8, 8, 16, 0.0, 4, AdditiveTimeInjection, resample="sideways")
