@@ -1,12 +1,13 @@
-"""The rescaled residual sum and the resampling ResnetBlock: shapes, hand-counted parameters, and outputs
-equal to their references with the same weights."""
+"""DDPM's attention block, the rescaled residual sum and the resampling ResnetBlock: shapes, hand-counted
+parameters, and outputs equal to their references with the same weights."""
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from variants import ResnetBlock
+from variants import ATTENTIONS, ResnetBlock
+from variants.attention import DDPMAttention
 from variants.resnet import ResampleResnetBlock
 from variants.time_injection import AdditiveTimeInjection, FiLMTimeInjection
 
@@ -19,6 +20,30 @@ def copy_params(dst: nn.Module, src: nn.Module) -> None:
     with torch.no_grad():
         for mine, ref in zip(dst.parameters(), src.parameters(), strict=True):
             mine.copy_(ref.reshape(mine.shape))
+
+
+# --- DDPM attention --------------------------------------------------------------------------------
+def test_ddpm_attention_is_registered_and_has_four_biased_projections():
+    assert ATTENTIONS.get("ddpm") is DDPMAttention
+    for c in (8, 32):
+        block = DDPMAttention(c, heads=1, norm_groups=4)
+        assert n_params(block) == 4 * c * c + 4 * c + 2 * c
+        assert n_params(block) == n_params(ATTENTIONS.get("sdpa")(c, 1, 4)) - c * c + 2 * c
+    assert DDPMAttention(32, heads=4, norm_groups=8)(torch.randn(2, 32, 3, 5)).shape == (2, 32, 3, 5)
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_ddpm_attention_matches_diffusers_attention_in_attn_down_block(heads):
+    from diffusers.models.unets.unet_2d_blocks import AttnDownBlock2D
+
+    channels, groups = 32, 8
+    ours = DDPMAttention(channels, heads=heads, norm_groups=groups)
+    theirs = AttnDownBlock2D(in_channels=channels, out_channels=channels, temb_channels=8, num_layers=1,
+                             resnet_groups=groups, attention_head_dim=channels // heads).attentions[0]
+    assert theirs.heads == heads and theirs.group_norm.eps == ours.norm.eps
+    copy_params(ours, theirs)  # group_norm, to_q, to_k, to_v, to_out[0]
+    x = torch.randn(2, channels, 4, 6)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
 
 
 # --- ResnetBlock: rescaled residual sum and resampling ------------------------------------------
