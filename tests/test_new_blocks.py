@@ -1,15 +1,23 @@
-"""DDPM's attention block, the rescaled residual sum and the resampling ResnetBlock: shapes, hand-counted
-parameters, and outputs equal to their references with the same weights."""
+"""The noise embeddings, DDPM's attention block, the rescaled residual sum and the resampling ResnetBlock:
+shapes, hand-counted parameters, and outputs equal to their references with the same weights."""
 import math
 
 import pytest
 import torch
+from smalldiffusion import SigmaEmbedderSinCos
 from torch import nn
 
 from variants import ATTENTIONS, ResnetBlock
 from variants.attention import DDPMAttention
+from variants.noise_embedding import (
+    NOISE_EMBEDDINGS, DDPMNoiseEmbedding, FourierNoiseEmbedding, NoiseEmbedding, SinCosNoiseEmbedding,
+)
 from variants.resnet import ResampleResnetBlock
 from variants.time_injection import AdditiveTimeInjection, FiLMTimeInjection
+
+CH, TEMB = 16, 64
+SIGMA = torch.tensor([0.002, 0.05, 1.0, 80.0])  # EDM's range, ends included
+
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -20,6 +28,76 @@ def copy_params(dst: nn.Module, src: nn.Module) -> None:
     with torch.no_grad():
         for mine, ref in zip(dst.parameters(), src.parameters(), strict=True):
             mine.copy_(ref.reshape(mine.shape))
+
+
+# --- noise embeddings ------------------------------------------------------------------------------
+def test_the_three_embeddings_are_registered_and_map_sigma_to_the_embedding_width():
+    assert NOISE_EMBEDDINGS.names() == ("sincos", "ddpm", "fourier")
+    for name in NOISE_EMBEDDINGS.names():
+        embed = NOISE_EMBEDDINGS.get(name)(CH, TEMB)
+        assert isinstance(embed, NoiseEmbedding)
+        out = embed(SIGMA)
+        assert out.shape == (len(SIGMA), TEMB)
+        assert not torch.allclose(out[0], out[-1])  # it does depend on sigma
+
+
+def test_embedding_parameter_counts():
+    mlp = TEMB * TEMB + TEMB  # the second Linear, the same in all three
+    assert n_params(SinCosNoiseEmbedding(CH, TEMB)) == 2 * TEMB + TEMB + mlp
+    assert n_params(DDPMNoiseEmbedding(CH, TEMB)) == CH * TEMB + TEMB + mlp
+    assert n_params(FourierNoiseEmbedding(CH, TEMB)) == CH * TEMB + TEMB + mlp  # the frequencies are no parameter
+
+
+def test_sincos_is_smalldiffusions_embedder_with_the_same_state_dict():
+    ours, theirs = SinCosNoiseEmbedding(CH, TEMB), SigmaEmbedderSinCos(TEMB)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["mlp.0.weight", "mlp.0.bias", "mlp.2.weight",
+                                                                      "mlp.2.bias"]
+    ours.load_state_dict(theirs.state_dict())
+    torch.testing.assert_close(ours(SIGMA), theirs(len(SIGMA), SIGMA), rtol=0, atol=0)
+
+
+def test_ddpm_embedding_is_diffusers_ddpm_cifar10_embedding_of_edms_c_noise():
+    from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+
+    ours = DDPMNoiseEmbedding(CH, TEMB)
+    proj, mlp = Timesteps(CH, flip_sin_to_cos=False, downscale_freq_shift=1), TimestepEmbedding(CH, TEMB)
+    copy_params(ours, mlp)
+    c_noise = SIGMA.log() / 4
+    torch.testing.assert_close(ours(SIGMA), mlp(proj(c_noise)))
+    # not a timestep: feeding ln(sigma) unscaled gives another embedding
+    assert not torch.allclose(ours(SIGMA), mlp(proj(SIGMA.log())))
+
+
+def test_fourier_embedding_matches_the_formula_and_ncsnpp_gaussian_fourier_projection():
+    from diffusers.models.embeddings import GaussianFourierProjection
+
+    torch.manual_seed(3)
+    ours = FourierNoiseEmbedding(CH, TEMB)
+    torch.manual_seed(3)
+    torch.testing.assert_close(ours.freqs, torch.randn(CH // 2) * 16, rtol=0, atol=0)  # drawn first, at init
+
+    angle = 2 * math.pi * ours.freqs[None, :] * SIGMA.log()[:, None]
+    torch.testing.assert_close(ours(SIGMA), ours.mlp(torch.cat([angle.sin(), angle.cos()], dim=1)))
+
+    ncsnpp = GaussianFourierProjection(embedding_size=CH // 2, scale=16, log=True, flip_sin_to_cos=False)
+    ncsnpp.weight.data.copy_(ours.freqs)
+    torch.testing.assert_close(ours(SIGMA), ours.mlp(ncsnpp(SIGMA)))
+
+
+def test_fourier_frequencies_are_a_saved_buffer_and_ddpm_frequencies_are_not_saved():
+    fourier, ddpm = FourierNoiseEmbedding(CH, TEMB), DDPMNoiseEmbedding(CH, TEMB)
+    assert "freqs" in fourier.state_dict() and "freqs" not in dict(fourier.named_parameters())
+    assert "freqs" not in ddpm.state_dict()
+    other = FourierNoiseEmbedding(CH, TEMB)
+    assert not torch.equal(other.freqs, fourier.freqs)  # a fresh draw ...
+    other.load_state_dict(fourier.state_dict())
+    torch.testing.assert_close(other(SIGMA), fourier(SIGMA), rtol=0, atol=0)  # ... that a checkpoint restores
+
+
+@pytest.mark.parametrize("cls, ch", [(DDPMNoiseEmbedding, 15), (DDPMNoiseEmbedding, 2), (FourierNoiseEmbedding, 7)])
+def test_an_odd_or_too_small_channel_count_is_refused(cls, ch):
+    with pytest.raises(ValueError, match=f"ch={ch} is invalid for this noise embedding; valid: an even number >="):
+        cls(ch, TEMB)
 
 
 # --- DDPM attention --------------------------------------------------------------------------------
