@@ -74,8 +74,9 @@ class FourierNoiseEmbedding(NoiseEmbedding):
     features sin(2 pi f ln sigma) then cos(2 pi f ln sigma), then the same MLP as "ddpm".
 
     Sin first, as NCSN++'s ``GaussianFourierProjection`` and EDM's SongUNet (whose ``FourierEmbedding``
-    emits cos first, then swaps the halves) feed their MLP. The frequencies are a persistent buffer: never
-    trained, but a checkpoint must restore the draw.
+    emits cos first, then swaps the halves) feed their MLP. NCSN++ draws ``ch`` frequencies (2 * ch
+    features); half as many keep the MLP's input as wide as "ddpm"'s, so the two differ in the features only.
+    The frequencies are a persistent buffer: never trained, but a checkpoint must restore the draw.
     """
 
     def __init__(self, ch: int, temb_ch: int) -> None:
