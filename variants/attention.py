@@ -42,3 +42,27 @@ class SDPAAttention(AttentionBlock):
         out = rearrange(self.proj(out), "b (h w) c -> b c h w", h=height, w=width)
         # x first: the sum takes x's memory format (proj_out's output follows the token layout, NHWC)
         return x + self.proj_out(out)
+
+
+@ATTENTIONS.register("ddpm")
+class DDPMAttention(AttentionBlock):
+    """DDPM's attention block: GroupNorm -> q, k, v as three 1x1 convs -> softmax(q k^T / sqrt(d)) over the
+    H*W tokens -> 1x1 conv, residual. Every projection has a bias and there is no extra linear layer, so it
+    has 4*C*C + 6*C parameters against "sdpa"'s 5*C*C + 4*C; heads split the channels as in "sdpa".
+    """
+
+    def __init__(self, channels: int, heads: int, norm_groups: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
+        self.q = nn.Conv2d(channels, channels, kernel_size=1)
+        self.k = nn.Conv2d(channels, channels, kernel_size=1)
+        self.v = nn.Conv2d(channels, channels, kernel_size=1)
+        self.proj_out = nn.Conv2d(channels, channels, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, _, height, width = x.shape
+        h = self.norm(x)
+        q, k, v = (rearrange(conv(h), "b (h d) x y -> b h (x y) d", h=self.heads) for conv in (self.q, self.k, self.v))
+        out = rearrange(F.scaled_dot_product_attention(q, k, v), "b h (x y) d -> b (h d) x y", x=height, y=width)
+        return x + self.proj_out(out)

@@ -1,6 +1,11 @@
 """The ResnetBlock, the down-sampler and the two element-wise layers they share, for every variant."""
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -40,12 +45,18 @@ class Dropout(nn.Dropout):
 
 class ResnetBlock(nn.Module):
     """GroupNorm -> SiLU -> conv3x3 -> time injection (+ norm) -> SiLU -> dropout -> conv3x3, plus a
-    1x1 shortcut when the channel count changes. ``time_injection`` is a class from the registry."""
+    1x1 shortcut when the channel count changes. ``time_injection`` is a class from the registry.
+
+    ``skip_rescale`` divides the residual sum by sqrt(2), as NCSN++ / DDPM++ do (ADM does not): two
+    uncorrelated unit-variance branches then sum to unit variance, so activations do not grow with depth.
+    """
 
     def __init__(
-        self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, norm_groups: int, time_injection: type[nn.Module]
+        self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, norm_groups: int, time_injection: type[nn.Module],
+        *, skip_rescale: bool = False,
     ) -> None:
         super().__init__()
+        self.skip_rescale = skip_rescale
         self.norm1 = group_norm(in_ch, norm_groups)
         self.conv1 = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
         self.time = time_injection(temb_ch, out_ch)
@@ -56,10 +67,43 @@ class ResnetBlock(nn.Module):
         self.shortcut = nn.Conv2d(in_ch, out_ch, kernel_size=1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        h = self.conv1(self.act(self.norm1(x)))
+        return self._residual(self.conv1(self.act(self.norm1(x))), x, temb)
+
+    def _residual(self, h: Tensor, x: Tensor, temb: Tensor) -> Tensor:
+        """The block after conv1: ``h`` is conv1's output, ``x`` what the shortcut sees."""
         h = self.time(h, temb, self.norm2)
         h = self.conv2(self.dropout(self.act(h)))
-        return h.add_(self.shortcut(x))  # h is conv2's fresh output, which its backward does not need
+        out = h.add_(self.shortcut(x))  # h is conv2's fresh output, which its backward does not need
+        return out.div_(math.sqrt(2)) if self.skip_rescale else out
+
+
+# The parameter-free resamplers of ResampleResnetBlock, by its ``resample`` argument.
+_RESAMPLES: dict[str, Callable[[], nn.Module]] = {
+    "down": partial(nn.AvgPool2d, kernel_size=2),
+    "up": partial(nn.Upsample, scale_factor=2.0, mode="nearest"),
+}
+
+
+class ResampleResnetBlock(ResnetBlock):
+    """ADM's ``resblock_updown`` ("BigGAN") block: a ResnetBlock that halves or doubles the resolution itself,
+    in place of a separate Downsample / upsampler.
+
+    As guided-diffusion's ``ResBlock(up=True / down=True)`` (and diffusers' ``ResnetBlock2D``): the input
+    goes through norm1 -> SiLU, then a parameter-free resample (2x2 average pooling for "down", nearest 2x
+    for "up"), then conv1; the shortcut sees the input resampled the same way. The rest is ResnetBlock's.
+    """
+
+    def __init__(
+        self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, norm_groups: int, time_injection: type[nn.Module],
+        *, resample: Literal["down", "up"], skip_rescale: bool = False,
+    ) -> None:
+        if resample not in _RESAMPLES:
+            raise ValueError(f"resample={resample!r} is invalid; valid: {' or '.join(map(repr, _RESAMPLES))}")
+        super().__init__(in_ch, out_ch, temb_ch, dropout, norm_groups, time_injection, skip_rescale=skip_rescale)
+        self.resample = _RESAMPLES[resample]()
+
+    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        return self._residual(self.conv1(self.resample(self.act(self.norm1(x)))), self.resample(x), temb)
 
 
 class Downsample(nn.Module):
