@@ -5,11 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from variants import AXES, DESIGNS, parse_axis
+from variants import AXES, BASES, DESIGNS, parse_axis
 
 from .backends import BACKENDS, BackendOptions
 from .plan import PARTS, SweepOptions, import_plugins, parse_shard
-from .presets import BASES, PRESETS
+from .presets import PRESETS
 from .runner import run_sweep
 
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from variants import DESIGNS, UNetSpec, grid
+from variants import BASES, DESIGNS, UNetSpec, grid
 
 from .backends import BackendOptions, check_backend
 from .cells import Cell
 from .measure.execution import executions
 from .measure.rounds import memory_budget, timing_cells
 from .peers import get_peer
-from .presets import BASES, Sweep, get_preset, load_sweep
+from .presets import Sweep, get_preset, load_sweep
 
 PARTS = ("cost", "quality")
 # Beyond these a count is a typo, and would fail only later: torch takes threads as a C int, every seed is a
@@ -66,10 +67,11 @@ class Plan:
         return self.sweep.jobs
 
     def config(self) -> dict[str, Any]:
-        """What must match for --resume to continue a run (not where or how it runs)."""
-        return {"sweep": self.sweep.to_dict(), "base": self.base.to_dict(), "parts": list(self.options.parts),
-                "threads": self.options.threads, "plugins": list(self.options.plugins),
-                "shard": list(self.options.shard) if self.options.shard else None}
+        """What must match for --resume to continue a run (not where or how it runs), as JSON holds it."""
+        config = self.sweep.to_dict() | {
+            "base": self.base.to_dict(), "parts": list(self.options.parts), "threads": self.options.threads,
+            "plugins": list(self.options.plugins), "shard": list(self.options.shard) if self.options.shard else None}
+        return json.loads(json.dumps(config))
 
 
 def make_plan(options: SweepOptions) -> Plan:
@@ -89,8 +91,13 @@ def make_plan(options: SweepOptions) -> Plan:
     if sweep.quality is not None and "quality" in options.parts:
         _check_quality_preset(sweep.quality)
     base_name, base = resolve_base(options.base if options.base is not None else sweep.base)
-    cells = _cost_cells(sweep, base_name, base, options) if "cost" in options.parts else []
-    if "quality" in options.parts and sweep.quality:
+    quality = "quality" in options.parts and sweep.quality is not None
+    cells = []
+    if "cost" in options.parts:
+        cells += _cost_cells(sweep, base_name, base, options)
+        if quality:
+            cells += _quality_network_cost_cells(sweep, base, options)
+    if quality:
         cells += _quality_cells(sweep, options)
     if options.shard:
         k, n = options.shard
@@ -145,10 +152,15 @@ def _check_quality_preset(name: str) -> None:
             raise ValueError(f"--quality {name}: {err}") from err
 
 
+def base_name(spec: UNetSpec) -> str:
+    """The base's name for the table: its BASES key, else ``custom-<hash>``."""
+    return next((name for name, known in BASES.items() if known == spec), f"custom-{spec.hash}")
+
+
 def resolve_base(base: str | UNetSpec) -> tuple[str, UNetSpec]:
     """A base name (BASES), a UNetSpec as JSON, or a spec: (its name for the table, the spec)."""
     if isinstance(base, UNetSpec):
-        return f"custom-{base.hash}", base
+        return base_name(base), base
     if base in BASES:
         return base, BASES[base]
     if base.lstrip().startswith("{"):
@@ -156,7 +168,7 @@ def resolve_base(base: str | UNetSpec) -> tuple[str, UNetSpec]:
             spec = UNetSpec.from_json(base)
         except ValueError as err:
             raise ValueError(f"--base: {err}") from err
-        return f"custom-{spec.hash}", spec
+        return base_name(spec), spec
     raise ValueError(f"--base {base!r} is invalid; valid: {', '.join(BASES)} or a UNetSpec as JSON")
 
 
@@ -174,6 +186,24 @@ def _cost_cells(sweep: Sweep, base_name: str, base: UNetSpec, options: SweepOpti
     return cells
 
 
+def _quality_network_cost_cells(sweep: Sweep, base: UNetSpec, options: SweepOptions) -> list[Cell]:
+    """Cost and timing of the network the quality cells train, at their batch size, so that what a variant buys
+    and what it costs are measured on the same network (cheap: the quality networks are small)."""
+    from .quality import QUALITY_PRESETS
+
+    config = QUALITY_PRESETS[sweep.quality]
+    if config.base == base:
+        return []  # the cost sweep's own base
+    device = _quality_device(sweep)
+    costs = [Cell("cost", spec, device, batch_size=config.batch_size, threads=options.threads,
+                  base_config=base_name(config.base)) for spec in _variants(config.base, sweep)]
+    return costs + timing_cells(costs, memory_budget(device))
+
+
+def _quality_device(sweep: Sweep) -> str:
+    return "cuda" if "cuda" in sweep.devices else "cpu"
+
+
 def _variants(base: UNetSpec, sweep: Sweep) -> list[UNetSpec]:
     """The sweep's variants around a valid base: a spec it refuses is the axes' fault."""
     try:
@@ -186,12 +216,12 @@ def _quality_cells(sweep: Sweep, options: SweepOptions) -> list[Cell]:
     from .quality import QUALITY_PRESETS
 
     config = QUALITY_PRESETS[sweep.quality]
-    device = "cuda" if "cuda" in sweep.devices else "cpu"
+    device = _quality_device(sweep)
     seeds = range(sweep.seeds)
     # Untimed cells run `jobs` at a time and share the threads between them.
     threads = max(1, options.threads // sweep.jobs)
     common = dict(device=device, threads=threads, quality=sweep.quality, dataset=config.dataset,
-                  base_config=sweep.quality)
+                  base_config=base_name(config.base))
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
     functional = list(dict.fromkeys(s.replace(checkpoint=False) for s in _variants(config.base, sweep)))
     cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]

@@ -10,7 +10,7 @@ import torch
 from bench.presets import PRESETS, load_sweep
 from bench.schema import columns
 from test_runner import SMALL, bench
-from variants import AXES, UNetSpec, build, default_grid, grid, parse_axis
+from variants import AXES, BASES, UNetSpec, build, default_grid, grid, parse_axis
 
 TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8)
 
@@ -96,7 +96,7 @@ def test_a_plugin_axis_is_swept_through_the_smoke_preset_and_reported(tmp_path):
 def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_one_at_a_time():
     assert {"smoke", "quick", "full", "adm_table1", "peers"} <= set(PRESETS)
     adm = PRESETS["adm_table1"]
-    assert adm.design == "one_at_a_time" and adm.base == "digits8"
+    assert adm.design == "one_at_a_time" and adm.base == "digits8_ch16"
     assert {"attn_heads", "num_head_channels", "attn_resolutions", "time_injection"} <= set(adm.axes)
 
 
@@ -145,3 +145,29 @@ min_rounds = 4
     assert (sweep.name, sweep.batch_size, sweep.design, sweep.seeds) == ("mine", 8, "one_at_a_time", 2)
     assert sweep.axes == {"attn_heads": (1, 2), "attn_resolutions": ((4,), (8, 4))}
     assert sweep.memory_formats == ("contiguous", "channels_last") and sweep.rounds.min_rounds == 4
+
+
+def test_the_ddpm_cifar10_base_is_diffusers_ddpm_model_parameter_for_parameter():
+    from diffusers import UNet2DModel  # built from its configuration: offline, no weights
+
+    reference = UNet2DModel(
+        sample_size=32, in_channels=3, out_channels=3, center_input_sample=False, time_embedding_type="positional",
+        freq_shift=1, flip_sin_to_cos=False, block_out_channels=(128, 256, 256, 256), layers_per_block=2,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), mid_block_scale_factor=1,
+        downsample_padding=0, act_fn="silu", attention_head_dim=None, norm_eps=1e-6, norm_num_groups=32)
+    ours = build(BASES["ddpm_cifar10"])
+    count = sum(p.numel() for p in ours.parameters())
+    assert count == sum(p.numel() for p in reference.parameters()) == 35_746_307
+    # the same layers, not only the same total
+    assert sorted(p.numel() for p in ours.parameters()) == sorted(p.numel() for p in reference.parameters())
+
+
+def test_resampling_residual_blocks_replace_the_upsampler_and_say_so():
+    spec = TINY.replace(resblock_updown=True)
+    model = build(spec)
+    assert type(model.downs[0].downsample).__name__ == "ResampleResnetBlock"
+    assert model(torch.randn(2, 1, 8, 8), torch.tensor([0.5, 2.0])).shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="resblock_updown=True resamples inside residual blocks, so "
+                                         "upsample='conv_transpose' would be ignored"):
+        TINY.replace(resblock_updown=True, upsample="conv_transpose")

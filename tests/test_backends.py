@@ -77,7 +77,7 @@ def test_merge_refuses_different_sweeps_and_schemas(local_run, tmp_path, capsys)
     run["config"]["batch_size"] = 7
     (other / "run.json").write_text(json.dumps(run))
     err = refused(capsys, "merge", str(local_run), str(other), "--out", str(tmp_path / "m1"))
-    assert "are different sweeps (batch_size: None vs 7)" in err
+    assert "are different sweeps (batch_size: 4 vs 7)" in err
     run["config"]["batch_size"] = None
     run["schema_version"] = 99
     (other / "run.json").write_text(json.dumps(run))
@@ -134,7 +134,7 @@ def test_local_backend_times_cost_cells_alone_then_runs_untimed_cells_jobs_at_a_
     import bench.backends as backends
     from bench.backends import BackendOptions, execute
     from bench.cells import Cell
-    from bench.presets import BASES
+    from variants import BASES
 
     def run_alone(cell, run_dir, plugins, options):
         assert FakeRunningCell.alive == 0, "a cell ran while others were running"

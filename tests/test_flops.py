@@ -10,7 +10,7 @@ from torch.utils.checkpoint import set_checkpoint_early_stop
 from bench.measure.blocks import BLOCK_TYPES
 from bench.measure.flops import count_flops, flop_counter_flops, fvcore_forward_macs
 from conftest import SMALL_SPECS
-from variants import UNetSpec, build, grid
+from variants import BASES, UNetSpec, build, grid
 
 SMALL = SMALL_SPECS["8x8x1"]
 BATCH = 2
@@ -65,10 +65,23 @@ def hand_macs(spec: UNetSpec, batch: int) -> dict[str, int]:
 
     def attention(c, res):
         t = res * res
-        qkv, proj, proj_out = t * c * 3 * c, t * c * c, conv(c, c, 1, res)
-        macs["attention"] += qkv + proj + proj_out + t * t * c + t * t * c  # QK^T, then AV
+        # sdpa: Linear qkv, Linear proj, 1x1 proj_out; ddpm: 1x1 q, k, v and out
+        projections = 5 if spec.attention == "sdpa" else 4
+        macs["attention"] += projections * t * c * c + t * t * c + t * t * c  # then QK^T and AV
 
-    macs["embed"] = 2 * temb + temb * temb  # Linear(2, temb), Linear(temb, temb)
+    def resample(c, res, direction):  # res: the level's resolution
+        out_res = res // 2 if direction == "down" else 2 * res
+        if spec.resblock_updown:  # a resnet block at the new resolution, conv1 after the resampling
+            macs[direction + "sample"] += conv(c, c, 3, out_res) * 2 + temb * film * c
+        elif direction == "down":
+            macs["downsample"] += conv(c, c, 3, out_res)
+        elif spec.upsample == "nearest_conv":
+            macs["upsample"] += conv(c, c, 3, out_res)
+        else:  # ConvTranspose2d(4, stride 2): Cin * Cout * 4 * 4 per *input* pixel
+            macs["upsample"] += c * c * 16 * res**2
+
+    features = 2 if spec.noise_embedding == "sincos" else spec.ch  # sin/cos of sigma, or ch sinusoids
+    macs["embed"] = features * temb + temb * temb  # Linear(features, temb), Linear(temb, temb)
     macs["conv_in"] = conv(spec.in_ch, spec.ch, 3, spec.in_dim)
     levels, skips = len(spec.ch_mult), (spec.ch,) + spec.level_channels
     c_in = spec.ch
@@ -79,7 +92,7 @@ def hand_macs(spec: UNetSpec, batch: int) -> dict[str, int]:
                 attention(c, res)
             c_in = c
         if level < levels - 1:
-            macs["downsample"] += conv(c, c, 3, res // 2)
+            resample(c, res, "down")
     resnet(c_in, c_in, spec.resolutions[-1])
     attention(c_in, spec.resolutions[-1])
     resnet(c_in, c_in, spec.resolutions[-1])
@@ -91,10 +104,7 @@ def hand_macs(spec: UNetSpec, batch: int) -> dict[str, int]:
                 attention(c, res)
             c_in = c
         if level > 0:
-            if spec.upsample == "nearest_conv":
-                macs["upsample"] += conv(c, c, 3, 2 * res)
-            else:  # ConvTranspose2d(4, stride 2): Cin * Cout * 4 * 4 per *input* pixel
-                macs["upsample"] += c * c * 16 * res**2
+            resample(c, res, "up")
     macs["out"] = conv(c_in, spec.out_ch, 3, spec.in_dim)
     return {k: batch * v for k, v in macs.items()}
 
@@ -103,10 +113,16 @@ def hand_macs(spec: UNetSpec, batch: int) -> dict[str, int]:
     SMALL,
     SMALL.replace(upsample="conv_transpose", time_injection="film", attn_heads=4),
     SMALL_SPECS["32x32x3"],
-], ids=["small-baseline", "small-transpose-film-4h", "32x32x3"])
-def test_fvcore_matches_a_hand_count(spec):
+    SMALL.replace(resblock_updown=True, time_injection="film", skip_rescale=True, checkpoint=True),
+    SMALL.replace(attention="ddpm", noise_embedding="fourier", num_head_channels=32, attn_resolutions=(8, 4)),
+    BASES["ddpm_cifar10"],
+], ids=["small-baseline", "small-transpose-film-4h", "32x32x3", "small-resblock-updown-film-rescaled",
+        "small-ddpm-attention-fourier", "ddpm_cifar10"])
+def test_both_counters_match_a_hand_count(spec):
     expected = hand_macs(spec, BATCH)
     assert breakdown(spec, "forward", "flops", "MAC") == {"total": sum(expected.values()), **expected}
+    assert breakdown(spec, "forward", "flops", "FLOP") == {"total": 2 * sum(expected.values()),
+                                                           **{k: 2 * v for k, v in expected.items()}}
 
 
 # --- the two counters agree on every variant ------------------------------------------------------

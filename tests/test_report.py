@@ -321,12 +321,25 @@ def test_two_runs_side_by_side_with_ratios(runs):
     assert "matched by variant and measurement across devices (cpu vs cuda)" in markdown
     # the cuda run is built 4x faster: throughput ratios are 4, counted costs 1
     header = next(line for line in markdown.splitlines() if line.startswith("| variant |") and "B / A" in line)
-    column = [c.strip() for c in header.split("|")].index("measurement")
+    names = [c.strip() for c in header.split("|")]
+    column, ratio, flag = names.index("measurement"), names.index("B / A [95% CI]"), names.index("beyond both floors")
     rows = [line for line in markdown.splitlines() if line.startswith("| nearest_conv+additive+1h |")]
-    by_measure = {cells[column].strip(): cells[-2].strip() for cells in (r.split("|") for r in rows)}
-    assert by_measure["train_step/flops"] == "1.000"
-    assert float(by_measure["inference/images_per_s"]) == pytest.approx(4.0, rel=0.1)
+    by_measure = {cells[column].strip(): (cells[ratio].strip(), cells[flag].strip())
+                  for cells in (r.split("|") for r in rows)}
+    assert by_measure["train_step/flops"] == ("1.000 [1.000, 1.000]", "")  # exact and unchanged
+    ratio, low, high = map(float, re.findall(r"[\d.]+", by_measure["inference/images_per_s"][0]))
+    assert ratio == pytest.approx(4.0, rel=0.1) and low < ratio < high  # resampled rounds: a real interval
+    assert by_measure["inference/images_per_s"][1] == "yes"  # 4x is far beyond both A/A floors
+    assert "Caution, the runs differ" not in markdown or "cost base_config" not in markdown
     assert "No quality measurement appears in both runs" in markdown
+
+
+def test_a_run_compared_with_itself_changes_nothing_beyond_the_noise(runs, tmp_path):
+    write_report([runs["full"], runs["full"]], tmp_path / "self")
+    markdown = (tmp_path / "self" / "report.md").read_text()
+    assert "**Cost: changes beyond both runs' noise floors**" in markdown
+    section = markdown.split("**Cost: changes beyond both runs' noise floors**")[1].split("**")[0]
+    assert "None: every change is within the noise." in section
 
 
 def test_bad_input_fails_early_with_a_clear_message(tmp_path):
@@ -422,3 +435,56 @@ def test_the_printed_summary_shows_the_report_s_medians_iqr_and_intervals():
     assert quality.loc["nearest_conv+additive+1h", "95% CI ±"] == round(
         report.loc["nearest_conv+additive+1h", "high"] - report.loc["nearest_conv+additive+1h", "mean"], 3)
     assert quality.loc["nearest_conv+additive+1h", "seeds"] == 3
+
+
+LAYOUT_PROBE = """<script>window.addEventListener('load', () => {
+  const verdict = document.querySelector('#verdict table');
+  const rows = verdict ? Array.from(verdict.tBodies[0].rows).map(r => r.cells[0].textContent) : null;
+  const visible = e => e.offsetParent !== null;
+  const overflowing = Array.from(document.querySelectorAll('td, th, p, li, figcaption, h1, h2, h3, summary'))
+    .filter(e => visible(e) && e.scrollWidth > e.clientWidth + 1).map(e => e.tagName + ': ' + e.textContent.slice(0, 60));
+  document.body.setAttribute('data-verdict', JSON.stringify(rows));
+  document.body.setAttribute('data-overflow', JSON.stringify(overflowing));
+});</script>"""
+
+
+def test_the_verdict_renders_one_row_per_axis_switch_and_no_text_overflows_in_headless_chromium(runs, tmp_path):
+    browser = chromium()
+    page = tmp_path / "layout.html"
+    page.write_text(runs["full_html"].read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1280,900",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    verdict = re.search(r'data-verdict="([^"]*)"', result.stdout)
+    overflow = re.search(r'data-overflow="([^"]*)"', result.stdout)
+    assert verdict and overflow, f"Chromium did not run the probe (rc {result.returncode}): {result.stderr[-2000:]}"
+    effects = pd.read_csv(runs["full"] / "effects.csv")
+    switches = effects[effects["axis"] != "control"][["axis", "from_level", "to_level"]].drop_duplicates()
+    expected = [f"{a}: {f} → {t}" for a, f, t in switches.itertuples(index=False)]
+    assert json.loads(html.unescape(verdict.group(1))) == expected
+    assert json.loads(html.unescape(overflow.group(1))) == []
+
+
+def test_the_verdict_opens_the_report_and_is_effects_csv_in_other_words(runs):
+    from bench.report.readings import signed
+
+    markdown = (runs["full"] / "report.md").read_text()
+    sections = re.findall(r"^## (.+)$", markdown, flags=re.M)
+    assert sections[0] == "Verdict"
+    effects = pd.read_csv(runs["full"] / "effects.csv")
+    lines = markdown.split("## Verdict")[1].split("\n## ")[0].splitlines()
+    header = next(line for line in lines if line.startswith("| switch |"))
+    names = [c.strip() for c in header.split("|")]
+    rows = {cells[1].strip(): cells for cells in (line.split("|") for line in lines if line.startswith("| upsample:"))}
+    params = effects[(effects["axis"] == "upsample") & (effects["metric"] == "params")].iloc[0]
+    row = rows[f"upsample: {params['from_level']} → {params['to_level']}"]
+    assert row[names.index("parameters")].strip().startswith(signed(params["estimate"], "%"))
+    fd = effects[(effects["axis"] == "upsample") & (effects["metric"] == "fd")].iloc[0]
+    cell = row[names.index("FD")].strip()
+    assert cell.startswith(signed(fd["estimate"])) and cell.endswith("✓") == bool(fd["resolved"])
+    assert "Noise floor: the A/A control" in markdown.split("## Verdict")[1].split("\n## ")[0]
+    # a sentence per switch, in words
+    assert re.search(r"^- upsample nearest_conv → conv_transpose: .*: (better|worse|no resolved difference in "
+                     r"quality)\.$", markdown, flags=re.M)

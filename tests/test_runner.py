@@ -139,7 +139,7 @@ def test_rerun_without_resume_is_refused_and_resume_with_other_options_too(finis
     out, _ = finished_run
     assert "pass --resume" in refused(capsys, "run", "--out", str(out), *SMALL)
     err = refused(capsys, "run", "--out", str(out), "--resume", *SMALL, "--batch-size", "3")
-    assert "batch_size: stored None, now 3" in err
+    assert "batch_size: stored 4, now 3" in err
 
 
 def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_path):

@@ -122,11 +122,13 @@ class Axis:
         if self.registry is not None:
             values = ", ".join(self.registry.names())
         elif self.values:
-            values = ", ".join(str(self.cell(v)) for v in self.values)
+            values = ", ".join(str(self.cell(v)).lower() if self.type is bool else str(self.cell(v))
+                               for v in self.values)
         else:
             values = "any"
         grid = ", in the default grid" if self.in_default_grid else ""
-        return f"{values} (default {self.cell(self.default)}{grid}){': ' + self.doc if self.doc else ''}"
+        default = str(self.cell(self.default)).lower() if self.type is bool else self.cell(self.default)
+        return f"{values} (default {default}{grid}){': ' + self.doc if self.doc else ''}"
 
 
 def axis(default: Any, **declaration: Any) -> Any:

@@ -5,12 +5,10 @@ import itertools
 from typing import Any, Iterable
 
 from .axes import AXES, default_grid, get_axis
+from .bases import FASHION_MNIST_BASE
 from .spec import UNetSpec
 
 DESIGNS = ("factorial", "one_at_a_time")
-
-# smalldiffusion's FashionMNIST U-Net: the default base of the cost sweep.
-FASHION_MNIST_BASE = UNetSpec(in_dim=28, in_ch=1, out_ch=1, ch=64, ch_mult=(1, 1, 2), attn_resolutions=(14,))
 
 
 def grid(base: UNetSpec = FASHION_MNIST_BASE, design: str = "factorial", **axes: Iterable[Any]) -> list[UNetSpec]:

@@ -15,6 +15,7 @@ from typing import Any
 from .attention import ATTENTIONS
 from .axes import AXES, axis, collect
 from .checks import check_positive_int
+from .noise_embedding import NOISE_EMBEDDINGS
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
 
@@ -46,7 +47,15 @@ class UNetSpec:
             "values depend on the base's resolutions")
     # torch.utils.checkpoint around every ResnetBlock(+attention) and the middle
     checkpoint: bool = axis(False, values=(False, True), in_default_grid=True, label=lambda v, spec: "ckpt" if v else None)
-    attention: str = axis("sdpa", registry=ATTENTIONS, label=lambda v, spec: None if v == "sdpa" else v)
+    attention: str = axis("sdpa", registry=ATTENTIONS, values=("sdpa", "ddpm"),
+                          label=lambda v, spec: None if v == "sdpa" else f"attn_{v}")
+    noise_embedding: str = axis("sincos", registry=NOISE_EMBEDDINGS, values=("sincos", "ddpm", "fourier"),
+                                label=lambda v, spec: None if v == "sincos" else f"emb_{v}",
+                                doc="how sigma becomes the time embedding")
+    resblock_updown: bool = axis(False, values=(False, True),
+                                 doc="ADM's BigGAN-style residual blocks that resample, instead of Downsample and "
+                                     "the upsampler")
+    skip_rescale: bool = axis(False, values=(False, True), doc="ResnetBlock sums times 1/sqrt(2) (NCSN++, DDPM++)")
     # values of axes added from outside the package (axes.add_axis), as sorted (name, value) pairs
     extra_axes: tuple[tuple[str, Any], ...] = ()
 
@@ -101,6 +110,9 @@ class UNetSpec:
                 f"cannot normalise; valid: norm_groups at most {coarsest // 2}, or in_dim a multiple of "
                 f"{2 ** len(self.ch_mult)}"
             )
+        if self.resblock_updown and self.upsample != AXES["upsample"].default:
+            raise ValueError(f"resblock_updown=True resamples inside residual blocks, so upsample={self.upsample!r} "
+                             f"would be ignored; valid: upsample={AXES['upsample'].default!r} with resblock_updown=True")
         if self.num_head_channels and self.attn_heads != 1:
             raise ValueError(f"num_head_channels={self.num_head_channels} and attn_heads={self.attn_heads} both set "
                              "the heads; valid: one of them (attn_heads=1 with num_head_channels, or "

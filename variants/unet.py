@@ -9,13 +9,14 @@ baseline axes the parameter list matches ``smalldiffusion.Unet`` one to one.
 from __future__ import annotations
 
 import torch
-from smalldiffusion import ModelMixin, SigmaEmbedderSinCos
+from smalldiffusion import ModelMixin
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import ATTENTIONS
 from .axes import AXES
-from .resnet import Downsample, ResnetBlock, SiLU, group_norm
+from .noise_embedding import NOISE_EMBEDDINGS
+from .resnet import Downsample, ResampleResnetBlock, ResnetBlock, SiLU, group_norm
 from .spec import UNetSpec
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
@@ -59,13 +60,20 @@ class UNet(nn.Module, ModelMixin):
         upsampler = UPSAMPLERS.get(spec.upsample)
 
         def resnet(in_ch: int, out_ch: int) -> ResnetBlock:
-            return ResnetBlock(in_ch, out_ch, temb_ch, spec.dropout, spec.norm_groups, injection)
+            return ResnetBlock(in_ch, out_ch, temb_ch, spec.dropout, spec.norm_groups, injection,
+                               skip_rescale=spec.skip_rescale)
+
+        def resample(channels: int, direction: str) -> nn.Module:
+            if spec.resblock_updown:
+                return ResampleResnetBlock(channels, channels, temb_ch, spec.dropout, spec.norm_groups, injection,
+                                           resample=direction, skip_rescale=spec.skip_rescale)
+            return Downsample(channels) if direction == "down" else upsampler(channels)
 
         def stage(in_ch: int, out_ch: int, res: int) -> Stage:
             attn = attention(out_ch, spec.heads(out_ch), spec.norm_groups) if res in spec.attn_resolutions else None
             return Stage(resnet(in_ch, out_ch), attn)
 
-        self.sig_embed = SigmaEmbedderSinCos(temb_ch)
+        self.sig_embed = NOISE_EMBEDDINGS.get(spec.noise_embedding)(spec.ch, temb_ch)
         self.conv_in = nn.Conv2d(spec.in_ch, spec.ch, kernel_size=3, padding=1)
 
         levels = len(spec.ch_mult)
@@ -79,7 +87,7 @@ class UNet(nn.Module, ModelMixin):
                 down.blocks.append(stage(block_in, block_out, res))
                 block_in = block_out
             if level < levels - 1:
-                down.downsample = Downsample(block_in)
+                down.downsample = resample(block_in, "down")
             self.downs.append(down)
 
         self.mid = Middle(
@@ -96,7 +104,7 @@ class UNet(nn.Module, ModelMixin):
                 up.blocks.append(stage(block_in + skip, block_out, res))
                 block_in = block_out
             if level > 0:
-                up.upsample = upsampler(block_in)
+                up.upsample = resample(block_in, "up")
             self.ups.append(up)
 
         self.out = nn.Sequential(
@@ -114,6 +122,10 @@ class UNet(nn.Module, ModelMixin):
             return checkpoint(block, h, temb, use_reentrant=False)
         return block(h, temb)
 
+    def _resample(self, block: nn.Module, h: Tensor, temb: Tensor) -> Tensor:
+        # ADM's resampling residual blocks take the time embedding (and are checkpointed like the others)
+        return self._run(block, h, temb) if isinstance(block, ResnetBlock) else block(h)
+
     def forward(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         if cond is not None:
             raise ValueError("cond: this U-Net is unconditional; pass cond=None")
@@ -123,14 +135,14 @@ class UNet(nn.Module, ModelMixin):
         if sigma.numel() not in (1, x.shape[0]):
             raise ValueError(f"sigma has shape {tuple(sigma.shape)}; valid: one value (a scalar, shape (1,) or "
                              f"(1, 1, 1, 1)) or one per sample ({x.shape[0]} values, e.g. shape ({x.shape[0]},))")
-        temb = self.sig_embed(x.shape[0], sigma.reshape(()) if sigma.numel() == 1 else sigma.reshape(-1))
+        temb = self.sig_embed(sigma.reshape(-1).expand(x.shape[0]))
 
         hs = [self.conv_in(x)]
         for down in self.downs:
             for block in down.blocks:
                 hs.append(self._run(block, hs[-1], temb))
             if hasattr(down, "downsample"):
-                hs.append(down.downsample(hs[-1]))
+                hs.append(self._resample(down.downsample, hs[-1], temb))
 
         h = self._run(self.mid, hs[-1], temb)
 
@@ -138,7 +150,7 @@ class UNet(nn.Module, ModelMixin):
             for block in up.blocks:
                 h = self._run(block, torch.cat([h, hs.pop()], dim=1), temb)
             if hasattr(up, "upsample"):
-                h = up.upsample(h)
+                h = self._resample(up.upsample, h, temb)
 
         return self.out(h)
 

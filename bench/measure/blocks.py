@@ -21,6 +21,8 @@ _BY_CLASS: tuple[tuple[type[nn.Module], str], ...] = (
 )
 # Blocks that are single attributes of the U-Net rather than instances of a block class.
 _BY_ATTRIBUTE = {"sig_embed": "embed", "conv_in": "conv_in", "out": "out"}
+# A level's resampler is one whatever its class (ADM's resampling residual blocks are ResnetBlocks).
+_BY_LAST_ATTRIBUTE = {"downsample": "downsample", "upsample": "upsample"}
 
 
 def block_modules(model: nn.Module) -> dict[str, str]:
@@ -29,7 +31,8 @@ def block_modules(model: nn.Module) -> dict[str, str]:
     for name, module in model.named_modules():
         if any(name.startswith(outer + ".") for outer in blocks):
             continue  # inside a block already found
-        kind = _BY_ATTRIBUTE.get(name) or next((k for cls, k in _BY_CLASS if isinstance(module, cls)), None)
+        kind = (_BY_ATTRIBUTE.get(name) or _BY_LAST_ATTRIBUTE.get(name.rpartition(".")[2])
+                or next((k for cls, k in _BY_CLASS if isinstance(module, cls)), None))
         if kind is not None:
             blocks[name] = kind
     if not blocks:

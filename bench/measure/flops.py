@@ -60,8 +60,8 @@ UNATTRIBUTED = "unattributed"
 # counted by FlopCounterMode either. fvcore's own list (shape and copy ops) is kept as well.
 IGNORED_OPS = (
     # activations and elementwise arithmetic (SiLU, residual adds, FiLM's scale and shift, dropout masks)
-    "aten::silu", "aten::silu_", "aten::add", "aten::add_", "aten::sub", "aten::rsub", "aten::mul",
-    "aten::mul_", "aten::div", "aten::neg", "aten::addcmul",
+    "aten::silu", "aten::silu_", "aten::gelu", "aten::relu", "aten::relu_", "aten::add", "aten::add_", "aten::sub", "aten::rsub", "aten::mul",
+    "aten::mul_", "aten::div", "aten::div_", "aten::neg", "aten::addcmul",
     # drawing dropout's keep mask on CPU (variants/resnet.py): random numbers and a comparison
     "aten::rand", "aten::ge",
     # the noise-level embedding's log / sin / cos of one scalar per sample
@@ -71,6 +71,8 @@ IGNORED_OPS = (
     # resampling, padding and repeating: copies, no arithmetic (smalldiffusion's sigma embedding repeats a
     # scalar sigma once per sample, which a batch of 1 turns into a scalar)
     "aten::upsample_nearest2d", "aten::pad", "aten::repeat",
+    # ADM's resampling residual blocks downsample by 2x2 averages: additions only
+    "aten::avg_pool2d",
     # softmax over attention scores, if an attention variant computes it outside SDPA
     "aten::softmax",
 )

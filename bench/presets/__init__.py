@@ -12,17 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from variants import AXES, DESIGNS, FASHION_MNIST_BASE, UNetSpec
+from variants import AXES, BASES, DESIGNS, UNetSpec
 
 from ..measure.execution import DTYPES, MEMORY_FORMATS
 from ..measure.rounds import RoundsBudget
 
-# Base configurations a sweep can start from (``base = "NAME"``, --base NAME, or a spec of its own).
-BASES: dict[str, UNetSpec] = {
-    "digits8": UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8),
-    "fmnist28": FASHION_MNIST_BASE,  # smalldiffusion's FashionMNIST U-Net, 4,424,833 parameters
-    "cifar32": UNetSpec(in_dim=32, in_ch=3, out_ch=3, ch=128, ch_mult=(1, 2, 2, 2), attn_resolutions=(16,)),
-}
 DEVICES = ("cpu", "cuda", "auto")
 PRESET_DIR = Path(__file__).parent
 

@@ -16,6 +16,7 @@ from .peers import peers_section
 from .quality import curves_section, pareto_section, samples_section
 from .render import to_html, to_markdown
 from .tables import tables_section
+from .verdict import verdict_section
 
 KNOWN_KINDS = ("cost", "timing", "quality", "floor", "check")
 
@@ -57,6 +58,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
 def run_sections(run: Run, effects: pd.DataFrame, figures_dir: Path) -> list[Section]:
     table = run.table
     return [
+        verdict_section(effects, table),
         noise_section(table, effects),
         axis_effects_section(effects, figures_dir),
         cost_section(table, figures_dir),

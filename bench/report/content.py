@@ -12,6 +12,7 @@ class Figure:
     path: Path          # the PNG under figures/
     title: str
     reading: str        # one line computed from the data
+    detail: bool = False  # collapsed under the section's details (HTML <details>)
 
 
 @dataclass
@@ -19,6 +20,13 @@ class Table:
     title: str
     frame: pd.DataFrame
     note: str = ""
+    detail: bool = False
+
+
+@dataclass
+class Text:
+    lines: list[str]    # sentences, shown as a list
+    detail: bool = False
 
 
 @dataclass
@@ -31,10 +39,10 @@ class Image:
 class Section:
     title: str
     note: str = ""      # method, or the reason a section is empty
-    items: list[Figure | Table | Image] = field(default_factory=list)
+    items: list[Figure | Table | Image | Text] = field(default_factory=list)
 
 
-def save_figure(fig, figures_dir: Path, name: str, title: str, reading: str) -> Figure:
+def save_figure(fig, figures_dir: Path, name: str, title: str, reading: str, detail: bool = False) -> Figure:
     """Write ``fig`` as figures/NAME.png and close it (matplotlib keeps every open figure alive)."""
     import matplotlib.pyplot as plt
 
@@ -42,4 +50,4 @@ def save_figure(fig, figures_dir: Path, name: str, title: str, reading: str) -> 
     path = figures_dir / f"{name}.png"
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
-    return Figure(path=path, title=title, reading=reading)
+    return Figure(path=path, title=title, reading=reading, detail=detail)

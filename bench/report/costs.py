@@ -36,7 +36,8 @@ def cost_section(table: pd.DataFrame, figures_dir: Path, hue: str = "setting", n
         if subset.empty:
             continue
         fig = cost_bars(subset, hue, title)
-        section.items.append(save_figure(fig, figures_dir, f"{name}_{key}", title, spread_reading(subset, hue)))
+        section.items.append(save_figure(fig, figures_dir, f"{name}_{key}", title, spread_reading(subset, hue),
+                                         detail=key not in ("size", "speed")))
     return section
 
 

@@ -26,7 +26,7 @@ from statsmodels.stats.multitest import multipletests
 from .stats import AXES, references, cost_effects, quality_effects, t_interval
 from .timing import CONTROL, METHOD as TIMING_METHOD, MIN_ROUNDS_TO_TEST, timing_effects
 
-COLUMNS = ("axis", "from_level", "to_level", "setting", "phase", "metric", "unit", "estimate", "ci_low", "ci_high",
+COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric", "unit", "estimate", "ci_low", "ci_high",
            "n", "p_value", "p_adjusted", "resolved", "method")
 ALPHA = 0.05
 CORRECTION = "holm"
@@ -54,7 +54,7 @@ def effect_table(table: pd.DataFrame) -> pd.DataFrame:
         known = (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
         effects.loc[known, "method"] = effects.loc[known, "method"] + f"; {why}"
     order = {axis: i for i, axis in enumerate((CONTROL, *AXES))}
-    effects = effects.sort_values(["axis", "setting", "phase", "metric", "method"],
+    effects = effects.sort_values(["axis", "base_config", "setting", "phase", "metric", "method"],
                                   key=lambda c: c.map(order) if c.name == "axis" else c, kind="stable")
     return effects[list(COLUMNS)].reset_index(drop=True)
 
@@ -73,7 +73,7 @@ def _time(table: pd.DataFrame) -> pd.DataFrame:
         return fits
     return pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
-        "setting": fits["setting"], "phase": fits["phase"], "metric": fits["metric"], "unit": "%",
+        "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"], "metric": fits["metric"], "unit": "%",
         "estimate": fits["estimate"], "ci_low": fits["ci_low"], "ci_high": fits["ci_high"], "n": fits["n"],
         "p_value": fits["p_value"], "method": f"{TIMING_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
     })
@@ -84,9 +84,9 @@ def _cost(table: pd.DataFrame) -> pd.DataFrame:
     if pairs.empty:
         return pd.DataFrame()
     rows = []
-    for key, group in pairs.dropna(subset=["percent"]).groupby(["axis", "comparison", "setting", "phase", "metric",
-                                                                 "method"], sort=True):
-        axis, comparison, setting, phase, metric, how = key
+    for key, group in pairs.dropna(subset=["percent"]).groupby(["axis", "comparison", "base_config", "setting",
+                                                                 "phase", "metric", "method"], sort=True):
+        axis, comparison, base, setting, phase, metric, how = key
         values = group["percent"].to_numpy(dtype=float)
         if metric in COUNTED_METRICS:
             low, high, p = values.min(), values.max(), np.nan
@@ -95,7 +95,7 @@ def _cost(table: pd.DataFrame) -> pd.DataFrame:
         else:
             (low, high), p = t_interval(values), _t_test(values)
             method = f"{how}: % change over matched pairs of cells, 95% t-interval, paired t-test"
-        rows.append(_row(axis, comparison, setting, phase, metric, "%", values, low, high, p, method))
+        rows.append(_row(axis, comparison, base, setting, phase, metric, "%", values, low, high, p, method))
     return pd.DataFrame(rows)
 
 
@@ -104,19 +104,20 @@ def _quality(table: pd.DataFrame) -> pd.DataFrame:
     if pairs.empty:
         return pd.DataFrame()
     rows = []
-    for key, group in pairs.groupby(["axis", "comparison", "setting", "phase", "metric", "unit", "method"],
-                                    sort=True):
-        axis, comparison, setting, phase, metric, unit, how = key
+    for key, group in pairs.groupby(["axis", "comparison", "base_config", "setting", "phase", "metric", "unit",
+                                     "method"], sort=True):
+        axis, comparison, base, setting, phase, metric, unit, how = key
         values = group["difference"].to_numpy(dtype=float)
         (low, high), p = t_interval(values), _t_test(values)
-        rows.append(_row(axis, comparison, setting, phase, metric, unit, values, low, high, p,
+        rows.append(_row(axis, comparison, base, setting, phase, metric, unit, values, low, high, p,
                          f"{how}: difference over seed-matched pairs, 95% t-interval, paired t-test"))
     return pd.DataFrame(rows)
 
 
-def _row(axis, comparison, setting, phase, metric, unit, values, low, high, p, method) -> dict:
+def _row(axis, comparison, base, setting, phase, metric, unit, values, low, high, p, method) -> dict:
     from_level, to_level = comparison.split(" → ")
-    return {"axis": axis, "from_level": from_level, "to_level": to_level, "setting": setting, "phase": phase,
+    return {"axis": axis, "from_level": from_level, "to_level": to_level, "base_config": base, "setting": setting,
+            "phase": phase,
             "metric": metric, "unit": unit, "estimate": float(values.mean()), "ci_low": float(low),
             "ci_high": float(high), "n": len(values), "p_value": p, "method": method}
 

@@ -24,6 +24,13 @@ METHOD = ("Every row is one effect from effects.csv: switching one axis from its
           f"Resolved: {CORRECTION_TEXT}.")
 
 
+# What an axis figure shows (the rest is in its table): time, memory, FLOPs, parameters, FD, held-out loss.
+KEY_MEASUREMENTS = {("train_step", "seconds_per_iter"), ("inference", "seconds_per_iter"),
+                    ("train_step", "peak_rss_bytes"), ("train_step", "peak_allocated_bytes"),
+                    ("train_step", "saved_tensor_bytes"), ("train_step", "flops"), ("model", "params"),
+                    ("sample", "fd"), ("train (final step)", "heldout_loss")}
+
+
 def noise_section(table: pd.DataFrame, effects: pd.DataFrame) -> Section:
     section = Section("Noise floor and controls", "The A/A control times the baseline twice, as two separately "
                       "built instances in every round: its true effect is zero, so its interval is the run's noise "
@@ -40,7 +47,8 @@ def noise_section(table: pd.DataFrame, effects: pd.DataFrame) -> Section:
     section.items.append(Table("Controls (true effect zero)", _effect_frame(controls, with_axis=True),
                                "WARNING: a control came out resolved; the timing is biased." if len(failed) else
                                "No control came out resolved."))
-    section.items.append(Table("Where the timing noise comes from (log-scale SD, as %)", noise_levels(table)))
+    section.items.append(Table("Where the timing noise comes from (log-scale SD, as %)", noise_levels(table),
+                               detail=True))
     return section
 
 
@@ -75,12 +83,14 @@ def axis_effects_section(effects: pd.DataFrame, figures_dir: Path) -> Section:
                 continue
             title = f"{axis}: {'% change of each cost' if kind == 'cost' else 'quality difference'}, everything else equal"
             subset = add_effect_labels(subset)
-            section.items.append(save_figure(effect_forest(subset, title), figures_dir, f"effect_{axis}_{kind}", title,
-                                             effects_reading(subset)))
-            section.items.append(Table(f"{axis}: {kind} effects", _effect_frame(subset)))
+            key = subset[[(phase, metric) in KEY_MEASUREMENTS for phase, metric in zip(subset["phase"], subset["metric"])]]
+            shown = key if len(key) else subset
+            section.items.append(save_figure(effect_forest(shown, title), figures_dir, f"effect_{axis}_{kind}", title,
+                                             effects_reading(shown)))
+            section.items.append(Table(f"{axis}: every {kind} effect", _effect_frame(subset), detail=True))
             if kind == "cost" and subset["setting"].nunique() > 1:
                 section.items.append(Table(f"{axis}: does the cost effect survive the setting (device, dtype, memory "
-                                           "format, compilation)?", across_settings(subset)))
+                                           "format, compilation)?", across_settings(subset), detail=True))
     return section
 
 

@@ -86,13 +86,18 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
 
 def add_setting(table: pd.DataFrame) -> pd.DataFrame:
     """``execution``: the non-default execution options of a row (dtype, memory format, compilation), empty
-    for fp32 eager contiguous; ``setting``: its device plus those, e.g. ``cpu`` or ``cuda · bfloat16 · compiled``.
+    for fp32 eager contiguous; ``setting``: its device plus those, e.g. ``cpu`` or ``cuda · bfloat16 · compiled``,
+    led by the base config when the run measured costs at more than one (``digits8 · cpu``).
     Cells of different settings are never averaged together or paired with each other."""
     table = table.copy()
     table["execution"] = [_execution(*options) for options in zip(
         table["dtype"].astype(str), table["memory_format"].astype(str), table["compile"])]
     device = table["device"].astype(str)
-    table["setting"] = device.where(table["execution"] == "", device + " · " + table["execution"])
+    setting = device.where(table["execution"] == "", device + " · " + table["execution"])
+    costs = table["kind"].isin(("cost", "timing"))
+    if table.loc[costs, "base_config"].nunique() > 1:
+        setting = table["base_config"].astype(str) + " · " + setting
+    table["setting"] = setting
     return table
 
 

@@ -17,9 +17,9 @@ CURVE_X = "wall_time"
 
 def pareto_section(table: pd.DataFrame, figures_dir: Path) -> Section:
     section = Section("Quality against cost", "Quality: mean over seeds with a 95% t-interval (scipy.stats.t). "
-                      "Cost: per-variant medians from the cost cells (which may use another base configuration "
-                      "and batch size than the quality cells: the axis label says which), or the quality cells' "
-                      "own training wall time. Dashed: the Pareto front (lower is better on both axes). "
+                      "Cost: per-variant medians from the cost cells of the network the quality cells train (same "
+                      "base config, at the quality training batch: the axis label says which), or the quality "
+                      "cells' own training wall time. Dashed: the Pareto front (lower is better on both axes). "
                       "Red line and band: the real-versus-real floor at the same N (mean and 95% CI over seeds).")
     quality = per_variant_quality(table)
     if quality.empty:
@@ -58,16 +58,19 @@ def _pareto_metric(quality: pd.DataFrame) -> tuple[str | None, str | None]:
 
 
 def _cost_axes(table: pd.DataFrame, quality: pd.DataFrame):
-    """(column, label, unit, per-variant values) for each cost the run can put on the x axis."""
+    """(column, label, unit, per-variant values) for each cost the run can put on the x axis: costs of the very
+    network the quality cells trained (same base config), never those of another network."""
     cells = cost_cells(table)
-    cells = cells[cells["block"] == "total"] if not cells.empty else cells
+    trained = set(table.loc[table["kind"] == "quality", "base_config"])
+    cells = cells[(cells["block"] == "total") & cells["base_config"].isin(trained)
+                  & (cells["execution"] == "")] if not cells.empty else cells
     if not cells.empty:
         devices = list(cells["device"].unique())
         quality_devices = table.loc[table["kind"] == "quality", "device"].unique()
         device = next((d for d in devices if d in quality_devices), devices[0])
         for metric, unit, what in (("flops", "FLOP", "training-step FLOPs"), ("seconds_per_iter", "s", "training-step time")):
             rows = cells[(cells["phase"] == "train_step") & (cells["metric"] == metric) & (cells["unit"] == unit)
-                         & (cells["setting"] == device)]  # default execution: fp32, eager, contiguous
+                         & (cells["device"] == device)]
             if not rows.empty:
                 config = ", ".join(sorted({f"{b} batch {n}" for b, n in zip(rows["base_config"], rows["batch_size"])}))
                 yield metric, f"{what} ({config}, {device})", unit, rows.groupby("variant")["value"].median()
@@ -117,7 +120,8 @@ def curves_section(table: pd.DataFrame, figures_dir: Path) -> Section:
         unit = curves["unit"].iloc[0]
         title = f"Learning curves: {metric}"
         fig = learning_curves(curves, f"{metric} [{unit}]", curves[CURVE_X].notna().any(), title)
-        section.items.append(save_figure(fig, figures_dir, f"curves_{metric}", title, _curve_reading(curves, unit)))
+        section.items.append(save_figure(fig, figures_dir, f"curves_{metric}", title, _curve_reading(curves, unit),
+                                         detail=bool(section.items)))  # the first curve in view, the rest collapsed
     return section
 
 

@@ -24,8 +24,10 @@ def add_labels(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def scale_for(unit: str, values) -> tuple[float, str]:
-    """A divisor and the prefixed unit that make the largest value read as 1-999."""
+    """A divisor and the prefixed unit that make the largest value read as 1-999 (seconds below one as ms)."""
     top = pd.Series(values, dtype=float).abs().max()
+    if unit == "s" and not pd.isna(top) and top < 1:
+        return 1e-3, "ms"
     if unit in SCALABLE and not pd.isna(top):
         for factor, prefix in PREFIXES:
             if top >= factor:
@@ -40,6 +42,11 @@ def number(value: float, unit: str = "") -> str:
     factor, shown = scale_for(unit, [value])
     text = f"{value / factor:.3g}"
     return f"{text} {shown}".strip() if shown else text
+
+
+def signed(value: float, unit: str = "") -> str:
+    """``+8.8%``: a change with its sign, three significant digits."""
+    return f"{value:+.3g}{unit}"
 
 
 def interval(row: pd.Series, unit: str = "", signed: bool = False) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .content import Figure, Image, Section, Table
+from .content import Figure, Image, Section, Table, Text
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
@@ -23,6 +23,8 @@ figcaption { font-size: .9em; margin-top: .4em; } .note { color: #555; font-size
 th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } .samples { display: flex; flex-wrap: wrap; gap: 1em; }
 .samples figure { margin: 0; } .samples img { width: 220px; image-rendering: pixelated; }
+details { margin: 1em 0; } summary { cursor: pointer; color: #555; }
+td { overflow-wrap: anywhere; }
 """
 
 
@@ -46,12 +48,33 @@ def to_markdown(title: str, intro: str, sections: list[Section], out_dir: Path) 
         lines += ["", f"## {_md(section.title)}", ""]
         if section.note:
             lines += [f"_{_md(section.note)}_", ""]
-        for item in section.items:
+        shown, details = _split(section)
+        for item in shown:
             lines += _markdown_item(item, out_dir) + [""]
+        if details:  # GitHub renders <details> in Markdown; blank lines keep the Markdown inside it working
+            lines += ["<details>", f"<summary>{_md(_summary(details))}</summary>", ""]
+            for item in details:
+                lines += _markdown_item(item, out_dir) + [""]
+            lines += ["</details>", ""]
     return "\n".join(lines) + "\n"
 
 
+def _split(section: Section) -> tuple[list, list]:
+    """The items shown, and the long tables and figures collapsed under the section's details."""
+    return ([i for i in section.items if not getattr(i, "detail", False)],
+            [i for i in section.items if getattr(i, "detail", False)])
+
+
+def _summary(details: list) -> str:
+    tables = sum(isinstance(i, Table) for i in details)
+    figures = len(details) - tables
+    counted = [f"{n} {what}{'s' if n > 1 else ''}" for n, what in ((tables, "table"), (figures, "figure")) if n]
+    return f"Details: {' and '.join(counted)}"
+
+
 def _markdown_item(item, out_dir: Path) -> list[str]:
+    if isinstance(item, Text):
+        return [f"- {_md(line)}" for line in item.lines]
     if isinstance(item, Figure | Image):
         rel = Path(os.path.relpath(item.path, out_dir)).as_posix()
         if isinstance(item, Image):
@@ -88,10 +111,15 @@ def to_html(title: str, intro: str, sections: list[Section]) -> str:
         parts.append(f'<section id="{anchor(section.title)}"><h2>{html.escape(section.title)}</h2>')
         if section.note:
             parts.append(f'<p class="note">{html.escape(section.note)}</p>')
-        images = [i for i in section.items if isinstance(i, Image)]
-        parts += [_html_item(i) for i in section.items if not isinstance(i, Image)]
+        shown, details = _split(section)
+        images = [i for i in shown if isinstance(i, Image)]
+        parts += [_html_item(i) for i in shown if not isinstance(i, Image)]
         if images:
             parts.append('<div class="samples">' + "".join(_html_item(i) for i in images) + "</div>")
+        if details:
+            parts.append(f"<details><summary>{html.escape(_summary(details))}</summary>")
+            parts += [_html_item(i) for i in details]
+            parts.append("</details>")
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -102,6 +130,8 @@ def data_uri(path: Path) -> str:
 
 
 def _html_item(item) -> str:
+    if isinstance(item, Text):
+        return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in item.lines) + "</ul>"
     if isinstance(item, Image):
         return (f'<figure><img src="{data_uri(item.path)}" alt="{html.escape(item.caption, quote=True)}">'
                 f"<figcaption>{html.escape(item.caption)}</figcaption></figure>")

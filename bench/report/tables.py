@@ -12,7 +12,7 @@ from .stats import MACHINE_PHASES, cost_cells, per_variant_quality
 
 
 def tables_section(table: pd.DataFrame, env: dict[str, Any]) -> Section:
-    section = Section("Tables")
+    section = Section("Tables", "Every number behind the figures, per variant (open the details).")
     cost = cost_summary(cost_medians(table))
     if not cost.empty:
         section.items.append(Table("Cost per variant: median [interquartile range] over repeats", cost))
@@ -30,9 +30,12 @@ def tables_section(table: pd.DataFrame, env: dict[str, Any]) -> Section:
     if not checks.empty:
         section.items.append(Table("Checks", checks[["variant", "device", "phase", "metric", "value", "unit", "method",
                                                      "status", "message"]].reset_index(drop=True)))
-    section.items.append(failed_cells(table))
+    failed = failed_cells(table)
+    section.items.append(failed)
     section.items.append(Table("Environment of the run (env.json)", env_frame(env) if env else
                                pd.DataFrame({"note": ["this run folder has no env.json"]})))
+    for item in section.items:  # long tables, collapsed; failures stay in view
+        item.detail = item is not failed or failed.frame.empty
     return section
 
 
@@ -81,19 +84,27 @@ def block_summary(table: pd.DataFrame) -> pd.DataFrame:
     if cells.empty:
         return pd.DataFrame()
     cells = add_labels(cells.assign(block="total")).assign(block=cells["block"])
-    cells["column"] = cells["label"] + " [" + cells["unit"] + "]"
-    wide = cells.pivot_table(index=["variant", "setting", "block"], columns="column", values="value", aggfunc="first")
-    return wide.map(lambda v: f"{v:.4g}").reset_index()
+    columns = {}
+    for label, rows in cells.groupby("label"):  # each measurement in its own human unit (MB, GFLOP, ms)
+        factor, unit = scale_for(rows["unit"].iloc[0], rows["value"])
+        index = pd.MultiIndex.from_frame(rows[["variant", "setting", "block"]])
+        columns[f"{label} [{unit}]"] = pd.Series([f"{v / factor:.4g}" for v in rows["value"]], index=index)
+    return pd.DataFrame(columns).reset_index()
 
 
 def machine_summary(table: pd.DataFrame) -> pd.DataFrame:
     rows = table[table["phase"].isin(MACHINE_PHASES) & (table["status"] == "ok")]
     if rows.empty:
         return pd.DataFrame()
-    grouped = rows.groupby(["device", "dtype", "phase", "metric", "unit", "method"])["value"]
-    summary = pd.DataFrame({"median": grouped.median(), "min": grouped.min(), "max": grouped.max(),
-                            "rows": grouped.count()})
-    return summary.map(lambda v: f"{v:.4g}").reset_index()
+    out = []
+    for (device, dtype, phase, metric, unit, method), group in rows.groupby(
+            ["device", "dtype", "phase", "metric", "unit", "method"]):
+        factor, shown = scale_for(unit, group["value"])
+        values = group["value"] / factor
+        out.append({"device": device, "dtype": dtype, "phase": phase, "metric": metric, "unit": shown,
+                    "method": method, "median": f"{values.median():.4g}", "min": f"{values.min():.4g}",
+                    "max": f"{values.max():.4g}", "rows": len(values)})
+    return pd.DataFrame(out)
 
 
 def failed_cells(table: pd.DataFrame) -> Table:

@@ -110,16 +110,19 @@ def timing_blocks(table: pd.DataFrame) -> pd.DataFrame:
 
 def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
                    n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
-    """Every axis's main effect and the A/A control, per setting, phase and timed metric, as % change."""
+    """Every axis's main effect and the A/A control, per base config, setting, phase and timed metric, as %
+    change."""
     rows = timing_blocks(table)
     out = []
-    for (setting, phase, metric), frame in rows.groupby(["setting", "phase", "metric"], sort=True):
+    for (base, setting, phase, metric), frame in rows.groupby(["base_config", "setting", "phase", "metric"],
+                                                              sort=True):
         fit = blocked_factorial(frame, [*axes, "replica"], reference | {"replica": 0}, n_resamples=n_resamples)
         if fit.empty:
             continue
         baseline = frame.loc[frame["replica"] == 1, "variant"]
         # object columns: a level may be a number (heads, replica) or a name (the control's models)
-        fit = fit.astype({"reference": object, "level": object}).assign(setting=setting, phase=phase, metric=metric)
+        fit = fit.astype({"reference": object, "level": object}).assign(base_config=base, setting=setting,
+                                                                         phase=phase, metric=metric)
         is_control = fit["factor"] == "replica"
         fit.loc[is_control, "factor"] = CONTROL
         if len(baseline):
