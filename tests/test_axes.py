@@ -2,6 +2,7 @@
 import importlib
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,8 +17,9 @@ TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolut
 
 
 @pytest.fixture
-def activation_axis():
+def activation_axis(monkeypatch):
     """The plugin's axis, imported here and removed afterwards so no other test sees it."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
     module = importlib.import_module("extra_axis")
     yield AXES["activation"]
     AXES.pop("activation")

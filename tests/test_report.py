@@ -291,7 +291,7 @@ def test_report_has_every_section_and_figure(runs):
 def test_readings_state_numbers_from_the_data(runs):
     markdown = (runs["full"] / "report.md").read_text()
     # the synthetic run makes conv_transpose 10% cheaper in FLOPs and checkpointing save 60% of saved bytes
-    assert "nearest_conv → conv_transpose on cpu: forward/flops -10% (exact, n=4)" in markdown
+    assert "nearest_conv → conv_transpose on cpu: train_step/flops -10% (exact, n=4)" in markdown
     assert "saved_tensor_bytes -60% (exact, n=4)" in markdown
     assert "real-data floor" in markdown and "not resolved: " in markdown
     assert "Noise floor (A/A control: the baseline timed twice as two instances): inference on cpu " in markdown
