@@ -156,7 +156,8 @@ def noise_floor(effects: pd.DataFrame, base: str, table: pd.DataFrame) -> str:
     floor = floor[floor["metric"] == "fd"]
     if len(floor):
         row = floor.iloc[0]
+        spread = f"[{row['low']:.3g}, {row['high']:.3g}] over {int(row['n'])} seeds" if pd.notna(row["low"]) else \
+            f"(n={int(row['n'])}: no interval)"
         text += (f"; real-versus-real FD (two real samples of the same N={int(row['sample_size'])}) "
-                 f"{row['mean']:.3g} [{row['low']:.3g}, {row['high']:.3g}] over {int(row['n'])} seeds, the "
-                 "smallest FD any model can reach at that N")
+                 f"{row['mean']:.3g} {spread}, the smallest FD a model can be told apart from at that N")
     return text + "."
