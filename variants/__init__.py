@@ -12,7 +12,8 @@ from .unet import UNet, build
 from .upsample import UPSAMPLERS, Upsampler
 
 __all__ = [
-    "ATTENTIONS", "AXES", "AttentionBlock", "Axis", "BASES", "DESIGNS", "Downsample", "FASHION_MNIST_BASE", "NOISE_EMBEDDINGS", "NoiseEmbedding", "Registry",
+    "ATTENTIONS", "AXES", "AttentionBlock", "Axis", "BASES", "DESIGNS", "Downsample", "FASHION_MNIST_BASE",
+    "NOISE_EMBEDDINGS", "NoiseEmbedding", "Registry",
     "ResnetBlock", "TIME_INJECTIONS", "TimeInjection", "UNet", "UNetSpec", "UPSAMPLERS", "Upsampler", "add_axis",
     "build", "default_grid", "get_axis", "grid", "parse_axis",
 ]

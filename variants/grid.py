@@ -26,7 +26,8 @@ def grid(base: UNetSpec = FASHION_MNIST_BASE, design: str = "factorial", **axes:
     for name, vals in values.items():
         get_axis(name)
         if not vals:
-            raise ValueError(f"{name}: no values given; valid: at least one, e.g. {AXES[name].values or (AXES[name].default,)}")
+            example = AXES[name].values or (AXES[name].default,)
+            raise ValueError(f"{name}: no values given; valid: at least one, e.g. {example}")
     if design == "factorial":
         values = default_grid() | values
         combos = [dict(zip(values, combo)) for combo in itertools.product(*values.values())]

@@ -46,7 +46,8 @@ class UNetSpec:
         doc="where attention runs besides the middle (ADM Table 1: 16 against 32, 16 and 8); "
             "values depend on the base's resolutions")
     # torch.utils.checkpoint around every ResnetBlock(+attention) and the middle
-    checkpoint: bool = axis(False, values=(False, True), in_default_grid=True, label=lambda v, spec: "ckpt" if v else None)
+    checkpoint: bool = axis(False, values=(False, True), in_default_grid=True,
+                            label=lambda v, spec: "ckpt" if v else None)
     attention: str = axis("sdpa", registry=ATTENTIONS, values=("sdpa", "ddpm"),
                           label=lambda v, spec: None if v == "sdpa" else f"attn_{v}")
     noise_embedding: str = axis("sincos", registry=NOISE_EMBEDDINGS, values=("sincos", "ddpm", "fourier"),

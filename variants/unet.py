@@ -91,7 +91,8 @@ class UNet(nn.Module, ModelMixin):
             self.downs.append(down)
 
         self.mid = Middle(
-            resnet(block_in, block_in), attention(block_in, spec.heads(block_in), spec.norm_groups), resnet(block_in, block_in)
+            resnet(block_in, block_in), attention(block_in, spec.heads(block_in), spec.norm_groups),
+            resnet(block_in, block_in),
         )
 
         self.ups = nn.ModuleList()

@@ -60,7 +60,8 @@ UNATTRIBUTED = "unattributed"
 # counted by FlopCounterMode either. fvcore's own list (shape and copy ops) is kept as well.
 IGNORED_OPS = (
     # activations and elementwise arithmetic (SiLU, residual adds, FiLM's scale and shift, dropout masks)
-    "aten::silu", "aten::silu_", "aten::gelu", "aten::relu", "aten::relu_", "aten::add", "aten::add_", "aten::sub", "aten::rsub", "aten::mul",
+    "aten::silu", "aten::silu_", "aten::gelu", "aten::relu", "aten::relu_", "aten::add", "aten::add_", "aten::sub",
+    "aten::rsub", "aten::mul",
     "aten::mul_", "aten::div", "aten::div_", "aten::neg", "aten::addcmul",
     # drawing dropout's keep mask on CPU (variants/resnet.py): random numbers and a comparison
     "aten::rand", "aten::ge",

@@ -57,8 +57,8 @@ def compare_sections(a: Run, b: Run, figures_dir: Path) -> list[Section]:
         section.items.append(Table(f"{what.capitalize()}: changes beyond both runs' noise floors",
                                    _ratio_table(flagged, label_a, label_b),
                                    "" if len(flagged) else "None: every change is within the noise."))
-        section.items.append(Table(f"{what.capitalize()}: every value and ratio", _ratio_table(ratios, label_a, label_b),
-                                   detail=True))
+        section.items.append(Table(f"{what.capitalize()}: every value and ratio",
+                                   _ratio_table(ratios, label_a, label_b), detail=True))
     sections = [section, _side_by_side(a, b, figures_dir, across_devices)]
     failed = pd.concat([failed_cells(r.table).frame.assign(run=label) for r, label in ((a, label_a), (b, label_b))])
     env = env_frame(a.env).merge(env_frame(b.env), on="field", how="outer", suffixes=(f" ({label_a})", f" ({label_b})"))

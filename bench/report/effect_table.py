@@ -26,7 +26,8 @@ from statsmodels.stats.multitest import multipletests
 from .stats import AXES, references, cost_effects, quality_effects, t_interval
 from .timing import CONTROL, METHOD as TIMING_METHOD, MIN_ROUNDS_TO_TEST, timing_effects
 
-COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric", "unit", "estimate", "ci_low", "ci_high",
+COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric", "unit", "estimate", "ci_low",
+           "ci_high",
            "n", "p_value", "p_adjusted", "resolved", "method")
 ALPHA = 0.05
 CORRECTION = "holm"
@@ -73,7 +74,8 @@ def _time(table: pd.DataFrame) -> pd.DataFrame:
         return fits
     return pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
-        "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"], "metric": fits["metric"], "unit": "%",
+        "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
+        "metric": fits["metric"], "unit": "%",
         "estimate": fits["estimate"], "ci_low": fits["ci_low"], "ci_high": fits["ci_high"], "n": fits["n"],
         "p_value": fits["p_value"], "method": f"{TIMING_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
     })

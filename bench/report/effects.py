@@ -81,9 +81,10 @@ def axis_effects_section(effects: pd.DataFrame, figures_dir: Path) -> Section:
         for kind, subset in (("cost", rows[rows["unit"] == "%"]), ("quality", rows[rows["unit"] != "%"])):
             if subset.empty:
                 continue
-            title = f"{axis}: {'% change of each cost' if kind == 'cost' else 'quality difference'}, everything else equal"
+            what = "% change of each cost" if kind == "cost" else "quality difference"
+            title = f"{axis}: {what}, everything else equal"
             subset = add_effect_labels(subset)
-            key = subset[[(phase, metric) in KEY_MEASUREMENTS for phase, metric in zip(subset["phase"], subset["metric"])]]
+            key = subset[[pair in KEY_MEASUREMENTS for pair in zip(subset["phase"], subset["metric"])]]
             shown = key if len(key) else subset
             section.items.append(save_figure(effect_forest(shown, title), figures_dir, f"effect_{axis}_{kind}", title,
                                              effects_reading(shown)))

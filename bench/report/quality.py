@@ -68,7 +68,8 @@ def _cost_axes(table: pd.DataFrame, quality: pd.DataFrame):
         devices = list(cells["device"].unique())
         quality_devices = table.loc[table["kind"] == "quality", "device"].unique()
         device = next((d for d in devices if d in quality_devices), devices[0])
-        for metric, unit, what in (("flops", "FLOP", "training-step FLOPs"), ("seconds_per_iter", "s", "training-step time")):
+        for metric, unit, what in (("flops", "FLOP", "training-step FLOPs"),
+                                   ("seconds_per_iter", "s", "training-step time")):
             rows = cells[(cells["phase"] == "train_step") & (cells["metric"] == metric) & (cells["unit"] == unit)
                          & (cells["device"] == device)]
             if not rows.empty:
