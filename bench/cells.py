@@ -73,7 +73,7 @@ class Cell:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["spec"] = self.spec.to_dict() if self.spec else None
         data["members"] = [m.to_dict() for m in self.members]
-        if not self.members:  # cells that predate timing groups keep their ids
+        if not self.members:  # only timing cells have members: other cells' JSON stays short
             del data["members"]
         if not self.replica:
             del data["replica"]

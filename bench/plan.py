@@ -18,7 +18,7 @@ from .cells import Cell
 from .measure.execution import executions
 from .measure.rounds import memory_budget, timing_cells
 from .peers import get_peer
-from .presets import Sweep, get_preset, load_sweep
+from .presets import DEVICES, Sweep, get_preset, load_sweep
 
 PARTS = ("cost", "quality")
 # Beyond these a count is a typo, and would fail only later: torch takes threads as a C int, every seed is a
@@ -68,7 +68,9 @@ class Plan:
 
     def config(self) -> dict[str, Any]:
         """What must match for --resume to continue a run (not where or how it runs), as JSON holds it."""
-        config = self.sweep.to_dict() | {
+        # the sweep's name, description and time priors do not change what is measured
+        sweep = {k: v for k, v in self.sweep.to_dict().items() if k not in ("name", "description", "seconds_per_cell")}
+        config = sweep | {
             "base": self.base.to_dict(), "parts": list(self.options.parts), "threads": self.options.threads,
             "plugins": list(self.options.plugins), "shard": list(self.options.shard) if self.options.shard else None}
         return json.loads(json.dumps(config))
@@ -128,12 +130,12 @@ def _resolve(options: SweepOptions) -> Sweep:
 
 def _devices(names: tuple[str, ...]) -> tuple[str, ...]:
     if not names:
-        raise ValueError("--device: no device given; valid: cpu, cuda, auto")
+        raise ValueError(f"--device: no device given; valid: {', '.join(DEVICES)}")
     if "auto" in names:
         names = tuple(n for n in names if n != "auto") + (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
     for device in names:
-        if device not in ("cpu", "cuda"):
-            raise ValueError(f"--device {device!r} is invalid; valid: cpu, cuda, auto (comma-separated)")
+        if device not in DEVICES:
+            raise ValueError(f"--device {device!r} is invalid; valid: {', '.join(DEVICES)} (comma-separated)")
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for, but torch sees no CUDA device "
                              f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu")

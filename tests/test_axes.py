@@ -41,7 +41,7 @@ def test_every_registry_is_sweepable_including_attention():
     assert parse_axis("checkpoint=on,off") == ("checkpoint", (True, False))
     with pytest.raises(ValueError, match=r"--axis attention='flash' is not a registered variant; valid: sdpa"):
         parse_axis("attention=flash")
-    with pytest.raises(ValueError, match=r"--axis attn_resolutions value '8,4' is invalid|--axis attn_resolutions"):
+    with pytest.raises(ValueError, match=r"--axis attn_resolutions value '8;4' is invalid; valid: resolutions joined"):
         parse_axis("attn_resolutions=8;4")
 
 
@@ -71,6 +71,7 @@ def test_an_axis_added_from_outside_is_validated_named_serialised_and_built(acti
     gelu = TINY.replace(activation="gelu")
     assert gelu.name == "nearest_conv+additive+1h+gelu"
     assert TINY.replace(activation="silu") == TINY  # the default level is the same spec, plugin or not
+    assert UNetSpec.from_dict({**TINY.to_dict(), "activation": "silu"}) == TINY
     assert UNetSpec.from_json(gelu.to_json()) == gelu
     assert json.loads(gelu.to_json())["activation"] == "gelu"
     assert any(isinstance(m, torch.nn.GELU) for m in build(gelu).modules())
@@ -115,6 +116,9 @@ def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_one_at_a_time
     ("base = 'imagenet'", "bad.toml: base = 'imagenet' is invalid; valid: one of digits8"),
     ("quality = 'imagenet'", "bad.toml: quality = 'imagenet' is invalid; valid: one of smoke"),
     ("devices = 'cpu'", "bad.toml: devices = 'cpu' is invalid; valid: a list of str values"),
+    ("rounds = 5", "bad.toml: rounds = 5 is invalid; valid: a table of warmup"),
+    ("base = ['digits8']", "bad.toml: base = ['digits8'] is invalid; valid: one of digits8"),
+    ("quality = ['quick']", "bad.toml: quality = ['quick'] is invalid; valid: one of smoke"),
     ("base = ", "bad.toml: not valid TOML"),
 ])
 def test_a_bad_sweep_file_fails_naming_the_key_the_value_and_what_is_valid(tmp_path, text, message):
@@ -144,6 +148,8 @@ memory_format = ["contiguous", "channels_last"]
 min_rounds = 4
 """)
     sweep = load_sweep(path)
+    assert (sweep.name, sweep.description, sweep.base, sweep.devices, sweep.quality) == (
+        "mine", "heads at the smoke shape", "digits8", ("cpu",), "smoke")
     assert (sweep.name, sweep.batch_size, sweep.design, sweep.seeds) == ("mine", 8, "one_at_a_time", 2)
     assert sweep.axes == {"attn_heads": (1, 2), "attn_resolutions": ((4,), (8, 4))}
     assert sweep.memory_formats == ("contiguous", "channels_last") and sweep.rounds.min_rounds == 4

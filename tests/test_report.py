@@ -330,7 +330,7 @@ def test_two_runs_side_by_side_with_ratios(runs):
     ratio, low, high = map(float, re.findall(r"[\d.]+", by_measure["inference/images_per_s"][0]))
     assert ratio == pytest.approx(4.0, rel=0.1) and low < ratio < high  # resampled rounds: a real interval
     assert by_measure["inference/images_per_s"][1] == "yes"  # 4x is far beyond both A/A floors
-    assert "Caution, the runs differ" not in markdown or "cost base_config" not in markdown
+    assert "Caution, the runs differ" not in markdown  # same base, batch, dtype and threads in both
     assert "No quality measurement appears in both runs" in markdown
 
 
@@ -488,3 +488,16 @@ def test_the_verdict_opens_the_report_and_is_effects_csv_in_other_words(runs):
     # a sentence per switch, in words
     assert re.search(r"^- upsample nearest_conv → conv_transpose: .*: (better|worse|no resolved difference in "
                      r"quality)\.$", markdown, flags=re.M)
+
+
+def test_runs_that_cost_two_networks_are_compared_network_by_network(tmp_path):
+    table = synthetic_table(quality=False)
+    other = table[table["kind"].isin(["cost", "timing"])].assign(
+        base_config="other", cell_id=lambda t: t["cell_id"] + "-other")
+    run = write_run(tmp_path / "two-bases", pd.concat([table, other], ignore_index=True), samples=False)
+    write_report([run, run], tmp_path / "self")
+    markdown = (tmp_path / "self" / "report.md").read_text()
+    rows = [line for line in markdown.splitlines()
+            if line.startswith("| nearest_conv+additive+1h |") and "| train_step/flops" in line]
+    labels = sorted(line.split("|")[4].strip() for line in rows)
+    assert labels == ["train_step/flops · digits8", "train_step/flops · other"]  # never digits8 against other

@@ -22,7 +22,7 @@ class Axis:
     """One ablation axis.
 
     default:  the reference level (the smalldiffusion baseline); effects are measured against it
-    values:   the levels a sweep tries when asked for this axis without values (``()``: they depend on the base)
+    values:   the levels `bench list` offers and the default grid sweeps (``()``: they depend on the base)
     in_default_grid: swept by the default grid (the mission's 16 variants); other axes stay at the base's value
     registry: for a string axis, the variants it names
     minimum:  for an integer axis, the smallest valid value

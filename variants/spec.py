@@ -62,7 +62,7 @@ class UNetSpec:
 
     def __post_init__(self) -> None:
         # JSON has no tuples: accept lists so that from_json(to_json(s)) == s.
-        for name in ("ch_mult", "attn_resolutions"):
+        for name in ("ch_mult", *(n for n, a in AXES.items() if a.type is tuple and a.apply is None)):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
@@ -207,14 +207,13 @@ class UNetSpec:
         unknown = sorted(set(data) - {f.name for f in fields} - added)
         if unknown:
             raise ValueError(f"unknown UNetSpec field(s) {unknown}; valid: {sorted(f.name for f in fields)}")
-        extra = {name: AXES[name].parse_json(data.pop(name)) for name in sorted(added & set(data))}
-        if extra:
-            data = {**data, "extra_axes": tuple(extra.items())}
         missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in data]
         if missing:
             raise ValueError(f"UNetSpec field(s) {missing} missing; valid: every one of "
                              f"{[f.name for f in fields if f.default is dataclasses.MISSING]} given")
-        return cls(**data)
+        own = {k: v for k, v in data.items() if k not in added}
+        extra = {name: AXES[name].parse_json(data[name]) for name in sorted(added & set(data))}
+        return cls(**own).replace(**extra)  # replace: an added axis at its reference level is left out
 
     @classmethod
     def from_json(cls, text: str) -> UNetSpec:

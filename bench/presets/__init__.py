@@ -147,7 +147,7 @@ class _Reader:
                 return UNetSpec.from_dict(value)
             except ValueError as err:
                 raise ValueError(f"{self.where}: base: {err}") from err
-        if value not in BASES:
+        if not isinstance(value, str) or value not in BASES:
             raise self.fail("base", value, f"one of {', '.join(BASES)}, or a table of UNetSpec fields")
         return value
 
@@ -172,6 +172,8 @@ class _Reader:
     def rounds(self) -> RoundsBudget:
         fields = {f.name: f for f in dataclasses.fields(RoundsBudget)}
         given = self.raw("rounds", {})
+        if not isinstance(given, dict):
+            raise self.fail("rounds", given, f"a table of {', '.join(fields)}")
         values = {k: self.get(f"rounds.{k}", (int, float) if fields[k].type == "float" else int, None)
                   for k in given if k in fields}
         try:
@@ -185,7 +187,7 @@ class _Reader:
         value = self.raw("quality", "")
         if value == "":
             return None
-        if value not in QUALITY_PRESETS:
+        if not isinstance(value, str) or value not in QUALITY_PRESETS:
             raise self.fail("quality", value, f"one of {', '.join(QUALITY_PRESETS)}, or \"\" for cost only")
         return value
 

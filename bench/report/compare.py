@@ -36,7 +36,10 @@ def compare_sections(a: Run, b: Run, figures_dir: Path) -> list[Section]:
     # Two single-device runs on different devices (the CPU vs CUDA case) are matched across devices, each
     # execution option (dtype, memory format, compilation) with the same option.
     across_devices = devices_a != devices_b and len(devices_a) == 1 and len(devices_b) == 1
-    match = ("variant", "execution", "label", "unit") if across_devices else ("variant", "setting", "label", "unit")
+    # Runs laid out alike (a quick run costs two networks) are matched network by network.
+    shared_bases = bool(set(a.table["base_config"]) & set(b.table["base_config"]) - {""})
+    match = ("variant", *(("base_config",) if shared_bases else ()), *(() if across_devices else ("device",)),
+             "execution", "label", "unit")
     how = (f"matched by variant and measurement across devices ({', '.join(devices_a)} vs {', '.join(devices_b)})"
            if across_devices else "matched by variant, device and measurement")
     cost = _ratios(_cost_values(a), _cost_values(b), match, np.median, (_time_floor(a), _time_floor(b)))
@@ -74,7 +77,7 @@ def _cost_values(run: Run) -> pd.DataFrame:
     rows = add_labels(rows[rows["block"] == "total"]) if not rows.empty else rows
     if rows.empty:
         return rows
-    keys = ["variant", "setting", "execution", "label", "unit", "metric"]
+    keys = ["variant", "base_config", "device", "setting", "execution", "label", "unit", "metric"]
     return rows.groupby(keys, sort=True)["value"].apply(lambda v: v.to_numpy(float)).rename("values").reset_index()
 
 
@@ -119,9 +122,10 @@ def _ratios(a: pd.DataFrame, b: pd.DataFrame, match: tuple[str, ...], statistic,
         low, high = _ratio_interval(row["values_a"], row["values_b"], statistic, exact, rng)
         floor, beyond = _beyond_floor(row, value_a, value_b, floors, exact)
         out.append({"value_a": value_a, "value_b": value_b, "ratio": value_b / value_a if value_a else np.nan,
-                    "low": low, "high": high, "floor": floor, "flag": beyond and not low <= 1 <= high})
+                    "low": low, "high": high, "floor": floor,
+                    "flag": beyond and pd.notna(low) and not low <= 1 <= high})
     merged = pd.concat([merged, pd.DataFrame(out, index=merged.index)], axis=1)
-    for column in ("setting", "execution"):
+    for column in ("base_config", "device", "execution"):
         if column in match and merged[column].nunique() > 1:
             merged["label"] = merged["label"] + " · " + merged[column].replace("", "default")
     return merged
@@ -146,12 +150,11 @@ def _beyond_floor(row: dict, value_a: float, value_b: float, floors: tuple[dict,
     """The noise floor a change must exceed (the larger of the two runs'), in words, and whether it does."""
     if exact:
         return "none (exact count)", value_a != value_b
-    if "setting" in row or "setting_a" in row:  # a cost
+    if "setting_a" in row:  # a cost
         if row["unit"] not in TIMED_UNITS:
             return "n/a (no control for this measurement)", False
         phase = row["label"].split("/")[0]
-        settings = (row.get("setting", row.get("setting_a")), row.get("setting", row.get("setting_b")))
-        bounds = [floor.get((setting, phase)) for floor, setting in zip(floors, settings)]
+        bounds = [floor.get((row[setting], phase)) for floor, setting in zip(floors, ("setting_a", "setting_b"))]
         if None in bounds:
             return "n/a (a run has no A/A control)", False
         return f"±{max(bounds):.3g}% (A/A)", abs(100 * (value_b / value_a - 1)) > max(bounds)
@@ -162,8 +165,7 @@ def _beyond_floor(row: dict, value_a: float, value_b: float, floors: tuple[dict,
 
 
 def _ratio_table(ratios: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:
-    columns = [c for c in ("variant", "setting", "execution", "setting_a", "setting_b", "label")
-               if c in ratios.columns]
+    columns = [c for c in ("variant", "setting_a", "setting_b", "label") if c in ratios.columns]
     table = ratios[columns].copy()
     table[label_a] = [number(v, u) for v, u in zip(ratios["value_a"], ratios["unit"])]
     table[label_b] = [number(v, u) for v, u in zip(ratios["value_b"], ratios["unit"])]
@@ -200,7 +202,8 @@ def _side_by_side(a: Run, b: Run, figures_dir: Path, across_devices: bool) -> Se
 def _config_differences(a: Run, b: Run) -> str:
     """Configuration columns whose values differ between the runs' cost cells (or quality cells)."""
     differ = []
-    for kind, columns in (("cost", ("base_config", "batch_size", "dtype", "threads")), ("quality", ("dataset",))):
+    for kind, columns in (("cost", ("base_config", "batch_size", "dtype", "threads")),
+                          ("quality", ("quality_preset", "dataset", "base_config"))):
         rows_a, rows_b = a.table[a.table["kind"] == kind], b.table[b.table["kind"] == kind]
         if rows_a.empty or rows_b.empty:
             continue

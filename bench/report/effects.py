@@ -15,6 +15,7 @@ from .plots import effect_forest
 from .readings import describe_effect
 from .stats import AXES, references
 from .timing import CONTROL, timing_effects
+from .verdict import COSTS, QUALITY
 
 METHOD = ("Every row is one effect from effects.csv: switching one axis from its reference level, everything else "
           "equal, in one setting (device, dtype, memory format, compilation). Time: a blocked factorial model of "
@@ -24,11 +25,9 @@ METHOD = ("Every row is one effect from effects.csv: switching one axis from its
           f"Resolved: {CORRECTION_TEXT}.")
 
 
-# What an axis figure shows (the rest is in its table): time, memory, FLOPs, parameters, FD, held-out loss.
-KEY_MEASUREMENTS = {("train_step", "seconds_per_iter"), ("inference", "seconds_per_iter"),
-                    ("train_step", "peak_rss_bytes"), ("train_step", "peak_allocated_bytes"),
-                    ("train_step", "saved_tensor_bytes"), ("train_step", "flops"), ("model", "params"),
-                    ("sample", "fd"), ("train (final step)", "heldout_loss")}
+# What an axis figure shows (the rest is in its table): the verdict's measurements.
+KEY_MEASUREMENTS = {(phase, metric) for _, phase, metrics in COSTS for metric in metrics} | {
+    (phase, metric) for _, phase, metric in QUALITY}
 
 
 def noise_section(table: pd.DataFrame, effects: pd.DataFrame) -> Section:

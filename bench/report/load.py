@@ -9,19 +9,21 @@ import pandas as pd
 
 from variants import AXES
 
-from ..schema import BOOL_COLUMNS, INT_COLUMNS
+from ..schema import BOOL_COLUMNS, INT_COLUMNS, columns
 from ..store import read_json, read_part
 
 # Without these the table cannot be read as measurements at all.
 REQUIRED = ("kind", "variant", "phase", "metric", "value", "unit", "status")
-# Filled with a neutral default when a table predates (or postdates) a column, so a report still renders; an
-# axis a table predates was at its reference level.
+# Filled with a neutral default when a table predates a column, so a report still renders; an axis column a
+# table predates gets the axis's reference level (one level: no effect is claimed for it).
 OPTIONAL: dict[str, Any] = {
     "run_id": "", "cell_id": "", "block": "total", "method": "", "message": "", "device": "", "device_name": "",
     "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": pd.NA, "batch_size": pd.NA,
     "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA,
     "peer": "", "memory_format": "contiguous", "compile": False, "replica": 0, "position": pd.NA,
 }
+# Columns the report derives (add_setting); a table saved after normalise has them already.
+DERIVED = ("execution", "setting")
 # Execution options at these values (or unrecorded) are the default and go unnamed in a setting's label.
 DEFAULT_DTYPES = ("", "float32")
 DEFAULT_MEMORY_FORMATS = ("", "contiguous")
@@ -60,6 +62,10 @@ def read_table(root: Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
         raise ValueError(f"metrics table of {root.name!r} lacks column(s) {missing}; valid: bench.schema.columns()")
+    unknown = sorted(set(table.columns) - set(columns()) - set(DERIVED))
+    if unknown:  # an axis a plugin added: without it its levels would be pooled into every effect
+        raise ValueError(f"metrics table of {root.name!r} has column(s) {unknown} that no declared axis names; "
+                         "valid: pass --import with the module that added them (the run's plugins: run.json)")
     return normalise(table)
 
 

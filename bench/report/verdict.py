@@ -1,6 +1,7 @@
 """Section: the verdict. One row per axis switch: what it costs and what it buys, on the same network.
 
-Built from effects.csv (effect_table.py) alone, so the verdict and the file cannot disagree. Costs are taken at
+Every estimate is a row of effects.csv (effect_table.py), so the verdict and the file cannot disagree; only
+the context (training steps, data set, the real-versus-real floor, the checkpoint check) comes from the table. Costs are taken at
 the network the quality cells trained (same base config) when the run measured it; the costs of the cost
 sweep's own base follow as "the same choice at a larger scale".
 """
@@ -41,13 +42,17 @@ def verdict_section(effects: pd.DataFrame, table: pd.DataFrame) -> Section:
     cost_bases = sorted(set(effects.loc[effects["unit"] == "%", "base_config"]))
     main = quality_base if quality_base in cost_bases else (cost_bases[0] if cost_bases else quality_base)
     context = _quality_context(table, quality_base)
-    section.items.append(Text([_sentence(effects, s, main, quality_base, context) for s in switches.itertuples()]))
+    checks = table[table["kind"] == "check"]
+    checked = len(checks) > 0 and bool((checks["status"] == "ok").all())
+    section.items.append(Text([_sentence(effects, s, main, quality_base, context, checked)
+                               for s in switches.itertuples()]))
     title = f"Cost and quality of each switch: costs on {main}" + (
         f", quality on {quality_base} ({context})" if quality_base else "")
     section.items.append(Table(title, verdict_frame(effects, switches, main, quality_base)))
     for base in (b for b in cost_bases if b != main):
         frame = verdict_frame(effects, switches, base, None)
-        section.items.append(Table(f"The same choice at a larger scale: costs on {base} (no quality measured there)",
+        scale = "at a larger scale" if _params(table, base) > _params(table, main) else "on another network"
+        section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)",
                                    frame[[c for c in frame.columns if c not in dict((q[0], 0) for q in QUALITY)]]))
     section.items.append(Text([noise_floor(effects, main, table)]))
     return section
@@ -95,7 +100,8 @@ def _cell(row: pd.Series | None) -> str:
     return text + (RESOLVED if bool(row["resolved"]) else "")
 
 
-def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str | None, context: str) -> str:
+def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str | None, context: str,
+              checked: bool) -> str:
     mine = effects[(effects["axis"] == switch.axis) & (effects["from_level"] == switch.from_level)
                    & (effects["to_level"] == switch.to_level)]
     parts = []
@@ -108,8 +114,10 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str |
                 if row is not None and bool(row["resolved"])]
     if resolved:
         parts.append(", ".join(resolved))
-    elif any(row is not None for _, row in times):
+    elif any(row is not None and pd.notna(row["ci_low"]) for _, row in times):
         parts.append("time within noise")
+    elif any(row is not None for _, row in times):
+        parts.append("time untested (too few rounds)")
     saved = _pick(mine, cost_base, "train_step", ("saved_tensor_bytes",), "%")
     if saved is not None and abs(saved["estimate"]) >= 1:  # smaller changes are rounding of a few tensors
         parts.append(f"saved activations {signed(saved['estimate'], '%')}")
@@ -121,11 +129,17 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str |
         parts.append(f"FD {_cell(fd).removesuffix(RESOLVED)} {context}")
         judgement = ("better" if fd["estimate"] < 0 else "worse") if bool(fd["resolved"]) else \
             "no resolved difference in quality"
-    elif switch.axis == "checkpoint":
-        judgement = "the same function, so the same quality (checked)"
+    elif switch.axis == "checkpoint" and checked:
+        judgement = "the same function, so the same quality (checked: same losses with it on and off)"
     else:
         judgement = "quality not measured"
     return f"{switch.axis} {switch.from_level} → {switch.to_level}: {', '.join(parts)}: {judgement}."
+
+
+def _params(table: pd.DataFrame, base: str) -> float:
+    """The largest parameter count of our models at ``base`` (0 if none was counted)."""
+    rows = table[(table["base_config"] == base) & (table["metric"] == "params") & (table["peer"] == "")]
+    return float(rows["value"].max()) if len(rows) else 0.0
 
 
 def _quality_base(effects: pd.DataFrame) -> str | None:
@@ -151,7 +165,7 @@ def noise_floor(effects: pd.DataFrame, base: str, table: pd.DataFrame) -> str:
     for _, row in control.iterrows():
         parts.append(f"{row['phase']} {describe_effect(row)}")
     text = ("Noise floor: the A/A control (the baseline timed twice, as two instances) reads "
-            + "; ".join(parts) + "" if parts else "Noise floor: no A/A timing control in this run")
+            + "; ".join(parts) if parts else "Noise floor: no A/A timing control in this run")
     floor = per_variant_quality(table, "floor")
     floor = floor[floor["metric"] == "fd"]
     if len(floor):
