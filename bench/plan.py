@@ -225,10 +225,11 @@ def _quality_cells(sweep: Sweep, options: SweepOptions) -> list[Cell]:
     common = dict(device=device, threads=threads, quality=sweep.quality, dataset=config.dataset,
                   base_config=base_name(config.base))
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
-    functional = list(dict.fromkeys(s.replace(checkpoint=False) for s in _variants(config.base, sweep)))
+    variants = _variants(config.base, sweep)
+    functional = list(dict.fromkeys(s.replace(checkpoint=False) for s in variants))
     cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
     cells += [Cell("quality", spec, seed=seed, **common) for spec in functional for seed in seeds]
-    if any(s.checkpoint for s in _variants(config.base, sweep)):
+    if any(s.checkpoint for s in variants):
         cells.append(Cell("check", functional[0].replace(checkpoint=True), seed=0, **common))
     return cells
 

@@ -38,16 +38,16 @@ def columns() -> tuple[str, ...]:
     return (*MODEL_COLUMNS, *AXES, *SETTING_COLUMNS, *MEASUREMENT_COLUMNS)
 
 
+def dtypes() -> dict[str, str]:
+    """The dtype of every column that is not text: the axes' own, nullable integers, booleans, float values."""
+    typed_axes = {name: axis.dtype for name, axis in AXES.items() if axis.dtype != "str"}
+    return typed_axes | dict.fromkeys(INT_COLUMNS, "Int64") | dict.fromkeys(BOOL_COLUMNS, "bool") | {"value": "float64"}
+
+
 def typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every column's dtype: nullable integers, booleans, float values, text elsewhere."""
-    for name, axis in AXES.items():
-        if name in frame.columns and axis.dtype != "str":
-            frame[name] = frame[name].astype(axis.dtype)
-    for col in INT_COLUMNS:
-        frame[col] = frame[col].astype("Int64")
-    for col in BOOL_COLUMNS:
-        frame[col] = frame[col].astype("bool")
-    frame["value"] = frame["value"].astype("float64")
+    """``frame`` (with every column) with every column's dtype: ``dtypes()``, text elsewhere."""
+    for col, dtype in dtypes().items():
+        frame[col] = frame[col].astype(dtype)
     for col in frame.columns:
         if frame[col].dtype == object:
             frame[col] = frame[col].fillna("").astype(str)

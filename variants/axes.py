@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .checks import check_int, check_int_tuple, int_words
 from .registry import Registry
 
 TYPES = {"str": str, "int": int, "bool": bool, "tuple[int, ...]": tuple}
@@ -45,15 +46,12 @@ class Axis:
     # --- values ---------------------------------------------------------------------------------
     def check(self, value: Any) -> None:
         """Raise ValueError naming the axis, the value and what is valid."""
+        if self.type is int:
+            return check_int(self.name, value, self.minimum)
+        if self.type is tuple:
+            return check_int_tuple(self.name, value)
         if self.type is bool:
             ok, valid = isinstance(value, bool), "True or False"
-        elif self.type is int:
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= self.minimum
-            valid = "a positive integer" if self.minimum == 1 else f"an integer >= {self.minimum}"
-        elif self.type is tuple:
-            ok = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                                  for v in value)
-            valid = "a tuple of positive integers"
         elif self.registry is not None:
             ok = isinstance(value, str) and value in self.registry
             if not ok:
@@ -75,7 +73,7 @@ class Axis:
             return BOOL_WORDS[text.lower()]
         if self.type is int:
             if not text.isdecimal():
-                raise ValueError(f"{self.name} value {text!r} is invalid; valid: an integer >= {self.minimum}")
+                raise ValueError(f"{self.name} value {text!r} is invalid; valid: {int_words(self.minimum)}")
             value = int(text)
         elif self.type is tuple:
             parts = [] if text.lower() == "none" else text.split("+")

@@ -14,7 +14,7 @@ from typing import Any
 
 from .attention import ATTENTIONS
 from .axes import AXES, axis, collect
-from .checks import check_positive_int
+from .checks import check_int, check_int_tuple
 from .noise_embedding import NOISE_EMBEDDINGS
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
@@ -75,8 +75,8 @@ class UNetSpec:
     def validate(self) -> None:
         """Raise ValueError naming the field, the bad value and what is valid."""
         for name in ("in_dim", "in_ch", "out_ch", "ch", "embed_ch_mult", "num_res_blocks", "norm_groups"):
-            check_positive_int(name, getattr(self, name))
-        _check_int_tuple("ch_mult", self.ch_mult, allow_empty=False)
+            check_int(name, getattr(self, name))
+        check_int_tuple("ch_mult", self.ch_mult, allow_empty=False)
         if not isinstance(self.dropout, float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout!r} is invalid; valid: a float in [0, 1)")
         self._check_extra_axes()
@@ -232,13 +232,6 @@ class UNetSpec:
             if value != AXES[name].default:  # a spec at every default is the same spec, with or without plugins
                 extra[name] = value
         return dataclasses.replace(self, **changes, extra_axes=tuple(sorted(extra.items())))
-
-
-def _check_int_tuple(name: str, value: Any, allow_empty: bool) -> None:
-    ok = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    if not ok or (not allow_empty and not value):
-        what = "a non-empty" if not allow_empty else "a"
-        raise ValueError(f"{name}={value!r} is invalid; valid: {what} tuple of positive integers")
 
 
 collect(UNetSpec)

@@ -64,22 +64,23 @@ def load_sweep(path: Path) -> Sweep:
 
 def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
     reader = _Reader(data, where)
+    default = Sweep(name=name)  # a key left out keeps Sweep's own default
     sweep = Sweep(
         name=name,
-        description=reader.get("description", str, ""),
-        base=reader.base(),
-        batch_size=reader.get("batch_size", int, 16, positive=True),
-        design=reader.choice("design", DESIGNS, "factorial"),
+        description=reader.get("description", str, default.description),
+        base=reader.base(default.base),
+        batch_size=reader.get("batch_size", int, default.batch_size, positive=True),
+        design=reader.choice("design", DESIGNS, default.design),
         axes=reader.axes(),
-        devices=reader.choices("devices", DEVICES, ("cpu",)),
-        memory_formats=reader.choices("execution.memory_format", MEMORY_FORMATS, ("contiguous",)),
-        dtypes=reader.choices("execution.dtype", DTYPES, ("float32",)),
-        compile=tuple(reader.list_of("execution.compile", bool, [False])),
-        peers=tuple(reader.list_of("peers", str, [])),
+        devices=reader.choices("devices", DEVICES, default.devices),
+        memory_formats=reader.choices("execution.memory_format", MEMORY_FORMATS, default.memory_formats),
+        dtypes=reader.choices("execution.dtype", DTYPES, default.dtypes),
+        compile=tuple(reader.list_of("execution.compile", bool, list(default.compile))),
+        peers=tuple(reader.list_of("peers", str, list(default.peers))),
         rounds=reader.rounds(),
         quality=reader.quality(),
-        seeds=reader.get("seeds", int, 1, positive=True),
-        jobs=reader.get("jobs", int, 1, positive=True),
+        seeds=reader.get("seeds", int, default.seeds, positive=True),
+        jobs=reader.get("jobs", int, default.jobs, positive=True),
         seconds_per_cell=reader.table("seconds_per_cell", (int, float)),
     )
     reader.no_unknown_keys()
@@ -140,8 +141,8 @@ class _Reader:
             raise self.fail(key, value, "a table")
         return {k: self.get(f"{key}.{k}", kind, None) for k in value}
 
-    def base(self) -> str | UNetSpec:
-        value = self.raw("base", "fmnist28")
+    def base(self, default: str | UNetSpec) -> str | UNetSpec:
+        value = self.raw("base", default)
         if isinstance(value, dict):
             try:
                 return UNetSpec.from_dict(value)

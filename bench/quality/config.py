@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from variants import BASES, UNetSpec
-from variants.checks import check_positive_int
+from variants.checks import check_int
 
 from .data import DATASETS
 
@@ -85,11 +85,9 @@ class QualityConfig:
         for name in ("train_steps", "batch_size", "schedule_n", "eval_every", "loss_eval_n", "sigma_grid",
                      "sampler_steps", "sample_batch", "eval_n", "pr_k", "kid_subsets", "kid_subset_size",
                      "swd_projections", "grid_images", "classifier_epochs", "checkpoint_check_steps"):
-            check_positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name))
         for name in ("split_seed", "eval_seed", "classifier_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}={value!r} is invalid; valid: a non-negative integer")
+            check_int(name, getattr(self, name), minimum=0)
         if not _is_real(self.lr) or self.lr <= 0:
             raise ValueError(f"lr={self.lr!r} is invalid; valid: a positive float")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -26,9 +26,8 @@ from statsmodels.stats.multitest import multipletests
 from .stats import AXES, references, cost_effects, quality_effects, t_interval
 from .timing import CONTROL, METHOD as TIMING_METHOD, MIN_ROUNDS_TO_TEST, timing_effects
 
-COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric", "unit", "estimate", "ci_low",
-           "ci_high",
-           "n", "p_value", "p_adjusted", "resolved", "method")
+COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric", "unit", "estimate",
+           "ci_low", "ci_high", "n", "p_value", "p_adjusted", "resolved", "method")
 ALPHA = 0.05
 CORRECTION = "holm"
 CORRECTION_TEXT = (f"Holm's step-down correction over every tested effect of the run (family-wise error "
@@ -75,8 +74,8 @@ def _time(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
         "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
-        "metric": fits["metric"], "unit": "%",
-        "estimate": fits["estimate"], "ci_low": fits["ci_low"], "ci_high": fits["ci_high"], "n": fits["n"],
+        "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
+        "ci_high": fits["ci_high"], "n": fits["n"],
         "p_value": fits["p_value"], "method": f"{TIMING_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
     })
 
@@ -119,8 +118,7 @@ def _quality(table: pd.DataFrame) -> pd.DataFrame:
 def _row(axis, comparison, base, setting, phase, metric, unit, values, low, high, p, method) -> dict:
     from_level, to_level = comparison.split(" → ")
     return {"axis": axis, "from_level": from_level, "to_level": to_level, "base_config": base, "setting": setting,
-            "phase": phase,
-            "metric": metric, "unit": unit, "estimate": float(values.mean()), "ci_low": float(low),
+            "phase": phase, "metric": metric, "unit": unit, "estimate": float(values.mean()), "ci_low": float(low),
             "ci_high": float(high), "n": len(values), "p_value": p, "method": method}
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from variants import AXES
 
-from ..schema import BOOL_COLUMNS, INT_COLUMNS, columns
+from ..schema import columns, dtypes
 from ..store import read_json, read_part
 
 # Without these the table cannot be read as measurements at all.
@@ -75,15 +75,12 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
     for column, default in optional.items():
         if column not in table.columns:
             table[column] = default
-    typed_like = [(name, axis.dtype) for name, axis in AXES.items()]
-    typed_like += [(c, "Int64") for c in INT_COLUMNS] + [(c, "bool") for c in BOOL_COLUMNS]
-    for column, dtype in typed_like:
-        if dtype == "Int64":
-            table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
-        elif dtype == "bool":
+    for column, dtype in dtypes().items():  # as written, or as CSV read them back
+        if dtype == "bool":
             table[column] = table[column].map(_as_bool)
+        else:
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype(dtype)
     table["replica"] = table["replica"].fillna(0)  # unrecorded: the model itself, not a second instance
-    table["value"] = pd.to_numeric(table["value"], errors="coerce").astype("float64")
     for column in table.columns:
         if table[column].dtype == object:
             table[column] = table[column].fillna("").astype(str)

@@ -1,9 +1,9 @@
 """Section: the verdict. One row per axis switch: what it costs and what it buys, on the same network.
 
 Every estimate is a row of effects.csv (effect_table.py), so the verdict and the file cannot disagree; only
-the context (training steps, data set, the real-versus-real floor, the checkpoint check) comes from the table. Costs are taken at
-the network the quality cells trained (same base config) when the run measured it; the costs of the cost
-sweep's own base follow as "the same choice at a larger scale".
+the context (training steps, data set, the real-versus-real floor, the checkpoint check) comes from the table.
+Costs are taken at the network the quality cells trained (same base config) when the run measured it; the
+costs of the cost sweep's own base follow as "the same choice at a larger scale".
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def verdict_section(effects: pd.DataFrame, table: pd.DataFrame) -> Section:
         frame = verdict_frame(effects, switches, base, None)
         scale = "at a larger scale" if _params(table, base) > _params(table, main) else "on another network"
         section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)",
-                                   frame[[c for c in frame.columns if c not in dict((q[0], 0) for q in QUALITY)]]))
+                                   frame.drop(columns=[column for column, _, _ in QUALITY])))
     section.items.append(Text([noise_floor(effects, main, table)]))
     return section
 
@@ -62,8 +62,7 @@ def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str,
                   ) -> pd.DataFrame:
     rows = []
     for switch in switches.itertuples():
-        mine = effects[(effects["axis"] == switch.axis) & (effects["from_level"] == switch.from_level)
-                       & (effects["to_level"] == switch.to_level)]
+        mine = _switch_effects(effects, switch)
         row = {"switch": f"{switch.axis}: {switch.from_level} → {switch.to_level}"}
         for column, phase, metrics in COSTS:
             row[column] = _cell(_pick(mine, cost_base, phase, metrics, "%"))
@@ -71,6 +70,12 @@ def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str,
             row[column] = _cell(_pick(mine, quality_base, phase, (metric,), None)) if quality_base else "—"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _switch_effects(effects: pd.DataFrame, switch) -> pd.DataFrame:
+    """The rows of effects.csv of one axis switch (``switch``: a row with axis, from_level, to_level)."""
+    return effects[(effects["axis"] == switch.axis) & (effects["from_level"] == switch.from_level)
+                   & (effects["to_level"] == switch.to_level)]
 
 
 def _pick(effects: pd.DataFrame, base: str | None, phase: str, metrics: tuple[str, ...], unit: str | None
@@ -102,8 +107,7 @@ def _cell(row: pd.Series | None) -> str:
 
 def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str | None, context: str,
               checked: bool) -> str:
-    mine = effects[(effects["axis"] == switch.axis) & (effects["from_level"] == switch.from_level)
-                   & (effects["to_level"] == switch.to_level)]
+    mine = _switch_effects(effects, switch)
     parts = []
     params = _pick(mine, cost_base, "model", ("params",), "%")
     if params is not None:
