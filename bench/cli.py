@@ -5,12 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.plan.options import BACKENDS, PARTS, BackendOptions, SweepOptions, import_plugins, parse_shard
+from bench.plan.quality import QUALITY_PRESETS
+from bench.plan.sweep import PRESETS
+from bench.run.runner import run_sweep
 from variants import AXES, BASES, DESIGNS, parse_axis
-
-from .backends import BACKENDS, BackendOptions
-from .plan import PARTS, SweepOptions, import_plugins, parse_shard
-from .presets import PRESETS
-from .runner import run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +100,7 @@ def _on_off(option: str, value: str) -> bool:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    from .summary import print_summary
+    from bench.report.summary import print_summary
 
     import_plugins(args.plugins)  # before --axis is parsed: a plugin may add the axis it names
     options = SweepOptions(
@@ -124,7 +123,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _merge(args: argparse.Namespace, argv: list[str]) -> int:
-    from .merge import merge_runs
+    from bench.store.merge import merge_runs
 
     table = merge_runs(args.dirs, args.out)
     print(f"merged {len(args.dirs)} folders: {table['cell_id'].nunique()} cells, {len(table)} rows -> {args.out}")
@@ -138,8 +137,6 @@ def _list(args: argparse.Namespace, argv: list[str]) -> int:
     print("\nAxes (--axis NAME=V1,V2; values, reference level):")
     for axis in AXES.values():
         print(f"  {axis.name:<17} {axis.describe()}")
-    from .quality import QUALITY_PRESETS
-
     print("\nQuality presets (--quality):")
     for name, config in QUALITY_PRESETS.items():
         print(f"  {name:<17} {config.dataset}, {config.train_steps} steps, batch {config.batch_size}, "
@@ -151,7 +148,7 @@ def _list(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _report(args: argparse.Namespace, argv: list[str]) -> int:
-    from .report import write_report
+    from bench.report import write_report
 
     import_plugins(args.plugins)
     path = write_report(args.dirs, args.out)
@@ -160,7 +157,7 @@ def _report(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _import(args: argparse.Namespace, argv: list[str]) -> int:
-    from .importer import import_benchmark_json
+    from bench.store.importer import import_benchmark_json
 
     table = import_benchmark_json(args.json)
     if args.out is None:

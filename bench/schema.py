@@ -1,7 +1,8 @@
-"""The tidy results table: one observation per row.
+"""The tidy results table: one observation per row, and every concept the table's readers share.
 
 Measurement code returns ``Measurement``s (what was measured); the runner adds the cell's identity
-columns (which variant, where, how) and appends them to the table. README.md documents every column.
+columns (which variant, where, how) and appends them to the table. docs/columns.md documents every column.
+Everything that names a kind of cell, a phase, a default or a known fact about the table is defined here once.
 """
 from __future__ import annotations
 
@@ -15,6 +16,28 @@ import pandas as pd
 from variants import AXES
 
 STATUSES = ("ok", "oom", "error", "skipped")
+
+# Kinds of cell: what one worker process does (bench/plan/cells.py).
+KINDS = ("cost", "timing", "quality", "floor", "check")
+# Cost and timing cells time things, so they run alone on the machine; their rows are a variant's costs.
+COST_KINDS = ("cost", "timing")
+
+# Phases of a row. Timed and measured in memory: the training step and inference. Counted in FLOPs: the forward
+# pass and the training step (the forward of inference is the same computation).
+TIMED_PHASES = ("train_step", "inference")
+COUNTED_PHASES = ("forward", "train_step")
+BOTH_TIMED_PHASES = ",".join(TIMED_PHASES)  # the phase of a failure row of a measurement that covers both
+# Rows that describe the machine (load, matmul peak) or a timing group (its memory), not a variant.
+MACHINE_PHASES = ("env", "calibration", "group")
+# A training curve's last row, as the report names it (one value per seed: the end of training).
+FINAL_STEP = "train (final step)"
+
+# The default execution: rows at these values go unnamed in a setting's label (``cpu``, not ``cpu · float32``).
+DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "float32", "compile": False}
+
+# Effects whose true value is zero by construction, by (axis, phase) of a % change: reported, and a warning if
+# one ever comes out resolved.
+KNOWN_NULLS = {("checkpoint", "inference"): "known null: checkpointing does nothing without autograd"}
 
 # Identity of the cell a row belongs to, filled in by the runner: which model, then one column per ablation
 # axis (variants.AXES), then where and how it ran.
@@ -31,6 +54,15 @@ MEASUREMENT_COLUMNS = (
 # Integer columns: nullable, so "no seed" stays distinct from seed 0 through CSV and Parquet round trips.
 INT_COLUMNS = ("threads", "batch_size", "replica", "repeat", "position", "seed", "step", "n")
 BOOL_COLUMNS = ("compile",)
+# Filled with a neutral default when a table predates a column, so a report still renders; an axis column a
+# table predates gets the axis's reference level (one level: no effect is claimed for it).
+OPTIONAL_DEFAULTS: dict[str, Any] = {
+    "run_id": "", "cell_id": "", "block": "total", "method": "", "message": "", "device": "", "device_name": "",
+    "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": pd.NA, "batch_size": pd.NA,
+    "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA, "peer": "",
+    "memory_format": DEFAULT_EXECUTION["memory_format"], "compile": DEFAULT_EXECUTION["compile"], "replica": 0,
+    "position": pd.NA,
+}
 
 
 def columns() -> tuple[str, ...]:

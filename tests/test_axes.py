@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.presets import PRESETS, load_sweep
+from bench.plan.sweep import PRESETS, load_sweep
 from bench.schema import columns
 from test_runner import SMALL, bench
 from variants import AXES, BASES, UNetSpec, build, default_grid, grid, parse_axis

@@ -120,7 +120,7 @@ class FakeRunningCell:
     def result(self):
         import os
 
-        from bench.worker import CellResult
+        from bench.run.worker import CellResult
 
         os.close(self.sentinel)
         FakeRunningCell.alive -= 1
@@ -132,8 +132,8 @@ class FakeRunningCell:
 
 def test_local_backend_times_cost_cells_alone_then_runs_untimed_cells_jobs_at_a_time(monkeypatch, tmp_path):
     import bench.backends as backends
-    from bench.backends import BackendOptions, execute
-    from bench.cells import Cell
+    from bench.run.backends import BackendOptions, execute
+    from bench.plan.cells import Cell
     from variants import BASES
 
     def run_alone(cell, run_dir, plugins, options):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import bench.cli
-from bench.plan import make_plan
+from bench.plan.planner import make_plan
 from variants import UNetSpec, build
 
 REQUIRED = ("in_dim", "in_ch", "out_ch")

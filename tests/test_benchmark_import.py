@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cells import Cell
-from bench.importer import import_benchmark_json
+from bench.plan.cells import Cell
+from bench.store.importer import import_benchmark_json
 from bench.measure.flops import flop_counter_flops
 from bench.measure.params import count_params
 from bench.schema import columns

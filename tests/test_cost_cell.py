@@ -8,10 +8,10 @@ import torch
 
 import bench.cost
 import bench.quality.cell
-from bench.cells import Cell
-from bench.cost import measure_cost
-from bench.quality import QUALITY_PRESETS, real_floor
-from bench.runner import cell_outcome
+from bench.plan.cells import Cell
+from bench.measure.cost_cell import measure_cost
+from bench.measure.quality import QUALITY_PRESETS, real_floor
+from bench.run.runner import cell_outcome
 from bench.schema import measure_into
 from conftest import SMALL_SPECS
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from bench.measure.memory import cpu_peak_rss, saved_tensor_bytes
-from bench.measure.rounds import RoundsBudget
+from bench.measure.timing_cell import RoundsBudget
 from bench.measure.speed import BlockTimer, MatmulPeak, matmul_as_conv
 from bench.measure.workload import make_workload
 from conftest import SMALL_SPECS
-from variants import FASHION_MNIST_BASE
+from variants import BASES
 
 TINY = SMALL_SPECS["8x8x1"]
 
@@ -48,7 +48,7 @@ def test_parameters_are_not_counted_as_saved_activations():
 
 
 def test_cpu_peak_rss_in_a_fresh_process(tmp_path: Path):
-    rows = {r.phase: r for r in cpu_peak_rss(FASHION_MNIST_BASE, 8, 1, tmp_path)}
+    rows = {r.phase: r for r in cpu_peak_rss(BASES["fmnist28"], 8, 1, tmp_path)}
     assert set(rows) == {"inference", "train_step"}
     assert all(r.unit == "bytes" and r.method == "VmHWM-net-of-baseline" and r.n == 8 for r in rows.values())
     assert 0 < rows["inference"].value < rows["train_step"].value

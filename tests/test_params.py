@@ -6,7 +6,7 @@ from torch import nn
 from bench.measure.blocks import BLOCK_TYPES, block_modules, breakdown_rows
 from bench.measure.params import count_params
 from conftest import SMALL_SPECS
-from variants import FASHION_MNIST_BASE, UNetSpec, build, grid
+from variants import BASES, UNetSpec, build, grid
 
 SMALL = SMALL_SPECS["8x8x1"]
 
@@ -16,7 +16,7 @@ def by_block(rows):
 
 
 @pytest.mark.parametrize("spec,expected", [
-    (FASHION_MNIST_BASE, 4_424_833),  # the figure smalldiffusion's FashionMNIST example prints
+    (BASES["fmnist28"], 4_424_833),  # the figure smalldiffusion's FashionMNIST example prints
     (UNetSpec(in_dim=16, in_ch=3, out_ch=3, ch=32, ch_mult=(1, 2), attn_resolutions=(8,), norm_groups=8), None),
 ])
 def test_baseline_total_equals_smalldiffusion_unet(spec, expected):

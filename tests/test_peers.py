@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cells import Cell
-from bench.cost import measure_cost
+from bench.plan.cells import Cell
+from bench.measure.cost_cell import measure_cost
 from bench.measure.flops import count_flops
-from bench.peers import PEERS, PeerUnavailable, build_peer, get_peer, peer_flops, sigma_to_timestep
-from bench.plan import SweepOptions, make_plan
+from bench.models.peers import PEERS, PeerUnavailable, build_peer, get_peer, peer_flops, sigma_to_timestep
+from bench.plan.planner import SweepOptions, make_plan
 from variants import UNetSpec, build
 
 # Tiny, with attention at one of two levels (so the level and the middle differ in width).

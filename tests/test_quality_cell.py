@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.quality import (QUALITY_PRESETS, InceptionUnavailable, QualityConfig, checkpoint_equivalence, load_dataset,
+from bench.measure.quality import (QUALITY_PRESETS, InceptionUnavailable, QualityConfig, checkpoint_equivalence, load_dataset,
                            real_floor, require_inception, run_quality_cell)
-from bench.quality.features import load_or_train_classifier
-from bench.quality.scoring import score
-from bench.quality.train import generate
+from bench.measure.quality.features import load_or_train_classifier
+from bench.measure.quality.scoring import score
+from bench.measure.quality.train import generate
 from variants import build, grid
 
 SMOKE = QUALITY_PRESETS["smoke"]

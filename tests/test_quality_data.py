@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.quality import DATASETS, load_dataset
+from bench.measure.quality import DATASETS, load_dataset
 
 
 def _check_splits(data, shape, train_n, heldout_n):

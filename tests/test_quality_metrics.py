@@ -4,11 +4,11 @@ import torch
 from scipy import linalg
 from torchvision.transforms.functional import gaussian_blur
 
-from bench.quality import QUALITY_PRESETS, load_dataset
-from bench.quality.features import load_or_train_classifier
-from bench.quality.metrics import (class_histogram_kl, copy_rate, copy_threshold, frechet_distance, kernel_distance,
+from bench.measure.quality import QUALITY_PRESETS, load_dataset
+from bench.measure.quality.features import load_or_train_classifier
+from bench.measure.quality.metrics import (class_histogram_kl, copy_rate, copy_threshold, frechet_distance, kernel_distance,
                                    precision_recall, sliced_wasserstein)
-from bench.quality.scoring import classify, score
+from bench.measure.quality.scoring import classify, score
 
 CONFIG = QUALITY_PRESETS["quick"]
 

@@ -16,10 +16,10 @@ import pytest
 from scipy import stats
 
 from bench.report import write_report
-from bench.report.load import normalise
-from bench.report.effect_table import COLUMNS as EFFECT_COLUMNS, effect_table
-from bench.report.readings import describe_effect
-from bench.report.stats import cost_effects, quality_effects
+from bench.report.compute.load import normalise
+from bench.report.compute.effects import COLUMNS as EFFECT_COLUMNS, effect_table
+from bench.report.render.wording import describe_effect
+from bench.report.compute.stats import cost_effects, quality_effects
 from bench.schema import columns
 from variants import AXES
 
@@ -398,7 +398,7 @@ def test_every_image_loads_in_headless_chromium(runs, which, tmp_path):
 
 
 def test_values_equal_but_for_float_rounding_have_a_zero_width_interval():
-    from bench.report.stats import t_interval
+    from bench.report.compute.stats import t_interval
 
     low, high = t_interval([-4.3398, -4.3398 * (1 + 1e-15), -4.3398 * (1 - 1e-15)])
     assert low == high
@@ -407,7 +407,7 @@ def test_values_equal_but_for_float_rounding_have_a_zero_width_interval():
 
 
 def test_a_narrow_interval_is_shown_with_enough_digits_to_tell_its_ends_apart():
-    from bench.report.readings import interval
+    from bench.report.render.wording import interval
 
     narrow = pd.Series({"mean": -4.3401, "low": -4.3422, "high": -4.3380, "n": 8})
     assert interval(narrow, "%", signed=True) == "-4.340% [95% CI -4.342, -4.338] (n=8)"
@@ -418,9 +418,9 @@ def test_a_narrow_interval_is_shown_with_enough_digits_to_tell_its_ends_apart():
 
 
 def test_the_printed_summary_shows_the_report_s_medians_iqr_and_intervals():
-    from bench.report.costs import cost_medians
-    from bench.report.stats import per_variant_quality
-    from bench.summary import cost_summary, quality_summary
+    from bench.report.sections.cost_per_variant import cost_medians
+    from bench.report.compute.stats import per_variant_quality
+    from bench.report.summary import cost_summary, quality_summary
 
     table = synthetic_table()
     cost = cost_summary(table).loc[("nearest_conv+additive+1h", "cpu")]
@@ -468,7 +468,7 @@ def test_the_verdict_renders_one_row_per_axis_switch_and_no_text_overflows_in_he
 
 
 def test_the_verdict_opens_the_report_and_is_effects_csv_in_other_words(runs):
-    from bench.report.readings import signed
+    from bench.report.render.wording import signed
 
     markdown = (runs["full"] / "report.md").read_text()
     sections = re.findall(r"^## (.+)$", markdown, flags=re.M)

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from bench.report import write_report
-from bench.report.effect_table import effect_table
-from bench.report.effects import across_settings, add_effect_labels
-from bench.report.load import normalise
-from bench.report.peers import median_with_interval, ratio_of_medians
-from bench.runner import cell_outcome
+from bench.report.compute.effects import effect_table
+from bench.report.sections.axis_effects import across_settings, add_effect_labels
+from bench.report.compute.load import normalise
+from bench.report.sections.against_peers import median_with_interval, ratio_of_medians
+from bench.run.runner import cell_outcome
 from bench.schema import columns
 from test_report import _row, write_run
 

@@ -190,7 +190,7 @@ def test_a_kill_during_the_timing_cell_leaves_no_rounds_and_resume_times_them_on
 
 
 def test_resume_removes_temporaries_a_killed_write_left_behind(tmp_path):
-    from bench.store import RunStore, atomic_write_text
+    from bench.store.folder import RunStore, atomic_write_text
 
     store = RunStore(tmp_path / "run")
     store.open({"preset": "smoke"}, resume=False, run_id="r1")
@@ -204,7 +204,7 @@ def test_resume_removes_temporaries_a_killed_write_left_behind(tmp_path):
 
 
 def test_resuming_with_other_code_warns_and_keeps_every_revision(tmp_path, capsys):
-    from bench.runner import _note_earlier_revisions
+    from bench.run.runner import _note_earlier_revisions
 
     env = {"git_revision": "new"}
     _note_earlier_revisions(env, {"git_revision": "old", "earlier_revisions": ["older"]})

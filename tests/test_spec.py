@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from variants import FASHION_MNIST_BASE, UNetSpec, grid
+from variants import BASES, UNetSpec, grid
 
 
 def test_json_round_trip_and_hash_equality():
@@ -16,13 +16,13 @@ def test_json_round_trip_and_hash_equality():
 
 
 def test_hash_is_stable_across_processes():
-    code = "from variants import FASHION_MNIST_BASE as b; print(b.hash, b.name)"
+    code = "from variants import BASES; b = BASES['fmnist28']; print(b.hash, b.name)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == [FASHION_MNIST_BASE.hash, FASHION_MNIST_BASE.name]
+    assert out == [BASES["fmnist28"].hash, BASES["fmnist28"].name]
 
 
 def test_canonical_names():
-    base = FASHION_MNIST_BASE
+    base = BASES["fmnist28"]
     assert base.name == "nearest_conv+additive+1h"
     assert base.replace(upsample="conv_transpose", time_injection="film", attn_heads=4, checkpoint=True).name == (
         "conv_transpose+film+4h+ckpt"
@@ -30,7 +30,7 @@ def test_canonical_names():
 
 
 def test_from_dict_rejects_unknown_fields():
-    data = json.loads(FASHION_MNIST_BASE.to_json()) | {"chanels": 3}
+    data = json.loads(BASES["fmnist28"].to_json()) | {"chanels": 3}
     with pytest.raises(ValueError, match=r"unknown UNetSpec field\(s\) \['chanels'\]"):
         UNetSpec.from_dict(data)
 

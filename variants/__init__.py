@@ -1,7 +1,7 @@
 """Interchangeable diffusion U-Net blocks and the builder that composes them from a spec."""
 from .attention import ATTENTIONS, AttentionBlock
 from .axes import AXES, Axis, add_axis, default_grid, get_axis, parse_axis
-from .bases import BASES, FASHION_MNIST_BASE
+from .bases import BASES
 from .grid import DESIGNS, grid
 from .noise_embedding import NOISE_EMBEDDINGS, NoiseEmbedding
 from .registry import Registry
@@ -12,7 +12,7 @@ from .unet import UNet, build
 from .upsample import UPSAMPLERS, Upsampler
 
 __all__ = [
-    "ATTENTIONS", "AXES", "AttentionBlock", "Axis", "BASES", "DESIGNS", "Downsample", "FASHION_MNIST_BASE",
+    "ATTENTIONS", "AXES", "AttentionBlock", "Axis", "BASES", "DESIGNS", "Downsample",
     "NOISE_EMBEDDINGS", "NoiseEmbedding", "Registry",
     "ResnetBlock", "TIME_INJECTIONS", "TimeInjection", "UNet", "UNetSpec", "UPSAMPLERS", "Upsampler", "add_axis",
     "build", "default_grid", "get_axis", "grid", "parse_axis",

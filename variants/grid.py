@@ -5,13 +5,13 @@ import itertools
 from typing import Any, Iterable
 
 from .axes import AXES, default_grid, get_axis
-from .bases import FASHION_MNIST_BASE
+from .bases import BASES
 from .spec import UNetSpec
 
 DESIGNS = ("factorial", "one_at_a_time")
 
 
-def grid(base: UNetSpec = FASHION_MNIST_BASE, design: str = "factorial", **axes: Iterable[Any]) -> list[UNetSpec]:
+def grid(base: UNetSpec = BASES["fmnist28"], design: str = "factorial", **axes: Iterable[Any]) -> list[UNetSpec]:
     """One spec per variant of the design, everything not swept taken from ``base``.
 
     ``factorial``: every combination of the values given, and of the default grid's values for the axes of the

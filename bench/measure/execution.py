@@ -1,14 +1,7 @@
-"""Execution options: how a model runs, swept like block variants to see whether a conclusion survives them.
-
-- memory format: ``contiguous`` (NCHW) or ``channels_last`` (NHWC; weights and inputs converted).
-- dtype: ``float32``; ``bfloat16`` autocast (CPU and CUDA); ``float16`` autocast with a GradScaler (CUDA
-  only). Weights and optimizer state stay fp32, as in mixed-precision training.
-- compile: eager, or ``nn.Module.compile()`` (``torch.compile`` of the module's ``__call__``, default
-  inductor backend). Compilation happens at the first call of each phase; its wall time is recorded as
-  ``compile_seconds``.
-
-None changes the architecture or the FLOPs; ``TOLERANCE`` states how far each may move the outputs
-from fp32 eager (tests/test_execution.py checks it).
+"""Running a workload under an execution option (bench/plan/execution.py): autocast, loss scaling, memory
+format and compilation. Compilation happens at the first call of each phase; its wall time is recorded as
+``compile_seconds``. ``TOLERANCE`` states how far each option may move the outputs from fp32 eager
+(tests/test_execution.py checks it).
 """
 from __future__ import annotations
 
@@ -21,39 +14,14 @@ import torch
 
 from bench.schema import Measurement
 
-from .workload import PHASES, Workload
-
-MEMORY_FORMATS = ("contiguous", "channels_last")
-DTYPES = ("float32", "bfloat16", "float16")
-CUDA_ONLY_DTYPES = ("float16",)
+from bench.measure.workload import Workload
+from bench.plan.execution import Execution
+from bench.schema import TIMED_PHASES
 
 # Largest allowed max|out - out_fp32_eager| / max|out_fp32_eager| of a forward pass, per compute dtype:
 # fp32 allows reordered sums (channels_last kernels, inductor fusion); half types their 8 / 11-bit mantissa
 # accumulated over a few dozen layers.
 TOLERANCE = {"float32": 1e-4, "bfloat16": 5e-2, "float16": 1e-2}
-
-
-@dataclass(frozen=True)
-class Execution:
-    memory_format: str = "contiguous"
-    dtype: str = "float32"
-    compile: bool = False
-
-    def check(self, device: str) -> None:
-        """Raise ValueError naming the option, the bad value and what is valid on ``device``."""
-        if self.memory_format not in MEMORY_FORMATS:
-            raise ValueError(f"--memory-format {self.memory_format!r} is invalid; valid: {', '.join(MEMORY_FORMATS)}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"--dtype {self.dtype!r} is invalid; valid: {', '.join(DTYPES)}")
-        if self.dtype in CUDA_ONLY_DTYPES and not device.startswith("cuda"):
-            raise ValueError(f"--dtype {self.dtype} is CUDA-only (fp16 autocast with loss scaling); "
-                             f"valid on {device}: {', '.join(d for d in DTYPES if d not in CUDA_ONLY_DTYPES)}")
-        if not isinstance(self.compile, bool):
-            raise ValueError(f"--compile {self.compile!r} is invalid; valid: off, on")
-
-    @property
-    def is_default(self) -> bool:
-        return self == Execution()
 
 
 @dataclass
@@ -109,7 +77,7 @@ def compile_seconds(workload: ExecutedWorkload) -> list[Measurement]:
     Train and eval mode compile separate graphs, so each phase pays its own compilation.
     """
     rows = []
-    for phase in PHASES:
+    for phase in TIMED_PHASES:
         run = workload.phase(phase)
         _synchronize(workload)
         start = time.perf_counter()
@@ -123,16 +91,3 @@ def compile_seconds(workload: ExecutedWorkload) -> list[Measurement]:
 def _synchronize(workload: Workload) -> None:
     if workload.x0.device.type == "cuda":
         torch.cuda.synchronize(workload.x0.device)
-
-
-def executions(device: str, memory_formats: tuple[str, ...], dtypes: tuple[str, ...],
-               compiles: tuple[bool, ...]) -> list[Execution]:
-    """Every combination of the options, each checked for ``device`` (ValueError before any work)."""
-    for option, values, valid in (("--memory-format", memory_formats, MEMORY_FORMATS), ("--dtype", dtypes, DTYPES),
-                                  ("--compile", compiles, ("off", "on"))):
-        if not values:
-            raise ValueError(f"{option}: no value given; valid: {', '.join(valid)} (comma-separated)")
-    combos = [Execution(m, d, c) for m in memory_formats for d in dtypes for c in compiles]
-    for execution in combos:
-        execution.check(device)
-    return combos

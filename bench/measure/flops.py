@@ -40,10 +40,9 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from bench.schema import Measurement
+from bench.measure.blocks import block_modules, block_types, breakdown_rows, sum_by_block
+from bench.schema import COUNTED_PHASES, Measurement
 from variants import build
-
-from .blocks import block_modules, block_types, breakdown_rows, sum_by_block
 
 with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.jit.script
     warnings.simplefilter("ignore", FutureWarning)
@@ -222,12 +221,9 @@ class _BlockAttribution(TorchDispatchMode):
         return super().__exit__(*exc)
 
 
-PHASES = ("forward", "train_step")
-
-
 def _check_phase(phase: str) -> None:
-    if phase not in PHASES:
-        raise ValueError(f"phase={phase!r} is invalid; valid: {', '.join(PHASES)}")
+    if phase not in COUNTED_PHASES:
+        raise ValueError(f"phase={phase!r} is invalid; valid: {', '.join(COUNTED_PHASES)}")
 
 
 def _run_phase(model: nn.Module, x: Tensor, sigma: Tensor, phase: str) -> None:
@@ -311,3 +307,23 @@ def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]
         *breakdown_rows("train_step", "flops", "FLOP", FLOP_COUNTER, step, step_by_block, n),
         *breakdown_rows("train_step", "model_flops", "FLOP", FLOP_COUNTER, model_step, model_step_by_block, n),
     ]
+
+
+def total_flop_rows(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]:
+    """Totals only, for any model (a peer has none of our block types): forward and training-step FLOPs counted by
+    FlopCounterMode, and fvcore's forward MACs where fvcore can count every op, else a 'skipped' row."""
+    n = x.shape[0]
+    # On a meta twin, as for our variants: attention counts as its unfused math there.
+    flops = {phase: float(total_flops(model, x, sigma, phase)) for phase in COUNTED_PHASES}
+    rows = [Measurement("forward", "flops", flops["forward"], "FLOP", FLOP_COUNTER, n=n),
+            Measurement("train_step", "flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n),
+            Measurement("train_step", "model_flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n)]
+    try:
+        macs, _ = fvcore_macs(model, x, sigma)
+    except Exception as err:  # a peer op fvcore cannot count, or a module its JIT trace cannot follow
+        rows.append(Measurement("forward", "flops", float("nan"), "MAC", FVCORE, n=n, status="skipped",
+                                message=f"fvcore: {type(err).__name__}: {' '.join(str(err).split())[:300]}"))
+    else:
+        rows.append(Measurement("forward", "flops", float(macs), "MAC", FVCORE, n=n))
+    return rows
+

@@ -25,7 +25,8 @@ from torch import nn
 from bench.schema import Measurement, exception_failure
 from variants import AXES, UNetSpec
 
-from .workload import BOTH_PHASES, PHASES, Workload, make_workload
+from bench.measure.workload import Workload, make_workload
+from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES
 
 MMAP_THRESHOLD_BYTES = 65536
 
@@ -72,7 +73,7 @@ def _checkpointed_blocks(model: nn.Module) -> list[nn.Module]:
 
 def cuda_peak_memory(workload: Workload, warmup: int = 1) -> list[Measurement]:
     rows = []
-    for phase in PHASES:
+    for phase in TIMED_PHASES:
         run = workload.phase(phase)
         for _ in range(warmup):
             run()
@@ -132,7 +133,7 @@ def _rss_worker(spec_json: str, batch_size: int, threads: int, out: str, modules
     try:
         rows = [r.as_dict() for r in _peak_rss_rows(UNetSpec.from_json(spec_json), batch_size)]
     except Exception as err:  # the parent keeps it as this measurement's failure row, status and place intact
-        rows = [exception_failure(BOTH_PHASES, err, "peak_rss_bytes").as_dict()]
+        rows = [exception_failure(BOTH_TIMED_PHASES, err, "peak_rss_bytes").as_dict()]
     Path(out).write_text(json.dumps(rows))
 
 

@@ -5,7 +5,7 @@ from torch import nn
 
 from bench.schema import Measurement
 
-from .blocks import block_modules, breakdown_rows, sum_by_block
+from bench.measure.blocks import block_modules, breakdown_rows, sum_by_block
 
 
 def count_params(model: nn.Module) -> list[Measurement]:

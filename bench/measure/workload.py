@@ -14,10 +14,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from bench.schema import TIMED_PHASES
 from variants import UNet, UNetSpec, build
 
-PHASES = ("train_step", "inference")
-BOTH_PHASES = ",".join(PHASES)  # the phase of a failure row of a measurement that covers both
 
 
 @dataclass
@@ -43,8 +42,8 @@ class Workload:
 
     def phase(self, name: str) -> Callable[[], None]:
         """The callable for a phase, with the model put in that phase's mode."""
-        if name not in PHASES:
-            raise ValueError(f"phase={name!r} is invalid; valid: {', '.join(PHASES)}")
+        if name not in TIMED_PHASES:
+            raise ValueError(f"phase={name!r} is invalid; valid: {', '.join(TIMED_PHASES)}")
         self.model.train(name == "train_step")
         return getattr(self, name)
 

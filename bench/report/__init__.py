@@ -1,4 +1,4 @@
 """The comparison report: figures and tables from a run folder's tidy table (or two, side by side)."""
-from .build import write_report
+from bench.report.build import write_report
 
 __all__ = ["write_report"]

@@ -5,18 +5,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..store import atomic_write_text
-from .compare import compare_sections, run_labels
-from .content import Section
-from .costs import cost_section
-from .effect_table import effect_table
-from .effects import axis_effects_section, checkpoint_section, noise_floor_sentence, noise_section
-from .load import Run, load_run
-from .peers import peers_section
-from .quality import curves_section, pareto_section, samples_section
-from .render import to_html, to_markdown
-from .tables import tables_section
-from .verdict import verdict_section
+from bench.store.folder import atomic_write_text
+from bench.report.sections.run_vs_run import compare_sections, run_labels
+from bench.report.render.document import Section
+from bench.report.sections.cost_per_variant import cost_section
+from bench.report.compute.effects import effect_table
+from bench.report.sections.axis_effects import axis_effects_section, checkpoint_section, noise_floor_sentence, noise_section
+from bench.report.compute.load import Run, load_run
+from bench.report.sections.against_peers import peers_section
+from bench.report.sections.quality_vs_cost import curves_section, pareto_section, samples_section
+from bench.report.render.markup import to_html, to_markdown
+from bench.report.sections.tables import tables_section
+from bench.report.sections.verdict import verdict_section
 
 KNOWN_KINDS = ("cost", "timing", "quality", "floor", "check")
 

@@ -16,7 +16,8 @@ import torch
 from bench.measure.flops import flop_counter_flops
 from bench.measure.memory import saved_tensor_bytes
 from bench.measure.params import count_params
-from bench.measure.workload import PHASES, make_workload
+from bench.measure.workload import make_workload
+from bench.schema import TIMED_PHASES
 from variants import UNetSpec, grid
 
 BASE = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(8,), norm_groups=8)
@@ -56,7 +57,7 @@ def flop_counts(spec: UNetSpec, phase: str) -> dict[str, int]:
 
 @pytest.mark.parametrize("spec", VARIANTS, ids=[s.name for s in VARIANTS])
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("phase", TIMED_PHASES)
 def test_variant(benchmark, pinned_threads, phase, device, spec):
     workload = make_workload(spec, BATCH, device)
     benchmark.group = f"{phase}-{device}"

@@ -1,0 +1,131 @@
+"""Timing in randomized rounds: the timed phases of every model of one setting, in one process.
+
+Cells timed minutes apart see a different machine (on a shared VM the same model's speed moved by up to 30%
+from one cell to the next), so per-cell medians cannot resolve effects of a few percent. Here every model of
+a setting is built once, in one process, and timed in rounds: each round times every model once (one block of
+calls per phase), in a fresh random order drawn from ``(seed, round)``. Drift then hits every model of a round
+alike, and the report's factorial model, with the round as a block, takes it out (bench/report/timing.py).
+Each block is a row: ``repeat`` is the round, ``position`` the model's place in that round's order.
+
+A group's first two members are the baseline and a second, separately built instance of it (``replica`` 1):
+their difference is the run's A/A control, whose true effect is zero. The matmul peak is measured once per
+round, after its last block, and that round's ``fraction_of_peak`` rows are against it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import time
+
+import numpy as np
+import psutil
+import torch
+
+from bench.measure.execution import apply
+from bench.measure.flops import timed_phase_flops
+from bench.measure.speed import CPU_METHOD, METHOD, BlockTimer, MatmulPeak
+from bench.measure.workload import Workload, make_workload
+from bench.models.peers import PeerUnavailable, model_builder
+from bench.models.sizes import STATE_METHOD, planned_state_bytes
+from bench.plan.cells import Cell
+from bench.plan.execution import Execution
+from bench.plan.groups import MEMORY_SHARE, memory_budget
+from bench.plan.sweep import RoundsBudget
+from bench.schema import TIMED_PHASES, Measurement, exception_failure, failure
+
+def round_order(size: int, seed: int, round_index: int) -> list[int]:
+    """The order in which round ``round_index`` times ``size`` models: a permutation, the same for the same
+    seed and round on every machine."""
+    return np.random.default_rng([seed, round_index]).permutation(size).tolist()
+
+
+class _Model:
+    """One member, built and warmed up: a block timer per phase and its model FLOPs per call."""
+
+    def __init__(self, member: Cell, budget: RoundsBudget) -> None:
+        workload = make_workload(member.spec, member.batch_size, member.device, build_model=model_builder(member.peer))
+        self.flops = timed_phase_flops(workload.model, workload.x0, workload.sigma)
+        self.workload = apply(workload, Execution(member.memory_format, member.dtype, member.compile))
+        self.timers = {phase: BlockTimer(functools.partial(_call, self.workload, phase), member.device, budget.warmup,
+                                         budget.block_seconds) for phase in TIMED_PHASES}
+
+    def state_bytes(self) -> int:
+        tensors = [t for p in self.workload.model.parameters() for t in (p, p.grad) if t is not None]
+        tensors += [t for state in self.workload.optimizer.state.values() for t in state.values()
+                    if isinstance(t, torch.Tensor)]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _call(workload: Workload, phase: str) -> None:
+    workload.phase(phase)()  # sets the model's mode each call: the phases of one model alternate
+
+
+def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement]) -> None:
+    """Append the group's rows to ``rows`` as they are measured: memory of holding every model, then per round
+    and block the seconds per call (wall and CPU), images/s, achieved FLOP/s and its fraction of the round's
+    matmul peak. A member that fails to build or run leaves a row saying why and drops out; the rest go on."""
+    models: dict[int, _Model] = {}
+    for index, member in enumerate(cell.members):
+        try:
+            models[index] = _Model(member, budget)
+        except PeerUnavailable as err:
+            rows.append(dataclasses.replace(failure("cell", "skipped", str(err)), member=index))
+        except Exception as err:  # one member's failure is a row; the others are still timed
+            rows.append(dataclasses.replace(exception_failure("cell", err), member=index))
+    rows += _memory_rows(cell, models)
+    peak = MatmulPeak(cell.device, getattr(torch, cell.dtype))
+    start, round_index = time.perf_counter(), 0
+    while models and (round_index < budget.min_rounds or time.perf_counter() - start < budget.max_seconds):
+        rows += _round(cell, models, budget.seed, round_index, peak)
+        round_index += 1
+
+
+def _round(cell: Cell, models: dict[int, _Model], seed: int, round_index: int, peak: MatmulPeak) -> list[Measurement]:
+    blocks = []
+    failures = []
+    flops = {index: model.flops for index, model in models.items()}  # kept for a member that fails mid-round
+    order = [i for i in round_order(len(cell.members), seed, round_index) if i in models]
+    for position, index in enumerate(order):
+        for phase in TIMED_PHASES:
+            try:
+                wall, cpu = models[index].timers[phase]()
+            except Exception as err:
+                failures.append(dataclasses.replace(exception_failure(phase, err), member=index))
+                del models[index]
+                break
+            blocks.append((index, phase, position, wall, cpu))
+    peak_flop_per_s, calibration = peak.measure(round_index)
+    rows = [*failures, *calibration]
+    for index, phase, position, wall, cpu in blocks:
+        batch = cell.members[index].batch_size
+        achieved = flops[index][phase] / wall
+        common = dict(repeat=round_index, position=position, n=batch, member=index)
+        rows += [
+            Measurement(phase, "seconds_per_iter", wall, "s", METHOD, **common),
+            Measurement(phase, "cpu_seconds_per_iter", cpu, "s", CPU_METHOD, **common),
+            Measurement(phase, "images_per_s", batch / wall, "images/s", METHOD, **common),
+            Measurement(phase, "achieved_flop_per_s", achieved, "FLOP/s", METHOD, **common),
+            Measurement(phase, "fraction_of_peak", achieved / peak_flop_per_s, "ratio", METHOD, **common),
+        ]
+    return rows
+
+
+def _memory_rows(cell: Cell, models: dict[int, _Model]) -> list[Measurement]:
+    """What holding every model at once was planned to take, took, and was allowed to take."""
+    planned = sum(planned_state_bytes(m.spec) for m in cell.members)
+    held = sum(m.state_bytes() for m in models.values())
+    if cell.device.startswith("cuda"):
+        resident, how = torch.cuda.memory_allocated(torch.device(cell.device)), "torch.cuda.memory_allocated"
+    else:
+        resident, how = psutil.Process(os.getpid()).memory_info().rss, "psutil RSS of the timing process"
+    n = len(cell.members)
+    return [
+        Measurement("group", "planned_state_bytes", float(planned), "bytes",
+                    f"{STATE_METHOD}; peers planned as the spec they approximate", n=n),
+        Measurement("group", "state_bytes", float(held), "bytes", "nbytes of weights, gradients and optimizer "
+                    "state after warm-up", n=len(models)),
+        Measurement("group", "resident_bytes", float(resident), "bytes", f"{how}, after warm-up", n=len(models)),
+        Measurement("group", "memory_budget_bytes", float(memory_budget(cell.device)), "bytes",
+                    f"{MEMORY_SHARE:g} of the device's total memory", n=n),
+    ]

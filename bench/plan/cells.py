@@ -1,0 +1,108 @@
+"""A sweep is a list of cells; a cell is the unit of work one worker process runs.
+
+Kinds: ``cost`` (one variant on one device: counts and memory), ``timing`` (the timed phases of every
+variant of one setting, in randomized rounds in one process: its ``members`` are those variants' cells),
+``quality`` (train, sample and score one functional variant with one seed), ``floor`` (real-versus-real
+scores at the same N), ``check`` (checkpointing on and off give the same losses, so quality is trained
+only with it off).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bench.schema import COST_KINDS, DEFAULT_EXECUTION
+from variants import AXES, UNetSpec
+
+
+@dataclass(frozen=True)
+class Cell:
+    kind: str
+    spec: UNetSpec | None      # None for the real-data floor
+    device: str
+    dtype: str = DEFAULT_EXECUTION["dtype"]
+    batch_size: int = 0        # cost cells; quality cells take theirs from the quality config
+    threads: int = 1
+    seed: int = 0
+    quality: str = ""          # quality preset (bench.quality.QUALITY_PRESETS) of quality/floor/check cells
+    dataset: str = ""          # the data set that preset trains and scores on
+    base_config: str = ""
+    peer: str = ""                    # a bench.peers name: the peer's closest match to spec, not our U-Net
+    memory_format: str = DEFAULT_EXECUTION["memory_format"]  # execution options (bench.plan.execution)
+    compile: bool = DEFAULT_EXECUTION["compile"]
+    replica: int = 0                   # 1: a second instance of the same model, the A/A timing control
+    members: tuple[Cell, ...] = ()     # a timing cell's models, each timed once per round
+
+    def __post_init__(self) -> None:
+        if self.members and not isinstance(self.members, tuple):  # from JSON
+            object.__setattr__(self, "members", tuple(self.members))
+
+    @property
+    def id(self) -> str:
+        """Stable across processes and sessions: resume finds finished cells by it."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    @property
+    def variant(self) -> str:
+        if self.members:
+            return "group"  # a timing cell's own rows (memory, calibration); its members' rows name theirs
+        if self.peer:
+            return f"peer:{self.peer}"
+        return self.spec.name if self.spec else "real"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "timing":
+            return f"{self.kind:<7} {len(self.members)} models in randomized rounds on {self.device}" + \
+                self._options_label()
+        what = self.variant if self.spec else "real data"
+        seed = f" seed {self.seed}" if self.kind not in COST_KINDS else ""
+        return f"{self.kind:<7} {what}{seed} on {self.device}" + self._options_label()
+
+    def _options_label(self) -> str:
+        options = [o for o in (self.memory_format != DEFAULT_EXECUTION["memory_format"] and self.memory_format,
+                               self.dtype != DEFAULT_EXECUTION["dtype"] and self.dtype,
+                               self.compile and "compiled") if o]
+        return f" ({', '.join(options)})" if options else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["spec"] = self.spec.to_dict() if self.spec else None
+        data["members"] = [m.to_dict() for m in self.members]
+        if not self.members:  # only timing cells have members: other cells' JSON stays short
+            del data["members"]
+        if not self.replica:
+            del data["replica"]
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        data = dict(data)
+        data["spec"] = UNetSpec.from_dict(data["spec"]) if data["spec"] else None
+        data["members"] = tuple(cls.from_dict(m) for m in data.get("members", ()))
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Cell:
+        return cls.from_dict(json.loads(text))
+
+    def identity_columns(self, member: int | None = None) -> dict[str, Any]:
+        """The columns every row of this cell carries (see bench.schema.columns); for a timing cell's
+        row of ``member``, that member's model columns under the timing cell's id and kind."""
+        if member is not None:
+            return self.members[member].identity_columns() | {"cell_id": self.id, "kind": self.kind}
+        spec = self.spec
+        axes = {name: axis.cell(getattr(spec, name)) if spec else axis.empty for name, axis in AXES.items()}
+        return {
+            "cell_id": self.id, "kind": self.kind, "variant": self.variant, "spec_hash": spec.hash if spec else "",
+            **axes,
+            "base_config": self.base_config, "quality_preset": self.quality, "dataset": self.dataset,
+            "device": self.device, "dtype": self.dtype, "threads": self.threads, "batch_size": self.batch_size,
+            "peer": self.peer, "memory_format": self.memory_format, "compile": self.compile, "replica": self.replica,
+        }

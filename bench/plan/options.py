@@ -1,0 +1,84 @@
+"""The command line of `bench run` as data: every option, its bounds, and the checks that need no sweep."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BACKENDS = ("local", "ray", "slurm")
+EXTRAS = {"ray": ("ray", "pip install 'unet-ablation-bench[ray]'  (or: pip install ray)"),
+          "slurm": ("submitit", "pip install 'unet-ablation-bench[slurm]'  (or: pip install submitit)")}
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    name: str = "local"
+    ray_address: str | None = None     # None: ray.init() finds a running cluster or starts a local one
+    slurm_cluster: str | None = None   # submitit's AutoExecutor cluster: None (auto: slurm), "local", "debug"
+    slurm_partition: str | None = None
+    slurm_time_min: int = 60
+    slurm_gpus: int = 0                # per job; cells on CUDA get at least 1
+
+
+def check_backend(options: BackendOptions) -> None:
+    if options.name not in BACKENDS:
+        raise ValueError(f"--backend {options.name!r} is invalid; valid: {', '.join(BACKENDS)}")
+    if options.name in EXTRAS:
+        module, install = EXTRAS[options.name]
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"--backend {options.name} needs the {module} package, which is not installed; "
+                             f"install it with: {install}")
+    if options.slurm_time_min < 1:
+        raise ValueError(f"--slurm-time {options.slurm_time_min} is invalid; valid: minutes, a positive integer")
+
+
+PARTS = ("cost", "quality")
+# Beyond these a count is a typo, and would fail only later: torch takes threads as a C int, every seed is a
+# cell planned up front, and no batch this large fits a device.
+MAXIMA = {"--threads": 1024, "--batch-size": 65536, "--seeds": 1000, "--jobs": 1024}
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The command line. ``None`` (or an empty ``axes``) takes the sweep's own value."""
+
+    out: Path
+    preset: str = "quick"
+    sweep_file: Path | None = None          # a TOML sweep; replaces the preset
+    devices: tuple[str, ...] | None = None  # cpu, cuda, auto
+    resume: bool = False
+    threads: int = 2
+    base: str | None = None                 # BASES key or a UNetSpec JSON
+    batch_size: int | None = None
+    axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # override the sweep's, axis by axis
+    design: str | None = None
+    parts: tuple[str, ...] = PARTS
+    seeds: int | None = None
+    plugins: tuple[str, ...] = ()           # modules to import first: they register extra variants and axes
+    cache_dir: Path = Path(".cache")
+    shard: tuple[int, int] | None = None    # (k, n): run the k-th of n deterministic slices of the cells
+    quality: str | None = None              # bench.quality.QUALITY_PRESETS key
+    backend: BackendOptions = field(default_factory=BackendOptions)
+    peers: tuple[str, ...] | None = None
+    memory_formats: tuple[str, ...] | None = None
+    dtypes: tuple[str, ...] | None = None
+    compile: tuple[bool, ...] | None = None
+    jobs: int | None = None
+
+
+def import_plugins(modules: tuple[str, ...] | list[str]) -> None:
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"--import {module!r} cannot be imported: {err}") from err
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``k/n`` with 1 <= k <= n: a slice chosen by cell id, so it is the same on every machine."""
+    k, sep, n = text.partition("/")
+    if not sep or not k.isdecimal() or not n.isdecimal() or not 1 <= int(k) <= int(n):
+        raise ValueError(f"--shard {text!r} is invalid; valid: K/N with 1 <= K <= N, e.g. 2/4")
+    return int(k), int(n)

@@ -1,0 +1,231 @@
+"""Sweeps as TOML files: what `python -m bench run --preset NAME` or `--sweep FILE` measures.
+
+The named presets are the ``*.toml`` files beside this module; a user's sweep file has the same keys (every
+one optional but what it changes). A file is checked completely when it is read, so a bad key or value fails
+before any work, naming the key, the value and what is valid.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.plan.execution import DTYPES, MEMORY_FORMATS
+from bench.plan.quality import QUALITY_PRESETS
+from bench.schema import DEFAULT_EXECUTION
+from variants import AXES, BASES, DESIGNS, UNetSpec
+
+DEVICES = ("cpu", "cuda", "auto")
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass(frozen=True)
+class RoundsBudget:
+    """How long a timing cell times its models in randomized rounds (bench/measure/timing_cell.py)."""
+
+    warmup: int = 2              # untimed calls per model and phase before the first round
+    block_seconds: float = 0.2   # a block repeats the call until it lasts this long (one timed call decides)
+    min_rounds: int = 10
+    max_seconds: float = 300.0   # no new round starts after this much time in rounds (min_rounds first)
+    seed: int = 0                # round r's order is drawn from (seed, r)
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.min_rounds < 2 or self.block_seconds <= 0 or self.max_seconds < 0:
+            raise ValueError(f"rounds budget {self} is invalid; valid: warmup >= 0, min_rounds >= 2, "
+                             "block_seconds > 0, max_seconds >= 0")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep's declaration. CLI options given explicitly override it."""
+
+    name: str
+    description: str = ""
+    base: str | UNetSpec = "fmnist28"   # a BASES key, or a spec of its own
+    batch_size: int = 16                # of the cost cells
+    design: str = "factorial"           # variants.DESIGNS
+    axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # factorial: the default grid's unless given
+    devices: tuple[str, ...] = ("cpu",)
+    # execution options of the cost cells, swept like axes
+    memory_formats: tuple[str, ...] = (DEFAULT_EXECUTION["memory_format"],)
+    dtypes: tuple[str, ...] = (DEFAULT_EXECUTION["dtype"],)
+    compile: tuple[bool, ...] = (DEFAULT_EXECUTION["compile"],)
+    peers: tuple[str, ...] = ()         # bench.models.peers names, measured at the base spec beside our variants
+    rounds: RoundsBudget = RoundsBudget()  # timing of every model of a setting, in randomized rounds
+    quality: str | None = None          # bench.plan.quality.QUALITY_PRESETS key; None: cost only
+    seeds: int = 1                      # quality seeds per functional variant
+    jobs: int = 1                       # untimed cells (quality, floor, check) at once on the local backend
+    seconds_per_cell: dict[str, float] = field(default_factory=dict)  # prior for the time-left estimate
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: what a resumed run must match."""
+        data = dataclasses.asdict(self)
+        data["base"] = self.base.to_dict() if isinstance(self.base, UNetSpec) else self.base
+        data["axes"] = {name: [AXES[name].cell(v) for v in values] for name, values in self.axes.items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def load_sweep(path: Path) -> Sweep:
+    """The sweep in a TOML file; ValueError naming the file, key, value and what is valid."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"--sweep {path}: no such file; valid: a TOML sweep file (see README)") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path.name}: not valid TOML ({err})") from err
+    return sweep_from_dict(path.stem, data, path.name)
+
+
+def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
+    reader = _Reader(data, where)
+    default = Sweep(name=name)  # a key left out keeps Sweep's own default
+    sweep = Sweep(
+        name=name,
+        description=reader.get("description", str, default.description),
+        base=reader.base(default.base),
+        batch_size=reader.get("batch_size", int, default.batch_size, positive=True),
+        design=reader.choice("design", DESIGNS, default.design),
+        axes=reader.axes(),
+        devices=reader.choices("devices", DEVICES, default.devices),
+        memory_formats=reader.choices("execution.memory_format", MEMORY_FORMATS, default.memory_formats),
+        dtypes=reader.choices("execution.dtype", DTYPES, default.dtypes),
+        compile=tuple(reader.list_of("execution.compile", bool, list(default.compile))),
+        peers=tuple(reader.list_of("peers", str, list(default.peers))),
+        rounds=reader.rounds(),
+        quality=reader.quality(),
+        seeds=reader.get("seeds", int, default.seeds, positive=True),
+        jobs=reader.get("jobs", int, default.jobs, positive=True),
+        seconds_per_cell=reader.table("seconds_per_cell", (int, float)),
+    )
+    reader.no_unknown_keys()
+    return sweep
+
+
+class _Reader:
+    """Typed access to a sweep file's keys, each failure naming the key (dotted for tables) and what is valid."""
+
+    TABLES = {"execution": ("memory_format", "dtype", "compile"),
+              "rounds": tuple(f.name for f in dataclasses.fields(RoundsBudget))}
+    KEYS = ("description", "base", "batch_size", "design", "axes", "devices", "peers", "quality", "seeds", "jobs",
+            "seconds_per_cell", *TABLES)
+
+    def __init__(self, data: dict[str, Any], where: str) -> None:
+        self.data, self.where = data, where
+
+    def fail(self, key: str, value: Any, valid: str) -> ValueError:
+        return ValueError(f"{self.where}: {key} = {value!r} is invalid; valid: {valid}")
+
+    def raw(self, key: str, default: Any) -> Any:
+        table, _, leaf = key.rpartition(".")
+        source = self.data.get(table, {}) if table else self.data
+        if not isinstance(source, dict):
+            raise self.fail(table, source, "a table of keys")
+        return source.get(leaf, default)
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any, positive: bool = False) -> Any:
+        value = self.raw(key, default)
+        ok = isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, float, (int, float)))
+        if not ok or (positive and value < 1):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise self.fail(key, value, f"a positive {names}" if positive else f"a {names}")
+        return value
+
+    def choice(self, key: str, valid: tuple[str, ...], default: str) -> str:
+        value = self.raw(key, default)
+        if value not in valid:
+            raise self.fail(key, value, ", ".join(valid))
+        return value
+
+    def list_of(self, key: str, kind: type, default: list) -> list:
+        value = self.raw(key, default)
+        if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+            raise self.fail(key, value, f"a list of {kind.__name__} values")
+        return value
+
+    def choices(self, key: str, valid: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+        values = self.list_of(key, str, list(default))
+        bad = [v for v in values if v not in valid]
+        if bad or not values:
+            raise self.fail(key, values, f"a non-empty list of {', '.join(valid)}")
+        return tuple(values)
+
+    def table(self, key: str, kind: tuple[type, ...]) -> dict[str, Any]:
+        value = self.raw(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, value, "a table")
+        return {k: self.get(f"{key}.{k}", kind, None) for k in value}
+
+    def base(self, default: str | UNetSpec) -> str | UNetSpec:
+        value = self.raw("base", default)
+        if isinstance(value, dict):
+            try:
+                return UNetSpec.from_dict(value)
+            except ValueError as err:
+                raise ValueError(f"{self.where}: base: {err}") from err
+        if not isinstance(value, str) or value not in BASES:
+            raise self.fail("base", value, f"one of {', '.join(BASES)}, or a table of UNetSpec fields")
+        return value
+
+    def axes(self) -> dict[str, tuple[Any, ...]]:
+        table = self.raw("axes", {})
+        if not isinstance(table, dict):
+            raise self.fail("axes", table, "a table of axis = [values]")
+        out = {}
+        for name, values in table.items():
+            if name not in AXES:
+                raise self.fail(f"axes.{name}", values, f"an axis: {', '.join(AXES)}")
+            if not isinstance(values, list) or not values:
+                raise self.fail(f"axes.{name}", values, "a non-empty list of values")
+            axis = AXES[name]
+            try:
+                out[name] = tuple(axis.parse(v) if isinstance(v, str) and axis.type is not str
+                                  else _checked(axis, axis.parse_json(v)) for v in values)
+            except ValueError as err:
+                raise ValueError(f"{self.where}: axes.{name}: {err}") from err
+        return out
+
+    def rounds(self) -> RoundsBudget:
+        fields = {f.name: f for f in dataclasses.fields(RoundsBudget)}
+        given = self.raw("rounds", {})
+        if not isinstance(given, dict):
+            raise self.fail("rounds", given, f"a table of {', '.join(fields)}")
+        values = {k: self.get(f"rounds.{k}", (int, float) if fields[k].type == "float" else int, None)
+                  for k in given if k in fields}
+        try:
+            return RoundsBudget(**values)
+        except ValueError as err:
+            raise ValueError(f"{self.where}: rounds: {err}") from err
+
+    def quality(self) -> str | None:
+        value = self.raw("quality", "")
+        if value == "":
+            return None
+        if not isinstance(value, str) or value not in QUALITY_PRESETS:
+            raise self.fail("quality", value, f"one of {', '.join(QUALITY_PRESETS)}, or \"\" for cost only")
+        return value
+
+    def no_unknown_keys(self) -> None:
+        for key in self.data:
+            if key not in self.KEYS:
+                raise self.fail(key, self.data[key], f"a key of {', '.join(self.KEYS)}")
+        for table, keys in self.TABLES.items():
+            for key in self.data.get(table, {}):
+                if key not in keys:
+                    raise self.fail(f"{table}.{key}", self.data[table][key], f"a key of {', '.join(keys)}")
+
+
+def _checked(axis: Any, value: Any) -> Any:
+    axis.check(value)
+    return value
+
+
+PRESETS: dict[str, Sweep] = {path.stem: load_sweep(path) for path in sorted(PRESET_DIR.glob("*.toml"))}
+
+
+def get_preset(name: str) -> Sweep:
+    if name not in PRESETS:
+        raise ValueError(f"--preset {name!r} is not a preset; valid: {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,1 @@
+"""The tidy table -> the frames every section reads, computed once (``derive``)."""

@@ -1,0 +1,129 @@
+"""effects.csv: one row per effect of a run, from which the report's effect figures and tables are drawn.
+
+An effect is switching one axis from its reference level to another, everything else equal, on one
+measurement in one setting; the A/A timing control is an effect too (``axis`` = ``control``). Three sources:
+
+- time (timing cells): the blocked factorial model over the rounds (timing.py), as % change;
+- counts and memory (cost cells): % change over matched pairs of cells. Counted quantities (parameters,
+  FLOPs, saved-tensor bytes) are exact: their interval is the range over the pairs and they are not tested;
+  measured ones (peak RSS, CUDA peaks, compile time) get a 95% t-interval and a paired t-test;
+- quality (quality cells): the difference over seed-matched pairs, 95% t-interval, paired t-test.
+
+``resolved``: for a tested effect, its Holm-adjusted p-value is below 0.05, the adjustment running over every
+tested effect of the run (controls included), so the run as a whole makes a false "resolved" claim with
+probability at most 5%; for an exact count, the count changed; an effect that could not be tested (too few
+pairs or rounds) is never resolved.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from bench.report.compute.stats import AXES, references, cost_effects, quality_effects, t_interval
+from bench.report.compute.rounds_model import CONTROL, METHOD as TIMING_METHOD, MIN_ROUNDS_TO_TEST, timing_effects
+
+COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric", "unit", "estimate",
+           "ci_low", "ci_high", "n", "p_value", "p_adjusted", "resolved", "method")
+ALPHA = 0.05
+CORRECTION = "holm"
+CORRECTION_TEXT = (f"Holm's step-down correction over every tested effect of the run (family-wise error "
+                   f"{ALPHA:g}); counted quantities are exact and not tested")
+COUNTED_METRICS = ("params", "flops", "model_flops", "saved_tensor_bytes")
+# Effects whose true value is zero by construction: reported, and a warning if one ever comes out resolved.
+KNOWN_NULL = {("checkpoint", "inference"): "known null: checkpointing does nothing without autograd"}
+
+
+def effect_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Every effect of the run in ``COLUMNS``, sorted by axis, setting, phase and metric."""
+    frames = [f for f in (_time(table), _cost(table), _quality(table)) if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=list(COLUMNS))
+    effects = pd.concat(frames, ignore_index=True)
+    tested = effects["p_value"].notna()
+    effects["p_adjusted"] = np.nan
+    if tested.any():
+        effects.loc[tested, "p_adjusted"] = multipletests(effects.loc[tested, "p_value"], ALPHA, CORRECTION)[1]
+    exact = effects["method"].str.startswith("exact")
+    changed = (effects["ci_low"] > 0) | (effects["ci_high"] < 0)
+    effects["resolved"] = np.where(tested, effects["p_adjusted"] < ALPHA, exact & changed)
+    for (axis, phase), why in KNOWN_NULL.items():
+        known = (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
+        effects.loc[known, "method"] = effects.loc[known, "method"] + f"; {why}"
+    order = {axis: i for i, axis in enumerate((CONTROL, *AXES))}
+    effects = effects.sort_values(["axis", "base_config", "setting", "phase", "metric", "method"],
+                                  key=lambda c: c.map(order) if c.name == "axis" else c, kind="stable")
+    return effects[list(COLUMNS)].reset_index(drop=True)
+
+
+def failed_controls(effects: pd.DataFrame) -> pd.DataFrame:
+    """Controls and known nulls that came out resolved: the timing has a bias the design did not remove."""
+    null = effects["axis"] == CONTROL
+    for axis, phase in KNOWN_NULL:
+        null |= (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
+    return effects[null & effects["resolved"].astype(bool)]
+
+
+def _time(table: pd.DataFrame) -> pd.DataFrame:
+    fits = timing_effects(table, tuple(AXES), references())
+    if fits.empty:
+        return fits
+    return pd.DataFrame({
+        "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
+        "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
+        "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
+        "ci_high": fits["ci_high"], "n": fits["n"],
+        "p_value": fits["p_value"], "method": f"{TIMING_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
+    })
+
+
+def _cost(table: pd.DataFrame) -> pd.DataFrame:
+    pairs = cost_effects(table)
+    if pairs.empty:
+        return pd.DataFrame()
+    rows = []
+    for key, group in pairs.dropna(subset=["percent"]).groupby(["axis", "comparison", "base_config", "setting",
+                                                                 "phase", "metric", "method"], sort=True):
+        axis, comparison, base, setting, phase, metric, how = key
+        values = group["percent"].to_numpy(dtype=float)
+        if metric in COUNTED_METRICS:
+            low, high, p = values.min(), values.max(), np.nan
+            method = (f"exact count ({how}): mean % change over matched pairs of cells; interval = range over "
+                      "the pairs (interactions, not noise)")
+        else:
+            (low, high), p = t_interval(values), _t_test(values)
+            method = f"{how}: % change over matched pairs of cells, 95% t-interval, paired t-test"
+        rows.append(_row(axis, comparison, base, setting, phase, metric, "%", values, low, high, p, method))
+    return pd.DataFrame(rows)
+
+
+def _quality(table: pd.DataFrame) -> pd.DataFrame:
+    pairs = quality_effects(table)
+    if pairs.empty:
+        return pd.DataFrame()
+    rows = []
+    for key, group in pairs.groupby(["axis", "comparison", "base_config", "setting", "phase", "metric", "unit",
+                                     "method"], sort=True):
+        axis, comparison, base, setting, phase, metric, unit, how = key
+        values = group["difference"].to_numpy(dtype=float)
+        (low, high), p = t_interval(values), _t_test(values)
+        rows.append(_row(axis, comparison, base, setting, phase, metric, unit, values, low, high, p,
+                         f"{how}: difference over seed-matched pairs, 95% t-interval, paired t-test"))
+    return pd.DataFrame(rows)
+
+
+def _row(axis, comparison, base, setting, phase, metric, unit, values, low, high, p, method) -> dict:
+    from_level, to_level = comparison.split(" → ")
+    return {"axis": axis, "from_level": from_level, "to_level": to_level, "base_config": base, "setting": setting,
+            "phase": phase, "metric": metric, "unit": unit, "estimate": float(values.mean()), "ci_low": float(low),
+            "ci_high": float(high), "n": len(values), "p_value": p, "method": method}
+
+
+def _t_test(values: np.ndarray) -> float:
+    """Two-sided paired t-test p-value; NaN (untestable) with fewer than two pairs or no spread."""
+    if len(values) < 2 or values.std(ddof=1) == 0:
+        return math.nan
+    return float(stats.ttest_1samp(values, 0.0).pvalue)

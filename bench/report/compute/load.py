@@ -1,0 +1,124 @@
+"""Reading a run folder: the tidy table, env.json and the sample grids, nothing else."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from variants import AXES
+
+from bench.schema import columns, dtypes
+from bench.store.folder import read_json, read_part
+
+# Without these the table cannot be read as measurements at all.
+REQUIRED = ("kind", "variant", "phase", "metric", "value", "unit", "status")
+# Filled with a neutral default when a table predates a column, so a report still renders; an axis column a
+# table predates gets the axis's reference level (one level: no effect is claimed for it).
+OPTIONAL: dict[str, Any] = {
+    "run_id": "", "cell_id": "", "block": "total", "method": "", "message": "", "device": "", "device_name": "",
+    "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": pd.NA, "batch_size": pd.NA,
+    "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA,
+    "peer": "", "memory_format": "contiguous", "compile": False, "replica": 0, "position": pd.NA,
+}
+# Columns the report derives (add_setting); a table saved after normalise has them already.
+DERIVED = ("execution", "setting")
+# Execution options at these values (or unrecorded) are the default and go unnamed in a setting's label.
+DEFAULT_DTYPES = ("", "float32")
+DEFAULT_MEMORY_FORMATS = ("", "contiguous")
+
+
+@dataclass
+class Run:
+    name: str                    # the folder's own name: no machine paths reach the report
+    root: Path
+    table: pd.DataFrame
+    env: dict[str, Any] = field(default_factory=dict)
+    samples: list[Path] = field(default_factory=list)
+
+
+def load_run(root: Path) -> Run:
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"run folder {root.name!r} does not exist; valid: a folder written by `python -m bench run`")
+    return Run(name=root.resolve().name, root=root, table=read_table(root), env=read_env(root),
+               samples=sorted((root / "samples").glob("*.png")))
+
+
+def read_table(root: Path) -> pd.DataFrame:
+    parquet, csv = root / "metrics.parquet", root / "metrics.csv"
+    if parquet.exists():
+        try:
+            table = read_part(parquet)
+        except ValueError as err:
+            raise ValueError(f"{err}; run `python -m bench run --resume --out {root}` with its options to rebuild "
+                             "it from the cell parts") from err
+    elif csv.exists():
+        table = pd.read_csv(csv, keep_default_na=False, na_values={"value": ["", "nan"]})
+    else:
+        raise ValueError(f"run folder {root.name!r} has no metrics.parquet or metrics.csv; "
+                         "valid: a folder written by `python -m bench run`")
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise ValueError(f"metrics table of {root.name!r} lacks column(s) {missing}; valid: bench.schema.columns()")
+    unknown = sorted(set(table.columns) - set(columns()) - set(DERIVED))
+    if unknown:  # an axis a plugin added: without it its levels would be pooled into every effect
+        raise ValueError(f"metrics table of {root.name!r} has column(s) {unknown} that no declared axis names; "
+                         "valid: pass --import with the module that added them (the run's plugins: run.json)")
+    return normalise(table)
+
+
+def normalise(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    optional = OPTIONAL | {name: axis.cell(axis.default) for name, axis in AXES.items()}
+    for column, default in optional.items():
+        if column not in table.columns:
+            table[column] = default
+    for column, dtype in dtypes().items():  # as written, or as CSV read them back
+        if dtype == "bool":
+            table[column] = table[column].map(_as_bool)
+        else:
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype(dtype)
+    table["replica"] = table["replica"].fillna(0)  # unrecorded: the model itself, not a second instance
+    for column in table.columns:
+        if table[column].dtype == object:
+            table[column] = table[column].fillna("").astype(str)
+    return add_setting(table)
+
+
+def add_setting(table: pd.DataFrame) -> pd.DataFrame:
+    """``execution``: the non-default execution options of a row (dtype, memory format, compilation), empty
+    for fp32 eager contiguous; ``setting``: its device plus those, e.g. ``cpu`` or ``cuda · bfloat16 · compiled``,
+    led by the base config when the run measured costs at more than one (``digits8 · cpu``).
+    Cells of different settings are never averaged together or paired with each other."""
+    table = table.copy()
+    table["execution"] = [_execution(*options) for options in zip(
+        table["dtype"].astype(str), table["memory_format"].astype(str), table["compile"])]
+    device = table["device"].astype(str)
+    setting = device.where(table["execution"] == "", device + " · " + table["execution"])
+    costs = table["kind"].isin(("cost", "timing"))
+    if table.loc[costs, "base_config"].nunique() > 1:
+        setting = table["base_config"].astype(str) + " · " + setting
+    table["setting"] = setting
+    return table
+
+
+def _execution(dtype: str, memory_format: str, compiled: object) -> str:
+    parts = (dtype if dtype not in DEFAULT_DTYPES else "",
+             memory_format if memory_format not in DEFAULT_MEMORY_FORMATS else "",
+             "compiled" if _as_bool(compiled) else "")
+    return " · ".join(part for part in parts if part)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "on")
+    return bool(value) if not pd.isna(value) else False
+
+
+def read_env(root: Path) -> dict[str, Any]:
+    path = root / "env.json"
+    if not path.exists():
+        return {}
+    return read_json(path, "restore it from a copy, or delete it (the report then omits the environment)")

@@ -1,0 +1,1 @@
+"""The report as a document (sections of figures, tables and text), its wording, plots and Markdown/HTML."""

@@ -1,0 +1,150 @@
+"""Sections: quality against cost, learning curves, and the sample grids."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.render.document import Image, Section, save_figure
+from bench.report.render.plots import learning_curves, pareto_plot
+from bench.report.render.wording import interval
+from bench.report.compute.stats import FINAL_STEP, cost_cells, per_variant_quality, summarise
+
+# Lower is better for each; the first one the run has is drawn against cost (all appear in the tables).
+PARETO_METRICS = ("fd", "kid", "swd", "heldout_loss")
+CURVE_X = "wall_time"
+
+
+def pareto_section(table: pd.DataFrame, figures_dir: Path) -> Section:
+    section = Section("Quality against cost", "Quality: mean over seeds with a 95% t-interval (scipy.stats.t). "
+                      "Cost: per-variant medians from the cost cells of the network the quality cells train (same "
+                      "base config, at the quality training batch: the axis label says which), or the quality "
+                      "cells' own training wall time. Dashed: the Pareto front (lower is better on both axes). "
+                      "Red line and band: the real-versus-real floor at the same N (mean and 95% CI over seeds).")
+    quality = per_variant_quality(table)
+    if quality.empty:
+        section.note = "No successful quality rows in this run (e.g. a cost-only run), so no quality section."
+        return section
+    metric, phase = _pareto_metric(quality)
+    if metric is None:
+        section.note = f"None of {', '.join(PARETO_METRICS)} was recorded, so no quality-against-cost plot."
+        return section
+    points = quality[(quality["metric"] == metric) & (quality["phase"] == phase)]
+    unit = points["unit"].iloc[0]
+    points = points.groupby("variant")[["mean", "low", "high", "n"]].first().reset_index()
+    panels = []
+    for column, label, cost_unit, values in _cost_axes(table, quality):
+        points = points.merge(values.rename(column), left_on="variant", right_index=True, how="left")
+        if points[column].notna().any():
+            panels.append((column, label, cost_unit))
+    if not panels:
+        section.note = "No cost matches the quality variants (no cost cells and no training wall time)."
+        return section
+    floor_rows = per_variant_quality(table, "floor")
+    floor_rows = floor_rows[(floor_rows["metric"] == metric) & (floor_rows["phase"] == phase)]
+    floor = floor_rows.iloc[0] if len(floor_rows) else None
+    title = f"{metric} ({phase}) against training cost"
+    fig = pareto_plot(points, panels, f"{metric} [{unit}] (mean, 95% CI over seeds)", floor, title)
+    section.items.append(save_figure(fig, figures_dir, "pareto", title, _pareto_reading(points, panels, floor, unit)))
+    return section
+
+
+def _pareto_metric(quality: pd.DataFrame) -> tuple[str | None, str | None]:
+    for metric in PARETO_METRICS:
+        phases = quality.loc[quality["metric"] == metric, "phase"].unique()
+        if len(phases):
+            return metric, phases[0]
+    return None, None
+
+
+def _cost_axes(table: pd.DataFrame, quality: pd.DataFrame):
+    """(column, label, unit, per-variant values) for each cost the run can put on the x axis: costs of the very
+    network the quality cells trained (same base config), never those of another network."""
+    cells = cost_cells(table)
+    trained = set(table.loc[table["kind"] == "quality", "base_config"])
+    cells = cells[(cells["block"] == "total") & cells["base_config"].isin(trained)
+                  & (cells["execution"] == "")] if not cells.empty else cells
+    if not cells.empty:
+        devices = list(cells["device"].unique())
+        quality_devices = table.loc[table["kind"] == "quality", "device"].unique()
+        device = next((d for d in devices if d in quality_devices), devices[0])
+        for metric, unit, what in (("flops", "FLOP", "training-step FLOPs"),
+                                   ("seconds_per_iter", "s", "training-step time")):
+            rows = cells[(cells["phase"] == "train_step") & (cells["metric"] == metric) & (cells["unit"] == unit)
+                         & (cells["device"] == device)]
+            if not rows.empty:
+                config = ", ".join(sorted({f"{b} batch {n}" for b, n in zip(rows["base_config"], rows["batch_size"])}))
+                yield metric, f"{what} ({config}, {device})", unit, rows.groupby("variant")["value"].median()
+    wall = quality[(quality["phase"] == FINAL_STEP) & (quality["metric"] == CURVE_X)]
+    if not wall.empty:
+        yield "train_wall_time", "training wall time (quality cells, mean over seeds)", "s", \
+            wall.groupby("variant")["mean"].first()
+
+
+def _pareto_reading(points: pd.DataFrame, panels, floor: pd.Series | None, unit: str) -> str:
+    best = points.loc[points["mean"].idxmin()]
+    worst = points.loc[points["mean"].idxmax()]
+    column = panels[0][0]
+    front = points[points[column].notna()].sort_values([column, "mean"])
+    names = []
+    lowest = float("inf")
+    for _, row in front.iterrows():
+        if row["mean"] < lowest:
+            names.append(row["variant"])
+            lowest = row["mean"]
+    if len(points) == 1:
+        text = f"One variant only: {best['variant']} {interval(best, unit)}"
+    else:
+        text = f"Best: {best['variant']} {interval(best, unit)}; worst: {worst['variant']} {interval(worst, unit)}"
+    if best["variant"] != worst["variant"]:
+        apart = best["high"] < worst["low"]
+        text += "; best and worst are resolved apart" if apart else \
+            "; the intervals of best and worst overlap: the ranking is not resolved at this N"
+    if floor is not None:
+        text += f"; real-data floor {interval(floor, unit)}"
+    return text + f"; front against {panels[0][1]}: {', '.join(names)}"
+
+
+def curves_section(table: pd.DataFrame, figures_dir: Path) -> Section:
+    section = Section("Learning curves", "Held-out measurements during training: mean over seeds, band = 95% "
+                      "t-interval over seeds at each step. Against wall time, each step is placed at its mean "
+                      "wall time over seeds.")
+    rows = table[(table["kind"] == "quality") & (table["phase"] == "train") & (table["status"] == "ok")
+                 & table["value"].notna()]
+    metrics = sorted(set(rows["metric"]) - {CURVE_X})
+    if not metrics:
+        section.note = "No training curves in this run (no quality cells, or none that recorded a curve)."
+        return section
+    wall = rows[rows["metric"] == CURVE_X].groupby(["variant", "step"])["value"].mean().rename(CURVE_X)
+    for metric in metrics:
+        curves = rows[rows["metric"] == metric].merge(wall, left_on=["variant", "step"], right_index=True, how="left")
+        unit = curves["unit"].iloc[0]
+        title = f"Learning curves: {metric}"
+        fig = learning_curves(curves, f"{metric} [{unit}]", curves[CURVE_X].notna().any(), title)
+        section.items.append(save_figure(fig, figures_dir, f"curves_{metric}", title, _curve_reading(curves, unit),
+                                         detail=bool(section.items)))  # the first curve in view, the rest collapsed
+    return section
+
+
+def _curve_reading(curves: pd.DataFrame, unit: str) -> str:
+    last = curves.sort_values("step").groupby(["variant", "seed"], dropna=False).tail(1)
+    final = summarise(last, ["variant"], "value")
+    best, worst = final.loc[final["mean"].idxmin()], final.loc[final["mean"].idxmax()]
+    if len(final) == 1:
+        return f"One variant only; at the last step: {best['variant']} {interval(best, unit)}"
+    text = f"At the last step, lowest: {best['variant']} {interval(best, unit)}; highest: {worst['variant']} " \
+           f"{interval(worst, unit)}"
+    if best["variant"] != worst["variant"] and not best["high"] < worst["low"]:
+        text += "; the intervals overlap: the difference is not resolved at this N"
+    return text
+
+
+def samples_section(samples: list[Path]) -> Section:
+    section = Section("Sample grids", "Images written by the quality cells (generated samples per variant and seed, "
+                      "and a grid of real data), embedded as they are.")
+    if not samples:
+        section.note = "This run wrote no sample grids (samples/*.png)."
+        return section
+    for path in samples:
+        section.items.append(Image(path=path, caption=path.stem))
+    return section

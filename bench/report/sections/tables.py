@@ -1,0 +1,127 @@
+"""Section: the wide summary per variant, per-block breakdown, checks, failed cells and the environment."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pandas as pd
+
+from bench.report.render.document import Section, Table
+from bench.report.sections.cost_per_variant import cost_medians
+from bench.report.render.wording import add_labels, scale_for
+from bench.report.compute.stats import MACHINE_PHASES, cost_cells, per_variant_quality
+
+
+def tables_section(table: pd.DataFrame, env: dict[str, Any]) -> Section:
+    section = Section("Tables", "Every number behind the figures, per variant (open the details).")
+    cost = cost_summary(cost_medians(table))
+    if not cost.empty:
+        section.items.append(Table("Cost per variant: median [interquartile range] over repeats", cost))
+    quality = quality_summary(table)
+    if not quality.empty:
+        section.items.append(Table("Quality per variant: mean ± 95% t-interval half-width (seeds); 'real' is the "
+                                   "real-versus-real floor", quality))
+    blocks = block_summary(table)
+    if not blocks.empty:
+        section.items.append(Table("Per-block breakdown (medians)", blocks))
+    machine = machine_summary(table)
+    if not machine.empty:
+        section.items.append(Table("Machine measurements during the run (not properties of a variant)", machine))
+    checks = table[table["kind"] == "check"]
+    if not checks.empty:
+        section.items.append(Table("Checks", checks[["variant", "device", "phase", "metric", "value", "unit", "method",
+                                                     "status", "message"]].reset_index(drop=True)))
+    failed = failed_cells(table)
+    section.items.append(failed)
+    section.items.append(Table("Environment of the run (env.json)", env_frame(env) if env else
+                               pd.DataFrame({"note": ["this run folder has no env.json"]})))
+    for item in section.items:  # long tables, collapsed; failures stay in view
+        item.detail = item is not failed or failed.frame.empty
+    return section
+
+
+def _scaled_text(median: float, q1: float, q3: float, factor: float) -> str:
+    if q1 == q3:
+        return f"{median / factor:.4g}"
+    return f"{median / factor:.4g} [{q1 / factor:.3g}–{q3 / factor:.3g}]"
+
+
+def by_variant(cells: pd.DataFrame, values: Iterable[Any]) -> pd.Series:
+    """One column of a per-variant cost table: ``values`` (one per cell of ``cells``, a single measurement's
+    medians from ``cost_medians``) indexed by variant and setting."""
+    return pd.Series(list(values), index=pd.MultiIndex.from_frame(cells[["variant", "setting"]]))
+
+
+def cost_summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """Every measurement of ``cost_medians`` as ``median [q1–q3]`` text, one row per variant and setting."""
+    if cells.empty:
+        return pd.DataFrame()
+    columns = {}
+    for label, rows in cells.groupby("label"):
+        factor, unit = scale_for(rows["unit"].iloc[0], rows["value"])
+        text = [_scaled_text(m, a, b, factor) for m, a, b in zip(rows["value"], rows["q1"], rows["q3"])]
+        columns[f"{label} [{unit}]"] = by_variant(rows, text)
+    return pd.DataFrame(columns).reset_index()
+
+
+def quality_summary(table: pd.DataFrame) -> pd.DataFrame:
+    frames = [per_variant_quality(table, kind) for kind in ("quality", "floor")]
+    summary = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(
+        not f.empty for f in frames) else pd.DataFrame()
+    if summary.empty:
+        return summary
+    summary = add_labels(summary)
+    half = (summary["high"] - summary["mean"]).abs()
+    summary["text"] = [f"{m:.4g} ± {h:.2g} (n={n})" if pd.notna(h) else f"{m:.4g} (n={n})"
+                       for m, h, n in zip(summary["mean"], half, summary["n"])]
+    summary["column"] = summary["label"] + " [" + summary["unit"] + "]"
+    return summary.pivot_table(index=["variant", "dataset"], columns="column", values="text",
+                               aggfunc="first").reset_index()
+
+
+def block_summary(table: pd.DataFrame) -> pd.DataFrame:
+    cells = cost_cells(table)
+    cells = cells[cells["block"] != "total"] if not cells.empty else cells
+    if cells.empty:
+        return pd.DataFrame()
+    cells = add_labels(cells.assign(block="total")).assign(block=cells["block"])
+    columns = {}
+    for label, rows in cells.groupby("label"):  # each measurement in its own human unit (MB, GFLOP, ms)
+        factor, unit = scale_for(rows["unit"].iloc[0], rows["value"])
+        index = pd.MultiIndex.from_frame(rows[["variant", "setting", "block"]])
+        columns[f"{label} [{unit}]"] = pd.Series([f"{v / factor:.4g}" for v in rows["value"]], index=index)
+    return pd.DataFrame(columns).reset_index()
+
+
+def machine_summary(table: pd.DataFrame) -> pd.DataFrame:
+    rows = table[table["phase"].isin(MACHINE_PHASES) & (table["status"] == "ok")]
+    if rows.empty:
+        return pd.DataFrame()
+    out = []
+    for (device, dtype, phase, metric, unit, method), group in rows.groupby(
+            ["device", "dtype", "phase", "metric", "unit", "method"]):
+        factor, shown = scale_for(unit, group["value"])
+        values = group["value"] / factor
+        out.append({"device": device, "dtype": dtype, "phase": phase, "metric": metric, "unit": shown,
+                    "method": method, "median": f"{values.median():.4g}", "min": f"{values.min():.4g}",
+                    "max": f"{values.max():.4g}", "rows": len(values)})
+    return pd.DataFrame(out)
+
+
+def failed_cells(table: pd.DataFrame) -> Table:
+    failed = table[table["status"] != "ok"]
+    columns = ["kind", "variant", "device", "seed", "phase", "metric", "status", "message"]
+    if failed.empty:
+        return Table("Failed cells", pd.DataFrame(columns=columns), "Every row of this run has status ok.")
+    return Table("Failed cells (status other than ok)",
+                 failed[columns].drop_duplicates().reset_index(drop=True))
+
+
+def env_frame(env: dict[str, Any], prefix: str = "") -> pd.DataFrame:
+    rows = []
+    for key, value in env.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += env_frame(value, f"{name}.").to_dict("records")
+        else:
+            rows.append({"field": name, "value": "" if value is None else str(value)})
+    return pd.DataFrame(rows, columns=["field", "value"])

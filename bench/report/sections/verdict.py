@@ -1,0 +1,181 @@
+"""Section: the verdict. One row per axis switch: what it costs and what it buys, on the same network.
+
+Every estimate is a row of effects.csv (effect_table.py), so the verdict and the file cannot disagree; only
+the context (training steps, data set, the real-versus-real floor, the checkpoint check) comes from the table.
+Costs are taken at the network the quality cells trained (same base config) when the run measured it; the
+costs of the cost sweep's own base follow as "the same choice at a larger scale".
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.render.document import Section, Table, Text
+from bench.report.render.wording import describe_effect, signed
+from bench.report.compute.stats import per_variant_quality
+from bench.report.compute.rounds_model import CONTROL
+
+# (column, phase, metrics in order of preference): the verdict's cost columns, as % change
+COSTS = (
+    ("parameters", "model", ("params",)),
+    ("training FLOPs", "train_step", ("flops",)),
+    ("training step", "train_step", ("seconds_per_iter",)),
+    ("inference", "inference", ("seconds_per_iter",)),
+    ("peak memory", "train_step", ("peak_allocated_bytes", "peak_rss_bytes")),
+    ("saved activations", "train_step", ("saved_tensor_bytes",)),
+)
+# (column, phase, metric): the verdict's quality columns, as differences (lower is better for both)
+QUALITY = (("FD", "sample", "fd"), ("held-out loss", "train (final step)", "heldout_loss"))
+RESOLVED = " ✓"
+NOTE = ("Each row switches one axis from its reference level, everything else equal. Costs: % change (counts are "
+        "exact; time from the timing rounds' model, memory from matched cells), quality: difference (lower is "
+        f"better), each with its 95% interval; {RESOLVED.strip()} = resolved after the run's Holm correction. "
+        "Every figure is a row of effects.csv.")
+
+
+def verdict_section(effects: pd.DataFrame, table: pd.DataFrame) -> Section:
+    section = Section("Verdict", NOTE)
+    switches = effects[effects["axis"] != CONTROL][["axis", "from_level", "to_level"]].drop_duplicates()
+    if switches.empty:
+        section.note = "No axis has two levels in this run, so there is nothing to weigh."
+        return section
+    quality_base = _quality_base(effects)
+    cost_bases = sorted(set(effects.loc[effects["unit"] == "%", "base_config"]))
+    main = quality_base if quality_base in cost_bases else (cost_bases[0] if cost_bases else quality_base)
+    context = _quality_context(table, quality_base)
+    checks = table[table["kind"] == "check"]
+    checked = len(checks) > 0 and bool((checks["status"] == "ok").all())
+    section.items.append(Text([_sentence(effects, s, main, quality_base, context, checked)
+                               for s in switches.itertuples()]))
+    title = f"Cost and quality of each switch: costs on {main}" + (
+        f", quality on {quality_base} ({context})" if quality_base else "")
+    section.items.append(Table(title, verdict_frame(effects, switches, main, quality_base)))
+    for base in (b for b in cost_bases if b != main):
+        frame = verdict_frame(effects, switches, base, None)
+        scale = "at a larger scale" if _params(table, base) > _params(table, main) else "on another network"
+        section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)",
+                                   frame.drop(columns=[column for column, _, _ in QUALITY])))
+    section.items.append(Text([noise_floor(effects, main, table)]))
+    return section
+
+
+def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str, quality_base: str | None
+                  ) -> pd.DataFrame:
+    rows = []
+    for switch in switches.itertuples():
+        mine = _switch_effects(effects, switch)
+        row = {"switch": f"{switch.axis}: {switch.from_level} → {switch.to_level}"}
+        for column, phase, metrics in COSTS:
+            row[column] = _cell(_pick(mine, cost_base, phase, metrics, "%"))
+        for column, phase, metric in QUALITY:
+            row[column] = _cell(_pick(mine, quality_base, phase, (metric,), None)) if quality_base else "—"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _switch_effects(effects: pd.DataFrame, switch) -> pd.DataFrame:
+    """The rows of effects.csv of one axis switch (``switch``: a row with axis, from_level, to_level)."""
+    return effects[(effects["axis"] == switch.axis) & (effects["from_level"] == switch.from_level)
+                   & (effects["to_level"] == switch.to_level)]
+
+
+def _pick(effects: pd.DataFrame, base: str | None, phase: str, metrics: tuple[str, ...], unit: str | None
+          ) -> pd.Series | None:
+    """The effect on the first of ``metrics`` recorded at ``base`` (its default setting: the shortest name)."""
+    rows = effects[(effects["base_config"] == base) & (effects["phase"] == phase)]
+    rows = rows[rows["unit"] == "%"] if unit == "%" else rows[rows["unit"] != "%"]
+    for metric in metrics:
+        found = rows[rows["metric"] == metric]
+        if len(found):
+            found = found.assign(order=found["setting"].str.len()).sort_values(["order", "method"])
+            return found.iloc[0]
+    return None
+
+
+def _cell(row: pd.Series | None) -> str:
+    if row is None:
+        return "—"
+    unit = "%" if row["unit"] == "%" else ""
+    if str(row["method"]).startswith("exact"):
+        if row["ci_low"] == row["ci_high"]:
+            return signed(row["estimate"], unit)
+        return f"{signed(row['estimate'], unit)} ({signed(row['ci_low'], unit)} to {signed(row['ci_high'], unit)})"
+    if pd.isna(row["ci_low"]):
+        return f"{signed(row['estimate'], unit)} (untested)"
+    text = f"{signed(row['estimate'], unit)} [{signed(row['ci_low'], '')}, {signed(row['ci_high'], '')}]"
+    return text + (RESOLVED if bool(row["resolved"]) else "")
+
+
+def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str | None, context: str,
+              checked: bool) -> str:
+    mine = _switch_effects(effects, switch)
+    parts = []
+    params = _pick(mine, cost_base, "model", ("params",), "%")
+    if params is not None:
+        parts.append(f"{signed(params['estimate'], '%')} parameters" if params["estimate"] else "same parameters")
+    times = [(name, _pick(mine, cost_base, phase, ("seconds_per_iter",), "%"))
+             for name, phase in (("training step", "train_step"), ("inference", "inference"))]
+    resolved = [f"{name} {_cell(row).removesuffix(RESOLVED)}" for name, row in times
+                if row is not None and bool(row["resolved"])]
+    if resolved:
+        parts.append(", ".join(resolved))
+    elif any(row is not None and pd.notna(row["ci_low"]) for _, row in times):
+        parts.append("time within noise")
+    elif any(row is not None for _, row in times):
+        parts.append("time untested (too few rounds)")
+    saved = _pick(mine, cost_base, "train_step", ("saved_tensor_bytes",), "%")
+    if saved is not None and abs(saved["estimate"]) >= 1:  # smaller changes are rounding of a few tensors
+        parts.append(f"saved activations {signed(saved['estimate'], '%')}")
+    peak = _pick(mine, cost_base, "train_step", ("peak_allocated_bytes", "peak_rss_bytes"), "%")
+    if peak is not None and bool(peak["resolved"]):
+        parts.append(f"peak memory {_cell(peak).removesuffix(RESOLVED)}")
+    fd = _pick(mine, quality_base, "sample", ("fd",), None) if quality_base else None
+    if fd is not None:
+        parts.append(f"FD {_cell(fd).removesuffix(RESOLVED)} {context}")
+        judgement = ("better" if fd["estimate"] < 0 else "worse") if bool(fd["resolved"]) else \
+            "no resolved difference in quality"
+    elif switch.axis == "checkpoint" and checked:
+        judgement = "the same function, so the same quality (checked: same losses with it on and off)"
+    else:
+        judgement = "quality not measured"
+    return f"{switch.axis} {switch.from_level} → {switch.to_level}: {', '.join(parts)}: {judgement}."
+
+
+def _params(table: pd.DataFrame, base: str) -> float:
+    """The largest parameter count of our models at ``base`` (0 if none was counted)."""
+    rows = table[(table["base_config"] == base) & (table["metric"] == "params") & (table["peer"] == "")]
+    return float(rows["value"].max()) if len(rows) else 0.0
+
+
+def _quality_base(effects: pd.DataFrame) -> str | None:
+    bases = effects.loc[effects["unit"] != "%", "base_config"]
+    return bases.iloc[0] if len(bases) else None
+
+
+def _quality_context(table: pd.DataFrame, base: str | None) -> str:
+    """``at 1,500 steps on digits`` for the quality cells of ``base``."""
+    rows = table[(table["kind"] == "quality") & (table["base_config"] == base)]
+    if rows.empty:
+        return ""
+    steps = rows.loc[rows["phase"] == "train", "step"].max()
+    datasets = ", ".join(sorted(set(rows["dataset"]) - {""})) or "its data"
+    return f"at {int(steps):,} steps on {datasets}" if pd.notna(steps) else f"on {datasets}"
+
+
+def noise_floor(effects: pd.DataFrame, base: str, table: pd.DataFrame) -> str:
+    """The run's noise floors, stated once: the A/A timing control and the real-versus-real quality floor."""
+    parts = []
+    control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == "seconds_per_iter")
+                      & (effects["base_config"] == base)]
+    for _, row in control.iterrows():
+        parts.append(f"{row['phase']} {describe_effect(row)}")
+    text = ("Noise floor: the A/A control (the baseline timed twice, as two instances) reads "
+            + "; ".join(parts) if parts else "Noise floor: no A/A timing control in this run")
+    floor = per_variant_quality(table, "floor")
+    floor = floor[floor["metric"] == "fd"]
+    if len(floor):
+        row = floor.iloc[0]
+        spread = f"[{row['low']:.3g}, {row['high']:.3g}] over {int(row['n'])} seeds" if pd.notna(row["low"]) else \
+            f"(n={int(row['n'])}: no interval)"
+        text += (f"; real-versus-real FD (two real samples of the same N={int(row['sample_size'])}) "
+                 f"{row['mean']:.3g} {spread}, the smallest FD a model can be told apart from at that N")
+    return text + "."

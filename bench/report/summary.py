@@ -1,0 +1,85 @@
+"""The short wide table `make bench` prints at the end: one row per variant and setting (device plus any
+non-default execution option), then our U-Net's speed against each peer. The numbers are the report's:
+a few columns of its per-cell medians and quartiles, and its intervals over seeds."""
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.sections.cost_per_variant import cost_medians
+from bench.report.compute.load import add_setting
+from bench.report.compute.stats import summarise
+from bench.report.sections.tables import by_variant
+from bench.report.compute.rounds_model import peer_rounds
+
+# (phase, metric, method or None, column title, scale)
+COST_COLUMNS = [
+    ("model", "params", None, "params [M]", 1e-6),
+    ("forward", "flops", "fvcore", "fwd [GMAC]", 1e-9),
+    ("train_step", "model_flops", None, "train [GFLOP]", 1e-9),
+    ("train_step", "saved_tensor_bytes", None, "saved [MB]", 1e-6),
+    ("train_step", "peak_rss_bytes", None, "train RSS [MB]", 1e-6),
+    ("train_step", "peak_allocated_bytes", None, "train alloc [MB]", 1e-6),
+    ("train_step", "images_per_s", None, "train [img/s]", 1.0),
+    ("inference", "images_per_s", None, "infer [img/s]", 1.0),
+    ("train_step", "fraction_of_peak", None, "train/peak", 1.0),
+]
+
+
+def cost_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Medians over repeats or timing rounds; throughput columns also carry the IQR as a percentage of the
+    median (machine drift between rounds included: the report's model takes it out of the effects).
+    ``table`` has settings (``add_setting``)."""
+    cells = cost_medians(table)
+    if cells.empty:
+        return pd.DataFrame()
+    out = {}
+    for phase, metric, method, title, scale in COST_COLUMNS:
+        rows = cells[(cells["phase"] == phase) & (cells["metric"] == metric)]
+        if method:
+            rows = rows[rows["method"] == method]
+        if rows.empty:
+            continue
+        median = by_variant(rows, rows["value"] * scale)
+        out[title] = median.round(3 if scale != 1.0 or median.max() < 10 else 1)
+        if metric == "images_per_s":
+            iqr = by_variant(rows, 100 * (rows["q3"] - rows["q1"]) / rows["value"])
+            out[title.replace("[img/s]", "IQR%")] = iqr.round(1)
+    return pd.DataFrame(out)
+
+
+def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Median over timing rounds of our throughput over each peer's (above 1: ours is faster).
+    ``table`` has settings (``add_setting``)."""
+    rounds = peer_rounds(table)
+    if rounds.empty:
+        return pd.DataFrame()
+    speed = rounds.groupby(["peer", "setting", "phase"])["ratio"].agg(["median", "count"])
+    return speed.rename(columns={"median": "ours / peer", "count": "rounds"}).round(3)
+
+
+def quality_summary(table: pd.DataFrame, metric: str = "fd") -> pd.DataFrame:
+    """Mean and 95% t-interval half-width over seeds (the report's ``summarise``), and the real-vs-real floor,
+    of one quality metric."""
+    rows = table[(table["phase"] == "sample") & (table["metric"] == metric) & (table["status"] == "ok")]
+    if rows.empty:
+        return pd.DataFrame()
+    ci = summarise(rows, ["variant"], "value").set_index("variant")
+    return pd.DataFrame({f"{metric} mean": ci["mean"].round(3), "95% CI ±": (ci["high"] - ci["mean"]).round(3),
+                         "seeds": ci["n"]})
+
+
+def print_summary(table: pd.DataFrame) -> None:
+    table = add_setting(table)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        cost = cost_summary(table)
+        if not cost.empty:
+            print("\nCost per variant (medians over repeats; IQR% = IQR / median):")
+            print(cost.to_string())
+        peers = peer_summary(table)
+        if not peers.empty:
+            print("\nOur U-Net against the peers (throughput ratio, median over timing rounds; above 1 = ours faster):")
+            print(peers.to_string())
+        quality = quality_summary(table)
+        if not quality.empty:
+            print("\nSample quality (Frechet distance in digit-classifier features; 'real' is the floor):")
+            print(quality.to_string())

@@ -1,0 +1,1 @@
+"""Executing a plan: every cell in a fresh worker process, on the local machine, Ray or SLURM."""

@@ -1,0 +1,144 @@
+"""Runs a plan's cells one worker process at a time (untimed ones ``jobs`` at a time), with progress and resume."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+
+import pandas as pd
+
+from bench.measure.quality import InceptionUnavailable, require_inception
+from bench.plan.cells import Cell
+from bench.plan.options import SweepOptions
+from bench.plan.planner import Plan, make_plan
+from bench.plan.quality import QUALITY_PRESETS
+from bench.run import envinfo
+from bench.run.backends import execute
+from bench.schema import COST_KINDS
+from bench.store.folder import RunStore, atomic_write_text, read_json, rows_frame
+from bench.store.lock import hold_run_folder
+
+FAILED = ("error", "oom")  # statuses of a measurement or cell that did not finish cleanly
+
+
+def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
+    """Plan (checking every option), then run the plan holding the folder's lock: one writer per run folder."""
+    plan = make_plan(options)
+    _check_measurable(plan)
+    with hold_run_folder(options.out):
+        return _execute(plan, argv)
+
+
+def _check_measurable(plan: Plan) -> None:
+    """What the plan needs and only a measurement can tell is missing: say so now, not after hours of training."""
+    quality = plan.sweep.quality
+    if quality is not None and "quality" in plan.options.parts and QUALITY_PRESETS[quality].inception_fid:
+        try:
+            require_inception()  # offline or without torch-fidelity
+        except InceptionUnavailable as err:
+            raise ValueError(f"--quality {quality}: {err}") from err
+
+
+def _execute(plan: Plan, argv: list[str]) -> pd.DataFrame:
+    options, sweep, cells = plan.options, plan.sweep, plan.cells
+    store = RunStore(options.out)
+    run_id = store.open(plan.config(), options.resume, run_id=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    env = envinfo.describe(options.threads, argv)
+    env_file = options.out / "env.json"
+    if options.resume and env_file.exists():
+        _note_earlier_revisions(env, read_json(env_file, "restore it from a copy, or delete it: this run writes a "
+                                                         "new one, without the revisions of earlier cells"))
+    atomic_write_text(env_file, _json(env))
+    todo = [c for c in cells if not store.is_finished(c)]
+    print(f"{run_id}: {len(cells)} cells, {len(cells) - len(todo)} already finished, {len(todo)} to run "
+          f"-> {options.out}", flush=True)
+    worker_options = {"rounds": dataclasses.asdict(sweep.rounds), "cache_dir": str(options.cache_dir.resolve())}
+    jobs = plan.jobs
+    progress = Progress(todo, sweep.seconds_per_cell, jobs if options.backend.name == "local" else 1)
+    failed = 0
+    try:
+        for result in execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend, jobs):
+            frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
+            store.write_cell(frame, result.cell)
+            store.consolidate()
+            failed += bool(frame["status"].isin(FAILED).any())
+            progress.done(result.cell, result.seconds, cell_outcome(frame))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every finished cell is kept in {options.out}; rerun with --resume to finish",
+              file=sys.stderr)
+        raise
+    finally:
+        env["load_end"] = envinfo.load_average()
+        atomic_write_text(env_file, _json(env))
+        if store.scratch.exists() and not any(store.scratch.iterdir()):
+            store.scratch.rmdir()
+    table = store.consolidate()
+    if failed:
+        print(f"{failed} cell(s) did not finish cleanly; see the status and message columns", file=sys.stderr)
+    return table
+
+
+def _note_earlier_revisions(env: dict, earlier_env: dict) -> None:
+    """Cells finished before a resume keep the numbers of the code that measured them: say so when the
+    code has changed since, and keep every revision that contributed in env.json."""
+    earlier = set(earlier_env.get("earlier_revisions", [])) | {earlier_env.get("git_revision")}
+    earlier -= {None, env.get("git_revision")}
+    if earlier:
+        env["earlier_revisions"] = sorted(earlier)
+        print(f"warning: cells already finished in this folder were measured at git revision(s) "
+              f"{', '.join(sorted(earlier))}, not {env.get('git_revision')}; they are kept as they are",
+              file=sys.stderr)
+
+
+def cell_outcome(frame: pd.DataFrame) -> str:
+    """One line for a finished cell: ``error`` or ``oom`` if the cell itself failed (a ``cell`` row: its model
+    did not build, its worker died), ``skipped`` if the whole cell was (a peer whose package is missing),
+    ``partial`` naming the measurements that failed while the others were kept, else ``ok``, noting
+    measurements that do not apply to it (a peer's or a non-default execution's peak RSS), which are rows of
+    their own, not failures."""
+    cell_rows = frame[frame["phase"] == "cell"]
+    for status in (*FAILED, "skipped"):
+        if (cell_rows["status"] == status).any():
+            return status
+    failed = frame[frame["status"].isin(FAILED)]
+    if len(failed):
+        names = ", ".join(f"{p} {m} ({s})" for p, m, s in failed[["phase", "metric", "status"]].itertuples(index=False))
+        return f"partial: {names} failed, the other measurements are kept"
+    skipped = int((frame["status"] == "skipped").sum())
+    return f"ok ({skipped} measurement(s) not applicable, status skipped)" if skipped else "ok"
+
+
+class Progress:
+    """Prints one line per cell with the time left, estimated per kind from cells done so far; untimed
+    kinds run ``jobs`` at a time, so their time left is divided by it."""
+
+    def __init__(self, todo: list[Cell], prior: dict[str, float], jobs: int = 1) -> None:
+        self.remaining = {kind: sum(c.kind == kind for c in todo) for kind in {c.kind for c in todo}}
+        self.prior = prior
+        self.jobs = jobs
+        self.spent: dict[str, list[float]] = {}
+        self.total, self.count, self.start = len(todo), 0, time.perf_counter()
+
+    def done(self, cell: Cell, seconds: float, status: str) -> None:
+        self.count += 1
+        self.remaining[cell.kind] -= 1
+        self.spent.setdefault(cell.kind, []).append(seconds)
+        left = sum(n * self._per_cell(kind) / (1 if kind in COST_KINDS else self.jobs)
+                   for kind, n in self.remaining.items())
+        elapsed = time.perf_counter() - self.start
+        print(f"[{self.count}/{self.total}] {cell.label}: {status}, {seconds:.1f} s "
+              f"(elapsed {_clock(elapsed)}, about {_clock(left)} left)", flush=True)
+
+    def _per_cell(self, kind: str) -> float:
+        spent = self.spent.get(kind)
+        return sum(spent) / len(spent) if spent else self.prior.get(kind, 30.0)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)

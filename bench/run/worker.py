@@ -1,0 +1,141 @@
+"""Runs one cell in a fresh, spawned worker process and returns its rows.
+
+Spawn, not fork: a forked child would inherit torch's thread pool and allocator state. The worker
+writes its rows to a file as JSON; if it dies (segfault, OOM killer), the parent records why.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import multiprocessing
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.plan.cells import Cell
+from bench.schema import KINDS, Measurement, exception_failure, failure
+from bench.store.folder import RunStore, atomic_write_text
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    rows: list[Measurement]
+    host: str          # where the worker ran: on a cluster, each cell can run elsewhere
+    device_name: str   # the worker's CPU model or GPU name
+    seconds: float
+
+
+class RunningCell:
+    """A cell's worker process, started; ``result()`` once it has exited (``sentinel`` says when)."""
+
+    def __init__(self, cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict) -> None:
+        self.cell = cell
+        self.started = time.perf_counter()
+        scratch = RunStore(run_dir).scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.out = scratch / f"{cell.id}.json"
+        self.out.unlink(missing_ok=True)
+        ctx = multiprocessing.get_context("spawn")
+        self.proc = ctx.Process(target=_main, args=(cell.to_json(), str(run_dir), str(self.out), plugins, options),
+                                name=f"bench-cell-{cell.id}")
+        self.proc.start()
+
+    @property
+    def sentinel(self) -> int:
+        return self.proc.sentinel
+
+    def kill(self) -> None:
+        """Ctrl-C or an error in the runner: do not leave a worker measuring in the background."""
+        self.proc.kill()
+        self.proc.join()
+
+    def result(self) -> CellResult:
+        self.proc.join()
+        report = {"rows": [], "device_name": device_name(self.cell.device)}
+        if self.out.exists():
+            report = json.loads(self.out.read_text())
+            self.out.unlink()
+        rows = [Measurement(**r) for r in report["rows"]]
+        code = self.proc.exitcode
+        if code != 0:
+            why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            rows.append(failure("cell", "error", f"worker process died with {why}"))
+        return CellResult(self.cell, rows, socket.gethostname(), report["device_name"],
+                          time.perf_counter() - self.started)
+
+
+def run_cell(cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict) -> CellResult:
+    """Run one cell in a fresh worker process and wait for it."""
+    running = RunningCell(cell, run_dir, plugins, options)
+    try:
+        return running.result()
+    except BaseException:
+        running.kill()
+        raise
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    from bench.run.envinfo import cpu_model
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return cpu_model()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the runner dies, so a killed sweep leaves no orphan measuring."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], options: dict) -> None:
+    _die_with_parent()
+    import torch
+
+    for module in plugins:  # user modules that register extra variants
+        importlib.import_module(module)
+    cell = Cell.from_json(cell_json)
+    torch.set_num_threads(cell.threads)
+    rows: list[Measurement] = []
+    try:
+        _run(cell, Path(run_dir), rows, options)
+    except Exception as err:  # one cell's failure is a row, and the sweep goes on
+        rows.append(exception_failure("cell", err))
+    report = {"rows": [r.as_dict() for r in rows], "device_name": device_name(cell.device)}
+    atomic_write_text(Path(out), json.dumps(report))
+
+
+def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> None:
+    # Each kind's measurement code is imported only by the cells that need it: a worker starts fast.
+    if cell.kind == "cost":
+        from bench.measure.cost_cell import measure_cost
+
+        measure_cost(cell, rows, RunStore(run_dir).scratch)
+        return
+    if cell.kind == "timing":
+        from bench.measure.timing_cell import time_in_rounds
+        from bench.plan.sweep import RoundsBudget
+
+        time_in_rounds(cell, RoundsBudget(**options["rounds"]), rows)
+        return
+    from bench.measure import quality
+    from bench.plan.quality import QUALITY_PRESETS
+
+    config = QUALITY_PRESETS[cell.quality]
+    cache = Path(options["cache_dir"])
+    if cell.kind == "quality":
+        rows += quality.run_quality_cell(cell.spec, config, cell.seed, cell.device, run_dir, cache)
+    elif cell.kind == "floor":
+        rows += quality.real_floor(config, cell.seed, run_dir, cache)
+    elif cell.kind == "check":
+        rows += quality.checkpoint_equivalence(cell.spec, config, cell.seed)
+    else:
+        raise ValueError(f"cell kind {cell.kind!r} is unknown; valid: {', '.join(KINDS)}")

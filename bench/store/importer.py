@@ -1,0 +1,68 @@
+"""Turn a pytest-benchmark JSON file into rows of the project's tidy table.
+
+The JSON comes from ``pytest --benchmark-only --benchmark-json=FILE`` over
+tests/benchmarks/test_variants_benchmark.py (or its ``--benchmark-autosave`` file). With
+``--benchmark-save-data`` each timed round becomes a row (``repeat`` = round); without it only
+pytest-benchmark's summary statistics exist, and each becomes its own metric (``seconds_median`` ...).
+FLOPs, parameters and saved-tensor bytes come from each benchmark's ``extra_info``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.plan.cells import Cell
+from bench.schema import Measurement, columns
+from variants import UNetSpec
+
+METHOD = "pytest-benchmark"
+REQUIRED_EXTRA_INFO = ("spec", "phase", "device", "dtype", "batch_size", "device_name", "torch_threads")
+SUMMARY_STATS = ("min", "max", "mean", "median", "stddev", "iqr")
+
+
+def import_benchmark_json(path: str | Path) -> pd.DataFrame:
+    """One row per observation, with every column of ``bench.schema.columns()``."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        raise ValueError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
+    run_id = f"pytest-benchmark-{data.get('datetime', Path(path).stem)}"
+    host = data.get("machine_info", {}).get("node", "")
+    rows = []
+    for bench in data["benchmarks"]:
+        info = bench.get("extra_info", {})
+        missing = [key for key in REQUIRED_EXTRA_INFO if key not in info]
+        if missing:
+            raise ValueError(f"{path}: benchmark {bench.get('fullname', bench.get('name'))!r} lacks extra_info "
+                             f"{missing}; valid: benchmarks from tests/benchmarks/test_variants_benchmark.py")
+        cell = Cell("cost", UNetSpec.from_json(info["spec"]), info["device"], dtype=info["dtype"],
+                    batch_size=info["batch_size"], threads=info["torch_threads"], base_config=METHOD)
+        identity = {"run_id": run_id, **cell.identity_columns(), "device_name": info["device_name"], "host": host}
+        rows += [{**identity, **m.as_dict()} for m in _timings(bench, info) + _counts(info)]
+    # Both phases of a variant record its parameter count: one cell, one row.
+    return pd.DataFrame(rows, columns=list(columns())).drop_duplicates(ignore_index=True)
+
+
+def _timings(bench: dict, info: dict) -> list[Measurement]:
+    phase, batch, stats = info["phase"], info["batch_size"], bench["stats"]
+    if stats.get("data"):
+        return [m for repeat, seconds in enumerate(stats["data"]) for m in (
+            Measurement(phase, "seconds_per_iter", seconds, "s", METHOD, repeat=repeat, n=batch),
+            Measurement(phase, "images_per_s", batch / seconds, "images/s", METHOD, repeat=repeat, n=batch),
+        )]
+    # Statistics over rounds: n is the number of rounds behind each.
+    return [Measurement(phase, f"seconds_{stat}", stats[stat], "s", METHOD, n=stats["rounds"]) for stat in SUMMARY_STATS]
+
+
+def _counts(info: dict) -> list[Measurement]:
+    """The counts a benchmark recorded, in the rows the cost runner writes for them (totals only)."""
+    flop_phase = "forward" if info["phase"] == "inference" else info["phase"]
+    known = {
+        "params": ("model", "params", "count", "numel"),
+        "flops": (flop_phase, "flops", "FLOP", "torch.utils.flop_counter"),
+        "model_flops": (flop_phase, "model_flops", "FLOP", "torch.utils.flop_counter"),
+        "saved_tensor_bytes": (info["phase"], "saved_tensor_bytes", "bytes", "saved_tensors_hooks"),
+    }
+    return [Measurement(phase, metric, float(info[key]), unit, method, n=info["batch_size"] if key != "params" else None)
+            for key, (phase, metric, unit, method) in known.items() if key in info]
