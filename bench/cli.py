@@ -100,6 +100,8 @@ def _on_off(option: str, value: str) -> bool:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench.report.compute.derived import Derived
+    from bench.report.compute.load import load_run
     from bench.report.summary import print_summary
 
     import_plugins(args.plugins)  # before --axis is parsed: a plugin may add the axis it names
@@ -118,7 +120,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         jobs=args.jobs,
     )
     table = run_sweep(options, argv)
-    print_summary(table)
+    print_summary(Derived(load_run(options.out)))
     return 1 if (table["status"] == "error").any() else 0
 
 

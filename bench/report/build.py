@@ -1,24 +1,27 @@
-"""write_report: one run folder (or two, to compare) -> report.md, report.html and figures/*.png."""
+"""write_report: one run folder (or two, to compare) -> report.md, report.html and figures/*.png.
+
+The pipeline: load the tidy table (compute/load.py), derive its frames once (compute/derived.py), build the
+sections from them (sections/), render the document (render/).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from bench.store.folder import atomic_write_text
-from bench.report.sections.run_vs_run import compare_sections, run_labels
+from bench.report.compute.derived import Derived
+from bench.report.compute.load import load_run
 from bench.report.render.document import Section
-from bench.report.sections.cost_per_variant import cost_section
-from bench.report.compute.effects import effect_table
-from bench.report.sections.axis_effects import axis_effects_section, checkpoint_section, noise_floor_sentence, noise_section
-from bench.report.compute.load import Run, load_run
-from bench.report.sections.against_peers import peers_section
-from bench.report.sections.quality_vs_cost import curves_section, pareto_section, samples_section
 from bench.report.render.markup import to_html, to_markdown
+from bench.report.sections.against_peers import peers_section
+from bench.report.sections.axis_effects import axis_effects_section, checkpoint_section
+from bench.report.sections.cost_per_variant import cost_section
+from bench.report.sections.noise_floor import noise_floor_sentence, noise_section
+from bench.report.sections.quality_vs_cost import curves_section, pareto_section, samples_section
+from bench.report.compute.run_ratios import run_labels, side_by_side_rows
+from bench.report.sections.run_vs_run import compare_sections
 from bench.report.sections.tables import tables_section
 from bench.report.sections.verdict import verdict_section
-
-KNOWN_KINDS = ("cost", "timing", "quality", "floor", "check")
+from bench.schema import KINDS
+from bench.store.folder import atomic_write_text
 
 
 def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
@@ -30,7 +33,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
     run_dirs = [Path(d) for d in run_dirs]
     if len(run_dirs) not in (1, 2):
         raise ValueError(f"run folders: {len(run_dirs)} given; valid: one folder, or two to compare")
-    runs = [load_run(d) for d in run_dirs]
+    runs = [Derived(load_run(d)) for d in run_dirs]
     if out_dir is None:
         out_dir = run_dirs[0] if len(runs) == 1 else run_dirs[0] / f"compare-{runs[1].name}"
     out_dir = Path(out_dir)
@@ -39,39 +42,41 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
     for stale in figures_dir.glob("*.png"):  # figures of an earlier report of this folder
         stale.unlink()
     if len(runs) == 1:
-        effects = effect_table(runs[0].table)
-        atomic_write_text(out_dir / "effects.csv", effects.to_csv(index=False))
-        title = f"Benchmark report: {runs[0].name}"
-        intro = " ".join(filter(None, (overview(runs[0]), noise_floor_sentence(effects))))
-        sections = run_sections(runs[0], effects, figures_dir)
+        run = runs[0]
+        atomic_write_text(out_dir / "effects.csv", run.effects.to_csv(index=False))
+        title = f"Benchmark report: {run.name}"
+        intro = " ".join(filter(None, (overview(run), noise_floor_sentence(run))))
+        sections = run_sections(run, figures_dir)
     else:
         a, b = runs
         label_a, label_b = run_labels(a, b)
         title = f"Comparison: {a.name} vs {b.name}"
         intro = f"{label_a} — {overview(a)} {label_b} — {overview(b)}"
-        sections = compare_sections(a, b, figures_dir)
+        ratios, tables = compare_sections(a, b, figures_dir)
+        both = cost_section(side_by_side_rows(a, b), figures_dir, hue="run", name="compare_cost")
+        both.title = "Cost per variant, both runs"
+        sections = [ratios, both, tables]
     atomic_write_text(out_dir / "report.md", to_markdown(title, intro, sections, out_dir))
     atomic_write_text(out_dir / "report.html", to_html(title, intro, sections))
     return out_dir / "report.html"
 
 
-def run_sections(run: Run, effects: pd.DataFrame, figures_dir: Path) -> list[Section]:
-    table = run.table
+def run_sections(run: Derived, figures_dir: Path) -> list[Section]:
     return [
-        verdict_section(effects, table),
-        noise_section(table, effects),
-        axis_effects_section(effects, figures_dir),
-        cost_section(table, figures_dir),
-        peers_section(table, figures_dir),
-        checkpoint_section(effects, figures_dir),
-        pareto_section(table, figures_dir),
-        curves_section(table, figures_dir),
+        verdict_section(run),
+        noise_section(run),
+        axis_effects_section(run, figures_dir),
+        cost_section(run.cost_rows, figures_dir),
+        peers_section(run, figures_dir),
+        checkpoint_section(run, figures_dir),
+        pareto_section(run, figures_dir),
+        curves_section(run, figures_dir),
         samples_section(run.samples),
-        tables_section(table, run.env),
+        tables_section(run),
     ]
 
 
-def overview(run: Run) -> str:
+def overview(run: Derived) -> str:
     table = run.table
     counts = table["kind"].value_counts()
     kinds = ", ".join(f"{kind} {count}" for kind, count in counts.items())
@@ -82,7 +87,7 @@ def overview(run: Run) -> str:
             "tidy table alone (effects also in effects.csv). Costs: medians over repeats or rounds per variant; "
             "effects: time from a blocked factorial model of the timing rounds, counts and memory from matched "
             "pairs of cells, quality from seed-matched pairs; every tested effect is Holm-corrected.")
-    unknown = sorted(set(counts.index) - set(KNOWN_KINDS))
+    unknown = sorted(set(counts.index) - set(KINDS))
     if unknown:
         text += f" Rows of kind {', '.join(unknown)} are not drawn by any figure (unknown kind)."
     return text

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.sections.cost_per_variant import cost_medians
-from bench.report.compute.load import add_setting
-from bench.report.compute.stats import summarise
-from bench.report.sections.tables import by_variant
-from bench.report.compute.rounds_model import peer_rounds
+from bench.report.compute.derived import Derived
+from bench.report.compute.frames import by_variant
+from bench.report.compute.headline import TRAINING_FLOPS
 
 # (phase, metric, method or None, column title, scale)
 COST_COLUMNS = [
     ("model", "params", None, "params [M]", 1e-6),
     ("forward", "flops", "fvcore", "fwd [GMAC]", 1e-9),
-    ("train_step", "model_flops", None, "train [GFLOP]", 1e-9),
+    ("train_step", TRAINING_FLOPS, "torch.utils.flop_counter", "train [GFLOP]", 1e-9),
     ("train_step", "saved_tensor_bytes", None, "saved [MB]", 1e-6),
     ("train_step", "peak_rss_bytes", None, "train RSS [MB]", 1e-6),
     ("train_step", "peak_allocated_bytes", None, "train alloc [MB]", 1e-6),
@@ -25,11 +23,10 @@ COST_COLUMNS = [
 ]
 
 
-def cost_summary(table: pd.DataFrame) -> pd.DataFrame:
+def printed_costs(derived: Derived) -> pd.DataFrame:
     """Medians over repeats or timing rounds; throughput columns also carry the IQR as a percentage of the
-    median (machine drift between rounds included: the report's model takes it out of the effects).
-    ``table`` has settings (``add_setting``)."""
-    cells = cost_medians(table)
+    median (machine drift between rounds included: the report's model takes it out of the effects)."""
+    cells = derived.cost_medians
     if cells.empty:
         return pd.DataFrame()
     out = {}
@@ -47,39 +44,38 @@ def cost_summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Median over timing rounds of our throughput over each peer's (above 1: ours is faster).
-    ``table`` has settings (``add_setting``)."""
-    rounds = peer_rounds(table)
+def printed_peers(derived: Derived) -> pd.DataFrame:
+    """Median over timing rounds of our throughput over each peer's (above 1: ours is faster)."""
+    rounds = derived.peer_rounds
     if rounds.empty:
         return pd.DataFrame()
     speed = rounds.groupby(["peer", "setting", "phase"])["ratio"].agg(["median", "count"])
     return speed.rename(columns={"median": "ours / peer", "count": "rounds"}).round(3)
 
 
-def quality_summary(table: pd.DataFrame, metric: str = "fd") -> pd.DataFrame:
-    """Mean and 95% t-interval half-width over seeds (the report's ``summarise``), and the real-vs-real floor,
-    of one quality metric."""
-    rows = table[(table["phase"] == "sample") & (table["metric"] == metric) & (table["status"] == "ok")]
-    if rows.empty:
+def printed_quality(derived: Derived, metric: str = "fd") -> pd.DataFrame:
+    """Mean and 95% t-interval half-width over seeds, and the real-vs-real floor, of one quality metric."""
+    ci = pd.concat([derived.quality, derived.floor], ignore_index=True)
+    if ci.empty:
         return pd.DataFrame()
-    ci = summarise(rows, ["variant"], "value").set_index("variant")
+    ci = ci[(ci["phase"] == "sample") & (ci["metric"] == metric)].set_index("variant")
+    if ci.empty:
+        return pd.DataFrame()
     return pd.DataFrame({f"{metric} mean": ci["mean"].round(3), "95% CI ±": (ci["high"] - ci["mean"]).round(3),
                          "seeds": ci["n"]})
 
 
-def print_summary(table: pd.DataFrame) -> None:
-    table = add_setting(table)
+def print_summary(derived: Derived) -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 30):
-        cost = cost_summary(table)
+        cost = printed_costs(derived)
         if not cost.empty:
             print("\nCost per variant (medians over repeats; IQR% = IQR / median):")
             print(cost.to_string())
-        peers = peer_summary(table)
+        peers = printed_peers(derived)
         if not peers.empty:
             print("\nOur U-Net against the peers (throughput ratio, median over timing rounds; above 1 = ours faster):")
             print(peers.to_string())
-        quality = quality_summary(table)
+        quality = printed_quality(derived)
         if not quality.empty:
             print("\nSample quality (Frechet distance in digit-classifier features; 'real' is the floor):")
             print(quality.to_string())

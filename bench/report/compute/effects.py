@@ -3,7 +3,7 @@
 An effect is switching one axis from its reference level to another, everything else equal, on one
 measurement in one setting; the A/A timing control is an effect too (``axis`` = ``control``). Three sources:
 
-- time (timing cells): the blocked factorial model over the rounds (timing.py), as % change;
+- time (timing cells): the blocked factorial model over the rounds (rounds_model.py), as % change;
 - counts and memory (cost cells): % change over matched pairs of cells. Counted quantities (parameters,
   FLOPs, saved-tensor bytes) are exact: their interval is the range over the pairs and they are not tested;
   measured ones (peak RSS, CUDA peaks, compile time) get a 95% t-interval and a paired t-test;
@@ -23,23 +23,24 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from bench.report.compute.stats import AXES, references, cost_effects, quality_effects, t_interval
-from bench.report.compute.rounds_model import CONTROL, METHOD as TIMING_METHOD, MIN_ROUNDS_TO_TEST, timing_effects
+from bench.report.compute.rounds_model import CONTROL, MIN_ROUNDS_TO_TEST
+from bench.report.compute.rounds_model import METHOD as TIMING_METHOD
+from bench.report.compute.stats import ALPHA, excludes, t_interval
+from bench.schema import KNOWN_NULLS
+from variants import AXES
 
 COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric", "unit", "estimate",
            "ci_low", "ci_high", "n", "p_value", "p_adjusted", "resolved", "method")
-ALPHA = 0.05
 CORRECTION = "holm"
 CORRECTION_TEXT = (f"Holm's step-down correction over every tested effect of the run (family-wise error "
                    f"{ALPHA:g}); counted quantities are exact and not tested")
 COUNTED_METRICS = ("params", "flops", "model_flops", "saved_tensor_bytes")
-# Effects whose true value is zero by construction: reported, and a warning if one ever comes out resolved.
-KNOWN_NULL = {("checkpoint", "inference"): "known null: checkpointing does nothing without autograd"}
 
 
-def effect_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Every effect of the run in ``COLUMNS``, sorted by axis, setting, phase and metric."""
-    frames = [f for f in (_time(table), _cost(table), _quality(table)) if not f.empty]
+def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_pairs: pd.DataFrame) -> pd.DataFrame:
+    """Every effect of the run in ``COLUMNS``, sorted by axis, setting, phase and metric, from the timing model's
+    fits, the matched pairs of cost cells and the seed-matched pairs of quality cells (compute/frames.py)."""
+    frames = [f for f in (_time(timing_fits), _cost(cost_pairs), _quality(quality_pairs)) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
     effects = pd.concat(frames, ignore_index=True)
@@ -48,9 +49,9 @@ def effect_table(table: pd.DataFrame) -> pd.DataFrame:
     if tested.any():
         effects.loc[tested, "p_adjusted"] = multipletests(effects.loc[tested, "p_value"], ALPHA, CORRECTION)[1]
     exact = effects["method"].str.startswith("exact")
-    changed = (effects["ci_low"] > 0) | (effects["ci_high"] < 0)
+    changed = np.array([excludes(low, high) for low, high in zip(effects["ci_low"], effects["ci_high"])], dtype=bool)
     effects["resolved"] = np.where(tested, effects["p_adjusted"] < ALPHA, exact & changed)
-    for (axis, phase), why in KNOWN_NULL.items():
+    for (axis, phase), why in KNOWN_NULLS.items():
         known = (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
         effects.loc[known, "method"] = effects.loc[known, "method"] + f"; {why}"
     order = {axis: i for i, axis in enumerate((CONTROL, *AXES))}
@@ -59,16 +60,21 @@ def effect_table(table: pd.DataFrame) -> pd.DataFrame:
     return effects[list(COLUMNS)].reset_index(drop=True)
 
 
+def controls(effects: pd.DataFrame) -> pd.DataFrame:
+    """The effects whose true value is zero: the A/A control and the known nulls."""
+    null = effects["axis"] == CONTROL
+    for axis, phase in KNOWN_NULLS:
+        null |= (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
+    return effects[null]
+
+
 def failed_controls(effects: pd.DataFrame) -> pd.DataFrame:
     """Controls and known nulls that came out resolved: the timing has a bias the design did not remove."""
-    null = effects["axis"] == CONTROL
-    for axis, phase in KNOWN_NULL:
-        null |= (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
-    return effects[null & effects["resolved"].astype(bool)]
+    null = controls(effects)
+    return null[null["resolved"].astype(bool)]
 
 
-def _time(table: pd.DataFrame) -> pd.DataFrame:
-    fits = timing_effects(table, tuple(AXES), references())
+def _time(fits: pd.DataFrame) -> pd.DataFrame:
     if fits.empty:
         return fits
     return pd.DataFrame({
@@ -80,8 +86,7 @@ def _time(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _cost(table: pd.DataFrame) -> pd.DataFrame:
-    pairs = cost_effects(table)
+def _cost(pairs: pd.DataFrame) -> pd.DataFrame:
     if pairs.empty:
         return pd.DataFrame()
     rows = []
@@ -100,8 +105,7 @@ def _cost(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _quality(table: pd.DataFrame) -> pd.DataFrame:
-    pairs = quality_effects(table)
+def _quality(pairs: pd.DataFrame) -> pd.DataFrame:
     if pairs.empty:
         return pd.DataFrame()
     rows = []

@@ -9,24 +9,13 @@ import pandas as pd
 
 from variants import AXES
 
-from bench.schema import columns, dtypes
+from bench.schema import COST_KINDS, DEFAULT_EXECUTION, OPTIONAL_DEFAULTS, columns, dtypes
 from bench.store.folder import read_json, read_part
 
 # Without these the table cannot be read as measurements at all.
 REQUIRED = ("kind", "variant", "phase", "metric", "value", "unit", "status")
-# Filled with a neutral default when a table predates a column, so a report still renders; an axis column a
-# table predates gets the axis's reference level (one level: no effect is claimed for it).
-OPTIONAL: dict[str, Any] = {
-    "run_id": "", "cell_id": "", "block": "total", "method": "", "message": "", "device": "", "device_name": "",
-    "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": pd.NA, "batch_size": pd.NA,
-    "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA,
-    "peer": "", "memory_format": "contiguous", "compile": False, "replica": 0, "position": pd.NA,
-}
 # Columns the report derives (add_setting); a table saved after normalise has them already.
 DERIVED = ("execution", "setting")
-# Execution options at these values (or unrecorded) are the default and go unnamed in a setting's label.
-DEFAULT_DTYPES = ("", "float32")
-DEFAULT_MEMORY_FORMATS = ("", "contiguous")
 
 
 @dataclass
@@ -71,7 +60,7 @@ def read_table(root: Path) -> pd.DataFrame:
 
 def normalise(table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
-    optional = OPTIONAL | {name: axis.cell(axis.default) for name, axis in AXES.items()}
+    optional = OPTIONAL_DEFAULTS | {name: axis.cell(axis.default) for name, axis in AXES.items()}
     for column, default in optional.items():
         if column not in table.columns:
             table[column] = default
@@ -97,7 +86,7 @@ def add_setting(table: pd.DataFrame) -> pd.DataFrame:
         table["dtype"].astype(str), table["memory_format"].astype(str), table["compile"])]
     device = table["device"].astype(str)
     setting = device.where(table["execution"] == "", device + " · " + table["execution"])
-    costs = table["kind"].isin(("cost", "timing"))
+    costs = table["kind"].isin(COST_KINDS)
     if table.loc[costs, "base_config"].nunique() > 1:
         setting = table["base_config"].astype(str) + " · " + setting
     table["setting"] = setting
@@ -105,8 +94,9 @@ def add_setting(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _execution(dtype: str, memory_format: str, compiled: object) -> str:
-    parts = (dtype if dtype not in DEFAULT_DTYPES else "",
-             memory_format if memory_format not in DEFAULT_MEMORY_FORMATS else "",
+    # at the default execution, or unrecorded, an option goes unnamed
+    parts = (dtype if dtype not in ("", DEFAULT_EXECUTION["dtype"]) else "",
+             memory_format if memory_format not in ("", DEFAULT_EXECUTION["memory_format"]) else "",
              "compiled" if _as_bool(compiled) else "")
     return " · ".join(part for part in parts if part)
 

@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from bench.report.compute.stats import BOOTSTRAP_SEED, N_RESAMPLES, PERCENTILES
+
 TIMED_METRICS = ("seconds_per_iter", "cpu_seconds_per_iter")
 CONTROL = "control"
-N_RESAMPLES = 9999  # p-values down to 2e-4: Holm can then resolve effects in families of up to ~250
 # Fewer rounds than this give a bootstrap over too few clusters to trust: estimate, but do not test.
 MIN_ROUNDS_TO_TEST = 10
 METHOD = ("OLS of log(time) with the round as a block and every axis as a main effect (statsmodels); "
@@ -58,7 +59,8 @@ def design(frame: pd.DataFrame, factors: list[str], reference: dict) -> tuple[np
 
 
 def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, block: str = "block",
-                      value: str = "value", n_resamples: int = N_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+                      value: str = "value", n_resamples: int = N_RESAMPLES,
+                      seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
     """One row per term: ``beta`` (effect on log value), its 95% bootstrap interval ``low``/``high``, the
     bootstrap p-value and ``n`` (blocks). Also ``block_sd`` and ``round_sd``: the residual SD of one block and
     the SD of the round effects, on the log scale (where the noise comes from)."""
@@ -84,7 +86,7 @@ def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, 
     resampled_xtx = np.einsum("rb,bij->rij", weights, xtx)
     resampled_xty = weights @ xty
     boot = np.einsum("rij,rj->ri", np.linalg.pinv(resampled_xtx), resampled_xty)
-    low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+    low, high = np.percentile(boot, PERCENTILES, axis=0)
     below, above = (boot <= 0).sum(0), (boot >= 0).sum(0)
     p = np.minimum(1.0, 2 * (np.minimum(below, above) + 1) / (n_resamples + 1))
     if len(blocks) < MIN_ROUNDS_TO_TEST:
@@ -133,18 +135,3 @@ def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
         return pd.DataFrame()
     fits = pd.concat(out, ignore_index=True)
     return fits.assign(estimate=percent(fits["beta"]), ci_low=percent(fits["low"]), ci_high=percent(fits["high"]))
-
-
-def peer_rounds(table: pd.DataFrame) -> pd.DataFrame:
-    """Per peer, phase and round: our throughput over the peer's (peer seconds / ours), ours being our U-Net at
-    the spec the peer approximates, timed in the same round. Above 1, ours is faster."""
-    rows = table[(table["kind"] == "timing") & (table["status"] == "ok") & (table["metric"] == "seconds_per_iter")
-                 & (table["replica"] == 0)]
-    peers = rows[rows["peer"] != ""]
-    if peers.empty:
-        return pd.DataFrame()
-    keys = ["cell_id", "repeat", "phase", "spec_hash"]
-    ours = rows[rows["peer"] == ""][keys + ["value", "variant"]].rename(columns={"value": "ours",
-                                                                                "variant": "our_variant"})
-    merged = peers.merge(ours, on=keys)
-    return merged.assign(ratio=merged["value"] / merged["ours"])

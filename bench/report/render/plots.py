@@ -13,8 +13,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from bench.report.render.wording import scale_for  # noqa: E402
+from bench.report.compute.peer_ratios import SPEED  # noqa: E402
 from bench.report.compute.stats import pareto_front, t_interval  # noqa: E402
+from bench.report.render.wording import scale_for  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
 
@@ -51,16 +52,23 @@ def peer_bars(speed: pd.DataFrame, title: str) -> plt.Figure:
     return _finish_phase_grid(grid, "images/s (median, IQR bars)", title)
 
 
-def speedup_plot(rounds: pd.DataFrame, title: str) -> plt.Figure:
+def speedup_plot(rounds: pd.DataFrame, comparisons: pd.DataFrame, title: str) -> plt.Figure:
     """Interleaved rounds of our throughput over each peer's: every round a dot, the median a black diamond
-    with its 95% bootstrap interval (seaborn), a line at 1 (parity), per phase (columns) and setting (rows)."""
+    with its 95% bootstrap interval (``comparisons``' ``<phase>_interleaved``: median, low, high), a line at 1
+    (parity), per phase (columns) and setting (rows)."""
+    rounds = rounds.assign(phase=rounds["phase"].map(dict(SPEED)), value=rounds["ratio"])
     order = sorted(rounds["peer"].unique())
     grid = sns.catplot(data=rounds, kind="strip", x="value", y="peer", col="phase", row="setting", order=order,
                        sharex=False, alpha=0.5, color="tab:blue", jitter=0.15,
                        height=max(2.0, 0.45 * len(order) + 1.0), aspect=1.8)
-    grid.map_dataframe(sns.pointplot, x="value", y="peer", order=order, estimator="median",
-                       errorbar=("ci", 95), n_boot=2000, seed=0, color="black", markers="D", linestyles="none")
-    for ax in grid.axes.flat:
+    for (setting, phase), ax in grid.axes_dict.items():
+        key = next(p for p, label in SPEED if label == phase) + "_interleaved"
+        for _, row in comparisons[comparisons["setting"] == setting].iterrows():
+            if not isinstance(row.get(key), tuple):
+                continue
+            median, low, high = row[key]
+            xerr = None if np.isnan(low) else [[median - low], [high - median]]
+            ax.errorbar(median, order.index(row["peer"]), xerr=xerr, fmt="D", color="black", capsize=3)
         ax.axvline(1.0, color="grey", lw=0.8)
     return _finish_phase_grid(grid, "ours / peer throughput (above 1: ours faster)", title)
 

@@ -10,19 +10,6 @@ PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 SCALABLE = {"bytes", "FLOP", "MAC", "count", "FLOP/s", "images/s"}
 
 
-def add_labels(frame: pd.DataFrame) -> pd.DataFrame:
-    """A ``label`` per measurement: ``phase/metric``, plus unit and method where that alone is ambiguous."""
-    frame = frame.copy()
-    base = frame["phase"].astype(str) + "/" + frame["metric"].astype(str)
-    if "block" in frame.columns:
-        base = base.where(frame["block"].isin(["total", ""]), base + " · " + frame["block"].astype(str))
-    variants = pd.DataFrame({"base": base, "unit": frame["unit"], "method": frame["method"]}).drop_duplicates()
-    ambiguous = set(variants["base"][variants["base"].duplicated()])
-    detail = " [" + frame["unit"].astype(str) + ", " + frame["method"].astype(str) + "]"
-    frame["label"] = base.where(~base.isin(ambiguous), base + detail)
-    return frame
-
-
 def scale_for(unit: str, values) -> tuple[float, str]:
     """A divisor and the prefixed unit that make the largest value read as 1-999 (seconds below one as ms)."""
     top = pd.Series(values, dtype=float).abs().max()
@@ -85,3 +72,22 @@ def describe_effect(row: pd.Series) -> str:
     if pd.isna(row["ci_low"]):
         return f"{fmt(row['estimate'])}{suffix} (n={n}: too few to test)"
     return f"{fmt(row['estimate'])}{suffix} [95% CI {fmt(row['ci_low'])}, {fmt(row['ci_high'])}] (n={n})"
+
+
+def add_effect_labels(effects: pd.DataFrame) -> pd.DataFrame:
+    """``label``: phase/metric, with the counter where two rows share it (fvcore MACs and FLOP counts)."""
+    label = effects["phase"] + "/" + effects["metric"]
+    keys = [effects["axis"], effects["from_level"], effects["to_level"], effects["setting"], label]
+    duplicated = pd.Series(list(zip(*keys)), index=effects.index).duplicated(keep=False)
+    counter = effects["method"].str.extract(r"^exact count \(([^)]*)\)", expand=False).fillna("")
+    return effects.assign(label=label.where(~duplicated, label + " · " + counter),
+                          comparison=effects["from_level"] + " → " + effects["to_level"])
+
+
+def effect_frame(rows: pd.DataFrame, with_axis: bool = False) -> pd.DataFrame:
+    rows = rows if "label" in rows.columns else add_effect_labels(rows)
+    comparison = rows["axis"] + ": " + rows["comparison"] if with_axis else rows["comparison"]
+    return pd.DataFrame({"comparison": comparison, "setting": rows["setting"], "measurement": rows["label"],
+                         "effect": [describe_effect(r) for _, r in rows.iterrows()],
+                         "Holm-adjusted p": rows["p_adjusted"].map(lambda p: f"{p:.2g}" if pd.notna(p) else ""),
+                         "resolved": rows["resolved"].map(lambda r: "yes" if r else "no")}).reset_index(drop=True)

@@ -7,8 +7,8 @@ import pandas as pd
 
 from bench.report.render.document import Section, save_figure
 from bench.report.render.plots import cost_bars
-from bench.report.render.wording import add_labels, number
-from bench.report.compute.stats import cost_cells, cost_rows
+from bench.report.compute.frames import add_labels
+from bench.report.render.wording import number
 
 # Measurements grouped into figures by unit; a unit not listed lands in "other", never nowhere.
 FAMILIES = (
@@ -18,9 +18,9 @@ FAMILIES = (
 )
 
 
-def cost_section(table: pd.DataFrame, figures_dir: Path, hue: str = "setting", name: str = "cost") -> Section:
-    rows = cost_rows(table)
-    rows = rows[rows["block"] == "total"]
+def cost_section(cost_rows: pd.DataFrame, figures_dir: Path, hue: str = "setting", name: str = "cost") -> Section:
+    """From ``Derived.cost_rows`` (of one run, or of two with a ``run`` column as ``hue``)."""
+    rows = cost_rows[cost_rows["block"] == "total"]
     section = Section("Cost per variant", "Bars: median over repeats; error bars: interquartile range (25th-75th "
                       "percentile) of the repeat rows. Counted measurements (parameters, FLOPs, saved bytes) "
                       "have one row per cell and no spread. Settings (device and execution options) side by "
@@ -57,9 +57,3 @@ def spread_reading(rows: pd.DataFrame, hue: str) -> str:
         return f"{label} ({group_value}) is the same for every variant: {number(low['value'], low['unit'])}"
     return (f"Largest spread across variants: {label} on {group_value}, from {number(low['value'], low['unit'])} "
             f"({low['variant']}) to {number(high['value'], high['unit'])} ({high['variant']}), {spread:.2f}x")
-
-
-def cost_medians(table: pd.DataFrame) -> pd.DataFrame:
-    """Labelled per-cell medians (block totals), for tables and comparisons."""
-    cells = cost_cells(table)
-    return add_labels(cells[cells["block"] == "total"]) if not cells.empty else cells

@@ -5,23 +5,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report.compute.derived import Derived
+from bench.report.compute.stats import apart, pareto_front
 from bench.report.render.document import Image, Section, save_figure
 from bench.report.render.plots import learning_curves, pareto_plot
 from bench.report.render.wording import interval
-from bench.report.compute.stats import FINAL_STEP, cost_cells, per_variant_quality, summarise
+from bench.schema import FINAL_STEP
 
 # Lower is better for each; the first one the run has is drawn against cost (all appear in the tables).
 PARETO_METRICS = ("fd", "kid", "swd", "heldout_loss")
 CURVE_X = "wall_time"
 
 
-def pareto_section(table: pd.DataFrame, figures_dir: Path) -> Section:
+def pareto_section(derived: Derived, figures_dir: Path) -> Section:
     section = Section("Quality against cost", "Quality: mean over seeds with a 95% t-interval (scipy.stats.t). "
                       "Cost: per-variant medians from the cost cells of the network the quality cells train (same "
                       "base config, at the quality training batch: the axis label says which), or the quality "
                       "cells' own training wall time. Dashed: the Pareto front (lower is better on both axes). "
                       "Red line and band: the real-versus-real floor at the same N (mean and 95% CI over seeds).")
-    quality = per_variant_quality(table)
+    quality = derived.quality
     if quality.empty:
         section.note = "No successful quality rows in this run (e.g. a cost-only run), so no quality section."
         return section
@@ -33,15 +35,16 @@ def pareto_section(table: pd.DataFrame, figures_dir: Path) -> Section:
     unit = points["unit"].iloc[0]
     points = points.groupby("variant")[["mean", "low", "high", "n"]].first().reset_index()
     panels = []
-    for column, label, cost_unit, values in _cost_axes(table, quality):
+    for column, label, cost_unit, values in _cost_axes(derived):
         points = points.merge(values.rename(column), left_on="variant", right_index=True, how="left")
         if points[column].notna().any():
             panels.append((column, label, cost_unit))
     if not panels:
         section.note = "No cost matches the quality variants (no cost cells and no training wall time)."
         return section
-    floor_rows = per_variant_quality(table, "floor")
-    floor_rows = floor_rows[(floor_rows["metric"] == metric) & (floor_rows["phase"] == phase)]
+    floor_rows = derived.floor
+    if not floor_rows.empty:
+        floor_rows = floor_rows[(floor_rows["metric"] == metric) & (floor_rows["phase"] == phase)]
     floor = floor_rows.iloc[0] if len(floor_rows) else None
     title = f"{metric} ({phase}) against training cost"
     fig = pareto_plot(points, panels, f"{metric} [{unit}] (mean, 95% CI over seeds)", floor, title)
@@ -57,10 +60,10 @@ def _pareto_metric(quality: pd.DataFrame) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _cost_axes(table: pd.DataFrame, quality: pd.DataFrame):
+def _cost_axes(derived: Derived):
     """(column, label, unit, per-variant values) for each cost the run can put on the x axis: costs of the very
     network the quality cells trained (same base config), never those of another network."""
-    cells = cost_cells(table)
+    table, quality, cells = derived.table, derived.quality, derived.cost_cells
     trained = set(table.loc[table["kind"] == "quality", "base_config"])
     cells = cells[(cells["block"] == "total") & cells["base_config"].isin(trained)
                   & (cells["execution"] == "")] if not cells.empty else cells
@@ -85,27 +88,21 @@ def _pareto_reading(points: pd.DataFrame, panels, floor: pd.Series | None, unit:
     best = points.loc[points["mean"].idxmin()]
     worst = points.loc[points["mean"].idxmax()]
     column = panels[0][0]
-    front = points[points[column].notna()].sort_values([column, "mean"])
-    names = []
-    lowest = float("inf")
-    for _, row in front.iterrows():
-        if row["mean"] < lowest:
-            names.append(row["variant"])
-            lowest = row["mean"]
+    names = pareto_front(points[points[column].notna()], column, "mean")["variant"]
     if len(points) == 1:
         text = f"One variant only: {best['variant']} {interval(best, unit)}"
     else:
         text = f"Best: {best['variant']} {interval(best, unit)}; worst: {worst['variant']} {interval(worst, unit)}"
     if best["variant"] != worst["variant"]:
-        apart = best["high"] < worst["low"]
-        text += "; best and worst are resolved apart" if apart else \
+        text += "; best and worst are resolved apart" if apart(best, worst) else \
             "; the intervals of best and worst overlap: the ranking is not resolved at this N"
     if floor is not None:
         text += f"; real-data floor {interval(floor, unit)}"
     return text + f"; front against {panels[0][1]}: {', '.join(names)}"
 
 
-def curves_section(table: pd.DataFrame, figures_dir: Path) -> Section:
+def curves_section(derived: Derived, figures_dir: Path) -> Section:
+    table = derived.table
     section = Section("Learning curves", "Held-out measurements during training: mean over seeds, band = 95% "
                       "t-interval over seeds at each step. Against wall time, each step is placed at its mean "
                       "wall time over seeds.")
@@ -121,20 +118,21 @@ def curves_section(table: pd.DataFrame, figures_dir: Path) -> Section:
         unit = curves["unit"].iloc[0]
         title = f"Learning curves: {metric}"
         fig = learning_curves(curves, f"{metric} [{unit}]", curves[CURVE_X].notna().any(), title)
-        section.items.append(save_figure(fig, figures_dir, f"curves_{metric}", title, _curve_reading(curves, unit),
+        final = derived.quality[(derived.quality["phase"] == FINAL_STEP) & (derived.quality["metric"] == metric)]
+        section.items.append(save_figure(fig, figures_dir, f"curves_{metric}", title, _curve_reading(final, unit),
                                          detail=bool(section.items)))  # the first curve in view, the rest collapsed
     return section
 
 
-def _curve_reading(curves: pd.DataFrame, unit: str) -> str:
-    last = curves.sort_values("step").groupby(["variant", "seed"], dropna=False).tail(1)
-    final = summarise(last, ["variant"], "value")
+def _curve_reading(final: pd.DataFrame, unit: str) -> str:
+    """The lowest and highest variant at the last step (``final``: per-variant means and intervals)."""
+    final = final.reset_index(drop=True)
     best, worst = final.loc[final["mean"].idxmin()], final.loc[final["mean"].idxmax()]
     if len(final) == 1:
         return f"One variant only; at the last step: {best['variant']} {interval(best, unit)}"
     text = f"At the last step, lowest: {best['variant']} {interval(best, unit)}; highest: {worst['variant']} " \
            f"{interval(worst, unit)}"
-    if best["variant"] != worst["variant"] and not best["high"] < worst["low"]:
+    if best["variant"] != worst["variant"] and not apart(best, worst):
         text += "; the intervals overlap: the difference is not resolved at this N"
     return text
 

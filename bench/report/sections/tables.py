@@ -1,29 +1,30 @@
 """Section: the wide summary per variant, per-block breakdown, checks, failed cells and the environment."""
 from __future__ import annotations
 
-from typing import Any, Iterable
 
 import pandas as pd
 
+from bench.report.compute.derived import Derived
+from bench.report.compute.frames import add_labels, by_variant, env_frame, failed_rows
 from bench.report.render.document import Section, Table
-from bench.report.sections.cost_per_variant import cost_medians
-from bench.report.render.wording import add_labels, scale_for
-from bench.report.compute.stats import MACHINE_PHASES, cost_cells, per_variant_quality
+from bench.report.render.wording import scale_for
+from bench.schema import MACHINE_PHASES
 
 
-def tables_section(table: pd.DataFrame, env: dict[str, Any]) -> Section:
+def tables_section(derived: Derived) -> Section:
+    table, env = derived.table, derived.env
     section = Section("Tables", "Every number behind the figures, per variant (open the details).")
-    cost = cost_summary(cost_medians(table))
+    cost = cost_table(derived.cost_medians)
     if not cost.empty:
         section.items.append(Table("Cost per variant: median [interquartile range] over repeats", cost))
-    quality = quality_summary(table)
+    quality = quality_table(derived)
     if not quality.empty:
         section.items.append(Table("Quality per variant: mean ± 95% t-interval half-width (seeds); 'real' is the "
                                    "real-versus-real floor", quality))
-    blocks = block_summary(table)
+    blocks = block_table(derived.cost_cells)
     if not blocks.empty:
         section.items.append(Table("Per-block breakdown (medians)", blocks))
-    machine = machine_summary(table)
+    machine = machine_table(table)
     if not machine.empty:
         section.items.append(Table("Machine measurements during the run (not properties of a variant)", machine))
     checks = table[table["kind"] == "check"]
@@ -45,13 +46,7 @@ def _scaled_text(median: float, q1: float, q3: float, factor: float) -> str:
     return f"{median / factor:.4g} [{q1 / factor:.3g}–{q3 / factor:.3g}]"
 
 
-def by_variant(cells: pd.DataFrame, values: Iterable[Any]) -> pd.Series:
-    """One column of a per-variant cost table: ``values`` (one per cell of ``cells``, a single measurement's
-    medians from ``cost_medians``) indexed by variant and setting."""
-    return pd.Series(list(values), index=pd.MultiIndex.from_frame(cells[["variant", "setting"]]))
-
-
-def cost_summary(cells: pd.DataFrame) -> pd.DataFrame:
+def cost_table(cells: pd.DataFrame) -> pd.DataFrame:
     """Every measurement of ``cost_medians`` as ``median [q1–q3]`` text, one row per variant and setting."""
     if cells.empty:
         return pd.DataFrame()
@@ -63,8 +58,8 @@ def cost_summary(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns).reset_index()
 
 
-def quality_summary(table: pd.DataFrame) -> pd.DataFrame:
-    frames = [per_variant_quality(table, kind) for kind in ("quality", "floor")]
+def quality_table(derived: Derived) -> pd.DataFrame:
+    frames = [derived.quality, derived.floor]
     summary = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(
         not f.empty for f in frames) else pd.DataFrame()
     if summary.empty:
@@ -78,8 +73,7 @@ def quality_summary(table: pd.DataFrame) -> pd.DataFrame:
                                aggfunc="first").reset_index()
 
 
-def block_summary(table: pd.DataFrame) -> pd.DataFrame:
-    cells = cost_cells(table)
+def block_table(cells: pd.DataFrame) -> pd.DataFrame:
     cells = cells[cells["block"] != "total"] if not cells.empty else cells
     if cells.empty:
         return pd.DataFrame()
@@ -92,7 +86,7 @@ def block_summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns).reset_index()
 
 
-def machine_summary(table: pd.DataFrame) -> pd.DataFrame:
+def machine_table(table: pd.DataFrame) -> pd.DataFrame:
     rows = table[table["phase"].isin(MACHINE_PHASES) & (table["status"] == "ok")]
     if rows.empty:
         return pd.DataFrame()
@@ -108,20 +102,7 @@ def machine_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def failed_cells(table: pd.DataFrame) -> Table:
-    failed = table[table["status"] != "ok"]
-    columns = ["kind", "variant", "device", "seed", "phase", "metric", "status", "message"]
+    failed = failed_rows(table)
     if failed.empty:
-        return Table("Failed cells", pd.DataFrame(columns=columns), "Every row of this run has status ok.")
-    return Table("Failed cells (status other than ok)",
-                 failed[columns].drop_duplicates().reset_index(drop=True))
-
-
-def env_frame(env: dict[str, Any], prefix: str = "") -> pd.DataFrame:
-    rows = []
-    for key, value in env.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            rows += env_frame(value, f"{name}.").to_dict("records")
-        else:
-            rows.append({"field": name, "value": "" if value is None else str(value)})
-    return pd.DataFrame(rows, columns=["field", "value"])
+        return Table("Failed cells", failed, "Every row of this run has status ok.")
+    return Table("Failed cells (status other than ok)", failed)

@@ -1,6 +1,6 @@
 """Section: the verdict. One row per axis switch: what it costs and what it buys, on the same network.
 
-Every estimate is a row of effects.csv (effect_table.py), so the verdict and the file cannot disagree; only
+Every estimate is a row of effects.csv (compute/effects.py), so the verdict and the file cannot disagree; only
 the context (training steps, data set, the real-versus-real floor, the checkpoint check) comes from the table.
 Costs are taken at the network the quality cells trained (same base config) when the run measured it; the
 costs of the cost sweep's own base follow as "the same choice at a larger scale".
@@ -9,22 +9,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.report.compute.derived import Derived
+from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY
+from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import describe_effect, signed
-from bench.report.compute.stats import per_variant_quality
-from bench.report.compute.rounds_model import CONTROL
-
-# (column, phase, metrics in order of preference): the verdict's cost columns, as % change
-COSTS = (
-    ("parameters", "model", ("params",)),
-    ("training FLOPs", "train_step", ("flops",)),
-    ("training step", "train_step", ("seconds_per_iter",)),
-    ("inference", "inference", ("seconds_per_iter",)),
-    ("peak memory", "train_step", ("peak_allocated_bytes", "peak_rss_bytes")),
-    ("saved activations", "train_step", ("saved_tensor_bytes",)),
-)
-# (column, phase, metric): the verdict's quality columns, as differences (lower is better for both)
-QUALITY = (("FD", "sample", "fd"), ("held-out loss", "train (final step)", "heldout_loss"))
 RESOLVED = " ✓"
 NOTE = ("Each row switches one axis from its reference level, everything else equal. Costs: % change (counts are "
         "exact; time from the timing rounds' model, memory from matched cells), quality: difference (lower is "
@@ -32,7 +21,8 @@ NOTE = ("Each row switches one axis from its reference level, everything else eq
         "Every figure is a row of effects.csv.")
 
 
-def verdict_section(effects: pd.DataFrame, table: pd.DataFrame) -> Section:
+def verdict_section(derived: Derived) -> Section:
+    effects, table = derived.effects, derived.table
     section = Section("Verdict", NOTE)
     switches = effects[effects["axis"] != CONTROL][["axis", "from_level", "to_level"]].drop_duplicates()
     if switches.empty:
@@ -53,8 +43,8 @@ def verdict_section(effects: pd.DataFrame, table: pd.DataFrame) -> Section:
         frame = verdict_frame(effects, switches, base, None)
         scale = "at a larger scale" if _params(table, base) > _params(table, main) else "on another network"
         section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)",
-                                   frame.drop(columns=[column for column, _, _ in QUALITY])))
-    section.items.append(Text([noise_floor(effects, main, table)]))
+                                   frame.drop(columns=[column for column, _, _ in HEADLINE_QUALITY])))
+    section.items.append(Text([noise_floor(derived, main)]))
     return section
 
 
@@ -64,9 +54,9 @@ def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str,
     for switch in switches.itertuples():
         mine = _switch_effects(effects, switch)
         row = {"switch": f"{switch.axis}: {switch.from_level} → {switch.to_level}"}
-        for column, phase, metrics in COSTS:
+        for column, phase, metrics in HEADLINE_COSTS:
             row[column] = _cell(_pick(mine, cost_base, phase, metrics, "%"))
-        for column, phase, metric in QUALITY:
+        for column, phase, metric in HEADLINE_QUALITY:
             row[column] = _cell(_pick(mine, quality_base, phase, (metric,), None)) if quality_base else "—"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -161,8 +151,9 @@ def _quality_context(table: pd.DataFrame, base: str | None) -> str:
     return f"at {int(steps):,} steps on {datasets}" if pd.notna(steps) else f"on {datasets}"
 
 
-def noise_floor(effects: pd.DataFrame, base: str, table: pd.DataFrame) -> str:
+def noise_floor(derived: Derived, base: str) -> str:
     """The run's noise floors, stated once: the A/A timing control and the real-versus-real quality floor."""
+    effects = derived.effects
     parts = []
     control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == "seconds_per_iter")
                       & (effects["base_config"] == base)]
@@ -170,8 +161,7 @@ def noise_floor(effects: pd.DataFrame, base: str, table: pd.DataFrame) -> str:
         parts.append(f"{row['phase']} {describe_effect(row)}")
     text = ("Noise floor: the A/A control (the baseline timed twice, as two instances) reads "
             + "; ".join(parts) if parts else "Noise floor: no A/A timing control in this run")
-    floor = per_variant_quality(table, "floor")
-    floor = floor[floor["metric"] == "fd"]
+    floor = derived.floor[derived.floor["metric"] == "fd"] if not derived.floor.empty else derived.floor
     if len(floor):
         row = floor.iloc[0]
         spread = f"[{row['low']:.3g}, {row['high']:.3g}] over {int(row['n'])} seeds" if pd.notna(row["low"]) else \

@@ -1,0 +1,109 @@
+"""One step from a run's tidy table to every frame the report reads: ``Derived``.
+
+Each frame is computed once, on first use (a report that draws no peers never computes peer ratios, the printed
+summary never fits the timing model), and every section and the printed summary read the same objects.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report.compute import frames
+from bench.report.compute.effects import effect_table
+from bench.report.compute.load import Run
+from bench.report.compute.peer_ratios import peer_comparisons, peer_rounds
+from bench.report.compute.rounds_model import timing_effects
+from variants import AXES
+
+
+class Derived:
+    """The derived frames of one run (``Run``: its table, env.json and sample grids)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.run.table
+
+    @property
+    def env(self) -> dict[str, Any]:
+        return self.run.env
+
+    @property
+    def samples(self) -> list[Path]:
+        return self.run.samples
+
+    # --- costs -----------------------------------------------------------------------------------
+    @cached_property
+    def cost_rows(self) -> pd.DataFrame:
+        """Successful cost observations of the variants, one row per repeat or round."""
+        return frames.cost_rows(self.table)
+
+    @cached_property
+    def cost_cells(self) -> pd.DataFrame:
+        """Median, quartiles and repeat count per cell and measurement (every block)."""
+        return frames.cost_cells(self.cost_rows)
+
+    @cached_property
+    def cost_medians(self) -> pd.DataFrame:
+        """The block totals of ``cost_cells``, labelled."""
+        return frames.cost_medians(self.cost_cells)
+
+    # --- time ------------------------------------------------------------------------------------
+    @cached_property
+    def timing_fits(self) -> pd.DataFrame:
+        """The blocked factorial model of the timing rounds: every axis's effect and the A/A control per base
+        config, setting, phase and timed metric, with the noise by level (``block_sd``, ``round_sd``)."""
+        return timing_effects(self.table, tuple(AXES), frames.references())
+
+    @cached_property
+    def noise_levels(self) -> pd.DataFrame:
+        """Per setting, phase and timed metric: rounds, and the SD of one block and of the rounds (log scale)."""
+        if self.timing_fits.empty:
+            return pd.DataFrame()
+        return self.timing_fits.groupby(["setting", "phase", "metric"])[["n", "block_sd", "round_sd"]].first() \
+            .reset_index()
+
+    # --- quality ---------------------------------------------------------------------------------
+    @cached_property
+    def quality_values(self) -> pd.DataFrame:
+        """One value per variant, seed and quality metric."""
+        return frames.quality_values(self.table, "quality")
+
+    @cached_property
+    def floor_values(self) -> pd.DataFrame:
+        """One value per seed and metric of the real-versus-real floor."""
+        return frames.quality_values(self.table, "floor")
+
+    @cached_property
+    def quality(self) -> pd.DataFrame:
+        """Per variant and metric: mean and 95% t-interval over seeds."""
+        return frames.per_variant_quality(self.quality_values)
+
+    @cached_property
+    def floor(self) -> pd.DataFrame:
+        """Per metric: the real-versus-real floor's mean and 95% t-interval over seeds."""
+        return frames.per_variant_quality(self.floor_values)
+
+    # --- effects and peers -----------------------------------------------------------------------
+    @cached_property
+    def effects(self) -> pd.DataFrame:
+        """effects.csv: every effect of the run (compute/effects.py)."""
+        return effect_table(self.timing_fits, frames.cost_pairs(self.cost_cells), frames.quality_pairs(
+            self.quality_values))
+
+    @cached_property
+    def peer_rounds(self) -> pd.DataFrame:
+        return peer_rounds(self.table)
+
+    @cached_property
+    def peer_comparisons(self) -> pd.DataFrame:
+        return peer_comparisons(self.cost_rows, self.peer_rounds)

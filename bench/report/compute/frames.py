@@ -1,0 +1,156 @@
+"""The tidy table -> the frames effects, figures and tables are drawn from: cost cells' medians, per-seed
+quality values, matched pairs of variants, per-variant quality with intervals."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pandas as pd
+
+from bench.report.compute.stats import summarise
+from bench.schema import COST_KINDS, FINAL_STEP, MACHINE_PHASES
+from variants import AXES  # every declared axis, plugins' included once imported
+
+# Besides the other axes, what must be equal for two cells to form a pair.
+# ``setting`` (device plus execution options, see load.add_setting) keeps dtypes, memory formats and compiled
+# runs apart; ``peer`` keeps reference models apart from our U-Net at the same axis values.
+COST_CONTEXT = ("device", "setting", "execution", "dtype", "batch_size", "base_config", "threads", "peer")
+QUALITY_CONTEXT = ("device", "setting", "dtype", "dataset", "base_config", "seed")
+MEASURE = ("phase", "block", "metric", "unit", "method")
+
+
+def add_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """A ``label`` per measurement: ``phase/metric``, plus unit and method where that alone is ambiguous."""
+    frame = frame.copy()
+    base = frame["phase"].astype(str) + "/" + frame["metric"].astype(str)
+    if "block" in frame.columns:
+        base = base.where(frame["block"].isin(["total", ""]), base + " · " + frame["block"].astype(str))
+    variants = pd.DataFrame({"base": base, "unit": frame["unit"], "method": frame["method"]}).drop_duplicates()
+    ambiguous = set(variants["base"][variants["base"].duplicated()])
+    detail = " [" + frame["unit"].astype(str) + ", " + frame["method"].astype(str) + "]"
+    frame["label"] = base.where(~base.isin(ambiguous), base + detail)
+    return frame
+
+
+def cost_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Successful cost observations of the variants (per-block rows included), one per repeat or round; the
+    A/A control's second instance is left out (it is the baseline again)."""
+    rows = table[table["kind"].isin(COST_KINDS) & (table["status"] == "ok") & ~table["phase"].isin(MACHINE_PHASES)
+                 & (table["replica"] == 0)]
+    return rows[rows["value"].notna()]
+
+
+def cost_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """Median, quartiles and repeat count per cell and measurement, from ``cost_rows``."""
+    keys = ["kind", "variant", *AXES, *COST_CONTEXT, *MEASURE]
+    grouped = rows.groupby(keys, dropna=False, sort=True)["value"]
+    return pd.DataFrame({"value": grouped.median(), "q1": grouped.quantile(0.25), "q3": grouped.quantile(0.75),
+                         "repeats": grouped.count()}).reset_index()
+
+
+def cost_medians(cells: pd.DataFrame) -> pd.DataFrame:
+    """Labelled block totals of ``cost_cells``, for tables and comparisons."""
+    return add_labels(cells[cells["block"] == "total"]) if not cells.empty else cells
+
+
+def by_variant(cells: pd.DataFrame, values: Iterable[Any]) -> pd.Series:
+    """One column of a per-variant cost table: ``values`` (one per cell of ``cells``, a single measurement's
+    medians from ``cost_medians``) indexed by variant and setting."""
+    return pd.Series(list(values), index=pd.MultiIndex.from_frame(cells[["variant", "setting"]]))
+
+
+def quality_values(table: pd.DataFrame, kind: str = "quality") -> pd.DataFrame:
+    """One value per variant, seed and metric: sample metrics as recorded, training curves at their last step."""
+    rows = table[(table["kind"] == kind) & (table["status"] == "ok") & table["value"].notna()]
+    curves = rows[rows["phase"] == "train"]
+    if not curves.empty:
+        order = curves.sort_values("step", na_position="first")
+        curves = order.groupby(["variant", "seed", "metric"], dropna=False, sort=False).tail(1).copy()
+        curves["phase"] = FINAL_STEP
+    rows = pd.concat([rows[rows["phase"] != "train"], curves])
+    keys = ["variant", *AXES, *QUALITY_CONTEXT, *MEASURE, "n"]
+    values = rows.groupby(keys, dropna=False, sort=True)["value"].mean().reset_index()
+    return values.rename(columns={"n": "sample_size"})  # "n" is reserved for the count behind an interval
+
+
+def per_variant_quality(values: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% t-interval over seeds per variant and metric, from ``quality_values``."""
+    return summarise(values, ["variant", "dataset", *MEASURE, "sample_size"], "value")
+
+
+def levels(frame: pd.DataFrame, axis: str) -> list:
+    return sorted(frame[axis].dropna().unique().tolist(), key=str)
+
+
+def references() -> dict[str, object]:
+    """The reference level of each axis, as the table holds it: its declared default, the smalldiffusion
+    baseline."""
+    return {name: axis.cell(axis.default) for name, axis in AXES.items()}
+
+
+def reference_level(frame: pd.DataFrame, axis: str):
+    present = levels(frame, axis)
+    reference = references()[axis]
+    return reference if reference in present else present[0]
+
+
+def paired_differences(frame: pd.DataFrame, axis: str, match_on: tuple[str, ...]) -> pd.DataFrame:
+    """One row per matched pair: the reference level of ``axis`` against each other level, all of
+    ``match_on`` (and every other axis) equal. ``difference`` is alt - ref in the metric's unit,
+    ``percent`` is 100 * difference / ref (NaN where ref is 0)."""
+    present = levels(frame, axis)
+    if len(present) < 2:
+        return pd.DataFrame()
+    ref_level = reference_level(frame, axis)
+    keys = [c for c in (*AXES, *match_on) if c != axis]
+    per_level = frame.groupby([*keys, axis], dropna=False)["value"].mean().reset_index()
+    ref = per_level[per_level[axis] == ref_level].drop(columns=axis)
+    pairs = []
+    for level in present:
+        if level == ref_level:
+            continue
+        alt = per_level[per_level[axis] == level].drop(columns=axis)
+        merged = ref.merge(alt, on=keys, suffixes=("_ref", "_alt"))
+        merged.insert(0, "comparison", f"{ref_level} → {level}")
+        pairs.append(merged)
+    out = pd.concat(pairs, ignore_index=True)
+    out.insert(0, "axis", axis)
+    out["difference"] = out["value_alt"] - out["value_ref"]
+    out["percent"] = 100 * out["difference"] / out["value_ref"].where(out["value_ref"] != 0)
+    return out
+
+
+def cost_pairs(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per axis, % change of every cost cell's measurement (block totals: counts and memory) over matched pairs,
+    per setting, from ``cost_cells``. Time is not paired cell by cell: it comes from the timing rounds' model
+    (rounds_model.py). Peers have no axes to switch: they are left out."""
+    cells = cells[(cells["kind"] == "cost") & (cells["block"] == "total") & (cells["peer"] == "")]
+    return pd.concat([paired_differences(cells.drop(columns="kind"), axis, (*COST_CONTEXT, *MEASURE))
+                      for axis in AXES], ignore_index=True)
+
+
+def quality_pairs(values: pd.DataFrame) -> pd.DataFrame:
+    """Per axis, difference of every quality metric over pairs matched on seed (and everything else), from
+    ``quality_values``."""
+    return pd.concat([paired_differences(values, axis, (*QUALITY_CONTEXT, *MEASURE, "sample_size")) for axis in AXES],
+                     ignore_index=True)
+
+
+FAILED_COLUMNS = ["kind", "variant", "device", "seed", "phase", "metric", "status", "message"]
+
+
+def failed_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Every distinct row whose status is not ok, in ``FAILED_COLUMNS``."""
+    failed = table[table["status"] != "ok"]
+    return failed[FAILED_COLUMNS].drop_duplicates().reset_index(drop=True)
+
+
+def env_frame(env: dict[str, Any], prefix: str = "") -> pd.DataFrame:
+    """env.json as ``field``/``value`` rows, nested keys dotted."""
+    rows = []
+    for key, value in env.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += env_frame(value, f"{name}.").to_dict("records")
+        else:
+            rows.append({"field": name, "value": "" if value is None else str(value)})
+    return pd.DataFrame(rows, columns=["field", "value"])

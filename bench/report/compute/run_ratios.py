@@ -1,0 +1,149 @@
+"""Two runs side by side (CPU vs CUDA, before vs after): ratios B / A per variant and measurement.
+
+Each ratio carries a 95% percentile bootstrap interval that resamples each run's own repeats or timing rounds
+(costs) or seeds (quality), independently. A change is flagged when its interval excludes 1 and it exceeds both
+runs' noise floors: for time, each run's A/A control (the largest |bound| of its 95% interval, in %); for
+quality, each run's real-versus-real floor of the metric; exact counts have no noise, so any change is one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.report.compute.derived import Derived
+from bench.report.compute.effects import COUNTED_METRICS
+from bench.report.compute.frames import add_labels
+from bench.report.compute.rounds_model import CONTROL
+from bench.report.compute.stats import bootstrap_interval, excludes
+
+TIMED_UNITS = ("s", "images/s", "FLOP/s", "ratio")
+
+
+def run_labels(a: Derived, b: Derived) -> tuple[str, str]:
+    return f"A: {a.name}", f"B: {b.name}"
+
+
+def across_devices(a: Derived, b: Derived) -> bool:
+    """Two single-device runs on different devices (the CPU vs CUDA case) are matched across devices, each
+    execution option (dtype, memory format, compilation) with the same option."""
+    devices_a, devices_b = set(a.table["device"]) - {""}, set(b.table["device"]) - {""}
+    return devices_a != devices_b and len(devices_a) == 1 and len(devices_b) == 1
+
+
+def side_by_side_rows(a: Derived, b: Derived) -> pd.DataFrame:
+    """Both runs' cost rows, with a ``run`` column naming the run and its setting (its execution options alone
+    when the runs are on different devices)."""
+    label_a, label_b = run_labels(a, b)
+    frames = []
+    for run, label in ((a, label_a), (b, label_b)):
+        rows = run.cost_rows
+        setting = " · " + rows["setting"] if not across_devices(a, b) else \
+            rows["execution"].map(lambda e: f" · {e}" if e else "")
+        frames.append(rows.assign(run=label + setting))
+    return pd.concat(frames, ignore_index=True)
+
+
+def cost_values(run: Derived) -> pd.DataFrame:
+    """One row per cell and measurement (block totals of our models and peers), its repeat or round values."""
+    rows = run.cost_rows
+    rows = add_labels(rows[rows["block"] == "total"]) if not rows.empty else rows
+    if rows.empty:
+        return rows
+    keys = ["variant", "base_config", "device", "setting", "execution", "label", "unit", "metric"]
+    return rows.groupby(keys, sort=True)["value"].apply(lambda v: v.to_numpy(float)).rename("values").reset_index()
+
+
+def quality_values(run: Derived) -> pd.DataFrame:
+    """One row per variant (and the real floor) and metric, its values over seeds."""
+    frames = [run.quality_values, run.floor_values]
+    frames = [add_labels(f) for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    values = pd.concat(frames)
+    return values.groupby(["variant", "label", "unit", "metric"], sort=True)["value"].apply(
+        lambda v: v.to_numpy(float)).rename("values").reset_index()
+
+
+def time_floor(run: Derived) -> dict[tuple[str, str], float]:
+    """(setting, phase) -> the A/A control's noise floor in %: the largest |bound| of its 95% interval."""
+    fits = run.timing_fits
+    fits = fits[(fits["factor"] == CONTROL) & (fits["metric"] == "seconds_per_iter")] if not fits.empty else fits
+    return {(r.setting, r.phase): max(abs(r.ci_low), abs(r.ci_high)) for r in fits.itertuples()
+            if pd.notna(r.ci_low)}
+
+
+def quality_floor(run: Derived) -> dict[str, float]:
+    """metric -> the real-versus-real floor (mean over seeds)."""
+    floor = run.floor
+    return dict(zip(floor["metric"], floor["mean"])) if not floor.empty else {}
+
+
+def ratios(a: pd.DataFrame, b: pd.DataFrame, match: tuple[str, ...], statistic, floors: tuple[dict, dict]
+            ) -> pd.DataFrame:
+    if a.empty or b.empty:
+        return pd.DataFrame()
+    match = [m for m in match if m in a.columns and m in b.columns]
+    merged = a.merge(b, on=match, suffixes=("_a", "_b"))
+    if merged.empty:
+        return merged
+    out = []
+    for row in merged.to_dict("records"):
+        value_a, value_b = statistic(row["values_a"]), statistic(row["values_b"])
+        exact = row["metric_a"] in COUNTED_METRICS
+        low, high = _ratio_interval(row["values_a"], row["values_b"], statistic, exact)
+        floor, beyond = _beyond_floor(row, value_a, value_b, floors, exact)
+        out.append({"value_a": value_a, "value_b": value_b, "ratio": value_b / value_a if value_a else np.nan,
+                    "low": low, "high": high, "floor": floor,
+                    "flag": beyond and excludes(low, high, 1.0)})
+    merged = pd.concat([merged, pd.DataFrame(out, index=merged.index)], axis=1)
+    for column in ("base_config", "device", "execution"):
+        if column in match and merged[column].nunique() > 1:
+            merged["label"] = merged["label"] + " · " + merged[column].replace("", "default")
+    return merged
+
+
+def _ratio_interval(a: np.ndarray, b: np.ndarray, statistic, exact: bool) -> tuple[float, float]:
+    """95% percentile bootstrap of statistic(B) / statistic(A), each run's values resampled on their own;
+    an exact count's ratio is its own interval; one value in a run leaves no spread to resample."""
+    if not statistic(a):
+        return (np.nan, np.nan)
+    if exact:
+        return (statistic(b) / statistic(a),) * 2
+    return bootstrap_interval((a, b), lambda a, b, axis=-1: statistic(b, axis=axis) / statistic(a, axis=axis))
+
+
+def _beyond_floor(row: dict, value_a: float, value_b: float, floors: tuple[dict, dict], exact: bool
+                  ) -> tuple[str, bool]:
+    """The noise floor a change must exceed (the larger of the two runs'), in words, and whether it does."""
+    if exact:
+        return "none (exact count)", value_a != value_b
+    if "setting_a" in row:  # a cost
+        if row["unit"] not in TIMED_UNITS:
+            return "n/a (no control for this measurement)", False
+        phase = row["label"].split("/")[0]
+        bounds = [floor.get((row[setting], phase)) for floor, setting in zip(floors, ("setting_a", "setting_b"))]
+        if None in bounds:
+            return "n/a (a run has no A/A control)", False
+        return f"±{max(bounds):.3g}% (A/A)", abs(100 * (value_b / value_a - 1)) > max(bounds)
+    bounds = [floor.get(row["metric_a"]) for floor in floors]
+    if None in bounds or row["variant"] == "real":
+        return "n/a (no real-vs-real floor)", False
+    return f"{max(bounds):.3g} {row['unit']} (real vs real)", abs(value_b - value_a) > max(bounds)
+
+
+def config_differences(a: Derived, b: Derived) -> str:
+    """Configuration columns whose values differ between the runs' cost cells (or quality cells)."""
+    differ = []
+    for kind, columns in (("cost", ("base_config", "batch_size", "dtype", "threads")),
+                          ("quality", ("quality_preset", "dataset", "base_config"))):
+        rows_a, rows_b = a.table[a.table["kind"] == kind], b.table[b.table["kind"] == kind]
+        if rows_a.empty or rows_b.empty:
+            continue
+        for column in columns:
+            values_a = set(rows_a[column].dropna().astype(str)) - {""}
+            values_b = set(rows_b[column].dropna().astype(str)) - {""}
+            if values_a != values_b:
+                differ.append(f"{kind} {column} {sorted(values_a)} vs {sorted(values_b)}")
+    if not differ:
+        return "Where both runs have them, cost and quality cells share their configuration columns."
+    return "Caution, the runs differ in " + "; ".join(differ) + ": a ratio compares unlike cells there."

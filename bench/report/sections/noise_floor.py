@@ -1,0 +1,50 @@
+"""Section: the noise floor and the controls, whose true effect is zero; and the report's opening line on it."""
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.compute.derived import Derived
+from bench.report.compute.effects import controls, failed_controls
+from bench.report.compute.rounds_model import CONTROL
+from bench.report.render.document import Section, Table
+from bench.report.render.wording import describe_effect, effect_frame
+
+
+def noise_section(derived: Derived) -> Section:
+    effects = derived.effects
+    section = Section("Noise floor and controls", "The A/A control times the baseline twice, as two separately "
+                      "built instances in every round: its true effect is zero, so its interval is the run's noise "
+                      "floor for time. Checkpointing's effect on inference is a second known null (without autograd "
+                      "it does nothing). Neither may come out resolved; if one does, the timing has a bias the "
+                      "design did not remove. Noise by level: the residual SD of one timed block within its round, "
+                      "and the SD of the rounds' own speed (drift the round-as-block model takes out).")
+    null = controls(effects)
+    if null.empty:
+        section.note = "This run has no timing rounds, so no timing control and no noise floor."
+        return section
+    failed = failed_controls(effects)
+    section.items.append(Table("Controls (true effect zero)", effect_frame(null, with_axis=True),
+                               "WARNING: a control came out resolved; the timing is biased." if len(failed) else
+                               "No control came out resolved."))
+    section.items.append(Table("Where the timing noise comes from (log-scale SD, as %)", noise_levels(derived.noise_levels),
+                               detail=True))
+    return section
+
+
+def noise_levels(levels: pd.DataFrame) -> pd.DataFrame:
+    """The noise by level in percent, from ``Derived.noise_levels``."""
+    if levels.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({"setting": levels["setting"], "phase": levels["phase"], "metric": levels["metric"],
+                         "rounds": levels["n"], "one block, within its round [%]": (100 * levels["block_sd"]).round(2),
+                         "between rounds [%]": (100 * levels["round_sd"]).round(2)})
+
+
+def noise_floor_sentence(derived: Derived) -> str:
+    """One line for the top of the report: the A/A control's effect on time, per setting and phase."""
+    effects = derived.effects
+    control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == "seconds_per_iter")]
+    if control.empty:
+        return ""
+    parts = [f"{row['phase']} on {row['setting']} {describe_effect(row)}" for _, row in control.iterrows()]
+    return "Noise floor (A/A control: the baseline timed twice as two instances): " + "; ".join(parts) + "."
