@@ -9,11 +9,22 @@ import pytest
 import torch
 
 from bench.plan.sweep import PRESETS, load_sweep
+from bench.plan.cells import Cell
 from bench.schema import columns
 from test_runner import SMALL, bench
 from variants import AXES, BASES, UNetSpec, build, default_grid, grid, parse_axis
 
 TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8)
+
+
+@pytest.fixture
+def norm_axis(monkeypatch):
+    """The norm plugin (tests/plugins/norm_axis.py), imported here and removed afterwards."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
+    module = importlib.import_module("norm_axis")
+    yield module
+    AXES.pop("norm")
+    sys.modules.pop("norm_axis")
 
 
 @pytest.fixture
@@ -29,7 +40,13 @@ def activation_axis(monkeypatch):
 
 def test_every_axis_is_a_column_and_the_default_grid_is_the_missions_16_variants():
     assert list(AXES)[:4] == ["upsample", "time_injection", "attn_heads", "num_head_channels"]
-    assert set(AXES) <= set(columns())
+    # written out, not derived: a column renamed, dropped or reordered fails here
+    assert columns() == (
+        "run_id", "cell_id", "kind", "variant", "spec_hash", "upsample", "time_injection", "attn_heads",
+        "num_head_channels", "attn_resolutions", "checkpoint", "attention", "noise_embedding", "resblock_updown",
+        "skip_rescale", "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype",
+        "threads", "batch_size", "peer", "memory_format", "compile", "replica", "phase", "block", "metric", "value",
+        "unit", "method", "repeat", "position", "seed", "step", "n", "status", "message")
     assert default_grid() == {"upsample": ("nearest_conv", "conv_transpose"), "time_injection": ("additive", "film"),
                               "attn_heads": (1, 4), "checkpoint": (False, True)}
     assert len(grid()) == 16
@@ -76,24 +93,40 @@ def test_an_axis_added_from_outside_is_validated_named_serialised_and_built(acti
     assert json.loads(gelu.to_json())["activation"] == "gelu"
     assert any(isinstance(m, torch.nn.GELU) for m in build(gelu).modules())
     assert not any(isinstance(m, torch.nn.GELU) for m in build(TINY).modules())
-    assert "activation" in columns()
+    assert Cell("cost", gelu, "cpu").identity_columns()["activation"] == "gelu"  # the table's column and value
     with pytest.raises(ValueError, match="activation='relu' is not a registered variant; valid: silu, gelu"):
         TINY.replace(activation="relu")
 
 
+def test_a_plugin_axis_changes_how_every_block_is_built(norm_axis):
+    layer = TINY.replace(norm="layer")
+    assert layer.name == "nearest_conv+additive+1h+layer"
+    kinds = lambda model: sorted({type(m).__name__ for m in model.modules() if "Norm" in type(m).__name__})
+    assert kinds(build(TINY)) == ["GroupNorm"] and kinds(build(layer)) == ["ChannelLayerNorm"]
+    # every norm the builder makes is the plugin's: the resnet blocks', attention's and the output's
+    count = lambda model, cls: sum(isinstance(m, cls) for m in model.modules())
+    # two norms in each resnet block (4 down, 2 middle, 6 up), one in each attention block and the output's
+    resnets, attentions = 4 + 2 + 6, 2 + 1 + 3
+    assert count(build(layer), norm_axis.ChannelLayerNorm) == count(build(TINY), torch.nn.GroupNorm) == \
+        2 * resnets + attentions + 1
+    x = torch.randn(2, 1, 8, 8)
+    assert build(layer)(x, torch.ones(2)).shape == x.shape
+
+
 @pytest.mark.slow
-def test_a_plugin_axis_is_swept_through_the_smoke_preset_and_reported(tmp_path):
+def test_a_plugin_axis_from_one_file_is_swept_and_reported(tmp_path):
     out = tmp_path / "run"
-    run = bench("run", "--out", str(out), *SMALL, "--import", "extra_axis", "--axis", "activation=silu,gelu")
+    run = bench("run", "--out", str(out), *SMALL, "--import", "norm_axis", "--axis", "norm=group,layer")
     assert run.returncode == 0, run.stderr
     table = pd.read_parquet(out / "metrics.parquet")
-    assert set(table.loc[table["kind"] == "cost", "activation"]) == {"silu", "gelu"}
-    report = bench("report", str(out), "--import", "extra_axis")
+    assert set(table.loc[table["kind"] == "cost", "norm"]) == {"group", "layer"}
+    report = bench("report", str(out), "--import", "norm_axis")
     assert report.returncode == 0, report.stderr
     effects = pd.read_csv(out / "effects.csv")
-    assert {"silu", "gelu"} == set(effects.loc[effects["axis"] == "activation", ["from_level", "to_level"]]
-                                   .to_numpy().ravel())
-    assert "activation" in (out / "report.md").read_text()
+    params = effects[(effects["axis"] == "norm") & (effects["metric"] == "params")]
+    assert (params["from_level"].tolist(), params["to_level"].tolist()) == (["group"], ["layer"])
+    assert params["estimate"].iloc[0] == 0  # both norms have a scale and a shift per channel
+    assert "norm: group → layer" in (out / "report.md").read_text()
 
 
 def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_one_at_a_time():

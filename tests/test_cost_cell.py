@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-import bench.cost
-import bench.quality.cell
+import bench.measure.cost_cell
+import bench.measure.quality.cells
 from bench.plan.cells import Cell
 from bench.measure.cost_cell import measure_cost
-from bench.measure.quality import QUALITY_PRESETS, real_floor
+from bench.measure.quality import real_floor
+from bench.plan.quality import QUALITY_PRESETS
 from bench.run.runner import cell_outcome
 from bench.schema import measure_into
 from conftest import SMALL_SPECS
@@ -45,8 +46,8 @@ def test_a_batch_of_one_measures_everything(tmp_path):
 
 
 def test_failed_flop_counting_and_peak_rss_leave_rows_and_every_other_measurement(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench.cost, "count_flops", raises(RuntimeError("fvcore cannot count {'aten::x': 1}")))
-    monkeypatch.setattr(bench.cost, "cpu_peak_rss", raises(MemoryError("no room")))
+    monkeypatch.setattr(bench.measure.cost_cell, "count_flops", raises(RuntimeError("fvcore cannot count {'aten::x': 1}")))
+    monkeypatch.setattr(bench.measure.cost_cell, "cpu_peak_rss", raises(MemoryError("no room")))
     rows = cost_rows(tmp_path)
     failed = {(r.phase, r.metric): r for r in rows if r.status == "error"}
     assert failed.keys() == {("forward,train_step", "flops"), ("train_step,inference", "peak_rss_bytes")}
@@ -59,8 +60,8 @@ def test_failed_flop_counting_and_peak_rss_leave_rows_and_every_other_measuremen
 
 
 def test_cuda_out_of_memory_in_one_measurement_is_an_oom_row(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench.cost, "saved_tensor_bytes", raises(torch.cuda.OutOfMemoryError("Tried 1 EiB")))
-    monkeypatch.setattr(bench.cost, "cpu_peak_rss", lambda *args: [])  # not the point here, and slow
+    monkeypatch.setattr(bench.measure.cost_cell, "saved_tensor_bytes", raises(torch.cuda.OutOfMemoryError("Tried 1 EiB")))
+    monkeypatch.setattr(bench.measure.cost_cell, "cpu_peak_rss", lambda *args: [])  # not the point here, and slow
     rows = cost_rows(tmp_path)
     oom = [r for r in rows if r.status == "oom"]
     assert [(r.phase, r.metric) for r in oom] == [("train_step", "saved_tensor_bytes")]
@@ -68,14 +69,14 @@ def test_cuda_out_of_memory_in_one_measurement_is_an_oom_row(tmp_path, monkeypat
 
 
 def test_a_model_that_does_not_build_fails_the_cell(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench.cost, "make_workload", raises(RuntimeError("no such layer")))
+    monkeypatch.setattr(bench.measure.cost_cell, "make_workload", raises(RuntimeError("no such layer")))
     with pytest.raises(RuntimeError, match="no such layer"):  # the worker turns it into the cell's row
         cost_rows(tmp_path)
 
 
 def test_a_failed_score_or_grid_keeps_the_floor_cell_s_other_rows(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench.quality.cell, "score", raises(ValueError("features of NaN images")))
-    monkeypatch.setattr(bench.quality.cell, "save_grid", raises(OSError("disk full")))
+    monkeypatch.setattr(bench.measure.quality.cells, "score", raises(ValueError("features of NaN images")))
+    monkeypatch.setattr(bench.measure.quality.cells, "save_grid", raises(OSError("disk full")))
     rows = real_floor(QUALITY_PRESETS["smoke"], 0, tmp_path, tmp_path / "cache")
     assert [(r.phase, r.metric, r.status) for r in rows] == [
         ("sample", "scores", "error"), ("classifier", "accuracy", "ok"), ("sample", "sample_grid", "error")]

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.measure.execution import TOLERANCE, Execution, apply, compile_seconds, executions
+from bench.measure.execution import TOLERANCE, apply, compile_seconds
+from bench.plan.execution import Execution, executions
 from bench.measure.workload import make_workload
 from variants import UNetSpec
 

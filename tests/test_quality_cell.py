@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.measure.quality import (QUALITY_PRESETS, InceptionUnavailable, QualityConfig, checkpoint_equivalence, load_dataset,
+from bench.measure.quality import (InceptionUnavailable, checkpoint_equivalence, load_dataset,
                            real_floor, require_inception, run_quality_cell)
+from bench.plan.quality import QUALITY_PRESETS, QualityConfig
 from bench.measure.quality.features import load_or_train_classifier
 from bench.measure.quality.scoring import score
 from bench.measure.quality.train import generate
@@ -158,7 +159,7 @@ def test_inception_fid_without_torch_fidelity_fails_before_training(monkeypatch,
     with pytest.raises(InceptionUnavailable, match="pip install torch-fidelity"):
         require_inception()
     config = QUALITY_PRESETS["full"].replace(dataset="fashion_mnist", inception_fid=True)
-    monkeypatch.setattr("bench.quality.cell.train", lambda *a: pytest.fail("trained before checking Inception"))
+    monkeypatch.setattr("bench.measure.quality.cells.train", lambda *a: pytest.fail("trained before checking Inception"))
     with pytest.raises(InceptionUnavailable):
         run_quality_cell(config.base, config, 0, "cpu", tmp_path, cache_dir)
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.measure.quality import DATASETS, load_dataset
+from bench.measure.quality import load_dataset
+from bench.plan.quality import DATASETS
 
 
 def _check_splits(data, shape, train_n, heldout_n):

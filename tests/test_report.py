@@ -16,10 +16,10 @@ import pytest
 from scipy import stats
 
 from bench.report import write_report
+from bench.report.compute.frames import cost_pairs, quality_pairs
 from bench.report.compute.load import normalise
-from bench.report.compute.effects import COLUMNS as EFFECT_COLUMNS, effect_table
+from bench.report.compute.derived import Derived
 from bench.report.render.wording import describe_effect
-from bench.report.compute.stats import cost_effects, quality_effects
 from bench.schema import columns
 from variants import AXES
 
@@ -166,7 +166,7 @@ def _pair_table(rows: list[tuple[str, int, list[float]]]) -> pd.DataFrame:
 
 
 def _effect(table: pd.DataFrame, axis: str) -> pd.Series:
-    effects = effect_table(table)
+    effects = Derived.of_table(table).effects
     return effects[effects["axis"] == axis].iloc[0]
 
 
@@ -174,7 +174,7 @@ def test_cost_effect_is_percent_change_of_cell_medians_over_matched_pairs():
     # Medians 11 -> 13.2 (+20%) at 1 head and 10 -> 11.5 (+15%) at 4 heads; the 30 is an outlier a mean would see.
     table = _pair_table([("nearest_conv", 1, [10, 11, 30]), ("conv_transpose", 1, [12, 13.2, 14]),
                          ("nearest_conv", 4, [10, 9, 11]), ("conv_transpose", 4, [11.5, 11.5, 11.5])])
-    pairs = cost_effects(table)
+    pairs = cost_pairs(Derived.of_table(table).cost_cells)
     upsample = pairs[pairs["axis"] == "upsample"].sort_values("attn_heads")
     assert upsample["percent"].round(9).tolist() == [20.0, 15.0]
     assert set(upsample["comparison"]) == {"nearest_conv → conv_transpose"}
@@ -202,7 +202,7 @@ def test_quality_effect_pairs_by_seed_not_by_row_order():
             rows.append(_row("quality", upsample, 1, False, "cpu", phase="sample", metric="fd", value=value,
                              unit="fd", seed=seed, n=100))
     table = normalise(pd.DataFrame(rows, columns=list(columns())))
-    pairs = quality_effects(table)
+    pairs = quality_pairs(Derived.of_table(table).quality_values)
     assert pairs.sort_values("seed")["difference"].tolist() == [-1.0, 0.0, -2.0]
     row = _effect(table, "upsample")
     half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)
@@ -213,12 +213,15 @@ def test_quality_effect_pairs_by_seed_not_by_row_order():
 
 def test_axis_with_one_level_or_no_pairs_gives_no_effect():
     table = _pair_table([("nearest_conv", 1, [10]), ("conv_transpose", 4, [12])])  # differ in two axes at once
-    assert cost_effects(table).empty and effect_table(table).empty
+    derived = Derived.of_table(table)
+    assert cost_pairs(derived.cost_cells).empty and derived.effects.empty
 
 
 def test_holm_controls_every_tested_effect_and_counts_are_exact(runs):
     effects = pd.read_csv(runs["full"] / "effects.csv")
-    assert tuple(effects.columns) == EFFECT_COLUMNS
+    assert tuple(effects.columns) == ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric",
+                                      "unit", "estimate", "ci_low", "ci_high", "n", "p_value", "p_adjusted",
+                                      "resolved", "method")
     tested = effects[effects["p_value"].notna()]
     from statsmodels.stats.multitest import multipletests
 
@@ -418,20 +421,18 @@ def test_a_narrow_interval_is_shown_with_enough_digits_to_tell_its_ends_apart():
 
 
 def test_the_printed_summary_shows_the_report_s_medians_iqr_and_intervals():
-    from bench.report.sections.cost_per_variant import cost_medians
-    from bench.report.compute.stats import per_variant_quality
-    from bench.report.summary import cost_summary, quality_summary
+    from bench.report.summary import printed_costs, printed_quality
 
-    table = synthetic_table()
-    cost = cost_summary(table).loc[("nearest_conv+additive+1h", "cpu")]
-    cells = cost_medians(table).set_index(["variant", "setting", "phase", "metric"])
+    derived = Derived.of_table(synthetic_table())
+    cost = printed_costs(derived).loc[("nearest_conv+additive+1h", "cpu")]
+    cells = derived.cost_medians.set_index(["variant", "setting", "phase", "metric"])
     params = cells.loc[("nearest_conv+additive+1h", "cpu", "model", "params"), "value"]
     train = cells.loc[("nearest_conv+additive+1h", "cpu", "train_step", "images_per_s")]
     assert cost["params [M]"] == round(params / 1e6, 3)
     assert cost["train [img/s]"] == round(train["value"], 1)
     assert cost["train IQR%"] == round(100 * (train["q3"] - train["q1"]) / train["value"], 1)
-    quality = quality_summary(table)
-    report = per_variant_quality(table).query("metric == 'fd'").set_index("variant")
+    quality = printed_quality(derived)
+    report = derived.quality.query("metric == 'fd'").set_index("variant")
     assert quality.loc["nearest_conv+additive+1h", "95% CI ±"] == round(
         report.loc["nearest_conv+additive+1h", "high"] - report.loc["nearest_conv+additive+1h", "mean"], 3)
     assert quality.loc["nearest_conv+additive+1h", "seeds"] == 3

@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from bench.report import write_report
-from bench.report.compute.effects import effect_table
-from bench.report.sections.axis_effects import across_settings, add_effect_labels
+from bench.report.compute.derived import Derived
 from bench.report.compute.load import normalise
-from bench.report.sections.against_peers import median_with_interval, ratio_of_medians
+from bench.report.compute.peer_ratios import median_with_interval, ratio_of_medians
+from bench.report.render.wording import add_effect_labels
+from bench.report.sections.axis_effects import across_settings
 from bench.run.runner import cell_outcome
 from bench.schema import columns
 from test_report import _row, write_run
@@ -50,7 +51,7 @@ def test_setting_names_the_non_default_execution_options():
 
 
 def _time_effects(table: pd.DataFrame) -> pd.DataFrame:
-    effects = effect_table(table)
+    effects = Derived.of_table(table).effects
     return effects[(effects["axis"] == "upsample") & (effects["metric"] == "seconds_per_iter")]
 
 
@@ -81,7 +82,7 @@ def test_a_run_of_the_baseline_and_its_peers_gives_the_control_as_its_only_time_
     ours = speed_rows("nearest_conv", list(rng.uniform(0.9, 1.1, rounds)))
     copy = [r | {"replica": 1} for r in speed_rows("nearest_conv", list(rng.uniform(0.9, 1.1, rounds))) if r["kind"] == "timing"]
     table = table_of(ours, copy, speed_rows("nearest_conv", [1.2] * rounds, peer="smalldiffusion"))
-    effects = effect_table(table)
+    effects = Derived.of_table(table).effects
     assert set(effects["axis"]) == {"control"} and len(effects) == 2  # both phases
     assert (effects["from_level"] == "nearest_conv+additive+1h").all()
     assert (effects["to_level"] == "nearest_conv+additive+1h (second instance)").all()

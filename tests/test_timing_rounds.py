@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 
 from bench.plan.cells import Cell
-from bench.measure.timing_cell import RoundsBudget, round_order, time_in_rounds, timing_cells
+from bench.measure.timing_cell import round_order, time_in_rounds
+from bench.models.sizes import planned_state_bytes
+from bench.plan.groups import timing_cells
+from bench.plan.sweep import RoundsBudget
 from bench.report.compute.rounds_model import blocked_factorial, percent
 from conftest import SMALL_SPECS
 from variants import grid
@@ -88,8 +91,6 @@ def test_a_group_holds_the_baseline_its_copy_and_every_other_model():
 
 def test_groups_that_do_not_fit_are_split_and_each_keeps_the_baseline():
     costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1) for spec in grid(TINY, attn_heads=(1,))]
-    from bench.measure.timing_cell import planned_state_bytes
-
     one = planned_state_bytes(TINY)
     budget = int(4.5 * one)  # the baseline pair and at most two more per group (the others are no smaller)
     groups = timing_cells(costs, budget_bytes=budget)

@@ -8,7 +8,7 @@ from smalldiffusion.model_unet import AttnBlock
 from torch import nn
 
 from conftest import SMALL_SPECS
-from variants import UPSAMPLERS, ResnetBlock, UNetSpec, Upsampler, build
+from variants import UPSAMPLERS, Parts, ResnetBlock, UNetSpec, Upsampler, build
 from variants.attention import SDPAAttention
 from variants.time_injection import AdditiveTimeInjection, FiLMTimeInjection
 from variants.upsample import ConvTransposeUpsample
@@ -88,7 +88,7 @@ def test_checkpointing_is_active_only_when_gradients_are_enabled(monkeypatch):
 
 
 def test_film_projects_twice_the_channels_and_modulates_after_the_norm():
-    additive, film = AdditiveTimeInjection(16, 8), FiLMTimeInjection(16, 8)
+    additive, film = AdditiveTimeInjection(16, 8, Parts.baseline()), FiLMTimeInjection(16, 8, Parts.baseline())
     assert additive.proj[-1].out_features == 8 and film.proj[-1].out_features == 16
     norm = nn.GroupNorm(4, 8, affine=False)
     h, temb = torch.randn(2, 8, 5, 5), torch.randn(2, 16)
@@ -105,7 +105,7 @@ def test_film_projects_twice_the_channels_and_modulates_after_the_norm():
 
 
 def test_one_head_matches_smalldiffusions_single_head_attention_block():
-    ours, theirs = SDPAAttention(32, heads=1, norm_groups=32), AttnBlock(32)
+    ours, theirs = SDPAAttention(32, 1, Parts.baseline(32)), AttnBlock(32)
     for mine, ref in zip(ours.parameters(), theirs.parameters(), strict=True):
         mine.data.copy_(ref.data)
     x = torch.randn(2, 32, 6, 6)
@@ -114,7 +114,7 @@ def test_one_head_matches_smalldiffusions_single_head_attention_block():
 
 @pytest.mark.parametrize("heads", [1, 2, 4, 8])
 def test_multi_head_attention_matches_a_per_head_reference(heads):
-    block = SDPAAttention(32, heads=heads, norm_groups=8)
+    block = SDPAAttention(32, heads, Parts.baseline(8))
     x = torch.randn(2, 32, 4, 4)
     tokens = rearrange(block.norm(x), "b c h w -> b (h w) c")
     q, k, v = block.qkv(tokens).chunk(3, dim=-1)
@@ -133,15 +133,15 @@ def test_heads_change_neither_parameters_nor_the_function_at_one_head():
 
 @pytest.mark.parametrize("size", [1, 4, 7])
 def test_conv_transpose_upsampling_doubles_height_and_width_exactly(size):
-    up = ConvTransposeUpsample(8)
+    up = ConvTransposeUpsample(8, Parts.baseline())
     assert up(torch.randn(2, 8, size, size + 1)).shape == (2, 8, 2 * size, 2 * size + 2)
-    assert UPSAMPLERS.get("nearest_conv")(8)(torch.randn(1, 8, size, size)).shape == (1, 8, 2 * size, 2 * size)
+    assert UPSAMPLERS.get("nearest_conv")(8, Parts.baseline())(torch.randn(1, 8, size, size)).shape == (1, 8, 2 * size, 2 * size)
 
 
 def test_a_new_upsampler_is_one_class_and_one_registration():
     @UPSAMPLERS.register("bilinear_conv")
     class BilinearConvUpsample(Upsampler):
-        def __init__(self, channels: int) -> None:
+        def __init__(self, channels: int, parts: Parts) -> None:
             super().__init__()
             self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 

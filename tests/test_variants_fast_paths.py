@@ -7,7 +7,8 @@ from torch import nn
 
 from conftest import SMALL_SPECS
 from variants import build
-from variants.resnet import Dropout, SiLU
+from variants.parts import SiLU
+from variants.resnet import Dropout
 
 
 def test_silu_works_in_place_only_without_autograd():

@@ -4,6 +4,7 @@ from .axes import AXES, Axis, add_axis, default_grid, get_axis, parse_axis
 from .bases import BASES
 from .grid import DESIGNS, grid
 from .noise_embedding import NOISE_EMBEDDINGS, NoiseEmbedding
+from .parts import Parts
 from .registry import Registry
 from .resnet import Downsample, ResnetBlock
 from .spec import UNetSpec
@@ -13,7 +14,7 @@ from .upsample import UPSAMPLERS, Upsampler
 
 __all__ = [
     "ATTENTIONS", "AXES", "AttentionBlock", "Axis", "BASES", "DESIGNS", "Downsample",
-    "NOISE_EMBEDDINGS", "NoiseEmbedding", "Registry",
+    "NOISE_EMBEDDINGS", "NoiseEmbedding", "Parts", "Registry",
     "ResnetBlock", "TIME_INJECTIONS", "TimeInjection", "UNet", "UNetSpec", "UPSAMPLERS", "Upsampler", "add_axis",
     "build", "default_grid", "get_axis", "grid", "parse_axis",
 ]

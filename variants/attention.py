@@ -1,6 +1,7 @@
 """Attention axis: the self-attention block used at the chosen resolutions and in the middle.
 
-Every attention block takes ``(channels, heads, norm_groups)`` and maps (B, C, H, W) to the same shape.
+Every attention block takes ``(channels, heads, parts)`` and maps (B, C, H, W) to the same shape; its
+normalisation is ``parts.norm``.
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from .parts import Parts
 from .registry import Registry
 
 ATTENTIONS: Registry[nn.Module] = Registry("attention")
@@ -26,10 +28,10 @@ class SDPAAttention(AttentionBlock):
     multiply-adds, only how the (B, heads, T, T) scores are split and which fused kernel runs.
     """
 
-    def __init__(self, channels: int, heads: int, norm_groups: int) -> None:
+    def __init__(self, channels: int, heads: int, parts: Parts) -> None:
         super().__init__()
         self.heads = heads
-        self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
+        self.norm = parts.norm(channels)
         self.qkv = nn.Linear(channels, 3 * channels, bias=False)
         self.proj = nn.Linear(channels, channels)
         self.proj_out = nn.Conv2d(channels, channels, kernel_size=1)
@@ -51,10 +53,10 @@ class DDPMAttention(AttentionBlock):
     has 4*C*C + 6*C parameters against "sdpa"'s 5*C*C + 4*C; heads split the channels as in "sdpa".
     """
 
-    def __init__(self, channels: int, heads: int, norm_groups: int) -> None:
+    def __init__(self, channels: int, heads: int, parts: Parts) -> None:
         super().__init__()
         self.heads = heads
-        self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
+        self.norm = parts.norm(channels)
         self.q = nn.Conv2d(channels, channels, kernel_size=1)
         self.k = nn.Conv2d(channels, channels, kernel_size=1)
         self.v = nn.Conv2d(channels, channels, kernel_size=1)

@@ -2,8 +2,8 @@
 
 An axis is a ``UNetSpec`` field whose ``metadata["axis"]`` is an ``Axis`` (see ``axis()``), or one added from
 outside the package with ``add_axis``. Everything else derives from that declaration: validation, the sweep
-grid, parsing of ``--axis NAME=...``, the results table's columns and dtypes, a variant's name and the
-report's list of axes.
+grid, parsing of ``--axis NAME=...``, the results table's columns and dtypes, a variant's name, the report's
+list of axes, and how the builder's parts are configured (``Axis.configure_parts``).
 """
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ class Axis:
     minimum:  for an integer axis, the smallest valid value
     label:    ``label(value, spec)``: how a value appears in a variant's name (None: not at all); by default
               left out at the default level
-    apply:    for an axis added from outside the package, ``apply(model, value)`` changes the built model
+    configure: ``configure(parts, value)`` changes the builder's parts (variants/parts.py) before the U-Net is
+              built; by default a registry axis puts its variant class into the part of its name, and any
+              other axis is read from the spec by the builder (topology: heads, placement, checkpointing)
+    added:    set by ``add_axis``: the axis comes from outside the package (its values live in ``extra_axes``)
     """
 
     name: str
@@ -41,7 +44,8 @@ class Axis:
     minimum: int = 1
     label: Callable[[Any, Any], str | None] | None = None
     doc: str = ""
-    apply: Callable[[Any, Any], None] | None = None
+    configure: Callable[[Any, Any], None] | None = None
+    added: bool = False
 
     # --- values ---------------------------------------------------------------------------------
     def check(self, value: Any) -> None:
@@ -50,16 +54,13 @@ class Axis:
             return check_int(self.name, value, self.minimum)
         if self.type is tuple:
             return check_int_tuple(self.name, value)
-        if self.type is bool:
-            ok, valid = isinstance(value, bool), "True or False"
-        elif self.registry is not None:
-            ok = isinstance(value, str) and value in self.registry
-            if not ok:
+        if self.registry is not None:
+            if not (isinstance(value, str) and value in self.registry):
                 raise ValueError(f"{self.name}={value!r} is not a registered variant; valid: "
                                  f"{', '.join(self.registry.names())}")
-            valid = ""
-        else:
-            ok, valid = isinstance(value, str), "a string"
+            return None
+        ok, valid = (isinstance(value, bool), "True or False") if self.type is bool else (isinstance(value, str),
+                                                                                           "a string")
         if not ok:
             raise ValueError(f"{self.name}={value!r} is invalid; valid: {valid}")
 
@@ -105,6 +106,13 @@ class Axis:
     def dtype(self) -> str:
         return {bool: "bool", int: "Int64"}.get(self.type, "str")
 
+    def configure_parts(self, parts: Any, value: Any) -> None:
+        """Put this axis's level into the builder's parts (see ``configure``)."""
+        if self.configure is not None:
+            self.configure(parts, value)
+        elif self.registry is not None and hasattr(parts, self.name):
+            setattr(parts, self.name, self.registry.get(value))
+
     def name_part(self, value: Any, spec: Any) -> str | None:
         """This axis's part of a variant's name, or None to leave it out."""
         if self.label is not None:
@@ -148,9 +156,14 @@ def collect(spec_class: type) -> None:
 
 def add_axis(new: Axis) -> Axis:
     """Add an axis from outside the package (a plugin): its values live in the spec's ``extra_axes`` and
-    ``new.apply(model, value)`` changes the model the builder made. Re-adding the same declaration is a no-op."""
-    if new.apply is None:
-        raise ValueError(f"axis {new.name!r}: an axis added from outside the package needs apply(model, value)")
+    ``new.configure(parts, value)`` changes how the builder makes the U-Net's blocks (variants/parts.py).
+    Re-adding the same declaration is a no-op."""
+    from .parts import Parts
+
+    new = dataclasses.replace(new, added=True)
+    if new.configure is None and not (new.registry is not None and new.name in Parts.__dataclass_fields__):
+        raise ValueError(f"axis {new.name!r}: an axis added from outside the package needs configure(parts, value), "
+                         f"or a registry named after a part ({', '.join(Parts.__dataclass_fields__)})")
     if new.name in AXES and AXES[new.name] != new:
         raise ValueError(f"axis {new.name!r} already exists; valid: a new name, not one of {', '.join(AXES)}")
     new.check(new.default)

@@ -1,7 +1,7 @@
 """Noise-embedding axis: how the noise level sigma becomes the vector every ResnetBlock's time injection reads.
 
-Every embedder takes ``(ch, temb_ch)``, the U-Net's base channel count and its embedding width
-(``ch * embed_ch_mult``), and maps sigma of shape (B,) to (B, temb_ch).
+Every embedder takes ``(ch, temb_ch, parts)``, the U-Net's base channel count, its embedding width
+(``ch * embed_ch_mult``) and the builder's parts, and maps sigma of shape (B,) to (B, temb_ch).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from smalldiffusion import SigmaEmbedderSinCos
 from torch import Tensor, nn
 
+from .parts import Parts
 from .registry import Registry
 
 NOISE_EMBEDDINGS: Registry[nn.Module] = Registry("noise_embedding")
@@ -20,9 +21,9 @@ class NoiseEmbedding(nn.Module):
     """Base class, so cost breakdowns can find the embedder whatever its variant."""
 
 
-def _mlp(in_features: int, temb_ch: int) -> nn.Sequential:
-    """Linear -> SiLU -> Linear, the layout of DDPM's and diffusers' ``TimestepEmbedding``."""
-    return nn.Sequential(nn.Linear(in_features, temb_ch), nn.SiLU(), nn.Linear(temb_ch, temb_ch))
+def _mlp(in_features: int, temb_ch: int, parts: Parts) -> nn.Sequential:
+    """Linear -> activation -> Linear, the layout of DDPM's and diffusers' ``TimestepEmbedding``."""
+    return nn.Sequential(nn.Linear(in_features, temb_ch), parts.act(False), nn.Linear(temb_ch, temb_ch))
 
 
 def _half(ch: int, minimum: int) -> int:
@@ -39,7 +40,7 @@ class SinCosNoiseEmbedding(SigmaEmbedderSinCos, NoiseEmbedding):
     for bit, with the same ``mlp.*`` state-dict keys; ``ch`` is unused (the features are always two).
     """
 
-    def __init__(self, ch: int, temb_ch: int) -> None:
+    def __init__(self, ch: int, temb_ch: int, parts: Parts) -> None:
         super().__init__(temb_ch)
 
     def forward(self, sigma: Tensor) -> Tensor:
@@ -56,12 +57,12 @@ class DDPMNoiseEmbedding(NoiseEmbedding):
     what EDM's preconditioning feeds DDPM++'s positional embedding.
     """
 
-    def __init__(self, ch: int, temb_ch: int) -> None:
+    def __init__(self, ch: int, temb_ch: int, parts: Parts) -> None:
         super().__init__()
         half = _half(ch, 4)  # ch = 2 would divide by ch/2 - 1 = 0
         exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32) / (half - 1)
         self.register_buffer("freqs", torch.exp(exponent), persistent=False)  # a function of ch: nothing to save
-        self.mlp = _mlp(ch, temb_ch)
+        self.mlp = _mlp(ch, temb_ch, parts)
 
     def forward(self, sigma: Tensor) -> Tensor:
         args = (sigma.log() / 4)[:, None] * self.freqs
@@ -79,10 +80,10 @@ class FourierNoiseEmbedding(NoiseEmbedding):
     The frequencies are a persistent buffer: never trained, but a checkpoint must restore the draw.
     """
 
-    def __init__(self, ch: int, temb_ch: int) -> None:
+    def __init__(self, ch: int, temb_ch: int, parts: Parts) -> None:
         super().__init__()
         self.register_buffer("freqs", torch.randn(_half(ch, 2)) * 16)
-        self.mlp = _mlp(ch, temb_ch)
+        self.mlp = _mlp(ch, temb_ch, parts)
 
     def forward(self, sigma: Tensor) -> Tensor:
         args = sigma.log()[:, None] * (2 * math.pi * self.freqs)

@@ -1,30 +1,14 @@
-"""The ResnetBlock, the down-sampler and the two element-wise layers they share, for every variant."""
+"""The ResnetBlock, its resampling form, the down-sampler and the dropout they use, for every variant."""
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def group_norm(channels: int, groups: int) -> nn.GroupNorm:
-    return nn.GroupNorm(groups, channels, eps=1e-6)  # smalldiffusion's eps
-
-
-class SiLU(nn.SiLU):
-    """SiLU, computed in place when no autograd graph is recorded (inference, sampling).
-
-    Its input is always a fresh normalisation output that nothing else reads, so overwriting it is safe, and
-    skipping one activation-sized allocation per layer made CPU inference ~10% faster. With a graph the
-    input is needed for the backward pass, so it stays out of place.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.silu(x, inplace=not torch.is_grad_enabled())
+from .parts import Parts
 
 
 class Dropout(nn.Dropout):
@@ -44,24 +28,21 @@ class Dropout(nn.Dropout):
 
 
 class ResnetBlock(nn.Module):
-    """GroupNorm -> SiLU -> conv3x3 -> time injection (+ norm) -> SiLU -> dropout -> conv3x3, plus a
-    1x1 shortcut when the channel count changes. ``time_injection`` is a class from the registry.
-
-    ``skip_rescale`` divides the residual sum by sqrt(2), as NCSN++ / DDPM++ do (ADM does not): two
-    uncorrelated unit-variance branches then sum to unit variance, so activations do not grow with depth.
+    """norm -> activation -> conv3x3 -> time injection (+ norm) -> activation -> dropout -> conv3x3, joined with
+    a 1x1 shortcut when the channel count changes (else the input). The norm, activation, time injection and
+    join come from ``parts``: GroupNorm, SiLU, additive and a plain sum for the baseline; the join is the
+    ``skip_rescale`` axis's (1/sqrt(2), as NCSN++ / DDPM++ do and ADM does not: two uncorrelated unit-variance
+    branches then sum to unit variance, so activations do not grow with depth).
     """
 
-    def __init__(
-        self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, norm_groups: int, time_injection: type[nn.Module],
-        *, skip_rescale: bool = False,
-    ) -> None:
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, parts: Parts) -> None:
         super().__init__()
-        self.skip_rescale = skip_rescale
-        self.norm1 = group_norm(in_ch, norm_groups)
+        self.join = parts.residual_join
+        self.norm1 = parts.norm(in_ch)
         self.conv1 = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
-        self.time = time_injection(temb_ch, out_ch)
-        self.norm2 = group_norm(out_ch, norm_groups)
-        self.act = SiLU()
+        self.time = parts.time_injection(temb_ch, out_ch, parts)
+        self.norm2 = parts.norm(out_ch)
+        self.act = parts.act(True)  # its inputs are fresh norm outputs
         self.dropout = Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, kernel_size=3, padding=1)
         self.shortcut = nn.Conv2d(in_ch, out_ch, kernel_size=1) if in_ch != out_ch else nn.Identity()
@@ -73,8 +54,7 @@ class ResnetBlock(nn.Module):
         """The block after conv1: ``h`` is conv1's output, ``x`` what the shortcut sees."""
         h = self.time(h, temb, self.norm2)
         h = self.conv2(self.dropout(self.act(h)))
-        out = h.add_(self.shortcut(x))  # h is conv2's fresh output, which its backward does not need
-        return out.div_(math.sqrt(2)) if self.skip_rescale else out
+        return self.join(h, self.shortcut(x))  # h is conv2's fresh output, which its backward does not need
 
 
 # The parameter-free resamplers of ResampleResnetBlock, by its ``resample`` argument.
@@ -93,13 +73,11 @@ class ResampleResnetBlock(ResnetBlock):
     for "up"), then conv1; the shortcut sees the input resampled the same way. The rest is ResnetBlock's.
     """
 
-    def __init__(
-        self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, norm_groups: int, time_injection: type[nn.Module],
-        *, resample: Literal["down", "up"], skip_rescale: bool = False,
-    ) -> None:
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, parts: Parts, *,
+                 resample: Literal["down", "up"]) -> None:
         if resample not in _RESAMPLES:
             raise ValueError(f"resample={resample!r} is invalid; valid: {' or '.join(map(repr, _RESAMPLES))}")
-        super().__init__(in_ch, out_ch, temb_ch, dropout, norm_groups, time_injection, skip_rescale=skip_rescale)
+        super().__init__(in_ch, out_ch, temb_ch, dropout, parts)
         self.resample = _RESAMPLES[resample]()
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
@@ -109,7 +87,7 @@ class ResampleResnetBlock(ResnetBlock):
 class Downsample(nn.Module):
     """Pad right/bottom by one, then a stride-2 3x3 conv (DDPM / smalldiffusion)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, parts: Parts) -> None:
         super().__init__()
         self.pad = nn.ConstantPad2d((0, 1, 0, 1), 0.0)
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=2)

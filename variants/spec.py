@@ -16,6 +16,7 @@ from .attention import ATTENTIONS
 from .axes import AXES, axis, collect
 from .checks import check_int, check_int_tuple
 from .noise_embedding import NOISE_EMBEDDINGS
+from .parts import plain_sum, rescaled_sum
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
 
@@ -56,13 +57,15 @@ class UNetSpec:
     resblock_updown: bool = axis(False, values=(False, True),
                                  doc="ADM's BigGAN-style residual blocks that resample, instead of Downsample and "
                                      "the upsampler")
-    skip_rescale: bool = axis(False, values=(False, True), doc="ResnetBlock sums times 1/sqrt(2) (NCSN++, DDPM++)")
+    skip_rescale: bool = axis(False, values=(False, True), doc="ResnetBlock sums times 1/sqrt(2) (NCSN++, DDPM++)",
+                              configure=lambda parts, on: setattr(parts, "residual_join", rescaled_sum if on
+                                                                   else plain_sum))
     # values of axes added from outside the package (axes.add_axis), as sorted (name, value) pairs
     extra_axes: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         # JSON has no tuples: accept lists so that from_json(to_json(s)) == s.
-        for name in ("ch_mult", *(n for n, a in AXES.items() if a.type is tuple and a.apply is None)):
+        for name in ("ch_mult", *(n for n, a in AXES.items() if a.type is tuple and not a.added)):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
@@ -129,15 +132,14 @@ class UNetSpec:
 
     def _check_extra_axes(self) -> None:
         for pair in self.extra_axes:
-            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and pair[0] in AXES
-                    and AXES[pair[0]].apply is not None):
-                added = [a.name for a in AXES.values() if a.apply is not None]
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and pair[0] in AXES and AXES[pair[0]].added):
+                added = [a.name for a in AXES.values() if a.added]
                 raise ValueError(f"extra_axes entry {pair!r} is invalid; valid: (name, value) of an axis added with "
                                  f"variants.add_axis ({', '.join(added) or 'none added'})")
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names that are not fields: the values of axes added from outside the package.
-        if name in AXES and AXES[name].apply is not None:
+        if name in AXES and AXES[name].added:
             return dict(self.extra_axes).get(name, AXES[name].default)
         raise AttributeError(f"{type(self).__name__} has no field or axis {name!r}")
 
@@ -203,7 +205,7 @@ class UNetSpec:
             raise ValueError(f"a UNetSpec must be an object of fields, not {type(data).__name__} {data!r}; valid: "
                              '{"in_dim": 28, "in_ch": 1, "out_ch": 1, ...}')
         fields = dataclasses.fields(cls)
-        added = {name for name, declared in AXES.items() if declared.apply is not None}
+        added = {name for name, declared in AXES.items() if declared.added}
         unknown = sorted(set(data) - {f.name for f in fields} - added)
         if unknown:
             raise ValueError(f"unknown UNetSpec field(s) {unknown}; valid: {sorted(f.name for f in fields)}")
@@ -226,7 +228,7 @@ class UNetSpec:
     def replace(self, **changes: Any) -> UNetSpec:
         """A copy with ``changes``, which may name added axes as well as fields."""
         extra = dict(self.extra_axes)
-        for name in [n for n in changes if n in AXES and AXES[n].apply is not None]:
+        for name in [n for n in changes if n in AXES and AXES[n].added]:
             value = changes.pop(name)
             extra.pop(name, None)
             if value != AXES[name].default:  # a spec at every default is the same spec, with or without plugins

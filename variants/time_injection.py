@@ -1,6 +1,6 @@
 """Time-injection axis: how the noise-level embedding enters a ResnetBlock.
 
-Every injector takes ``(temb_channels, channels)`` and, in ``forward(h, temb, norm)``, returns the
+Every injector takes ``(temb_channels, channels, parts)`` and, in ``forward(h, temb, norm)``, returns the
 normalised activation that the block's second SiLU -> dropout -> conv consumes. Owning the
 normalisation lets scale-shift (which must modulate *after* the norm) and addition (before it)
 share one block without ``if`` chains. ``h`` is the block's fresh conv output, free to modify in place; the
@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .parts import Parts
 from .registry import Registry
 
 TIME_INJECTIONS: Registry[nn.Module] = Registry("time_injection")
@@ -26,9 +27,9 @@ class TimeInjection(nn.Module):
 class AdditiveTimeInjection(TimeInjection):
     """DDPM / smalldiffusion: ``norm(h + Linear(SiLU(temb)))``."""
 
-    def __init__(self, temb_channels: int, channels: int) -> None:
+    def __init__(self, temb_channels: int, channels: int, parts: Parts) -> None:
         super().__init__()
-        self.proj = nn.Sequential(nn.SiLU(), nn.Linear(temb_channels, channels))
+        self.proj = nn.Sequential(parts.act(False), nn.Linear(temb_channels, channels))  # temb is shared
 
     def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
         return norm(h.add_(self.proj(temb)[:, :, None, None]))
@@ -38,9 +39,9 @@ class AdditiveTimeInjection(TimeInjection):
 class FiLMTimeInjection(TimeInjection):
     """ADM's AdaGN / ``use_scale_shift_norm``: ``norm(h) * (1 + scale) + shift``; twice the projection width."""
 
-    def __init__(self, temb_channels: int, channels: int) -> None:
+    def __init__(self, temb_channels: int, channels: int, parts: Parts) -> None:
         super().__init__()
-        self.proj = nn.Sequential(nn.SiLU(), nn.Linear(temb_channels, 2 * channels))
+        self.proj = nn.Sequential(parts.act(False), nn.Linear(temb_channels, 2 * channels))
 
     def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
         scale, shift = self.proj(temb)[:, :, None, None].chunk(2, dim=1)

@@ -13,13 +13,9 @@ from smalldiffusion import ModelMixin
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .attention import ATTENTIONS
-from .axes import AXES
-from .noise_embedding import NOISE_EMBEDDINGS
-from .resnet import Downsample, ResampleResnetBlock, ResnetBlock, SiLU, group_norm
+from .parts import Parts
+from .resnet import Downsample, ResampleResnetBlock, ResnetBlock
 from .spec import UNetSpec
-from .time_injection import TIME_INJECTIONS
-from .upsample import UPSAMPLERS
 
 
 class Stage(nn.Module):
@@ -55,25 +51,24 @@ class UNet(nn.Module, ModelMixin):
         self.spec = spec
         self.input_dims = (spec.in_ch, spec.in_dim, spec.in_dim)
         temb_ch = spec.ch * spec.embed_ch_mult
-        injection = TIME_INJECTIONS.get(spec.time_injection)
-        attention = ATTENTIONS.get(spec.attention)
-        upsampler = UPSAMPLERS.get(spec.upsample)
+        parts = Parts.for_spec(spec)  # every axis's level, configured before any module exists
 
         def resnet(in_ch: int, out_ch: int) -> ResnetBlock:
-            return ResnetBlock(in_ch, out_ch, temb_ch, spec.dropout, spec.norm_groups, injection,
-                               skip_rescale=spec.skip_rescale)
+            return ResnetBlock(in_ch, out_ch, temb_ch, spec.dropout, parts)
 
         def resample(channels: int, direction: str) -> nn.Module:
             if spec.resblock_updown:
-                return ResampleResnetBlock(channels, channels, temb_ch, spec.dropout, spec.norm_groups, injection,
-                                           resample=direction, skip_rescale=spec.skip_rescale)
-            return Downsample(channels) if direction == "down" else upsampler(channels)
+                return ResampleResnetBlock(channels, channels, temb_ch, spec.dropout, parts, resample=direction)
+            return Downsample(channels, parts) if direction == "down" else parts.upsample(channels, parts)
+
+        def attention(channels: int) -> nn.Module:
+            return parts.attention(channels, spec.heads(channels), parts)
 
         def stage(in_ch: int, out_ch: int, res: int) -> Stage:
-            attn = attention(out_ch, spec.heads(out_ch), spec.norm_groups) if res in spec.attn_resolutions else None
+            attn = attention(out_ch) if res in spec.attn_resolutions else None  # made first: the init order
             return Stage(resnet(in_ch, out_ch), attn)
 
-        self.sig_embed = NOISE_EMBEDDINGS.get(spec.noise_embedding)(spec.ch, temb_ch)
+        self.sig_embed = parts.noise_embedding(spec.ch, temb_ch, parts)
         self.conv_in = nn.Conv2d(spec.in_ch, spec.ch, kernel_size=3, padding=1)
 
         levels = len(spec.ch_mult)
@@ -90,10 +85,7 @@ class UNet(nn.Module, ModelMixin):
                 down.downsample = resample(block_in, "down")
             self.downs.append(down)
 
-        self.mid = Middle(
-            resnet(block_in, block_in), attention(block_in, spec.heads(block_in), spec.norm_groups),
-            resnet(block_in, block_in),
-        )
+        self.mid = Middle(resnet(block_in, block_in), attention(block_in), resnet(block_in, block_in))
 
         self.ups = nn.ModuleList()
         for level in reversed(range(levels)):
@@ -109,12 +101,10 @@ class UNet(nn.Module, ModelMixin):
             self.ups.append(up)
 
         self.out = nn.Sequential(
-            group_norm(block_in, spec.norm_groups),
-            SiLU(),
+            parts.norm(block_in),
+            parts.act(True),
             nn.Conv2d(block_in, spec.out_ch, kernel_size=3, padding=1),
         )
-        for name, value in spec.extra_axes:  # axes added from outside the package change the finished model
-            AXES[name].apply(self, value)
 
     def _run(self, block: nn.Module, h: Tensor, temb: Tensor) -> Tensor:
         # Recompute activations in backward instead of storing them; pointless without autograd.

@@ -1,11 +1,12 @@
 """Upsampling axis: how the decoder doubles the resolution.
 
-Every upsampler takes ``(channels)`` and maps (B, C, H, W) -> (B, C, 2H, 2W).
+Every upsampler takes ``(channels, parts)`` and maps (B, C, H, W) -> (B, C, 2H, 2W).
 """
 from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .parts import Parts
 from .registry import Registry
 
 UPSAMPLERS: Registry[nn.Module] = Registry("upsample")
@@ -19,7 +20,7 @@ class Upsampler(nn.Module):
 class NearestConvUpsample(Upsampler):
     """Nearest-neighbour 2x then a 3x3 conv: the DDPM / smalldiffusion default (9*C^2 MACs per output pixel)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, parts: Parts) -> None:
         super().__init__()
         self.up = nn.Upsample(scale_factor=2.0, mode="nearest")
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
@@ -33,7 +34,7 @@ class ConvTransposeUpsample(Upsampler):
     """Learned ConvTranspose2d. Kernel 4 is divisible by stride 2, the usual guard against
     checkerboard artefacts; 4*C^2 MACs per output pixel and 16/9 the parameters of nearest_conv."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, parts: Parts) -> None:
         super().__init__()
         self.conv = nn.ConvTranspose2d(channels, channels, kernel_size=4, stride=2, padding=1)
 

@@ -3,8 +3,11 @@
 Two independent counters, cross-checked on every call:
 
 - fvcore (``FlopCountAnalysis``, JIT trace): forward multiply-accumulates (unit ``MAC``). It has no
-  handle for ``aten::scaled_dot_product_attention``, so we add one; any op it cannot count that is
-  not in ``IGNORED_OPS`` raises, so a new heavy op fails a sweep instead of counting zero.
+  handle for ``aten::scaled_dot_product_attention``, so we add one. An op without a handle counts zero only
+  when something says it does no multiply-adds (``no_macs_reason``): torch's own op metadata (a pointwise or
+  reduction tag, a view), our list of memory-bound ops (``MEMORY_BOUND_OPS``: norms, resampling, padding,
+  ...), or a plugin's ``count_op``. Any other op raises, naming it and the line that declares it, so a new
+  heavy op fails a sweep instead of counting zero.
 - ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add (unit ``FLOP``), for the
   forward and for a training step (forward, MSE loss, backward; the loss and the optimizer update are
   elementwise and count nothing). It runs on a meta-device twin of the model: shapes only, no
@@ -13,9 +16,10 @@ Two independent counters, cross-checked on every call:
   fills that gap for real-device counts, and on meta SDPA runs as plain matmuls that are counted.
 
 Both count the same ops: convolutions (transposed included), matmul-like ops (linear, addmm, mm,
-bmm, matmul, einsum) and attention (``QK^T`` and ``AV``). Normalisation, activations, resampling and
-other elementwise ops are memory-bound and left out by both, so ``2 * MAC == FLOP`` exactly for the
-forward, which ``count_flops`` checks per block type.
+bmm, matmul, einsum), attention (``QK^T`` and ``AV``) and the ops plugins declare MACs for. Normalisation,
+activations, resampling and other elementwise ops are memory-bound and left out by both, so ``2 * MAC ==
+FLOP`` exactly for the forward, which ``count_flops`` checks per block type: a heavy op one counter sees and
+the other does not fails that check.
 
 With gradient checkpointing the training step's recompute is counted (metric ``flops``);
 ``model_flops`` is the same step without checkpointing, the work the model itself needs. The
@@ -32,7 +36,7 @@ import copy
 import warnings
 from collections import defaultdict
 from math import prod
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -55,27 +59,57 @@ FVCORE = "fvcore"
 FLOP_COUNTER = "torch.utils.flop_counter"
 UNATTRIBUTED = "unattributed"
 
-# Ops fvcore may skip: no multiply-adds worth counting (memory-bound, O(elements) work), and not
-# counted by FlopCounterMode either. fvcore's own list (shape and copy ops) is kept as well.
-IGNORED_OPS = (
-    # activations and elementwise arithmetic (SiLU, residual adds, FiLM's scale and shift, dropout masks)
-    "aten::silu", "aten::silu_", "aten::gelu", "aten::relu", "aten::relu_", "aten::add", "aten::add_", "aten::sub",
-    "aten::rsub", "aten::mul",
-    "aten::mul_", "aten::div", "aten::div_", "aten::neg", "aten::addcmul",
-    # drawing dropout's keep mask on CPU (variants/resnet.py): random numbers and a comparison
-    "aten::rand", "aten::ge",
-    # the noise-level embedding's log / sin / cos of one scalar per sample
-    "aten::log", "aten::sin", "aten::cos", "aten::exp",
-    # normalisation (fvcore's default handle counts a few ops per element; FlopCounterMode none)
-    "aten::group_norm",
-    # resampling, padding and repeating: copies, no arithmetic (smalldiffusion's sigma embedding repeats a
-    # scalar sigma once per sample, which a batch of 1 turns into a scalar)
-    "aten::upsample_nearest2d", "aten::pad", "aten::repeat",
-    # ADM's resampling residual blocks downsample by 2x2 averages: additions only
-    "aten::avg_pool2d",
-    # softmax over attention scores, if an attention variant computes it outside SDPA
-    "aten::softmax",
+# Ops with no multiply-adds that torch's own metadata does not mark (no pointwise or reduction tag, not a view):
+# normalisation, resampling, pooling, padding, concatenation, softmax and random numbers. O(elements) work,
+# memory-bound, and counted by neither fvcore nor FlopCounterMode.
+MEMORY_BOUND_OPS = (
+    "aten::group_norm", "aten::layer_norm", "aten::batch_norm", "aten::instance_norm", "aten::rms_norm",
+    "aten::upsample_nearest2d", "aten::upsample_bilinear2d", "aten::upsample_bicubic2d",
+    "aten::avg_pool2d", "aten::max_pool2d", "aten::adaptive_avg_pool2d",
+    "aten::pad", "aten::constant_pad_nd", "aten::cat", "aten::stack", "aten::repeat",
+    "aten::softmax", "aten::log_softmax", "aten::rand", "aten::randn", "aten::dropout",
+    "aten::rsub",  # a - b: pointwise, but its composite op carries no tag
 )
+# Ops a plugin declared with count_op: name -> multiply-adds from (input shapes, output shapes), or None.
+DECLARED_OPS: dict[str, Callable[[list[Any], list[Any]], int] | None] = {}
+
+
+def count_op(name: str, macs: Callable[[list[Any], list[Any]], int] | None = None) -> None:
+    """Tell both FLOP counters how to count an op of a plugin's variant, e.g. ``count_op("aten::pixel_shuffle")``.
+
+    ``macs(input_shapes, output_shapes)`` returns its multiply-adds (a non-tensor input is passed as its value);
+    None declares an op with none (memory-bound). ``name`` is the op as the error that asked for it spells it
+    (``aten::...`` or a custom op's ``namespace::op``)."""
+    namespace, sep, op = name.partition("::")
+    if not sep or not namespace or not op:
+        raise ValueError(f"count_op: name={name!r} is invalid; valid: 'namespace::op', e.g. 'aten::pixel_shuffle'")
+    DECLARED_OPS[name] = macs
+
+
+def no_macs_reason(name: str) -> str | None:
+    """Why ``name`` does no multiply-adds: a plugin's declaration, torch's own op metadata (a pointwise or
+    reduction tag, a view), or our list of memory-bound ops; None when nothing says so."""
+    if name in DECLARED_OPS and DECLARED_OPS[name] is None:
+        return "declared by a plugin"
+    if name in MEMORY_BOUND_OPS:
+        return "memory-bound"
+    namespace, _, op = name.partition("::")
+    packet = getattr(torch.ops.aten, op, None) if namespace == "aten" else None
+    if packet is None:
+        return None
+    # Its main overload on tensors (``add.Tensor``, ``log.default``); TorchScript's scalar overloads (``add.default``
+    # on two numbers, ``log.float``) carry no tags. Only that one is looked at: making every overload's object can
+    # crash a later dispatch (seen with torch 2.14 under FlopCounterMode).
+    main = next((o for o in ("Tensor", "Tensor_Tensor", "self", "default") if o in packet.overloads()),
+                packet.overloads()[0])
+    overload = getattr(packet, main)
+    if torch.Tag.pointwise in overload.tags:
+        return "pointwise"
+    if torch.Tag.reduction in overload.tags:
+        return "reduction"
+    if overload.is_view:
+        return "view"
+    return None
 
 
 def _sdpa_macs(inputs: list[Any], outputs: list[Any]) -> int:
@@ -102,7 +136,8 @@ CPU_SDPA_FORMULAS = {
 }
 
 
-# The ops fvcore counts (multiply-adds), replacing its defaults, which also count norms and resampling.
+# The ops fvcore counts (multiply-adds), replacing its defaults, which also count norms and resampling; the
+# ops a plugin declares with count_op join them.
 COUNTED_OPS = {
     "aten::_convolution": conv_flop_jit,  # transposed too: Cin * Cout * k * k per input pixel
     "aten::linear": linear_flop_jit,
@@ -115,31 +150,62 @@ COUNTED_OPS = {
 }
 
 
-def fvcore_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int]]:
+def _fvcore_handle(macs: Callable[[list[Any], list[Any]], int]) -> Callable[[list[Any], list[Any]], int]:
+    """A plugin's ``macs(input_shapes, output_shapes)`` as an fvcore handle, which is given traced values."""
+    def handle(inputs: list[Any], outputs: list[Any]) -> int:
+        shape = lambda v: get_shape(v) if v.isCompleteTensor() else v.toIValue()
+        return int(macs([shape(v) for v in inputs], [get_shape(v) for v in outputs]))
+    return handle
+
+
+def _flop_counter_formula(macs: Callable[[list[Any], list[Any]], int]) -> Callable[..., int]:
+    """A plugin's ``macs`` as a FlopCounterMode formula (given shapes, ``out_shape``): 2 FLOPs per multiply-add."""
+    def formula(*inputs: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        outputs = list(out_shape) if isinstance(out_shape, (tuple, list)) and out_shape and \
+            isinstance(out_shape[0], (tuple, list, torch.Size)) else [out_shape]
+        return 2 * int(macs(list(inputs), outputs))
+    return formula
+
+
+def _declared_formulas() -> dict[Any, Callable[..., int]]:
+    """FlopCounterMode's custom mapping: the CPU SDPA kernel's formulas and every op a plugin declared MACs for."""
+    formulas = dict(CPU_SDPA_FORMULAS)
+    for name, macs in DECLARED_OPS.items():
+        if macs is not None:
+            namespace, _, op = name.partition("::")
+            formulas[getattr(getattr(torch.ops, namespace), op)] = _flop_counter_formula(macs)
+    return formulas
+
+
+def fvcore_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int], dict[str, str]]:
     """Forward multiply-adds of ``model(x, sigma)`` by fvcore with our handles (traced without autograd, as
-    inference runs it): the total and per qualified module name, for any model, ours or a peer's.
-    Raises RuntimeError naming any op fvcore could not count."""
+    inference runs it): the total, per qualified module name, and the ops counted as having none, with why
+    (``no_macs_reason``), for any model, ours or a peer's. Raises RuntimeError naming any op that nothing says
+    how to count, and the one line that declares it."""
+    declared = {name: _fvcore_handle(macs) for name, macs in DECLARED_OPS.items() if macs is not None}
     analysis = (
         FlopCountAnalysis(model, (x, sigma))
         .clear_op_handles()
-        .set_op_handle(**COUNTED_OPS, **dict.fromkeys(IGNORED_OPS))
-        .unsupported_ops_warnings(False)  # we raise instead
+        .set_op_handle(**COUNTED_OPS, **declared)
+        .unsupported_ops_warnings(False)  # we classify or raise instead
         .uncalled_modules_warnings(False)
     )
     with torch.no_grad():
         total = analysis.total()
-    unsupported = analysis.unsupported_ops()
-    if unsupported:
+    without_macs = {op: no_macs_reason(op) for op in analysis.unsupported_ops()}
+    unknown = sorted(op for op, why in without_macs.items() if why is None)
+    if unknown:
         raise RuntimeError(
-            f"fvcore cannot count {dict(unsupported)} (op: calls); add a handle in bench/measure/flops.py, "
-            "or list the op in IGNORED_OPS if it does no multiply-adds"
-        )
-    return total, dict(analysis.by_module())
+            f"fvcore cannot count {', '.join(unknown)}: no handle, and nothing says it does no multiply-adds. "
+            f"Declare it in the plugin that uses it: `from bench.measure.flops import count_op; "
+            f"count_op({unknown[0]!r})` if it does none, or count_op({unknown[0]!r}, macs=lambda inputs, "
+            "outputs: ...) with its multiply-adds")
+    return total, dict(analysis.by_module()), without_macs
 
 
 def fvcore_forward_macs(model: nn.Module, x: Tensor, sigma: Tensor) -> tuple[int, dict[str, int]]:
     """``fvcore_macs`` of our U-Net: the total and per block type."""
-    total, by_module = fvcore_macs(model, x, sigma)
+    total, by_module, _ = fvcore_macs(model, x, sigma)
     return total, sum_by_block(by_module, block_modules(model))
 
 
@@ -253,7 +319,7 @@ def flop_counter_flops(model: nn.Module, x: Tensor, sigma: Tensor, phase: str,
         model, x, sigma = meta_twin(model), x.to("meta"), sigma.to("meta")
     modules = dict(model.named_modules())
     blocks = block_modules(model)
-    counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS)
+    counter = FlopCounterMode(display=False, custom_mapping=_declared_formulas())
     by = _BlockAttribution(counter, [(kind, modules[name]) for name, kind in blocks.items()])
     with counter, by:
         _run_phase(model, x, sigma, phase)
@@ -268,7 +334,7 @@ def total_flops(model: nn.Module, x: Tensor, sigma: Tensor, phase: str) -> int:
     ours or a peer's, whatever its modules."""
     _check_phase(phase)
     twin, x, sigma = meta_twin(model), x.to("meta"), sigma.to("meta")
-    counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS)
+    counter = FlopCounterMode(display=False, custom_mapping=_declared_formulas())
     with counter:
         _run_phase(twin, x, sigma, phase)
     return counter.get_total_flops()
@@ -319,7 +385,7 @@ def total_flop_rows(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurem
             Measurement("train_step", "flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n),
             Measurement("train_step", "model_flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n)]
     try:
-        macs, _ = fvcore_macs(model, x, sigma)
+        macs, _, _ = fvcore_macs(model, x, sigma)
     except Exception as err:  # a peer op fvcore cannot count, or a module its JIT trace cannot follow
         rows.append(Measurement("forward", "flops", float("nan"), "MAC", FVCORE, n=n, status="skipped",
                                 message=f"fvcore: {type(err).__name__}: {' '.join(str(err).split())[:300]}"))

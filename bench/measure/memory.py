@@ -123,7 +123,8 @@ def _variant_modules(spec: UNetSpec) -> tuple[str, ...]:
     """The modules that define the spec's variant classes and added axes: a spawned process must import a
     plugin's module (``--import``) again before its variants and axes are registered there."""
     modules = {axis.registry.get(getattr(spec, name)).__module__ for name, axis in AXES.items() if axis.registry}
-    return tuple(sorted(modules | {AXES[name].apply.__module__ for name, _ in spec.extra_axes}))
+    added = {AXES[name].configure.__module__ for name, _ in spec.extra_axes if AXES[name].configure is not None}
+    return tuple(sorted(modules | added))
 
 
 def _rss_worker(spec_json: str, batch_size: int, threads: int, out: str, modules: tuple[str, ...]) -> None:

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from bench.schema import Measurement
 
-METHOD = "time.perf_counter blocks, CUDA-synchronised"
-CPU_METHOD = "time.process_time blocks (all threads of the process)"
+WALL_METHOD = "time.perf_counter blocks, CUDA-synchronised"
+CPU_TIME_METHOD = "time.process_time blocks (all threads of the process)"
 MATMULS = ("torch.mm", "1x1 conv, channels_last")
 
 
@@ -76,6 +76,6 @@ class MatmulPeak:
         rows = []
         for how, timer in self.timers.items():
             flop_per_s = self.flop / timer()[0]
-            rows.append(Measurement("calibration", "matmul_peak_flop_per_s", flop_per_s, "FLOP/s", f"{METHOD}, {how}",
+            rows.append(Measurement("calibration", "matmul_peak_flop_per_s", flop_per_s, "FLOP/s", f"{WALL_METHOD}, {how}",
                                     repeat=repeat, n=self.size))
         return max(r.value for r in rows), rows

@@ -24,7 +24,7 @@ import torch
 
 from bench.measure.execution import apply
 from bench.measure.flops import timed_phase_flops
-from bench.measure.speed import CPU_METHOD, METHOD, BlockTimer, MatmulPeak
+from bench.measure.speed import CPU_TIME_METHOD, WALL_METHOD, BlockTimer, MatmulPeak
 from bench.measure.workload import Workload, make_workload
 from bench.models.peers import PeerUnavailable, model_builder
 from bench.models.sizes import STATE_METHOD, planned_state_bytes
@@ -102,11 +102,11 @@ def _round(cell: Cell, models: dict[int, _Model], seed: int, round_index: int, p
         achieved = flops[index][phase] / wall
         common = dict(repeat=round_index, position=position, n=batch, member=index)
         rows += [
-            Measurement(phase, "seconds_per_iter", wall, "s", METHOD, **common),
-            Measurement(phase, "cpu_seconds_per_iter", cpu, "s", CPU_METHOD, **common),
-            Measurement(phase, "images_per_s", batch / wall, "images/s", METHOD, **common),
-            Measurement(phase, "achieved_flop_per_s", achieved, "FLOP/s", METHOD, **common),
-            Measurement(phase, "fraction_of_peak", achieved / peak_flop_per_s, "ratio", METHOD, **common),
+            Measurement(phase, "seconds_per_iter", wall, "s", WALL_METHOD, **common),
+            Measurement(phase, "cpu_seconds_per_iter", cpu, "s", CPU_TIME_METHOD, **common),
+            Measurement(phase, "images_per_s", batch / wall, "images/s", WALL_METHOD, **common),
+            Measurement(phase, "achieved_flop_per_s", achieved, "FLOP/s", WALL_METHOD, **common),
+            Measurement(phase, "fraction_of_peak", achieved / peak_flop_per_s, "ratio", WALL_METHOD, **common),
         ]
     return rows
 

@@ -73,6 +73,18 @@ def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 RUN_FILE_KEYS = ("run_id", "schema_version", "columns", "config")
 
 
+def same_schema(run_file: dict[str, Any]) -> bool:
+    """Whether a run.json's table has this code's schema (version and columns)."""
+    return run_file.get("schema_version") == SCHEMA_VERSION and run_file.get("columns") == list(columns())
+
+
+def config_differences(a: dict[str, Any], b: dict[str, Any], ignore: tuple[str, ...] = ()) -> str:
+    """The options two runs' configs disagree on (``key: a vs b``, joined by ';'), or "" when they are one sweep.
+    Keys in ``ignore`` may differ (a shard's slice)."""
+    keys = sorted(k for k in a.keys() | b.keys() if k not in ignore and a.get(k) != b.get(k))
+    return "; ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys)
+
+
 class RunStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -106,13 +118,12 @@ class RunStore:
             if not resume:
                 raise ValueError(f"--out {self.root} already holds a run ({stored.get('run_id')}); "
                                  "pass --resume to finish it, or choose another --out")
-            if stored.get("schema_version") != SCHEMA_VERSION or stored.get("columns") != list(columns()):
+            if not same_schema(stored):
                 raise ValueError(f"--out {self.root} holds a table of another schema "
                                  f"(version {stored.get('schema_version')}); choose another --out")
-            differ = {k: (stored["config"].get(k), v) for k, v in config.items() if stored["config"].get(k) != v}
+            differ = config_differences(stored["config"], config)
             if differ:
-                detail = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, (a, b) in differ.items())
-                raise ValueError(f"--resume: {self.root} was started with other options ({detail}); "
+                raise ValueError(f"--resume: {self.root} was started with other options (stored vs now: {differ}); "
                                  "rerun with the stored options or choose another --out")
             self._remove_interrupted_writes()
             return stored["run_id"]

@@ -17,7 +17,7 @@ from bench.plan.cells import Cell
 from bench.schema import Measurement, columns
 from variants import UNetSpec
 
-METHOD = "pytest-benchmark"
+BENCHMARK_METHOD = "pytest-benchmark"
 REQUIRED_EXTRA_INFO = ("spec", "phase", "device", "dtype", "batch_size", "device_name", "torch_threads")
 SUMMARY_STATS = ("min", "max", "mean", "median", "stddev", "iqr")
 
@@ -37,7 +37,7 @@ def import_benchmark_json(path: str | Path) -> pd.DataFrame:
             raise ValueError(f"{path}: benchmark {bench.get('fullname', bench.get('name'))!r} lacks extra_info "
                              f"{missing}; valid: benchmarks from tests/benchmarks/test_variants_benchmark.py")
         cell = Cell("cost", UNetSpec.from_json(info["spec"]), info["device"], dtype=info["dtype"],
-                    batch_size=info["batch_size"], threads=info["torch_threads"], base_config=METHOD)
+                    batch_size=info["batch_size"], threads=info["torch_threads"], base_config=BENCHMARK_METHOD)
         identity = {"run_id": run_id, **cell.identity_columns(), "device_name": info["device_name"], "host": host}
         rows += [{**identity, **m.as_dict()} for m in _timings(bench, info) + _counts(info)]
     # Both phases of a variant record its parameter count: one cell, one row.
@@ -48,11 +48,11 @@ def _timings(bench: dict, info: dict) -> list[Measurement]:
     phase, batch, stats = info["phase"], info["batch_size"], bench["stats"]
     if stats.get("data"):
         return [m for repeat, seconds in enumerate(stats["data"]) for m in (
-            Measurement(phase, "seconds_per_iter", seconds, "s", METHOD, repeat=repeat, n=batch),
-            Measurement(phase, "images_per_s", batch / seconds, "images/s", METHOD, repeat=repeat, n=batch),
+            Measurement(phase, "seconds_per_iter", seconds, "s", BENCHMARK_METHOD, repeat=repeat, n=batch),
+            Measurement(phase, "images_per_s", batch / seconds, "images/s", BENCHMARK_METHOD, repeat=repeat, n=batch),
         )]
     # Statistics over rounds: n is the number of rounds behind each.
-    return [Measurement(phase, f"seconds_{stat}", stats[stat], "s", METHOD, n=stats["rounds"]) for stat in SUMMARY_STATS]
+    return [Measurement(phase, f"seconds_{stat}", stats[stat], "s", BENCHMARK_METHOD, n=stats["rounds"]) for stat in SUMMARY_STATS]
 
 
 def _counts(info: dict) -> list[Measurement]:

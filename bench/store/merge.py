@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.store.folder import RunStore, atomic_write_text, read_json, read_part
+from bench.store.folder import (SCHEMA_VERSION, RunStore, atomic_write_text, config_differences, read_json, read_part,
+                                same_schema)
 
 # Options that may differ between the folders of one sweep.
 PER_FOLDER = ("shard",)
@@ -25,16 +26,14 @@ def merge_runs(dirs: list[Path], out: Path) -> pd.DataFrame:
             raise ValueError(f"merge: {folder} is not a run folder (no run.json)")
         runs.append((store, store.read_run_file()))
     first_store, first = runs[0]
-    reference = {k: v for k, v in first["config"].items() if k not in PER_FOLDER}
+    for store, stored in runs:
+        if not same_schema(stored):
+            raise ValueError(f"merge: {store.root} has table schema {stored['schema_version']}, not this code's "
+                             f"{SCHEMA_VERSION}; merge runs of one schema, written by this version")
     for store, stored in runs[1:]:
-        if (stored["schema_version"], stored["columns"]) != (first["schema_version"], first["columns"]):
-            raise ValueError(f"merge: {store.root} has table schema {stored['schema_version']}, "
-                             f"{first_store.root} has {first['schema_version']}; merge runs of one schema")
-        config = {k: v for k, v in stored["config"].items() if k not in PER_FOLDER}
-        differ = sorted(k for k in reference.keys() | config.keys() if reference.get(k) != config.get(k))
+        differ = config_differences(first["config"], stored["config"], ignore=PER_FOLDER)
         if differ:
-            detail = "; ".join(f"{k}: {reference.get(k)!r} vs {config.get(k)!r}" for k in differ)
-            raise ValueError(f"merge: {store.root} and {first_store.root} are different sweeps ({detail})")
+            raise ValueError(f"merge: {first_store.root} and {store.root} are different sweeps ({differ})")
 
     target = RunStore(out)
     if target.exists() or (out / "metrics.parquet").exists():
@@ -52,7 +51,7 @@ def merge_runs(dirs: list[Path], out: Path) -> pd.DataFrame:
     for store, _ in runs:  # sample grids, if any, travel with their cells
         if (store.root / "samples").is_dir():
             shutil.copytree(store.root / "samples", out / "samples", dirs_exist_ok=True)
-    merged = dict(first, config=reference | {"shard": None}, merged_from=[str(d) for d in dirs])
+    merged = dict(first, config=first["config"] | {"shard": None}, merged_from=[str(d) for d in dirs])
     atomic_write_text(target.run_file, json.dumps(merged, indent=2, sort_keys=True))
     envs = [read_json(s.root / "env.json", "restore it from a copy, or delete it") for s, _ in runs
             if (s.root / "env.json").exists()]

@@ -3,12 +3,12 @@
 import torch
 from torch import nn
 
-from variants import UPSAMPLERS, Upsampler
+from variants import UPSAMPLERS, Parts, Upsampler
 
 
 @UPSAMPLERS.register("exploding")
 class ExplodingUpsample(Upsampler):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, parts: Parts) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 

@@ -14,7 +14,7 @@ from torch import Tensor
 from bench.schema import Measurement
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's Inception-v3, via torch.hub
-METHOD = "torchmetrics.FrechetInceptionDistance(feature=2048, torch-fidelity inception-v3-compat)"
+INCEPTION_METHOD = "torchmetrics.FrechetInceptionDistance(feature=2048, torch-fidelity inception-v3-compat)"
 
 
 class InceptionUnavailable(RuntimeError):
@@ -45,7 +45,7 @@ def inception_fd(images: Tensor, reference: Tensor, device: str | torch.device =
 def inception_rows(images: Tensor, reference: Tensor, reference_split: str, seed: int,
                    device: str | torch.device) -> list[Measurement]:
     return [Measurement("sample", "inception_fd", inception_fd(images, reference, device), "squared_feature",
-                        METHOD, seed=seed, n=len(images), message=f"reference: {reference_split}")]
+                        INCEPTION_METHOD, seed=seed, n=len(images), message=f"reference: {reference_split}")]
 
 
 def _metric():

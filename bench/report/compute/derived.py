@@ -25,6 +25,11 @@ class Derived:
     def __init__(self, run: Run) -> None:
         self.run = run
 
+    @classmethod
+    def of_table(cls, table: pd.DataFrame, name: str = "table") -> Derived:
+        """The derived frames of a table alone (normalised: compute/load.py), without a run folder."""
+        return cls(Run(name=name, root=Path(name), table=table))
+
     @property
     def name(self) -> str:
         return self.run.name

@@ -28,7 +28,7 @@ TIMED_METRICS = ("seconds_per_iter", "cpu_seconds_per_iter")
 CONTROL = "control"
 # Fewer rounds than this give a bootstrap over too few clusters to trust: estimate, but do not test.
 MIN_ROUNDS_TO_TEST = 10
-METHOD = ("OLS of log(time) with the round as a block and every axis as a main effect (statsmodels); "
+ROUNDS_MODEL_METHOD = ("OLS of log(time) with the round as a block and every axis as a main effect (statsmodels); "
           f"95% percentile cluster bootstrap over rounds ({N_RESAMPLES} resamples)")
 
 
