@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 from bench.plan.options import BACKENDS, PARTS, BackendOptions, SweepOptions, import_plugins, parse_shard
-from bench.plan.quality import QUALITY_PRESETS
+from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.sweep import PRESETS
 from bench.run.runner import run_sweep
+from bench.models.sizes import base_summary
 from variants import AXES, BASES, DESIGNS, parse_axis
+from variants.axes import markdown_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("--out", type=Path, required=True, help="new run folder for the merged table")
     merge.set_defaults(handler=_merge)
 
-    sub.add_parser("list", help="presets, axes and registered variants").set_defaults(handler=_list)
+    listing = sub.add_parser("list", help="presets, axes and their levels, quality presets, base configs")
+    listing.add_argument("--import", dest="plugins", action="append", default=[], metavar="MODULE",
+                         help="import MODULE first, so the axes and variants it adds are listed; repeatable")
+    listing.add_argument("--markdown", action="store_true", help="print the table of axes in Markdown (README's)")
+    listing.set_defaults(handler=_list)
 
     report = sub.add_parser("report", help="write report.md, report.html and figures/ for run folders")
     report.add_argument("dirs", type=Path, nargs="+", help="one run folder, or two to compare")
@@ -133,19 +139,24 @@ def _merge(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _list(args: argparse.Namespace, argv: list[str]) -> int:
-    print("Presets (--preset NAME; each a TOML sweep file in bench/presets/):")
+    import_plugins(args.plugins)
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    width = max(map(len, [*PRESETS, *AXES, *QUALITY_PRESETS, *BASES])) + 2
+    print("Presets (--preset NAME; each a TOML sweep file in bench/plan/presets/):")
     for preset in PRESETS.values():
-        print(f"  {preset.name:<10} {preset.design}: {preset.description}")
-    print("\nAxes (--axis NAME=V1,V2; values, reference level):")
+        print(f"  {preset.name:<{width}} {preset.design}: {preset.description}")
+    print("\nAxes (--axis NAME=V1,V2; levels, reference level):")
     for axis in AXES.values():
-        print(f"  {axis.name:<17} {axis.describe()}")
+        print(f"  {axis.name:<{width}} {axis.describe()}")
     print("\nQuality presets (--quality):")
     for name, config in QUALITY_PRESETS.items():
-        print(f"  {name:<17} {config.dataset}, {config.train_steps} steps, batch {config.batch_size}, "
+        print(f"  {name:<{width}} {config.dataset}, {config.train_steps} steps, batch {config.batch_size}, "
               f"N={config.eval_n}{', Inception FID' if config.inception_fid else ''}")
-    print("\nBase configs:")
+    print("\nBase configs (--base NAME; the full spec: python -c 'from variants import BASES; print(BASES[NAME])'):")
     for name, spec in BASES.items():
-        print(f"  {name:<9} {spec.to_json()}")
+        print(f"  {name:<{width}} {base_summary(spec)}")
     return 0
 
 

@@ -131,8 +131,9 @@ class FakeRunningCell:
 
 
 def test_local_backend_times_cost_cells_alone_then_runs_untimed_cells_jobs_at_a_time(monkeypatch, tmp_path):
-    import bench.backends as backends
-    from bench.run.backends import BackendOptions, execute
+    import bench.run.backends as backends
+    from bench.plan.options import BackendOptions
+    from bench.run.backends import execute
     from bench.plan.cells import Cell
     from variants import BASES
 

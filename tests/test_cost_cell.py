@@ -11,7 +11,7 @@ import bench.measure.quality.cells
 from bench.plan.cells import Cell
 from bench.measure.cost_cell import measure_cost
 from bench.measure.quality import real_floor
-from bench.plan.quality import QUALITY_PRESETS
+from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.run.runner import cell_outcome
 from bench.schema import measure_into
 from conftest import SMALL_SPECS

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.measure.quality import load_dataset
-from bench.plan.quality import DATASETS
+from bench.plan.quality_presets import DATASETS
 
 
 def _check_splits(data, shape, train_n, heldout_n):

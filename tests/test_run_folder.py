@@ -15,7 +15,7 @@ from bench.store.lock import HOLDER_FILE, hold_run_folder
 from test_runner import ENV, ROOT, SMALL, bench, refused
 
 # Holds a folder's lock through the same code as `bench run`, until killed.
-HOLD = ("import sys, time; from pathlib import Path; from bench.lock import hold_run_folder\n"
+HOLD = ("import sys, time; from pathlib import Path; from bench.store.lock import hold_run_folder\n"
         "with hold_run_folder(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(300)\n")
 
 

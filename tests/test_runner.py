@@ -34,7 +34,7 @@ BAD_OPTIONS = [
     (["--only", "beauty"], "--only 'beauty' is invalid; valid: cost, quality"),
     (["--threads", "0"], "--threads 0 is invalid"),
     (["--jobs", "0"], "--jobs 0 is invalid; valid: an integer from 1 to 1024"),
-    (["--base", "imagenet"], "--base 'imagenet' is invalid; valid: digits8, digits8_ch16, fmnist28, cifar32, ddpm_cifar10"),
+    (["--base", "imagenet"], "--base 'imagenet' is invalid; valid: digits8, digits8_ch16, digits8_ch8, fmnist28, cifar32, ddpm_cifar10"),
     (["--import", "no_such_plugin"], "--import 'no_such_plugin' cannot be imported"),
     (["--quality", "imagenet"], "--quality 'imagenet' is invalid; valid: smoke, quick, full, fashion_mnist_fid"),
 ]

@@ -123,18 +123,23 @@ class Axis:
             return self.name if value else f"no_{self.name}"
         return str(value) if self.type is str else f"{self.name}={self.cell(value)}"
 
+    def levels(self) -> list[str]:
+        """The levels ``bench list`` offers, as written on the command line: the registered variants (reference
+        first), the declared values, or none when they depend on the base."""
+        values = self.registry.names() if self.registry is not None else self.values
+        shown = [self.text(v) for v in values]
+        reference = self.text(self.default)
+        return sorted(shown, key=lambda v: v != reference) if reference in shown else shown
+
+    def text(self, value: Any) -> str:
+        """A value as ``--axis`` takes it: ``true``, ``4``, ``16+8``, ``nearest_conv``."""
+        return str(self.cell(value)).lower() if self.type is bool else str(self.cell(value))
+
     def describe(self) -> str:
         """One line for ``python -m bench list``."""
-        if self.registry is not None:
-            values = ", ".join(self.registry.names())
-        elif self.values:
-            values = ", ".join(str(self.cell(v)).lower() if self.type is bool else str(self.cell(v))
-                               for v in self.values)
-        else:
-            values = "any"
         grid = ", in the default grid" if self.in_default_grid else ""
-        default = str(self.cell(self.default)).lower() if self.type is bool else self.cell(self.default)
-        return f"{values} (default {default}{grid}){': ' + self.doc if self.doc else ''}"
+        reference = f"reference {self.text(self.default)}" if self.values or self.registry else "reference: the base's"
+        return f"{', '.join(self.levels()) or 'any'} ({reference}{grid}){': ' + self.doc if self.doc else ''}"
 
 
 def axis(default: Any, **declaration: Any) -> Any:
@@ -180,6 +185,15 @@ def get_axis(name: str) -> Axis:
 def default_grid() -> dict[str, tuple[Any, ...]]:
     """The default sweep's values of each axis in it."""
     return {a.name: a.values for a in AXES.values() if a.in_default_grid}
+
+
+def markdown_table() -> str:
+    """Every axis as a Markdown table (README's): name, levels with the reference level first, what it is."""
+    rows = ["| axis | levels (reference first) | what it is |", "|---|---|---|"]
+    for declared in AXES.values():
+        levels = " · ".join(f"`{v}`" for v in declared.levels()) or "the base's own (e.g. `16`, `16+8`)"
+        rows.append(f"| `{declared.name}` | {levels} | {declared.doc} |")
+    return "\n".join(rows)
 
 
 def parse_axis(text: str) -> tuple[str, tuple[Any, ...]]:

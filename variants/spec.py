@@ -34,10 +34,15 @@ class UNetSpec:
     norm_groups: int = 32
     # ablation axes
     upsample: str = axis("nearest_conv", registry=UPSAMPLERS, in_default_grid=True, label=lambda v, spec: v,
-                         values=("nearest_conv", "conv_transpose"))
+                         values=("nearest_conv", "conv_transpose"),
+                         doc="how the decoder doubles the resolution: nearest 2x + 3x3 conv (DDPM, smalldiffusion), "
+                             "or a learned ConvTranspose2d (kernel 4, stride 2)")
     time_injection: str = axis("additive", registry=TIME_INJECTIONS, in_default_grid=True, label=lambda v, spec: v,
-                               values=("additive", "film"))
-    attn_heads: int = axis(1, values=(1, 4), in_default_grid=True, label=lambda v, spec: f"{v}h")
+                               values=("additive", "film"),
+                               doc="how the time embedding enters a ResnetBlock: norm(h + Linear(temb)), or FiLM "
+                                   "norm(h) * (1 + scale) + shift (ADM's AdaGN)")
+    attn_heads: int = axis(1, values=(1, 4), in_default_grid=True, label=lambda v, spec: f"{v}h",
+                           doc="attention heads (any divisor of the attention channels)")
     num_head_channels: int = axis(0, values=(0, 64), minimum=0, label=lambda v, spec: f"{v}ch_head" if v else None,
                                   doc="channels per attention head, ADM's alternative to a head count (0: use "
                                       "attn_heads)")
@@ -48,12 +53,18 @@ class UNetSpec:
             "values depend on the base's resolutions")
     # torch.utils.checkpoint around every ResnetBlock(+attention) and the middle
     checkpoint: bool = axis(False, values=(False, True), in_default_grid=True,
-                            label=lambda v, spec: "ckpt" if v else None)
+                            label=lambda v, spec: "ckpt" if v else None,
+                            doc="torch.utils.checkpoint (use_reentrant=False) around every ResnetBlock(+attention) "
+                                "and the middle")
     attention: str = axis("sdpa", registry=ATTENTIONS, values=("sdpa", "ddpm"),
-                          label=lambda v, spec: None if v == "sdpa" else f"attn_{v}")
+                          label=lambda v, spec: None if v == "sdpa" else f"attn_{v}",
+                          doc="the attention block: smalldiffusion's (bias-free Linear qkv, Linear proj, 1x1 "
+                              "proj_out), or DDPM's (q, k, v and out as biased 1x1 convs)")
     noise_embedding: str = axis("sincos", registry=NOISE_EMBEDDINGS, values=("sincos", "ddpm", "fourier"),
                                 label=lambda v, spec: None if v == "sincos" else f"emb_{v}",
-                                doc="how sigma becomes the time embedding")
+                                doc="how sigma becomes the time embedding: sin/cos of ln sigma / 2 (smalldiffusion), "
+                                    "DDPM's sinusoidal embedding of ln sigma / 4, or NCSN++'s Gaussian Fourier "
+                                    "features of ln sigma")
     resblock_updown: bool = axis(False, values=(False, True),
                                  doc="ADM's BigGAN-style residual blocks that resample, instead of Downsample and "
                                      "the upsampler")

@@ -4,7 +4,7 @@ Cells timed minutes apart see a different machine (on a shared VM the same model
 from one cell to the next), so per-cell medians cannot resolve effects of a few percent. Here every model of
 a setting is built once, in one process, and timed in rounds: each round times every model once (one block of
 calls per phase), in a fresh random order drawn from ``(seed, round)``. Drift then hits every model of a round
-alike, and the report's factorial model, with the round as a block, takes it out (bench/report/timing.py).
+alike, and the report's factorial model, with the round as a block, takes it out (bench/report/compute/rounds_model.py).
 Each block is a row: ``repeat`` is the round, ``position`` the model's place in that round's order.
 
 A group's first two members are the baseline and a second, separately built instance of it (``replica`` 1):

@@ -5,7 +5,7 @@ import functools
 
 import torch
 
-from variants import UNetSpec, build
+from variants import AXES, UNetSpec, build
 
 # What holding one model ready for both phases costs: fp32 weights, their gradients and AdamW's two moments.
 STATE_BYTES_PER_PARAM = 16
@@ -18,3 +18,18 @@ def planned_state_bytes(spec: UNetSpec) -> int:
     with torch.device("meta"):
         params = sum(p.numel() for p in build(spec).parameters())
     return STATE_BYTES_PER_PARAM * params
+
+
+def parameter_count(spec: UNetSpec) -> int:
+    """Parameters of our U-Net at ``spec``, from a meta-device build."""
+    return planned_state_bytes(spec) // STATE_BYTES_PER_PARAM
+
+
+def base_summary(spec: UNetSpec) -> str:
+    """One line for ``bench list``: shape, widths, blocks, attention, the axes off their reference level, size."""
+    axes = [f"{name}={axis.text(getattr(spec, name))}" for name, axis in AXES.items()
+            if name != "attn_resolutions" and getattr(spec, name) != axis.default]
+    attention = "+".join(map(str, spec.attn_resolutions)) or "middle only"
+    return (f"{spec.in_dim}x{spec.in_dim}x{spec.in_ch}, ch {spec.ch}, ch_mult {'+'.join(map(str, spec.ch_mult))}, "
+            f"{spec.num_res_blocks} block{'s' if spec.num_res_blocks != 1 else ''} per level, attention at {attention}, {parameter_count(spec):,} "
+            f"parameters" + (f"; {', '.join(axes)}" if axes else ""))

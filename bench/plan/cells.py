@@ -27,10 +27,10 @@ class Cell:
     batch_size: int = 0        # cost cells; quality cells take theirs from the quality config
     threads: int = 1
     seed: int = 0
-    quality: str = ""          # quality preset (bench.quality.QUALITY_PRESETS) of quality/floor/check cells
+    quality: str = ""          # quality preset (bench.plan.quality_presets.QUALITY_PRESETS) of quality/floor/check cells
     dataset: str = ""          # the data set that preset trains and scores on
     base_config: str = ""
-    peer: str = ""                    # a bench.peers name: the peer's closest match to spec, not our U-Net
+    peer: str = ""                    # a bench.models.peers name: the peer's closest match to spec, not our U-Net
     memory_format: str = DEFAULT_EXECUTION["memory_format"]  # execution options (bench.plan.execution)
     compile: bool = DEFAULT_EXECUTION["compile"]
     replica: int = 0                   # 1: a second instance of the same model, the A/A timing control

@@ -59,7 +59,7 @@ class SweepOptions:
     plugins: tuple[str, ...] = ()           # modules to import first: they register extra variants and axes
     cache_dir: Path = Path(".cache")
     shard: tuple[int, int] | None = None    # (k, n): run the k-th of n deterministic slices of the cells
-    quality: str | None = None              # bench.quality.QUALITY_PRESETS key
+    quality: str | None = None              # bench.plan.quality_presets.QUALITY_PRESETS key
     backend: BackendOptions = field(default_factory=BackendOptions)
     peers: tuple[str, ...] | None = None
     memory_formats: tuple[str, ...] | None = None

@@ -14,7 +14,7 @@ from bench.plan.cells import Cell
 from bench.plan.execution import executions
 from bench.plan.groups import memory_budget, timing_cells
 from bench.plan.options import MAXIMA, PARTS, SweepOptions, check_backend, import_plugins
-from bench.plan.quality import QUALITY_PRESETS
+from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from variants import BASES, DESIGNS, UNetSpec, grid
 
@@ -104,8 +104,22 @@ def _check_quality_preset(name: str) -> None:
 
 
 def base_name(spec: UNetSpec) -> str:
-    """The base's name for the table: its BASES key, else ``custom-<hash>``."""
-    return next((name for name, known in BASES.items() if known == spec), f"custom-{spec.hash}")
+    """The base's name for the table: its BASES key, else the closest base and what differs from it, e.g.
+    ``digits8_ch16[ch=8,attn_resolutions=none]``."""
+    known = next((name for name, base in BASES.items() if base == spec), None)
+    if known is not None:
+        return known
+    mine = spec.to_dict()
+    differences = {name: [k for k, v in base.to_dict().items() if mine.get(k) != v] for name, base in BASES.items()}
+    closest = min(differences, key=lambda name: len(differences[name]))
+    return f"{closest}[{','.join(f'{k}={_text(mine[k])}' for k in differences[closest])}]"
+
+
+def _text(value: Any) -> str:
+    """A spec field's value in a base's name: tuples joined by '+' (``none`` when empty), as on the command line."""
+    if isinstance(value, (tuple, list)):
+        return "+".join(map(str, value)) or "none"
+    return str(value)
 
 
 def resolve_base(base: str | UNetSpec) -> tuple[str, UNetSpec]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.plan.execution import DTYPES, MEMORY_FORMATS
-from bench.plan.quality import QUALITY_PRESETS
+from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.schema import DEFAULT_EXECUTION
 from variants import AXES, BASES, DESIGNS, UNetSpec
 
@@ -54,7 +54,7 @@ class Sweep:
     compile: tuple[bool, ...] = (DEFAULT_EXECUTION["compile"],)
     peers: tuple[str, ...] = ()         # bench.models.peers names, measured at the base spec beside our variants
     rounds: RoundsBudget = RoundsBudget()  # timing of every model of a setting, in randomized rounds
-    quality: str | None = None          # bench.plan.quality.QUALITY_PRESETS key; None: cost only
+    quality: str | None = None          # bench.plan.quality_presets.QUALITY_PRESETS key; None: cost only
     seeds: int = 1                      # quality seeds per functional variant
     jobs: int = 1                       # untimed cells (quality, floor, check) at once on the local backend
     seconds_per_cell: dict[str, float] = field(default_factory=dict)  # prior for the time-left estimate

@@ -12,7 +12,7 @@ from bench.measure.quality import InceptionUnavailable, require_inception
 from bench.plan.cells import Cell
 from bench.plan.options import SweepOptions
 from bench.plan.planner import Plan, make_plan
-from bench.plan.quality import QUALITY_PRESETS
+from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.run import envinfo
 from bench.run.backends import execute
 from bench.schema import COST_KINDS

@@ -127,7 +127,7 @@ def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> N
         time_in_rounds(cell, RoundsBudget(**options["rounds"]), rows)
         return
     from bench.measure import quality
-    from bench.plan.quality import QUALITY_PRESETS
+    from bench.plan.quality_presets import QUALITY_PRESETS
 
     config = QUALITY_PRESETS[cell.quality]
     cache = Path(options["cache_dir"])

@@ -78,11 +78,11 @@ def same_schema(run_file: dict[str, Any]) -> bool:
     return run_file.get("schema_version") == SCHEMA_VERSION and run_file.get("columns") == list(columns())
 
 
-def config_differences(a: dict[str, Any], b: dict[str, Any], ignore: tuple[str, ...] = ()) -> str:
-    """The options two runs' configs disagree on (``key: a vs b``, joined by ';'), or "" when they are one sweep.
+def config_differences(a: dict[str, Any], b: dict[str, Any], ignore: tuple[str, ...] = ()
+                       ) -> list[tuple[str, Any, Any]]:
+    """The options two runs' configs disagree on, as (key, a's value, b's value); none when they are one sweep.
     Keys in ``ignore`` may differ (a shard's slice)."""
-    keys = sorted(k for k in a.keys() | b.keys() if k not in ignore and a.get(k) != b.get(k))
-    return "; ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys)
+    return [(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if k not in ignore and a.get(k) != b.get(k)]
 
 
 class RunStore:
@@ -123,7 +123,8 @@ class RunStore:
                                  f"(version {stored.get('schema_version')}); choose another --out")
             differ = config_differences(stored["config"], config)
             if differ:
-                raise ValueError(f"--resume: {self.root} was started with other options (stored vs now: {differ}); "
+                detail = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, a, b in differ)
+                raise ValueError(f"--resume: {self.root} was started with other options ({detail}); "
                                  "rerun with the stored options or choose another --out")
             self._remove_interrupted_writes()
             return stored["run_id"]

@@ -33,7 +33,8 @@ def merge_runs(dirs: list[Path], out: Path) -> pd.DataFrame:
     for store, stored in runs[1:]:
         differ = config_differences(first["config"], stored["config"], ignore=PER_FOLDER)
         if differ:
-            raise ValueError(f"merge: {first_store.root} and {store.root} are different sweeps ({differ})")
+            detail = "; ".join(f"{k}: {a!r} vs {b!r}" for k, a, b in differ)
+            raise ValueError(f"merge: {store.root} and {first_store.root} are different sweeps ({detail})")
 
     target = RunStore(out)
     if target.exists() or (out / "metrics.parquet").exists():

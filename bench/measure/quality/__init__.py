@@ -2,7 +2,7 @@
 
 The worker calls ``run_quality_cell`` per (variant, seed), ``real_floor`` per seed and
 ``checkpoint_equivalence`` once; each returns ``bench.schema.Measurement`` rows. What a cell does (data,
-steps, sampler, scoring sizes) is its quality preset: bench/plan/quality.py.
+steps, sampler, scoring sizes) is its quality preset: bench/plan/quality_presets.py.
 """
 from bench.measure.quality.cells import checkpoint_equivalence, real_floor, run_quality_cell, save_grid
 from bench.measure.quality.data import DatasetSplits, load_dataset

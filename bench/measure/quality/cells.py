@@ -13,7 +13,7 @@ from torchvision.utils import save_image
 from bench.schema import Measurement, measure_into
 from variants import UNetSpec, build
 
-from bench.plan.quality import QualityConfig
+from bench.plan.quality_presets import QualityConfig
 from bench.measure.quality.data import DatasetSplits, load_dataset
 from bench.measure.quality.features import accuracy, feature_name, load_or_train_classifier
 from bench.measure.quality.inception import inception_rows, require_inception

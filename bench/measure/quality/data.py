@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.plan.quality import DATASETS
+from bench.plan.quality_presets import DATASETS
 
 
 @dataclass(frozen=True)

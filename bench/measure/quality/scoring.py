@@ -10,7 +10,7 @@ from torch import Tensor
 
 from bench.schema import Measurement
 
-from bench.plan.quality import QualityConfig
+from bench.plan.quality_presets import QualityConfig
 from bench.measure.quality.data import DatasetSplits
 from bench.measure.quality.features import DigitClassifier, feature_name
 from bench.measure.quality.metrics import (class_histogram_kl, copy_rate, copy_threshold, frechet_distance, kernel_distance,

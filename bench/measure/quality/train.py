@@ -16,7 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from bench.schema import Measurement
 
-from bench.plan.quality import QualityConfig
+from bench.plan.quality_presets import QualityConfig
 from bench.measure.quality.data import DatasetSplits
 
 PHASE = "train"

@@ -157,7 +157,7 @@ QUALITY_PRESETS: dict[str, QualityConfig] = {
 }
 
 # Real Inception FID for users with internet: torchvision downloads the data into <cache-dir>/data and
-# torch-fidelity's Inception-v3 weights go to torch.hub's cache (bench/quality/inception.py).
+# torch-fidelity's Inception-v3 weights go to torch.hub's cache (bench/measure/quality/inception.py).
 QUALITY_PRESETS["fashion_mnist_fid"] = QUALITY_PRESETS["full"].replace(
     dataset="fashion_mnist", download=True, inception_fid=True)
 QUALITY_PRESETS["cifar10_fid"] = QUALITY_PRESETS["full"].replace(
