@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BENCH_THREADS": "1"}
+    # a pytest of its own: not an xdist worker, whose variables would make pytest-benchmark disable itself
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")} | {"BENCH_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "-q", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
