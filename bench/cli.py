@@ -5,11 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.models.sizes import base_summary
 from bench.plan.options import BACKENDS, PARTS, BackendOptions, SweepOptions, import_plugins, parse_shard
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.sweep import PRESETS
 from bench.run.runner import run_sweep
-from bench.models.sizes import base_summary
 from variants import AXES, BASES, DESIGNS, parse_axis
 from variants.axes import markdown_table
 

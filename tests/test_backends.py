@@ -132,9 +132,9 @@ class FakeRunningCell:
 
 def test_local_backend_times_cost_cells_alone_then_runs_untimed_cells_jobs_at_a_time(monkeypatch, tmp_path):
     import bench.run.backends as backends
+    from bench.plan.cells import Cell
     from bench.plan.options import BackendOptions
     from bench.run.backends import execute
-    from bench.plan.cells import Cell
     from variants import BASES
 
     def run_alone(cell, run_dir, plugins, options):

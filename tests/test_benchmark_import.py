@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.plan.cells import Cell
-from bench.store.importer import import_benchmark_json
 from bench.measure.flops import flop_counter_flops
 from bench.measure.params import count_params
+from bench.plan.cells import Cell
 from bench.schema import columns
-from benchmarks import test_variants_benchmark as suite  # its VARIANTS, BATCH and ROUNDS
+from bench.store.importer import import_benchmark_json
 from variants import build
+
+from benchmarks import test_variants_benchmark as suite  # its VARIANTS, BATCH and ROUNDS
 
 SUITE = "tests/benchmarks/test_variants_benchmark.py"
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,12 +8,13 @@ import torch
 
 import bench.measure.cost_cell
 import bench.measure.quality.cells
-from bench.plan.cells import Cell
 from bench.measure.cost_cell import measure_cost
 from bench.measure.quality import real_floor
+from bench.plan.cells import Cell
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.run.runner import cell_outcome
 from bench.schema import measure_into
+
 from conftest import SMALL_SPECS
 
 SPEC = SMALL_SPECS["8x8x1"]

@@ -6,8 +6,8 @@ import torch
 
 from bench.cli import main
 from bench.measure.execution import TOLERANCE, apply, compile_seconds
-from bench.plan.execution import Execution, executions
 from bench.measure.workload import make_workload
+from bench.plan.execution import Execution, executions
 from variants import UNetSpec
 
 TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=16, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8,

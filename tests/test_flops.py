@@ -9,8 +9,9 @@ from torch.utils.checkpoint import set_checkpoint_early_stop
 
 from bench.measure.blocks import BLOCK_TYPES
 from bench.measure.flops import count_flops, flop_counter_flops, fvcore_forward_macs
-from conftest import SMALL_SPECS
 from variants import BASES, UNetSpec, build, grid
+
+from conftest import SMALL_SPECS
 
 SMALL = SMALL_SPECS["8x8x1"]
 BATCH = 2

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from bench.measure.memory import cpu_peak_rss, saved_tensor_bytes
-from bench.measure.timing_cell import RoundsBudget
 from bench.measure.speed import BlockTimer, MatmulPeak, matmul_as_conv
+from bench.measure.timing_cell import RoundsBudget
 from bench.measure.workload import make_workload
-from conftest import SMALL_SPECS
 from variants import BASES
+
+from conftest import SMALL_SPECS
 
 TINY = SMALL_SPECS["8x8x1"]
 

@@ -10,7 +10,11 @@ from torch import nn
 from variants import ATTENTIONS, Parts, ResnetBlock
 from variants.attention import DDPMAttention
 from variants.noise_embedding import (
-    NOISE_EMBEDDINGS, DDPMNoiseEmbedding, FourierNoiseEmbedding, NoiseEmbedding, SinCosNoiseEmbedding,
+    NOISE_EMBEDDINGS,
+    DDPMNoiseEmbedding,
+    FourierNoiseEmbedding,
+    NoiseEmbedding,
+    SinCosNoiseEmbedding,
 )
 from variants.parts import rescaled_sum
 from variants.resnet import ResampleResnetBlock

@@ -5,8 +5,9 @@ from torch import nn
 
 from bench.measure.blocks import BLOCK_TYPES, block_modules, breakdown_rows
 from bench.measure.params import count_params
-from conftest import SMALL_SPECS
 from variants import BASES, UNetSpec, build, grid
+
+from conftest import SMALL_SPECS
 
 SMALL = SMALL_SPECS["8x8x1"]
 

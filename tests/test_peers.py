@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.plan.cells import Cell
 from bench.measure.cost_cell import measure_cost
 from bench.measure.flops import count_flops, total_flop_rows
 from bench.models.peers import PEERS, PeerUnavailable, build_peer, get_peer, sigma_to_timestep
+from bench.plan.cells import Cell
 from bench.plan.options import SweepOptions
 from bench.plan.planner import make_plan
 from variants import UNetSpec, build

@@ -7,12 +7,18 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.measure.quality import (InceptionUnavailable, checkpoint_equivalence, load_dataset,
-                           real_floor, require_inception, run_quality_cell)
-from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
+from bench.measure.quality import (
+    InceptionUnavailable,
+    checkpoint_equivalence,
+    load_dataset,
+    real_floor,
+    require_inception,
+    run_quality_cell,
+)
 from bench.measure.quality.features import load_or_train_classifier
 from bench.measure.quality.scoring import score
 from bench.measure.quality.train import generate
+from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
 from variants import build, grid
 
 SMOKE = QUALITY_PRESETS["smoke"]

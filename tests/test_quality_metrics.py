@@ -5,11 +5,18 @@ from scipy import linalg
 from torchvision.transforms.functional import gaussian_blur
 
 from bench.measure.quality import load_dataset
-from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.measure.quality.features import load_or_train_classifier
-from bench.measure.quality.metrics import (class_histogram_kl, copy_rate, copy_threshold, frechet_distance, kernel_distance,
-                                   precision_recall, sliced_wasserstein)
+from bench.measure.quality.metrics import (
+    class_histogram_kl,
+    copy_rate,
+    copy_threshold,
+    frechet_distance,
+    kernel_distance,
+    precision_recall,
+    sliced_wasserstein,
+)
 from bench.measure.quality.scoring import classify, score
+from bench.plan.quality_presets import QUALITY_PRESETS
 
 CONFIG = QUALITY_PRESETS["quick"]
 

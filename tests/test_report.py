@@ -16,9 +16,9 @@ import pytest
 from scipy import stats
 
 from bench.report import write_report
+from bench.report.compute.derived import Derived
 from bench.report.compute.frames import cost_pairs, quality_pairs
 from bench.report.compute.load import normalise
-from bench.report.compute.derived import Derived
 from bench.report.render.wording import describe_effect
 from bench.schema import columns
 from variants import AXES

@@ -14,6 +14,7 @@ from bench.report.render.wording import add_effect_labels
 from bench.report.sections.axis_effects import across_settings
 from bench.run.runner import cell_outcome
 from bench.schema import columns
+
 from test_report import _row, write_run
 
 

@@ -10,8 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
-from bench.cli import main
 from bench.store.lock import HOLDER_FILE, hold_run_folder
+
 from test_runner import ENV, ROOT, SMALL, bench, refused
 
 # Holds a folder's lock through the same code as `bench run`, until killed.

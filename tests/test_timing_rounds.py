@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.plan.cells import Cell
 from bench.measure.timing_cell import round_order, time_in_rounds
 from bench.models.sizes import planned_state_bytes
+from bench.plan.cells import Cell
 from bench.plan.groups import timing_cells
 from bench.plan.sweep import RoundsBudget
 from bench.report.compute.rounds_model import blocked_factorial, percent
-from conftest import SMALL_SPECS
 from variants import grid
+
+from conftest import SMALL_SPECS
 
 TINY = SMALL_SPECS["8x8x1"]
 BASELINE = TINY.name  # the reference level of every axis

@@ -3,8 +3,9 @@ import pytest
 import torch
 from smalldiffusion import ScheduleLogLinear, samples
 
+from variants import UNet, build, default_grid, grid
+
 from conftest import SMALL_SPECS
-from variants import UNet, UNetSpec, build, default_grid, grid
 
 ALL_VARIANTS = [(cfg, spec) for cfg, base in SMALL_SPECS.items() for spec in grid(base, attn_heads=(1, 4))]
 

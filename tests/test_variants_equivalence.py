@@ -7,11 +7,12 @@ from smalldiffusion import Unet
 from smalldiffusion.model_unet import AttnBlock
 from torch import nn
 
-from conftest import SMALL_SPECS
 from variants import UPSAMPLERS, Parts, ResnetBlock, UNetSpec, Upsampler, build
 from variants.attention import SDPAAttention
 from variants.time_injection import AdditiveTimeInjection, FiLMTimeInjection
 from variants.upsample import ConvTransposeUpsample
+
+from conftest import SMALL_SPECS
 
 
 def n_params(model: nn.Module) -> int:

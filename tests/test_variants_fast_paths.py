@@ -5,10 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import SMALL_SPECS
 from variants import build
 from variants.parts import SiLU
 from variants.resnet import Dropout
+
+from conftest import SMALL_SPECS
 
 
 def test_silu_works_in_place_only_without_autograd():

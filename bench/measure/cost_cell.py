@@ -71,7 +71,8 @@ def _peak_memory(cell: Cell, workload: ExecutedWorkload, scratch: Path) -> list[
         return cuda_peak_memory(workload)
     if cell.peer or not workload.execution.is_default:
         return [_skipped(phase, "peak_rss_bytes", "bytes", "VmHWM-net-of-baseline",
-                         "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only") for phase in TIMED_PHASES]
+                         "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only")
+                for phase in TIMED_PHASES]
     return cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)
 
 

@@ -12,11 +12,9 @@ from typing import ContextManager
 
 import torch
 
-from bench.schema import Measurement
-
 from bench.measure.workload import Workload
 from bench.plan.execution import Execution
-from bench.schema import TIMED_PHASES
+from bench.schema import TIMED_PHASES, Measurement
 
 # Largest allowed max|out - out_fp32_eager| / max|out_fp32_eager| of a forward pass, per compute dtype:
 # fp32 allows reordered sums (channels_last kernels, inductor fusion); half types their 8 / 11-bit mantissa

@@ -52,8 +52,15 @@ with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.ji
     warnings.simplefilter("ignore", FutureWarning)
     warnings.simplefilter("ignore", DeprecationWarning)
     from fvcore.nn import FlopCountAnalysis
-    from fvcore.nn.jit_handles import (addmm_flop_jit, bmm_flop_jit, conv_flop_jit, einsum_flop_jit, get_shape,
-                                       linear_flop_jit, matmul_flop_jit)
+    from fvcore.nn.jit_handles import (
+        addmm_flop_jit,
+        bmm_flop_jit,
+        conv_flop_jit,
+        einsum_flop_jit,
+        get_shape,
+        linear_flop_jit,
+        matmul_flop_jit,
+    )
 
 FVCORE = "fvcore"
 FLOP_COUNTER = "torch.utils.flop_counter"

@@ -22,11 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.schema import Measurement, exception_failure
-from variants import AXES, UNetSpec
-
 from bench.measure.workload import Workload, make_workload
-from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES
+from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, Measurement, exception_failure
+from variants import AXES, UNetSpec
 
 MMAP_THRESHOLD_BYTES = 65536
 

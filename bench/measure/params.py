@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.schema import Measurement
-
 from bench.measure.blocks import block_modules, breakdown_rows, sum_by_block
+from bench.schema import Measurement
 
 
 def count_params(model: nn.Module) -> list[Measurement]:

@@ -76,6 +76,7 @@ class MatmulPeak:
         rows = []
         for how, timer in self.timers.items():
             flop_per_s = self.flop / timer()[0]
-            rows.append(Measurement("calibration", "matmul_peak_flop_per_s", flop_per_s, "FLOP/s", f"{WALL_METHOD}, {how}",
+            rows.append(Measurement("calibration", "matmul_peak_flop_per_s", flop_per_s, "FLOP/s",
+                                    f"{WALL_METHOD}, {how}",
                                     repeat=repeat, n=self.size))
         return max(r.value for r in rows), rows

@@ -34,6 +34,7 @@ from bench.plan.groups import MEMORY_SHARE, memory_budget
 from bench.plan.sweep import RoundsBudget
 from bench.schema import TIMED_PHASES, Measurement, exception_failure, failure
 
+
 def round_order(size: int, seed: int, round_index: int) -> list[int]:
     """The order in which round ``round_index`` times ``size`` models: a permutation, the same for the same
     seed and round on every machine."""

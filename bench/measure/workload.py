@@ -18,7 +18,6 @@ from bench.schema import TIMED_PHASES
 from variants import UNet, UNetSpec, build
 
 
-
 @dataclass
 class Workload:
     model: UNet

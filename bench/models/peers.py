@@ -35,7 +35,6 @@ from torch import Tensor, nn
 from variants import UNetSpec, build
 
 
-
 class PeerUnavailable(RuntimeError):
     """A peer's package is not installed: the cell becomes a 'skipped' row saying what to install."""
 

@@ -30,6 +30,7 @@ def base_summary(spec: UNetSpec) -> str:
     axes = [f"{name}={axis.text(getattr(spec, name))}" for name, axis in AXES.items()
             if name != "attn_resolutions" and getattr(spec, name) != axis.default]
     attention = "+".join(map(str, spec.attn_resolutions)) or "middle only"
+    blocks = f"{spec.num_res_blocks} block{'s' if spec.num_res_blocks != 1 else ''} per level"
     return (f"{spec.in_dim}x{spec.in_dim}x{spec.in_ch}, ch {spec.ch}, ch_mult {'+'.join(map(str, spec.ch_mult))}, "
-            f"{spec.num_res_blocks} block{'s' if spec.num_res_blocks != 1 else ''} per level, attention at {attention}, {parameter_count(spec):,} "
-            f"parameters" + (f"; {', '.join(axes)}" if axes else ""))
+            f"{blocks}, attention at {attention}, {parameter_count(spec):,} parameters"
+            + (f"; {', '.join(axes)}" if axes else ""))

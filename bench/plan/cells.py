@@ -27,7 +27,7 @@ class Cell:
     batch_size: int = 0        # cost cells; quality cells take theirs from the quality config
     threads: int = 1
     seed: int = 0
-    quality: str = ""          # quality preset (bench.plan.quality_presets.QUALITY_PRESETS) of quality/floor/check cells
+    quality: str = ""          # quality preset (plan/quality_presets.py) of quality, floor and check cells
     dataset: str = ""          # the data set that preset trains and scores on
     base_config: str = ""
     peer: str = ""                    # a bench.models.peers name: the peer's closest match to spec, not our U-Net

@@ -18,6 +18,7 @@ from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from variants import BASES, DESIGNS, UNetSpec, grid
 
+
 @dataclass(frozen=True)
 class Plan:
     options: SweepOptions

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench.report.compute.derived import Derived
 from bench.report.compute.load import load_run
+from bench.report.compute.run_ratios import run_labels, side_by_side_rows
 from bench.report.render.document import Section
 from bench.report.render.markup import to_html, to_markdown
 from bench.report.sections.against_peers import peers_section
@@ -16,7 +17,6 @@ from bench.report.sections.axis_effects import axis_effects_section, checkpoint_
 from bench.report.sections.cost_per_variant import cost_section
 from bench.report.sections.noise_floor import noise_floor_sentence, noise_section
 from bench.report.sections.quality_vs_cost import curves_section, pareto_section, samples_section
-from bench.report.compute.run_ratios import run_labels, side_by_side_rows
 from bench.report.sections.run_vs_run import compare_sections
 from bench.report.sections.tables import tables_section
 from bench.report.sections.verdict import verdict_section

@@ -17,6 +17,7 @@ from bench.plan.options import BackendOptions
 from bench.run.worker import CellResult, RunningCell, device_name, run_cell
 from bench.schema import COST_KINDS, failure
 
+
 def execute(cells: list[Cell], run_dir: Path, plugins: tuple[str, ...], worker_options: dict,
             backend: BackendOptions, jobs: int = 1) -> Iterator[CellResult]:
     """Yield each cell's result as it finishes (in completion order where cells run concurrently)."""

@@ -52,7 +52,8 @@ def _timings(bench: dict, info: dict) -> list[Measurement]:
             Measurement(phase, "images_per_s", batch / seconds, "images/s", BENCHMARK_METHOD, repeat=repeat, n=batch),
         )]
     # Statistics over rounds: n is the number of rounds behind each.
-    return [Measurement(phase, f"seconds_{stat}", stats[stat], "s", BENCHMARK_METHOD, n=stats["rounds"]) for stat in SUMMARY_STATS]
+    return [Measurement(phase, f"seconds_{stat}", stats[stat], "s", BENCHMARK_METHOD, n=stats["rounds"])
+            for stat in SUMMARY_STATS]
 
 
 def _counts(info: dict) -> list[Measurement]:

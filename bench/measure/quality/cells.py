@@ -10,15 +10,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.utils import save_image
 
-from bench.schema import Measurement, measure_into
-from variants import UNetSpec, build
-
-from bench.plan.quality_presets import QualityConfig
 from bench.measure.quality.data import DatasetSplits, load_dataset
 from bench.measure.quality.features import accuracy, feature_name, load_or_train_classifier
 from bench.measure.quality.inception import inception_rows, require_inception
 from bench.measure.quality.scoring import score
 from bench.measure.quality.train import generate, train, training_steps
+from bench.plan.quality_presets import QualityConfig
+from bench.schema import Measurement, measure_into
+from variants import UNetSpec, build
 
 
 def run_quality_cell(spec: UNetSpec, config: QualityConfig, seed: int, device: str | torch.device,

@@ -8,13 +8,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bench.schema import Measurement
-
-from bench.plan.quality_presets import QualityConfig
 from bench.measure.quality.data import DatasetSplits
 from bench.measure.quality.features import DigitClassifier, feature_name
-from bench.measure.quality.metrics import (class_histogram_kl, copy_rate, copy_threshold, frechet_distance, kernel_distance,
-                      precision_recall, sliced_wasserstein)
+from bench.measure.quality.metrics import (
+    class_histogram_kl,
+    copy_rate,
+    copy_threshold,
+    frechet_distance,
+    kernel_distance,
+    precision_recall,
+    sliced_wasserstein,
+)
+from bench.plan.quality_presets import QualityConfig
+from bench.schema import Measurement
 
 PHASE = "sample"
 

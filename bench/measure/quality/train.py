@@ -14,10 +14,9 @@ from smalldiffusion import ScheduleLogLinear, generate_train_sample, samples
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from bench.schema import Measurement
-
-from bench.plan.quality_presets import QualityConfig
 from bench.measure.quality.data import DatasetSplits
+from bench.plan.quality_presets import QualityConfig
+from bench.schema import Measurement
 
 PHASE = "train"
 

@@ -23,8 +23,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from bench.report.compute.rounds_model import CONTROL, MIN_ROUNDS_TO_TEST
-from bench.report.compute.rounds_model import ROUNDS_MODEL_METHOD
+from bench.report.compute.rounds_model import CONTROL, MIN_ROUNDS_TO_TEST, ROUNDS_MODEL_METHOD
 from bench.report.compute.stats import ALPHA, excludes, t_interval
 from bench.schema import KNOWN_NULLS
 from variants import AXES
@@ -82,7 +81,8 @@ def _time(fits: pd.DataFrame) -> pd.DataFrame:
         "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
         "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
         "ci_high": fits["ci_high"], "n": fits["n"],
-        "p_value": fits["p_value"], "method": f"{ROUNDS_MODEL_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
+        "p_value": fits["p_value"],
+        "method": f"{ROUNDS_MODEL_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
     })
 
 

@@ -7,10 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from variants import AXES
-
 from bench.schema import COST_KINDS, DEFAULT_EXECUTION, OPTIONAL_DEFAULTS, columns, dtypes
 from bench.store.folder import read_json, read_part
+from variants import AXES
 
 # Without these the table cannot be read as measurements at all.
 REQUIRED = ("kind", "variant", "phase", "metric", "value", "unit", "status")

@@ -18,6 +18,7 @@ NOTE = ("A peer is matched with our U-Net at the spec it approximates: the same 
         "resampling each one's rounds separately (it ignores the pairing by round, so it is wider). "
         "Intervals: scipy.stats.bootstrap, percentile method.")
 
+
 def peers_section(derived: Derived, figures_dir: Path) -> Section:
     section = Section("Against the peers", NOTE)
     rows = derived.cost_rows

@@ -17,7 +17,8 @@ from bench.report.render.plots import effect_forest
 from bench.report.render.wording import add_effect_labels, describe_effect, effect_frame
 from variants import AXES
 
-AXIS_EFFECTS_NOTE = ("Every row is one effect from effects.csv: switching one axis from its reference level, everything else "
+AXIS_EFFECTS_NOTE = (
+          "Every row is one effect from effects.csv: switching one axis from its reference level, everything else "
           "equal, in one setting (device, dtype, memory format, compilation). Time: a blocked factorial model of "
           "the timing rounds (log time, the round as a block, every axis a main effect), 95% cluster-bootstrap "
           "interval over rounds, quoted as % change. Counts and memory: % change over matched pairs of cost "

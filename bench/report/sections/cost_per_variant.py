@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report.compute.frames import add_labels
 from bench.report.render.document import Section, save_figure
 from bench.report.render.plots import cost_bars
-from bench.report.compute.frames import add_labels
 from bench.report.render.wording import number
 
 # Measurements grouped into figures by unit; a unit not listed lands in "other", never nowhere.

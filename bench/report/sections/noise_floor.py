@@ -26,8 +26,8 @@ def noise_section(derived: Derived) -> Section:
     section.items.append(Table("Controls (true effect zero)", effect_frame(null, with_axis=True),
                                "WARNING: a control came out resolved; the timing is biased." if len(failed) else
                                "No control came out resolved."))
-    section.items.append(Table("Where the timing noise comes from (log-scale SD, as %)", noise_levels(derived.noise_levels),
-                               detail=True))
+    section.items.append(Table("Where the timing noise comes from (log-scale SD, as %)",
+                               noise_levels(derived.noise_levels), detail=True))
     return section
 
 

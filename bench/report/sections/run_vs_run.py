@@ -27,8 +27,9 @@ def compare_sections(a: Derived, b: Derived, figures_dir: Path) -> tuple[Section
            if across_devices else "matched by variant, device and measurement")
     cost = run_ratios.ratios(run_ratios.cost_values(a), run_ratios.cost_values(b), match, np.median,
                              (run_ratios.time_floor(a), run_ratios.time_floor(b)))
-    quality = run_ratios.ratios(run_ratios.quality_values(a), run_ratios.quality_values(b), ("variant", "label", "unit"),
-                                np.mean, (run_ratios.quality_floor(a), run_ratios.quality_floor(b)))
+    quality = run_ratios.ratios(run_ratios.quality_values(a), run_ratios.quality_values(b),
+                                ("variant", "label", "unit"), np.mean,
+                                (run_ratios.quality_floor(a), run_ratios.quality_floor(b)))
     method = run_ratios.__doc__.split(chr(10) + chr(10), 1)[1].strip()
     note = (f"Ratio = {label_b} / {label_a}; cells {how}. Costs: medians over repeats or rounds; quality: means "
             f"over seeds. {method} " + run_ratios.config_differences(a, b))

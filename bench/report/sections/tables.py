@@ -1,7 +1,6 @@
 """Section: the wide summary per variant, per-block breakdown, checks, failed cells and the environment."""
 from __future__ import annotations
 
-
 import pandas as pd
 
 from bench.report.compute.derived import Derived

@@ -14,6 +14,7 @@ from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import describe_effect, signed
+
 RESOLVED = " ✓"
 NOTE = ("Each row switches one axis from its reference level, everything else equal. Costs: % change (counts are "
         "exact; time from the timing rounds' model, memory from matched cells), quality: difference (lower is "
