@@ -10,6 +10,7 @@ from torch.utils.checkpoint import set_checkpoint_early_stop
 from bench.measure.blocks import BLOCK_TYPES
 from bench.measure.flops import count_flops, flop_counter_flops, fvcore_forward_macs
 from variants import BASES, UNetSpec, build, grid
+from variants.bases import EDM2_AXES
 
 from conftest import SMALL_SPECS
 
@@ -60,13 +61,14 @@ def hand_macs(spec: UNetSpec, batch: int) -> dict[str, int]:
     def conv(cin, cout, k, out_res):  # Cout * Cin * k * k per output pixel
         return cout * cin * k * k * out_res**2
 
-    def resnet(cin, cout, res):
+    def resnet(cin, cout, res, encoder=False):
         shortcut = conv(cin, cout, 1, res) if cin != cout else 0
-        macs["resnet"] += conv(cin, cout, 3, res) + conv(cout, cout, 3, res) + shortcut + temb * film * cout
+        branch_in = cout if encoder and spec.block_form == "edm2" else cin  # EDM2: the 1x1 first, then out -> out
+        macs["resnet"] += conv(branch_in, cout, 3, res) + conv(cout, cout, 3, res) + shortcut + temb * film * cout
 
     def attention(c, res):
         t = res * res
-        # sdpa: Linear qkv, Linear proj, 1x1 proj_out; ddpm: 1x1 q, k, v and out
+        # sdpa: Linear qkv, Linear proj, 1x1 proj_out; ddpm: 1x1 q, k, v and out; cosine: 1x1 qkv and out
         projections = 5 if spec.attention == "sdpa" else 4
         macs["attention"] += projections * t * c * c + t * t * c + t * t * c  # then QK^T and AV
 
@@ -83,12 +85,14 @@ def hand_macs(spec: UNetSpec, batch: int) -> dict[str, int]:
 
     features = 2 if spec.noise_embedding == "sincos" else spec.ch  # sin/cos of sigma, or ch sinusoids
     macs["embed"] = features * temb + temb * temb  # Linear(features, temb), Linear(temb, temb)
-    macs["conv_in"] = conv(spec.in_ch, spec.ch, 3, spec.in_dim)
+    if spec.noise_embedding == "mp_fourier":
+        macs["embed"] = features * temb  # one Linear
+    macs["conv_in"] = conv(spec.in_ch + spec.ones_channel, spec.ch, 3, spec.in_dim)
     levels, skips = len(spec.ch_mult), (spec.ch,) + spec.level_channels
     c_in = spec.ch
     for level, (c, res) in enumerate(zip(spec.level_channels, spec.resolutions)):
         for _ in range(spec.num_res_blocks):
-            resnet(c_in, c, res)
+            resnet(c_in, c, res, encoder=True)
             if res in spec.attn_resolutions:
                 attention(c, res)
             c_in = c
@@ -114,11 +118,14 @@ def hand_macs(spec: UNetSpec, batch: int) -> dict[str, int]:
     SMALL,
     SMALL.replace(upsample="conv_transpose", time_injection="film", attn_heads=4),
     SMALL_SPECS["32x32x3"],
-    SMALL.replace(resblock_updown=True, time_injection="film", skip_rescale=True, checkpoint=True),
+    SMALL.replace(resblock_updown=True, time_injection="film", residual_join="rescaled", checkpoint=True),
     SMALL.replace(attention="ddpm", noise_embedding="fourier", num_head_channels=32, attn_resolutions=(8, 4)),
     BASES["ddpm_cifar10"],
+    SMALL.replace(**(EDM2_AXES | dict(num_head_channels=32))),
+    SMALL.replace(attention="cosine", layers="no_bias", time_injection="scale", ones_channel=True,
+                  block_form="edm2", normalization="pixel", resblock_updown=True, checkpoint=True),
 ], ids=["small-baseline", "small-transpose-film-4h", "32x32x3", "small-resblock-updown-film-rescaled",
-        "small-ddpm-attention-fourier", "ddpm_cifar10"])
+        "small-ddpm-attention-fourier", "ddpm_cifar10", "small-edm2", "small-edm2-blocks-standard-layers"])
 def test_both_counters_match_a_hand_count(spec):
     expected = hand_macs(spec, BATCH)
     assert breakdown(spec, "forward", "flops", "MAC") == {"total": sum(expected.values()), **expected}

@@ -47,8 +47,8 @@ def copy_params(dst: nn.Module, src: nn.Module) -> None:
 
 
 # --- noise embeddings ------------------------------------------------------------------------------
-def test_the_three_embeddings_are_registered_and_map_sigma_to_the_embedding_width():
-    assert NOISE_EMBEDDINGS.names() == ("sincos", "ddpm", "fourier")
+def test_the_embeddings_are_registered_and_map_sigma_to_the_embedding_width():
+    assert NOISE_EMBEDDINGS.names() == ("sincos", "ddpm", "fourier", "mp_fourier")
     for name in NOISE_EMBEDDINGS.names():
         embed = NOISE_EMBEDDINGS.get(name)(CH, TEMB, PARTS)
         assert isinstance(embed, NoiseEmbedding)

@@ -1,7 +1,8 @@
 """Attention axis: the self-attention block used at the chosen resolutions and in the middle.
 
 Every attention block takes ``(channels, heads, parts)`` and maps (B, C, H, W) to the same shape; its
-normalisation is ``parts.norm``.
+normalisation is ``parts.norm``, its layers ``parts.conv`` / ``parts.linear`` and its residual sum
+``parts.attention_join``.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from .mp import normalize
 from .parts import Parts
 from .registry import Registry
 
@@ -32,9 +34,10 @@ class SDPAAttention(AttentionBlock):
         super().__init__()
         self.heads = heads
         self.norm = parts.norm(channels)
-        self.qkv = nn.Linear(channels, 3 * channels, bias=False)
-        self.proj = nn.Linear(channels, channels)
-        self.proj_out = nn.Conv2d(channels, channels, kernel_size=1)
+        self.qkv = parts.linear(channels, 3 * channels, bias=False)
+        self.proj = parts.linear(channels, channels)
+        self.proj_out = parts.conv(channels, channels, 1)
+        self.join = parts.attention_join
 
     def forward(self, x: Tensor) -> Tensor:
         _, _, height, width = x.shape
@@ -42,8 +45,7 @@ class SDPAAttention(AttentionBlock):
         q, k, v = rearrange(self.qkv(tokens), "b n (qkv h d) -> qkv b h n d", qkv=3, h=self.heads)
         out = rearrange(F.scaled_dot_product_attention(q, k, v), "b h n d -> b n (h d)")
         out = rearrange(self.proj(out), "b (h w) c -> b c h w", h=height, w=width)
-        # x first: the sum takes x's memory format (proj_out's output follows the token layout, NHWC)
-        return x + self.proj_out(out)
+        return self.join(x, self.proj_out(out))
 
 
 @ATTENTIONS.register("ddpm")
@@ -57,14 +59,41 @@ class DDPMAttention(AttentionBlock):
         super().__init__()
         self.heads = heads
         self.norm = parts.norm(channels)
-        self.q = nn.Conv2d(channels, channels, kernel_size=1)
-        self.k = nn.Conv2d(channels, channels, kernel_size=1)
-        self.v = nn.Conv2d(channels, channels, kernel_size=1)
-        self.proj_out = nn.Conv2d(channels, channels, kernel_size=1)
+        self.q = parts.conv(channels, channels, 1)
+        self.k = parts.conv(channels, channels, 1)
+        self.v = parts.conv(channels, channels, 1)
+        self.proj_out = parts.conv(channels, channels, 1)
+        self.join = parts.attention_join
 
     def forward(self, x: Tensor) -> Tensor:
         _, _, height, width = x.shape
         h = self.norm(x)
         q, k, v = (rearrange(conv(h), "b (h d) x y -> b h (x y) d", h=self.heads) for conv in (self.q, self.k, self.v))
         out = rearrange(F.scaled_dot_product_attention(q, k, v), "b h (x y) d -> b (h d) x y", x=height, y=width)
-        return x + self.proj_out(out)
+        return self.join(x, self.proj_out(out))
+
+
+@ATTENTIONS.register("cosine")
+class CosineAttention(AttentionBlock):
+    """EDM2's cosine attention: no normalisation before it; a 1x1 conv makes q, k and v, each normalised to unit
+    RMS over the channels of its head (so q . k / sqrt(d) is sqrt(d) times the cosine of their angle, bounded
+    whatever the activations' scale); softmax attention over the H*W tokens; a 1x1 conv; then the attention join
+    (``residual_join``'s: a plain sum, or EDM2's magnitude-preserving sum). 4*C*C weights (and 4*C biases with
+    biased layers), as DDPM's block; the same multiply-adds.
+
+    The attention itself is ``scaled_dot_product_attention`` with its default 1/sqrt(d) scale, which both FLOP
+    counters count exactly (QK^T and AV).
+    """
+
+    def __init__(self, channels: int, heads: int, parts: Parts) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = parts.conv(channels, 3 * channels, 1)
+        self.proj_out = parts.conv(channels, channels, 1)
+        self.join = parts.attention_join
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, _, height, width = x.shape
+        q, k, v = normalize(rearrange(self.qkv(x), "b (qkv h d) x y -> qkv b h (x y) d", qkv=3, h=self.heads), dim=-1)
+        out = rearrange(F.scaled_dot_product_attention(q, k, v), "b h (x y) d -> b (h d) x y", x=height, y=width)
+        return self.join(x, self.proj_out(out))

@@ -59,6 +59,8 @@ class Axis:
                 raise ValueError(f"{self.name}={value!r} is not a registered variant; valid: "
                                  f"{', '.join(self.registry.names())}")
             return None
+        if self.type is str and self.values and value not in self.values:  # a closed list of levels
+            raise ValueError(f"{self.name}={value!r} is invalid; valid: {', '.join(self.values)}")
         ok, valid = (isinstance(value, bool), "True or False") if self.type is bool else (isinstance(value, str),
                                                                                            "a string")
         if not ok:

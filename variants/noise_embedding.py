@@ -23,7 +23,7 @@ class NoiseEmbedding(nn.Module):
 
 def _mlp(in_features: int, temb_ch: int, parts: Parts) -> nn.Sequential:
     """Linear -> activation -> Linear, the layout of DDPM's and diffusers' ``TimestepEmbedding``."""
-    return nn.Sequential(nn.Linear(in_features, temb_ch), parts.act(False), nn.Linear(temb_ch, temb_ch))
+    return nn.Sequential(parts.linear(in_features, temb_ch), parts.act(False), parts.linear(temb_ch, temb_ch))
 
 
 def _half(ch: int, minimum: int) -> int:
@@ -37,11 +37,15 @@ class SinCosNoiseEmbedding(SigmaEmbedderSinCos, NoiseEmbedding):
     """smalldiffusion's ``SigmaEmbedderSinCos(temb_ch)`` itself: sin and cos of ln(sigma) / 2, then the MLP.
 
     Subclassed rather than copied, so the baseline stays smalldiffusion's parameter for parameter and bit
-    for bit, with the same ``mlp.*`` state-dict keys; ``ch`` is unused (the features are always two).
+    for bit, with the same ``mlp.*`` state-dict keys; ``ch`` is unused (the features are always two). With
+    other layers or another activation (the ``layers`` and ``act`` axes) the MLP is made of those instead.
     """
 
     def __init__(self, ch: int, temb_ch: int, parts: Parts) -> None:
         super().__init__(temb_ch)
+        baseline = Parts.baseline()
+        if (parts.linear, parts.act) != (baseline.linear, baseline.act):
+            self.mlp = _mlp(2, temb_ch, parts)
 
     def forward(self, sigma: Tensor) -> Tensor:
         return super().forward(sigma.shape[0], sigma)
@@ -88,3 +92,25 @@ class FourierNoiseEmbedding(NoiseEmbedding):
     def forward(self, sigma: Tensor) -> Tensor:
         args = sigma.log()[:, None] * (2 * math.pi * self.freqs)
         return self.mlp(torch.cat([args.sin(), args.cos()], dim=1))
+
+
+@NOISE_EMBEDDINGS.register("mp_fourier")
+class MPFourierNoiseEmbedding(NoiseEmbedding):
+    """EDM2's embedding: magnitude-preserving Fourier features of c_noise = ln(sigma) / 4, then one linear layer
+    (EDM2 removed the MLP's second; every block applies the activation before its own projection).
+
+    ``ch`` features sqrt(2) cos(f_i c_noise + phi_i), with angular frequencies f_i = 2 pi N(0, 1) and phases
+    phi_i = 2 pi U(0, 1) drawn once at init (persistent buffers, restored by a checkpoint); sqrt(2) makes each
+    feature unit-variance over the phases (eq. 75).
+    """
+
+    def __init__(self, ch: int, temb_ch: int, parts: Parts) -> None:
+        super().__init__()
+        self.register_buffer("freqs", 2 * math.pi * torch.randn(ch))
+        self.register_buffer("phases", 2 * math.pi * torch.rand(ch))
+        self.linear = parts.linear(ch, temb_ch)
+
+    def forward(self, sigma: Tensor) -> Tensor:
+        c_noise = sigma.to(torch.float32).log() / 4
+        features = torch.cos(c_noise[:, None] * self.freqs + self.phases) * math.sqrt(2)
+        return self.linear(features.to(sigma.dtype))

@@ -1,21 +1,24 @@
 """The builder's toolbox: what every component of a U-Net is made with.
 
 The builder makes no layer on its own: it asks a ``Parts`` for each one (``parts.norm(channels)``,
-``parts.upsample(channels, parts)``, ...). ``Parts.for_spec`` starts from the smalldiffusion baseline and lets
-every axis configure it (``Axis.configure``) before a single module exists, so an axis, in the package or
-added by a plugin, changes how blocks are built, not a finished model. Every registered block takes its sizes,
-then the ``Parts`` it is built with.
+``parts.conv(in, out, 3, padding=1)``, ``parts.upsample(channels, parts)``, ...). ``Parts.for_spec`` starts from
+the smalldiffusion baseline and lets every axis configure it (``Axis.configure``) before a single module exists,
+so an axis, in the package or added by a plugin, changes how blocks are built, not a finished model. Every
+registered block takes its sizes, then the ``Parts`` it is built with. The baseline's factories make exactly
+smalldiffusion's modules (``nn.Conv2d``, ``nn.Linear``, ``nn.GroupNorm``), in the same order.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .mp import MP_SUM_BALANCE, MPConv2d, MPLinear, MPSiLU, PixelNorm, mp_cat, mp_sum
 
 if TYPE_CHECKING:
     from .spec import UNetSpec
@@ -52,6 +55,82 @@ def rescaled_sum(residual: Tensor, shortcut: Tensor) -> Tensor:
     return residual.add_(shortcut).div_(math.sqrt(2))
 
 
+def mp_residual_sum(residual: Tensor, shortcut: Tensor) -> Tensor:
+    """EDM2's magnitude-preserving sum, the residual branch weighted 0.3 against the main path's 0.7."""
+    return mp_sum(shortcut, residual, MP_SUM_BALANCE)
+
+
+def mp_attention_sum(x: Tensor, attended: Tensor) -> Tensor:
+    """EDM2's magnitude-preserving sum, the attention's output weighted 0.3 against the main path's 0.7."""
+    return mp_sum(x, attended, MP_SUM_BALANCE)
+
+
+def plain_attention_sum(x: Tensor, attended: Tensor) -> Tensor:
+    """``x + attended``; x first, so the sum takes x's memory format (attention's output may follow the token
+    layout, NHWC)."""
+    return x + attended
+
+
+def concatenate(main: Tensor, skip: Tensor) -> Tensor:
+    """The decoder's input: the main path's channels, then the skip's."""
+    return torch.cat([main, skip], dim=1)
+
+
+# --- learned layers: (in, out, kernel_size, stride=1, padding=0, bias=True) and (in, out, bias=True) ----------
+def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+         bias: bool = True) -> nn.Module:
+    return nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding, bias=bias)
+
+
+def conv_transpose(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                   bias: bool = True) -> nn.Module:
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding,
+                              bias=bias)
+
+
+def linear(in_features: int, out_features: int, bias: bool = True) -> nn.Module:
+    return nn.Linear(in_features, out_features, bias=bias)
+
+
+def without_bias(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """``factory`` with every bias left out (EDM2's config C), init otherwise torch's own."""
+    return lambda *args, bias=True, **kwargs: factory(*args, bias=False, **kwargs)
+
+
+def mp_conv(forced: bool) -> Callable[..., nn.Module]:
+    def make(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+             bias: bool = True) -> nn.Module:  # bias: asked for by the caller, never made (EDM2 has none)
+        return MPConv2d(in_channels, out_channels, kernel_size, forced, stride=stride, padding=padding)
+    return make
+
+
+def mp_linear(forced: bool) -> Callable[..., nn.Module]:
+    return lambda in_features, out_features, bias=True: MPLinear(in_features, out_features, forced)
+
+
+def mp_silu_layer(fresh_input: bool) -> nn.Module:
+    return MPSiLU(fresh_input)
+
+
+def identity(channels: int) -> nn.Module:
+    return nn.Identity()
+
+
+def pixel_norm(channels: int) -> nn.Module:
+    return PixelNorm()
+
+
+class Gain(nn.Module):
+    """A learned scalar that multiplies its input, initialised to zero (EDM2's output gain)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gain
+
+
 @dataclass
 class Parts:
     norm: Callable[[int], nn.Module]                # channels -> normalisation layer
@@ -61,6 +140,16 @@ class Parts:
     time_injection: type[nn.Module]                  # (temb_channels, channels, parts)
     attention: type[nn.Module]                       # (channels, heads, parts)
     noise_embedding: type[nn.Module]                 # (ch, temb_ch, parts): sigma (B,) -> (B, temb_ch)
+    conv: Callable[..., nn.Module] = conv            # (in, out, kernel_size, stride=1, padding=0, bias=True)
+    conv_transpose: Callable[..., nn.Module] | None = conv_transpose  # the same; None: the layers have none
+    linear: Callable[..., nn.Module] = linear        # (in, out, bias=True)
+    main_norm: Callable[[int], nn.Module] | None = None  # the encoder blocks' main path, before both branches
+    attention_join: Callable[[Tensor, Tensor], Tensor] = plain_attention_sum  # (x, attention's output)
+    skip_join: Callable[[Tensor, Tensor], Tensor] = concatenate  # (main path, skip) -> a decoder block's input
+    block_form: Literal["standard", "edm2"] = "standard"  # edm2: encoder blocks project the skip first, then
+    #   run the residual branch at the output width; resampling blocks resample the main path first
+    out_norm: bool = True                            # norm -> act before the output conv
+    out_gain: Callable[[], nn.Module] | None = None  # after the output conv
 
     @classmethod
     def baseline(cls, norm_groups: int = 32) -> Parts:
@@ -86,3 +175,56 @@ class Parts:
         for name, axis in AXES.items():
             axis.configure_parts(parts, getattr(spec, name))
         return parts
+
+
+# --- how each EDM2 axis configures the parts (variants/spec.py declares the axes) ------------------------------
+def use_residual_join(parts: Parts, level: str) -> None:
+    """plain: sums; rescaled: ResnetBlock sums times 1/sqrt(2); mp_sum: EDM2's magnitude-preserving sum, in every
+    ResnetBlock and attention block."""
+    if level == "rescaled":
+        parts.residual_join = rescaled_sum
+    elif level == "mp_sum":
+        parts.residual_join = mp_residual_sum
+        parts.attention_join = mp_attention_sum
+
+
+def use_normalization(parts: Parts, level: str) -> None:
+    """group: the baseline's GroupNorms; pixel: none of them, and a pixel norm on the encoder blocks' main path;
+    none: no normalisation. Without GroupNorm the output conv reads the last block directly (EDM2 dropped the
+    GroupNorm -> SiLU pair before it with the group norms)."""
+    if level == "group":
+        return
+    parts.norm = identity
+    parts.out_norm = False
+    if level == "pixel":
+        parts.main_norm = pixel_norm
+
+
+def use_layers(parts: Parts, level: str) -> None:
+    """standard: torch's conv and linear layers with biases; no_bias: the same without any bias; mp, mp_forced:
+    EDM2's weight-normalised layers (no bias, unit-normal init), mp_forced also renormalising the stored weights
+    in every training-mode forward."""
+    if level == "no_bias":
+        parts.conv, parts.conv_transpose, parts.linear = (without_bias(f) for f in (conv, conv_transpose, linear))
+    elif level in ("mp", "mp_forced"):
+        forced = level == "mp_forced"
+        parts.conv, parts.linear, parts.conv_transpose = mp_conv(forced), mp_linear(forced), None
+
+
+def use_act(parts: Parts, level: str) -> None:
+    if level == "mp_silu":
+        parts.act = mp_silu_layer
+
+
+def use_skip_join(parts: Parts, level: str) -> None:
+    if level == "mp_cat":
+        parts.skip_join = mp_cat
+
+
+def use_block_form(parts: Parts, level: str) -> None:
+    parts.block_form = level
+
+
+def use_out_gain(parts: Parts, on: bool) -> None:
+    if on:
+        parts.out_gain = Gain

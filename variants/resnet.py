@@ -29,32 +29,51 @@ class Dropout(nn.Dropout):
 
 class ResnetBlock(nn.Module):
     """norm -> activation -> conv3x3 -> time injection (+ norm) -> activation -> dropout -> conv3x3, joined with
-    a 1x1 shortcut when the channel count changes (else the input). The norm, activation, time injection and
-    join come from ``parts``: GroupNorm, SiLU, additive and a plain sum for the baseline; the join is the
-    ``skip_rescale`` axis's (1/sqrt(2), as NCSN++ / DDPM++ do and ADM does not: two uncorrelated unit-variance
-    branches then sum to unit variance, so activations do not grow with depth).
+    a 1x1 shortcut when the channel count changes (else the input). The norm, activation, layers, time injection
+    and join come from ``parts``: GroupNorm, SiLU, torch's conv, additive and a plain sum for the baseline; the
+    join is the ``residual_join`` axis's (1/sqrt(2), as NCSN++ / DDPM++ do and ADM does not: two uncorrelated
+    unit-variance branches then sum to unit variance, so activations do not grow with depth; or EDM2's
+    magnitude-preserving sum).
+
+    ``encoder``: the block is on the encoder's path, where ``parts.main_norm`` (EDM2's pixel norm) normalises the
+    main path before both branches read it. In EDM2's block form (``parts.block_form == "edm2"``) an encoder
+    block applies its 1x1 shortcut first and runs the residual branch at the output width, so conv1 is
+    out -> out; a decoder block keeps the standard form.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, parts: Parts) -> None:
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, parts: Parts, *,
+                 encoder: bool = False) -> None:
         super().__init__()
         self.join = parts.residual_join
-        self.norm1 = parts.norm(in_ch)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
+        self.shortcut_first = encoder and parts.block_form == "edm2"
+        branch_in = out_ch if self.shortcut_first else in_ch
+        self.norm1 = parts.norm(branch_in)
+        self.conv1 = parts.conv(branch_in, out_ch, 3, padding=1)
         self.time = parts.time_injection(temb_ch, out_ch, parts)
         self.norm2 = parts.norm(out_ch)
-        self.act = parts.act(True)  # its inputs are fresh norm outputs
+        self.act = parts.act(True)  # after the time injection, whose output is always a new tensor
+        # Before conv1 the input is a fresh norm output, or, without a norm, the main path itself (kept intact).
+        self.act_in = self.act if not isinstance(self.norm1, nn.Identity) else parts.act(False)
         self.dropout = Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, kernel_size=3, padding=1)
-        self.shortcut = nn.Conv2d(in_ch, out_ch, kernel_size=1) if in_ch != out_ch else nn.Identity()
+        self.conv2 = parts.conv(out_ch, out_ch, 3, padding=1)
+        self.shortcut = parts.conv(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+        has_main_norm = encoder and parts.main_norm is not None
+        self.main_norm = parts.main_norm(out_ch if self.shortcut_first else in_ch) if has_main_norm else None
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        return self._residual(self.conv1(self.act(self.norm1(x))), x, temb)
+        if self.shortcut_first:
+            x = self.shortcut(x)
+        if self.main_norm is not None:
+            x = self.main_norm(x)
+        return self._residual(self.conv1(self.act_in(self.norm1(x))), x, temb)
 
     def _residual(self, h: Tensor, x: Tensor, temb: Tensor) -> Tensor:
-        """The block after conv1: ``h`` is conv1's output, ``x`` what the shortcut sees."""
+        """The block after conv1: ``h`` is conv1's output, ``x`` what the shortcut sees (already projected in
+        EDM2's encoder form)."""
         h = self.time(h, temb, self.norm2)
         h = self.conv2(self.dropout(self.act(h)))
-        return self.join(h, self.shortcut(x))  # h is conv2's fresh output, which its backward does not need
+        shortcut = x if self.shortcut_first else self.shortcut(x)
+        return self.join(h, shortcut)  # h is conv2's fresh output, which its backward does not need
 
 
 # The parameter-free resamplers of ResampleResnetBlock, by its ``resample`` argument.
@@ -71,17 +90,23 @@ class ResampleResnetBlock(ResnetBlock):
     As guided-diffusion's ``ResBlock(up=True / down=True)`` (and diffusers' ``ResnetBlock2D``): the input
     goes through norm1 -> SiLU, then a parameter-free resample (2x2 average pooling for "down", nearest 2x
     for "up"), then conv1; the shortcut sees the input resampled the same way. The rest is ResnetBlock's.
+    In EDM2's block form the main path is resampled first, and everything after is a ResnetBlock's.
     """
 
     def __init__(self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, parts: Parts, *,
-                 resample: Literal["down", "up"]) -> None:
+                 resample: Literal["down", "up"], encoder: bool = False) -> None:
         if resample not in _RESAMPLES:
             raise ValueError(f"resample={resample!r} is invalid; valid: {' or '.join(map(repr, _RESAMPLES))}")
-        super().__init__(in_ch, out_ch, temb_ch, dropout, parts)
+        super().__init__(in_ch, out_ch, temb_ch, dropout, parts, encoder=encoder)
         self.resample = _RESAMPLES[resample]()
+        self.resample_first = parts.block_form == "edm2"
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        return self._residual(self.conv1(self.resample(self.act(self.norm1(x)))), self.resample(x), temb)
+        if self.resample_first:
+            return super().forward(self.resample(x), temb)
+        if self.main_norm is not None:
+            x = self.main_norm(x)
+        return self._residual(self.conv1(self.resample(self.act_in(self.norm1(x)))), self.resample(x), temb)
 
 
 class Downsample(nn.Module):
@@ -90,7 +115,7 @@ class Downsample(nn.Module):
     def __init__(self, channels: int, parts: Parts) -> None:
         super().__init__()
         self.pad = nn.ConstantPad2d((0, 1, 0, 1), 0.0)
-        self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=2)
+        self.conv = parts.conv(channels, channels, 3, stride=2)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.pad(x))

@@ -16,9 +16,20 @@ from .attention import ATTENTIONS
 from .axes import AXES, axis, collect
 from .checks import check_int, check_int_tuple
 from .noise_embedding import NOISE_EMBEDDINGS
-from .parts import plain_sum, rescaled_sum
+from .parts import (
+    use_act,
+    use_block_form,
+    use_layers,
+    use_normalization,
+    use_out_gain,
+    use_residual_join,
+    use_skip_join,
+)
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
+
+
+CLIP_ACT = 256.0  # EDM2's activation clipping bound
 
 
 @dataclass(frozen=True)
@@ -39,8 +50,10 @@ class UNetSpec:
                              "or a learned ConvTranspose2d (kernel 4, stride 2)")
     time_injection: str = axis("additive", registry=TIME_INJECTIONS, in_default_grid=True, label=lambda v, spec: v,
                                values=("additive", "film"),
-                               doc="how the time embedding enters a ResnetBlock: norm(h + Linear(temb)), or FiLM "
-                                   "norm(h) * (1 + scale) + shift (ADM's AdaGN)")
+                               doc="how the time embedding enters a ResnetBlock: norm(h + Linear(temb)); FiLM "
+                                   "norm(h) * (1 + scale) + shift (ADM's AdaGN); EDM2's scale-only "
+                                   "norm(h) * (1 + Linear(temb)) (configs C-F); or EDM2's final "
+                                   "norm(h) * (1 + gain * Linear(temb)), the gain a learned scalar initialised to 0")
     attn_heads: int = axis(1, values=(1, 4), in_default_grid=True, label=lambda v, spec: f"{v}h",
                            doc="attention heads (any divisor of the attention channels)")
     num_head_channels: int = axis(0, values=(0, 64), minimum=0, label=lambda v, spec: f"{v}ch_head" if v else None,
@@ -59,18 +72,55 @@ class UNetSpec:
     attention: str = axis("sdpa", registry=ATTENTIONS, values=("sdpa", "ddpm"),
                           label=lambda v, spec: None if v == "sdpa" else f"attn_{v}",
                           doc="the attention block: smalldiffusion's (bias-free Linear qkv, Linear proj, 1x1 "
-                              "proj_out), or DDPM's (q, k, v and out as biased 1x1 convs)")
+                              "proj_out); DDPM's (q, k, v and out as biased 1x1 convs); or EDM2's cosine attention "
+                              "(no norm before it; q, k and v each normalised per head)")
     noise_embedding: str = axis("sincos", registry=NOISE_EMBEDDINGS, values=("sincos", "ddpm", "fourier"),
                                 label=lambda v, spec: None if v == "sincos" else f"emb_{v}",
                                 doc="how sigma becomes the time embedding: sin/cos of ln sigma / 2 (smalldiffusion), "
                                     "DDPM's sinusoidal embedding of ln sigma / 4, or NCSN++'s Gaussian Fourier "
-                                    "features of ln sigma")
+                                    "features of ln sigma, each then a 2-layer MLP; or EDM2's magnitude-preserving "
+                                    "Fourier features of ln sigma / 4, then one linear")
     resblock_updown: bool = axis(False, values=(False, True),
                                  doc="ADM's BigGAN-style residual blocks that resample, instead of Downsample and "
                                      "the upsampler")
-    skip_rescale: bool = axis(False, values=(False, True), doc="ResnetBlock sums times 1/sqrt(2) (NCSN++, DDPM++)",
-                              configure=lambda parts, on: setattr(parts, "residual_join", rescaled_sum if on
-                                                                   else plain_sum))
+    # Tables written before this axis had a bool `skip_rescale` column: bench/report/compute/load.py reads it.
+    residual_join: str = axis("plain", values=("plain", "rescaled", "mp_sum"), configure=use_residual_join,
+                              label=lambda v, spec: {"plain": None, "rescaled": "skip_rescale"}.get(v, v),
+                              doc="how a residual branch joins the main path: a plain sum; ResnetBlock sums times "
+                                  "1/sqrt(2) (NCSN++, DDPM++); or EDM2's magnitude-preserving sum "
+                                  "((1 - t) x + t y) / sqrt((1 - t)^2 + t^2), t = 0.3, in every ResnetBlock and "
+                                  "attention block")
+    # EDM2's choices (Karras et al. 2024, Table 1 configs C to G), each one idea; all at their EDM2 level build
+    # its block (bases edm2_img512_xs and edm2_img512_s)
+    normalization: str = axis("group", values=("group", "pixel", "none"), configure=use_normalization,
+                              label=lambda v, spec: None if v == "group" else f"norm_{v}",
+                              doc="GroupNorm before every conv and attention (smalldiffusion, ADM); EDM2's pixel "
+                                  "norm (unit RMS over the channels) on the encoder blocks' main path and no other; "
+                                  "or none. Without GroupNorm the output conv reads the last block directly")
+    layers: str = axis("standard", values=("standard", "no_bias", "mp", "mp_forced"), configure=use_layers,
+                       label=lambda v, spec: None if v == "standard" else f"layers_{v}",
+                       doc="every conv and linear: torch's with biases; without biases (EDM2 C); EDM2's "
+                           "magnitude-preserving MPConv, each output channel's weight normalised to unit norm, "
+                           "unit-normal init, no bias (D); or MPConv that also renormalises its stored weight in "
+                           "every training-mode forward (E, forced weight normalisation)")
+    act: str = axis("silu", values=("silu", "mp_silu"), configure=use_act, label=lambda v, spec: None if v == "silu"
+                    else v, doc="the nonlinearity: SiLU, or EDM2's magnitude-preserving silu(x) / 0.596")
+    skip_join: str = axis("cat", values=("cat", "mp_cat"), configure=use_skip_join,
+                          doc="how a decoder block takes its skip: concatenation, or EDM2's magnitude-preserving "
+                              "concatenation, each part scaled by sqrt((Na + Nb) / 2 / N_part)")
+    block_form: str = axis("standard", values=("standard", "edm2"), configure=use_block_form,
+                           label=lambda v, spec: None if v == "standard" else "edm2_blocks",
+                           doc="the ResnetBlock's form: the shortcut projects the input at the end (DDPM, ADM); or "
+                               "EDM2's, where an encoder block projects its input first and runs the residual "
+                               "branch at the output width, and a resampling block resamples its main path first")
+    ones_channel: bool = axis(False, values=(False, True),
+                              doc="the input conv also sees a constant channel of ones (EDM2's stand-in for the "
+                                  "biases it removed)")
+    out_gain: bool = axis(False, values=(False, True), configure=use_out_gain,
+                          doc="the output times a learned scalar gain initialised to zero (EDM2): the network's "
+                              "output is 0 at init")
+    clip_act: bool = axis(False, values=(False, True), label=lambda v, spec: f"clip{CLIP_ACT:g}" if v else None,
+                          doc=f"every block's output clipped to +-{CLIP_ACT:g} (EDM2)")
     # values of axes added from outside the package (axes.add_axis), as sorted (name, value) pairs
     extra_axes: tuple[tuple[str, Any], ...] = ()
 
@@ -109,6 +159,27 @@ class UNetSpec:
                 raise ValueError(
                     f"attn_resolutions contains {res}, a resolution this U-Net never has; valid: any of {resolutions}"
                 )
+        if self.normalization == "group":
+            self._check_groups()
+        self._check_combinations()
+        if self.resblock_updown and self.upsample != AXES["upsample"].default:
+            raise ValueError(f"resblock_updown=True resamples inside residual blocks, so upsample={self.upsample!r} "
+                             f"would be ignored; valid: upsample={AXES['upsample'].default!r} with resblock_updown=True")
+        if self.num_head_channels and self.attn_heads != 1:
+            raise ValueError(f"num_head_channels={self.num_head_channels} and attn_heads={self.attn_heads} both set "
+                             "the heads; valid: one of them (attn_heads=1 with num_head_channels, or "
+                             "num_head_channels=0)")
+        name, value = ("num_head_channels", self.num_head_channels) if self.num_head_channels else \
+            ("attn_heads", self.attn_heads)
+        for channels in sorted(self.attention_channels):
+            if channels % value:
+                raise ValueError(
+                    f"{name}={value} does not divide the {channels} channels of an attention block; "
+                    f"valid: a common divisor of {sorted(self.attention_channels)}"
+                )
+
+    def _check_groups(self) -> None:
+        """GroupNorm's groups divide every normalised channel count and leave it more than one value per group."""
         for channels in sorted(self.normalised_channels):
             if channels % self.norm_groups:
                 raise ValueError(
@@ -125,21 +196,22 @@ class UNetSpec:
                 f"cannot normalise; valid: norm_groups at most {coarsest // 2}, or in_dim a multiple of "
                 f"{2 ** len(self.ch_mult)}"
             )
-        if self.resblock_updown and self.upsample != AXES["upsample"].default:
-            raise ValueError(f"resblock_updown=True resamples inside residual blocks, so upsample={self.upsample!r} "
-                             f"would be ignored; valid: upsample={AXES['upsample'].default!r} with resblock_updown=True")
-        if self.num_head_channels and self.attn_heads != 1:
-            raise ValueError(f"num_head_channels={self.num_head_channels} and attn_heads={self.attn_heads} both set "
-                             "the heads; valid: one of them (attn_heads=1 with num_head_channels, or "
-                             "num_head_channels=0)")
-        name, value = ("num_head_channels", self.num_head_channels) if self.num_head_channels else \
-            ("attn_heads", self.attn_heads)
-        for channels in sorted(self.attention_channels):
-            if channels % value:
-                raise ValueError(
-                    f"{name}={value} does not divide the {channels} channels of an attention block; "
-                    f"valid: a common divisor of {sorted(self.attention_channels)}"
-                )
+
+    def _check_combinations(self) -> None:
+        """Levels of two axes that cannot go together, each refused naming both axes."""
+        if self.layers in ("mp", "mp_forced") and self.upsample == "conv_transpose":
+            raise ValueError(f"layers={self.layers!r} has no weight-normalised transposed convolution (EDM2 has none), "
+                             "so upsample='conv_transpose' cannot be built with it; valid: upsample='nearest_conv' "
+                             "(or resblock_updown=True), or layers='standard' or 'no_bias'")
+        if self.layers == "mp_forced" and self.checkpoint:
+            raise ValueError("layers='mp_forced' renormalises the stored weights in every training-mode forward, and "
+                             "checkpoint=True would run that forward twice per step (once more in the recompute); "
+                             "valid: checkpoint=False with layers='mp_forced', or layers='mp'")
+        if self.time_injection == "film" and self.normalization != "group":
+            raise ValueError(f"time_injection='film' is ADM's AdaGN, a scale and shift of a GroupNorm's output, and "
+                             f"normalization={self.normalization!r} has no GroupNorm in the block; valid: "
+                             "normalization='group' with film, or time_injection 'additive', 'scale' or "
+                             "'scale_gain'")
 
     def _check_extra_axes(self) -> None:
         for pair in self.extra_axes:

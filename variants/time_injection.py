@@ -29,7 +29,7 @@ class AdditiveTimeInjection(TimeInjection):
 
     def __init__(self, temb_channels: int, channels: int, parts: Parts) -> None:
         super().__init__()
-        self.proj = nn.Sequential(parts.act(False), nn.Linear(temb_channels, channels))  # temb is shared
+        self.proj = nn.Sequential(parts.act(False), parts.linear(temb_channels, channels))  # temb is shared
 
     def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
         return norm(h.add_(self.proj(temb)[:, :, None, None]))
@@ -41,8 +41,37 @@ class FiLMTimeInjection(TimeInjection):
 
     def __init__(self, temb_channels: int, channels: int, parts: Parts) -> None:
         super().__init__()
-        self.proj = nn.Sequential(parts.act(False), nn.Linear(temb_channels, 2 * channels))
+        self.proj = nn.Sequential(parts.act(False), parts.linear(temb_channels, 2 * channels))
 
     def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
         scale, shift = self.proj(temb)[:, :, None, None].chunk(2, dim=1)
         return torch.addcmul(shift, norm(h), 1 + scale)  # one pass instead of a multiply and an add
+
+
+@TIME_INJECTIONS.register("scale")
+class ScaleTimeInjection(TimeInjection):
+    """EDM2's scale-only conditioning as in its configs C to F: ``norm(h) * (1 + Linear(act(temb)))``, FiLM
+    without the shift (EDM2 removed every bias and offset)."""
+
+    def __init__(self, temb_channels: int, channels: int, parts: Parts) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(parts.act(False), parts.linear(temb_channels, channels))
+
+    def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
+        return norm(h) * (1 + self._scale(temb))[:, :, None, None]
+
+    def _scale(self, temb: Tensor) -> Tensor:
+        return self.proj(temb)
+
+
+@TIME_INJECTIONS.register("scale_gain")
+class GainedScaleTimeInjection(ScaleTimeInjection):
+    """EDM2's final conditioning (config G): ``norm(h) * (1 + gain * Linear(act(temb)))`` with a learned scalar
+    ``gain`` initialised to zero, so the conditioning is off at init and grows as training needs it."""
+
+    def __init__(self, temb_channels: int, channels: int, parts: Parts) -> None:
+        super().__init__(temb_channels, channels, parts)
+        self.gain = nn.Parameter(torch.zeros(()))
+
+    def _scale(self, temb: Tensor) -> Tensor:
+        return self.gain * self.proj(temb)

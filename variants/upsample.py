@@ -23,7 +23,7 @@ class NearestConvUpsample(Upsampler):
     def __init__(self, channels: int, parts: Parts) -> None:
         super().__init__()
         self.up = nn.Upsample(scale_factor=2.0, mode="nearest")
-        self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv = parts.conv(channels, channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.up(x))
@@ -36,7 +36,9 @@ class ConvTransposeUpsample(Upsampler):
 
     def __init__(self, channels: int, parts: Parts) -> None:
         super().__init__()
-        self.conv = nn.ConvTranspose2d(channels, channels, kernel_size=4, stride=2, padding=1)
+        if parts.conv_transpose is None:  # UNetSpec refuses the combination first, naming both axes
+            raise ValueError("upsample='conv_transpose': these parts' layers have no transposed convolution")
+        self.conv = parts.conv_transpose(channels, channels, 4, stride=2, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)

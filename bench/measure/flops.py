@@ -67,7 +67,7 @@ FLOP_COUNTER = "torch.utils.flop_counter"
 UNATTRIBUTED = "unattributed"
 
 # Ops with no multiply-adds that torch's own metadata does not mark (no pointwise or reduction tag, not a view):
-# normalisation, resampling, pooling, padding, concatenation, softmax and random numbers. O(elements) work,
+# normalisation, resampling, pooling, padding, concatenation, softmax, random numbers and constant fills. O(elements) work,
 # memory-bound, and counted by neither fvcore nor FlopCounterMode.
 MEMORY_BOUND_OPS = (
     "aten::group_norm", "aten::layer_norm", "aten::batch_norm", "aten::instance_norm", "aten::rms_norm",
@@ -76,6 +76,7 @@ MEMORY_BOUND_OPS = (
     "aten::pad", "aten::constant_pad_nd", "aten::cat", "aten::stack", "aten::repeat",
     "aten::softmax", "aten::log_softmax", "aten::rand", "aten::randn", "aten::dropout",
     "aten::rsub",  # a - b: pointwise, but its composite op carries no tag
+    "aten::new_ones",  # a constant fill: EDM2's channel of ones (the ones_channel axis)
 )
 # Ops a plugin declared with count_op: name -> multiply-adds from (input shapes, output shapes), or None.
 DECLARED_OPS: dict[str, Callable[[list[Any], list[Any]], int] | None] = {}

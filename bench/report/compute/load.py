@@ -15,6 +15,8 @@ from variants import AXES
 REQUIRED = ("kind", "variant", "phase", "metric", "value", "unit", "status")
 # Columns the report derives (add_setting); a table saved after normalise has them already.
 DERIVED = ("execution", "setting")
+# Axes renamed since a table was written: old column -> (new column, old value -> new value).
+RENAMED_AXES = {"skip_rescale": ("residual_join", {True: "rescaled", False: "plain"})}
 
 
 @dataclass
@@ -47,6 +49,7 @@ def read_table(root: Path) -> pd.DataFrame:
     else:
         raise ValueError(f"run folder {root.name!r} has no metrics.parquet or metrics.csv; "
                          "valid: a folder written by `python -m bench run`")
+    table = _renamed_axes(table)
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
         raise ValueError(f"metrics table of {root.name!r} lacks column(s) {missing}; valid: bench.schema.columns()")
@@ -55,6 +58,18 @@ def read_table(root: Path) -> pd.DataFrame:
         raise ValueError(f"metrics table of {root.name!r} has column(s) {unknown} that no declared axis names; "
                          "valid: pass --import with the module that added them (the run's plugins: run.json)")
     return normalise(table)
+
+
+def _renamed_axes(table: pd.DataFrame) -> pd.DataFrame:
+    """A table written before an axis was renamed, read as if written after (``RENAMED_AXES``)."""
+    for old, (new, values) in RENAMED_AXES.items():
+        if old in table.columns and new not in table.columns:
+            column = table.pop(old).map(lambda v: values.get(_as_bool(v), ""))
+            if "variant" in table.columns:  # rows without a model (the real-data floor) hold no level
+                column = column.where(table["variant"] != "real", AXES[new].empty)
+            table.insert(table.columns.get_loc("base_config") if "base_config" in table.columns else len(table.columns),
+                         new, column)
+    return table
 
 
 def normalise(table: pd.DataFrame) -> pd.DataFrame:
