@@ -44,7 +44,7 @@ KNOWN_NULLS = {("checkpoint", "inference"): "known null: checkpointing does noth
 MODEL_COLUMNS = ("run_id", "cell_id", "kind", "variant", "spec_hash")
 SETTING_COLUMNS = (
     "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype", "threads", "batch_size",
-    "peer", "memory_format", "compile", "replica",
+    "peer", "memory_format", "compile", "replica", "rung", "rung_index",
 )
 # What was measured, filled in by the measurement code.
 MEASUREMENT_COLUMNS = (
@@ -52,7 +52,7 @@ MEASUREMENT_COLUMNS = (
     "message",
 )
 # Integer columns: nullable, so "no seed" stays distinct from seed 0 through CSV and Parquet round trips.
-INT_COLUMNS = ("threads", "batch_size", "replica", "repeat", "position", "seed", "step", "n")
+INT_COLUMNS = ("threads", "batch_size", "replica", "rung_index", "repeat", "position", "seed", "step", "n")
 BOOL_COLUMNS = ("compile",)
 # Filled with a neutral default when a table predates a column, so a report still renders; an axis column a
 # table predates gets the axis's reference level (one level: no effect is claimed for it).
@@ -61,7 +61,7 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": pd.NA, "batch_size": pd.NA,
     "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA, "peer": "",
     "memory_format": DEFAULT_EXECUTION["memory_format"], "compile": DEFAULT_EXECUTION["compile"], "replica": 0,
-    "position": pd.NA,
+    "position": pd.NA, "rung": "", "rung_index": pd.NA,
 }
 
 

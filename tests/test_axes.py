@@ -45,9 +45,11 @@ def test_every_axis_is_a_column_and_the_default_grid_is_the_missions_16_variants
     assert columns() == (
         "run_id", "cell_id", "kind", "variant", "spec_hash", "upsample", "time_injection", "attn_heads",
         "num_head_channels", "attn_resolutions", "checkpoint", "attention", "noise_embedding", "resblock_updown",
-        "skip_rescale", "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype",
-        "threads", "batch_size", "peer", "memory_format", "compile", "replica", "phase", "block", "metric", "value",
-        "unit", "method", "repeat", "position", "seed", "step", "n", "status", "message")
+        "residual_join", "normalization", "layers", "act", "skip_join", "block_form", "ones_channel", "out_gain",
+        "clip_act", "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype",
+        "threads", "batch_size", "peer", "memory_format", "compile", "replica", "rung", "rung_index", "phase",
+        "block", "metric", "value", "unit", "method", "repeat", "position", "seed", "step", "n", "status",
+        "message")
     assert default_grid() == {"upsample": ("nearest_conv", "conv_transpose"), "time_injection": ("additive", "film"),
                               "attn_heads": (1, 4), "checkpoint": (False, True)}
     assert len(grid()) == 16
@@ -71,7 +73,7 @@ def test_one_at_a_time_changes_one_axis_per_variant_around_the_baseline():
     for spec in specs[1:]:
         changed = [n for n in AXES if getattr(spec, n) != getattr(baseline, n)]
         assert len(changed) == 1
-    with pytest.raises(ValueError, match="design='latin_square' is invalid; valid: factorial, one_at_a_time"):
+    with pytest.raises(ValueError, match="design='latin_square' is invalid; valid: factorial, one_at_a_time, ladder"):
         grid(TINY, "latin_square")
 
 

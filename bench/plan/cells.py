@@ -34,6 +34,8 @@ class Cell:
     memory_format: str = DEFAULT_EXECUTION["memory_format"]  # execution options (bench.plan.execution)
     compile: bool = DEFAULT_EXECUTION["compile"]
     replica: int = 0                   # 1: a second instance of the same model, the A/A timing control
+    rung: str = ""                     # design "ladder": the rung this variant is, and its position (0: first)
+    rung_index: int = 0
     members: tuple[Cell, ...] = ()     # a timing cell's models, each timed once per round
 
     def __post_init__(self) -> None:
@@ -76,6 +78,8 @@ class Cell:
             del data["members"]
         if not self.replica:
             del data["replica"]
+        if not self.rung:  # only a ladder's cells have a rung: every other cell keeps its id
+            del data["rung"], data["rung_index"]
         return data
 
     def to_json(self) -> str:
@@ -105,4 +109,5 @@ class Cell:
             "base_config": self.base_config, "quality_preset": self.quality, "dataset": self.dataset,
             "device": self.device, "dtype": self.dtype, "threads": self.threads, "batch_size": self.batch_size,
             "peer": self.peer, "memory_format": self.memory_format, "compile": self.compile, "replica": self.replica,
+            "rung": self.rung, "rung_index": self.rung_index if self.rung else None,
         }

@@ -29,12 +29,13 @@ def timing_cells(costs: list[Cell], budget_bytes: int) -> list[Cell]:
     every other model, when all their states fit in ``budget_bytes``; otherwise several, each holding the
     baseline and its copy (so every group is tied to the others through them) and as many others as fit.
 
-    The baseline is our U-Net with the most axes at their reference level (the first such model of the sweep).
+    The baseline is a ladder's first rung, or else our U-Net with the most axes at their reference level (the first
+    such model of the sweep).
     """
     if not costs:
         return []
     ours = [c for c in costs if not c.peer]
-    baseline = min(ours, key=lambda c: _levels_off_reference(c.spec)) if ours else costs[0]
+    baseline = min(ours, key=lambda c: (c.rung_index, _levels_off_reference(c.spec))) if ours else costs[0]
     members = [dataclasses.replace(c, kind="timing") for c in costs if c is not baseline]
     anchor = [dataclasses.replace(baseline, kind="timing"), dataclasses.replace(baseline, kind="timing", replica=1)]
     room = budget_bytes - sum(planned_state_bytes(m.spec) for m in anchor)
@@ -45,7 +46,8 @@ def timing_cells(costs: list[Cell], budget_bytes: int) -> list[Cell]:
             groups.append([])
         groups[-1].append(member)
     first = costs[0]
-    return [dataclasses.replace(first, kind="timing", spec=None, peer="", replica=0, members=tuple(anchor + group))
+    return [dataclasses.replace(first, kind="timing", spec=None, peer="", replica=0, rung="", rung_index=0,
+                                members=tuple(anchor + group))
             for group in groups]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -17,6 +17,7 @@ from bench.plan.options import MAXIMA, PARTS, SweepOptions, check_backend, impor
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from variants import BASES, DESIGNS, UNetSpec, grid
+from variants.grid import ladder, ladder_rungs
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ def _cost_cells(sweep: Sweep, base_name: str, base: UNetSpec, options: SweepOpti
         for execution in executions(device, sweep.memory_formats, sweep.dtypes, sweep.compile):
             common = dict(batch_size=sweep.batch_size, threads=options.threads, base_config=base_name,
                           dtype=execution.dtype, memory_format=execution.memory_format, compile=execution.compile)
-            costs = [Cell("cost", spec, device, **common) for spec in _variants(base, sweep)]
+            costs = [Cell("cost", v.spec, device, rung=v.rung, rung_index=v.rung_index, **common)
+                     for v in _variants(base, sweep)]
             costs += [Cell("cost", base, device, peer=peer, **common) for peer in sweep.peers]
             cells += costs + timing_cells(costs, memory_budget(device))
     return cells
@@ -159,8 +161,9 @@ def _quality_network_cost_cells(sweep: Sweep, base: UNetSpec, options: SweepOpti
     if config.base == base:
         return []  # the cost sweep's own base
     device = _quality_device(sweep)
-    costs = [Cell("cost", spec, device, batch_size=config.batch_size, threads=options.threads,
-                  base_config=base_name(config.base)) for spec in _variants(config.base, sweep)]
+    costs = [Cell("cost", v.spec, device, batch_size=config.batch_size, threads=options.threads,
+                  base_config=base_name(config.base), rung=v.rung, rung_index=v.rung_index)
+             for v in _variants(config.base, sweep)]
     return costs + timing_cells(costs, memory_budget(device))
 
 
@@ -168,12 +171,47 @@ def _quality_device(sweep: Sweep) -> str:
     return "cuda" if "cuda" in sweep.devices else "cpu"
 
 
-def _variants(base: UNetSpec, sweep: Sweep) -> list[UNetSpec]:
+class Variant(NamedTuple):
+    spec: UNetSpec
+    rung: str = ""       # a ladder's rung name ("" in other designs)
+    rung_index: int = 0  # its position on the ladder (0: the first rung)
+
+
+def _variants(base: UNetSpec, sweep: Sweep) -> list[Variant]:
     """The sweep's variants around a valid base: a spec it refuses is the axes' fault."""
+    if sweep.design == "ladder":
+        return _ladder(base, sweep)
     try:
-        return grid(base, sweep.design, **sweep.axes)
+        return [Variant(spec) for spec in grid(base, sweep.design, **sweep.axes)]
     except ValueError as err:
         raise ValueError(f"--axis: {err}") from err
+
+
+def _ladder(base: UNetSpec, sweep: Sweep) -> list[Variant]:
+    """A ladder's rungs: the sweep's [[rungs]], every axis given holding one value in all of them; or, without
+    [[rungs]], one rung per further value of each axis given (variants.grid.ladder_rungs)."""
+    rungs = sweep.rungs
+    if rungs:
+        swept = {name: values for name, values in sweep.axes.items() if len(values) > 1}
+        if swept:
+            name, values = next(iter(swept.items()))
+            raise ValueError(f"--axis {name}: {len(values)} values in a ladder with [[rungs]]; valid: one value, held "
+                             "in every rung (the rungs are the steps: edit them in the sweep file)")
+        for rung in rungs:
+            clash = [name for name, _ in rung.changes if name in sweep.axes]
+            if clash:
+                raise ValueError(f"--axis {clash[0]} holds one value in every rung, but rung {rung.name!r} sets it; "
+                                 f"valid: an axis no rung sets ({', '.join(sorted(sweep.axes))} given)")
+        fixed = {name: values[0] for name, values in sweep.axes.items()}
+    else:
+        if not any(len(values) > 1 for values in sweep.axes.values()):
+            raise ValueError("--design ladder needs steps: [[rungs]] in the sweep file, or an axis with two or more "
+                             "values (--axis NAME=V1,V2)")
+        rungs, fixed = tuple(ladder_rungs(**sweep.axes)), {}
+    try:
+        return [Variant(spec, name, i) for i, (name, spec) in enumerate(ladder(base.replace(**fixed), rungs))]
+    except ValueError as err:
+        raise ValueError(f"ladder: {err}") from err
 
 
 def _quality_cells(sweep: Sweep, options: SweepOptions) -> list[Cell]:
@@ -186,9 +224,10 @@ def _quality_cells(sweep: Sweep, options: SweepOptions) -> list[Cell]:
                   base_config=base_name(config.base))
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
     variants = _variants(config.base, sweep)
-    functional = list(dict.fromkeys(s.replace(checkpoint=False) for s in variants))
+    functional = list(dict.fromkeys(v._replace(spec=v.spec.replace(checkpoint=False)) for v in variants))
     cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
-    cells += [Cell("quality", spec, seed=seed, **common) for spec in functional for seed in seeds]
-    if any(s.checkpoint for s in variants):
-        cells.append(Cell("check", functional[0].replace(checkpoint=True), seed=0, **common))
+    cells += [Cell("quality", v.spec, seed=seed, rung=v.rung, rung_index=v.rung_index, **common)
+              for v in functional for seed in seeds]
+    if any(v.spec.checkpoint for v in variants):
+        cells.append(Cell("check", functional[0].spec.replace(checkpoint=True), seed=0, **common))
     return cells

@@ -16,6 +16,7 @@ from bench.plan.execution import DTYPES, MEMORY_FORMATS
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.schema import DEFAULT_EXECUTION
 from variants import AXES, BASES, DESIGNS, UNetSpec
+from variants.grid import Rung
 
 DEVICES = ("cpu", "cuda", "auto")
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -47,6 +48,7 @@ class Sweep:
     batch_size: int = 16                # of the cost cells
     design: str = "factorial"           # variants.DESIGNS
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # factorial: the default grid's unless given
+    rungs: tuple[Rung, ...] = ()        # design "ladder": cumulative steps, each setting one or more axes
     devices: tuple[str, ...] = ("cpu",)
     # execution options of the cost cells, swept like axes
     memory_formats: tuple[str, ...] = (DEFAULT_EXECUTION["memory_format"],)
@@ -64,6 +66,7 @@ class Sweep:
         data = dataclasses.asdict(self)
         data["base"] = self.base.to_dict() if isinstance(self.base, UNetSpec) else self.base
         data["axes"] = {name: [AXES[name].cell(v) for v in values] for name, values in self.axes.items()}
+        data["rungs"] = [{"name": r.name, "axes": {n: AXES[n].cell(v) for n, v in r.changes}} for r in self.rungs]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
@@ -89,6 +92,7 @@ def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
         batch_size=reader.get("batch_size", int, default.batch_size, positive=True),
         design=reader.choice("design", DESIGNS, default.design),
         axes=reader.axes(),
+        rungs=reader.rungs(),
         devices=reader.choices("devices", DEVICES, default.devices),
         memory_formats=reader.choices("execution.memory_format", MEMORY_FORMATS, default.memory_formats),
         dtypes=reader.choices("execution.dtype", DTYPES, default.dtypes),
@@ -101,6 +105,8 @@ def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
         seconds_per_cell=reader.table("seconds_per_cell", (int, float)),
     )
     reader.no_unknown_keys()
+    if sweep.rungs and sweep.design != "ladder":
+        raise reader.fail("design", sweep.design, '"ladder" in a sweep with [[rungs]] (rungs are a ladder\'s steps)')
     return sweep
 
 
@@ -109,8 +115,8 @@ class _Reader:
 
     TABLES = {"execution": ("memory_format", "dtype", "compile"),
               "rounds": tuple(f.name for f in dataclasses.fields(RoundsBudget))}
-    KEYS = ("description", "base", "batch_size", "design", "axes", "devices", "peers", "quality", "seeds", "jobs",
-            "seconds_per_cell", *TABLES)
+    KEYS = ("description", "base", "batch_size", "design", "axes", "rungs", "devices", "peers", "quality", "seeds",
+            "jobs", "seconds_per_cell", *TABLES)
 
     def __init__(self, data: dict[str, Any], where: str) -> None:
         self.data, self.where = data, where
@@ -186,6 +192,32 @@ class _Reader:
             except ValueError as err:
                 raise ValueError(f"{self.where}: axes.{name}: {err}") from err
         return out
+
+    def rungs(self) -> tuple[Rung, ...]:
+        """``[[rungs]]`` tables: ``name = "..."`` and one value per axis the rung sets."""
+        tables = self.raw("rungs", [])
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise self.fail("rungs", tables, "[[rungs]] tables, each a name and axis = value keys")
+        out = []
+        for i, table in enumerate(tables):
+            where = f"rungs[{i}]"
+            name = table.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise self.fail(f"{where}.name", name, "a non-empty string")
+            changes = []
+            for key, value in table.items():
+                if key == "name":
+                    continue
+                if key not in AXES:
+                    raise self.fail(f"{where}.{key}", value, f"name, or an axis: {', '.join(AXES)}")
+                axis = AXES[key]
+                try:
+                    changes.append((key, axis.parse(value) if isinstance(value, str) and axis.type is not str
+                                    else _checked(axis, axis.parse_json(value))))
+                except ValueError as err:
+                    raise ValueError(f"{self.where}: {where} ({name!r}): {err}") from err
+            out.append(Rung(name, tuple(changes)))
+        return tuple(out)
 
     def rounds(self) -> RoundsBudget:
         fields = {f.name: f for f in dataclasses.fields(RoundsBudget)}

@@ -103,7 +103,13 @@ class Derived:
     def effects(self) -> pd.DataFrame:
         """effects.csv: every effect of the run (compute/effects.py)."""
         return effect_table(self.timing_fits, frames.cost_pairs(self.cost_cells), frames.quality_pairs(
-            self.quality_values))
+            self.quality_values), rungs=list(self.rungs))
+
+    @cached_property
+    def rungs(self) -> dict[str, str]:
+        """A ladder's rungs, first rung first: name -> what it sets on top of the rung before (empty outside a
+        ladder)."""
+        return frames.rung_changes(self.table)
 
     @cached_property
     def peer_rounds(self) -> pd.DataFrame:

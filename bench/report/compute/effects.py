@@ -1,7 +1,9 @@
 """effects.csv: one row per effect of a run, from which the report's effect figures and tables are drawn.
 
 An effect is switching one axis from its reference level to another, everything else equal, on one
-measurement in one setting; the A/A timing control is an effect too (``axis`` = ``control``). Three sources:
+measurement in one setting; in a ladder (design "ladder"), one rung against the rung before it (``axis`` = the
+rung's name, ``from_level`` the rung before); the A/A timing control is an effect too (``axis`` = ``control``).
+Three sources:
 
 - time (timing cells): the blocked factorial model over the rounds (rounds_model.py), as % change;
 - counts and memory (cost cells): % change over matched pairs of cells. Counted quantities (parameters,
@@ -17,6 +19,7 @@ pairs or rounds) is never resolved.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,9 +39,12 @@ CORRECTION_TEXT = (f"Holm's step-down correction over every tested effect of the
 COUNTED_METRICS = ("params", "flops", "model_flops", "saved_tensor_bytes")
 
 
-def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_pairs: pd.DataFrame) -> pd.DataFrame:
+def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_pairs: pd.DataFrame,
+                 rungs: Sequence[str] = ()) -> pd.DataFrame:
     """Every effect of the run in ``COLUMNS``, sorted by axis, setting, phase and metric, from the timing model's
-    fits, the matched pairs of cost cells and the seed-matched pairs of quality cells (compute/frames.py)."""
+    fits, the matched pairs of cost cells and the seed-matched pairs of quality cells (compute/frames.py). In a
+    ladder the ``axis`` of an effect is a rung (``rungs``: their names, first rung first), compared with the rung
+    before it (``from_level``)."""
     frames = [f for f in (_time(timing_fits), _cost(cost_pairs), _quality(quality_pairs)) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
@@ -53,7 +59,7 @@ def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_pa
     for (axis, phase), why in KNOWN_NULLS.items():
         known = (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
         effects.loc[known, "method"] = effects.loc[known, "method"] + f"; {why}"
-    order = {axis: i for i, axis in enumerate((CONTROL, *AXES))}
+    order = {axis: i for i, axis in enumerate((CONTROL, *AXES, *rungs))}
     effects = effects.sort_values(["axis", "base_config", "setting", "phase", "metric", "method"],
                                   key=lambda c: c.map(order) if c.name == "axis" else c, kind="stable")
     return effects[list(COLUMNS)].reset_index(drop=True)
@@ -82,7 +88,7 @@ def _time(fits: pd.DataFrame) -> pd.DataFrame:
         "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
         "ci_high": fits["ci_high"], "n": fits["n"],
         "p_value": fits["p_value"],
-        "method": f"{ROUNDS_MODEL_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
+        "method": fits.get("method", ROUNDS_MODEL_METHOD) + f"; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
     })
 
 

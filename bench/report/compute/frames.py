@@ -16,6 +16,8 @@ from variants import AXES  # every declared axis, plugins' included once importe
 COST_CONTEXT = ("device", "setting", "execution", "dtype", "batch_size", "base_config", "threads", "peer")
 QUALITY_CONTEXT = ("device", "setting", "dtype", "dataset", "base_config", "seed")
 MEASURE = ("phase", "block", "metric", "unit", "method")
+# A ladder's rung (design "ladder"; empty text and NA elsewhere): its cells are compared with the rung before.
+RUNG = ("rung", "rung_index")
 
 
 def add_labels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -41,7 +43,7 @@ def cost_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 def cost_cells(rows: pd.DataFrame) -> pd.DataFrame:
     """Median, quartiles and repeat count per cell and measurement, from ``cost_rows``."""
-    keys = ["kind", "variant", *AXES, *COST_CONTEXT, *MEASURE]
+    keys = ["kind", "variant", *AXES, *RUNG, *COST_CONTEXT, *MEASURE]
     grouped = rows.groupby(keys, dropna=False, sort=True)["value"]
     return pd.DataFrame({"value": grouped.median(), "q1": grouped.quantile(0.25), "q3": grouped.quantile(0.75),
                          "repeats": grouped.count()}).reset_index()
@@ -67,7 +69,7 @@ def quality_values(table: pd.DataFrame, kind: str = "quality") -> pd.DataFrame:
         curves = order.groupby(["variant", "seed", "metric"], dropna=False, sort=False).tail(1).copy()
         curves["phase"] = FINAL_STEP
     rows = pd.concat([rows[rows["phase"] != "train"], curves])
-    keys = ["variant", *AXES, *QUALITY_CONTEXT, *MEASURE, "n"]
+    keys = ["variant", *AXES, *RUNG, *QUALITY_CONTEXT, *MEASURE, "n"]
     values = rows.groupby(keys, dropna=False, sort=True)["value"].mean().reset_index()
     return values.rename(columns={"n": "sample_size"})  # "n" is reserved for the count behind an interval
 
@@ -119,20 +121,77 @@ def paired_differences(frame: pd.DataFrame, axis: str, match_on: tuple[str, ...]
     return out
 
 
+def rung_pairs(frame: pd.DataFrame, match_on: tuple[str, ...]) -> pd.DataFrame:
+    """A ladder's steps, as ``paired_differences`` writes an axis's: one row per matched pair of rung k and rung
+    k - 1 (all of ``match_on`` equal, whatever the axes), ``axis`` the rung's name and ``comparison``
+    ``previous → this``."""
+    frame = frame[frame["rung"] != ""]
+    per_rung = frame.groupby([*match_on, *RUNG], dropna=False)["value"].mean().reset_index()
+    order = rung_order(frame)
+    pairs = []
+    for (index, name), (_, previous) in zip(order[1:], order[:-1]):
+        ref = per_rung[per_rung["rung_index"] == index - 1].drop(columns=list(RUNG))
+        alt = per_rung[per_rung["rung_index"] == index].drop(columns=list(RUNG))
+        merged = ref.merge(alt, on=list(match_on), suffixes=("_ref", "_alt"))
+        merged.insert(0, "comparison", f"{previous} → {name}")
+        merged.insert(0, "axis", name)
+        pairs.append(merged)
+    if not pairs:
+        return pd.DataFrame()
+    out = pd.concat(pairs, ignore_index=True)
+    out["difference"] = out["value_alt"] - out["value_ref"]
+    out["percent"] = 100 * out["difference"] / out["value_ref"].where(out["value_ref"] != 0)
+    return out
+
+
+def rung_order(frame: pd.DataFrame) -> list[tuple[int, str]]:
+    """(index, name) of every rung in ``frame``, first rung first (empty outside a ladder)."""
+    rungs = frame.loc[frame["rung"] != "", ["rung_index", "rung"]].drop_duplicates()
+    return [(int(i), str(n)) for i, n in rungs.sort_values("rung_index").itertuples(index=False)]
+
+
+def _steps_and_axes(frame: pd.DataFrame, match_on: tuple[str, ...]) -> pd.DataFrame:
+    """Per axis, pairs of the cells outside a ladder; per rung, pairs of a ladder's consecutive rungs."""
+    ladder = frame["rung"] != ""
+    parts = [paired_differences(frame[~ladder], axis, match_on) for axis in AXES] if (~ladder).any() else []
+    return pd.concat([*parts, rung_pairs(frame[ladder], match_on)], ignore_index=True)
+
+
 def cost_pairs(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per axis, % change of every cost cell's measurement (block totals: counts and memory) over matched pairs,
-    per setting, from ``cost_cells``. Time is not paired cell by cell: it comes from the timing rounds' model
-    (rounds_model.py). Peers have no axes to switch: they are left out."""
+    """Per axis (or per rung of a ladder), % change of every cost cell's measurement (block totals: counts and
+    memory) over matched pairs, per setting, from ``cost_cells``. Time is not paired cell by cell: it comes from
+    the timing rounds' model (rounds_model.py). Peers have no axes to switch: they are left out."""
     cells = cells[(cells["kind"] == "cost") & (cells["block"] == "total") & (cells["peer"] == "")]
-    return pd.concat([paired_differences(cells.drop(columns="kind"), axis, (*COST_CONTEXT, *MEASURE))
-                      for axis in AXES], ignore_index=True)
+    return _steps_and_axes(cells.drop(columns="kind"), (*COST_CONTEXT, *MEASURE))
 
 
 def quality_pairs(values: pd.DataFrame) -> pd.DataFrame:
-    """Per axis, difference of every quality metric over pairs matched on seed (and everything else), from
-    ``quality_values``."""
-    return pd.concat([paired_differences(values, axis, (*QUALITY_CONTEXT, *MEASURE, "sample_size")) for axis in AXES],
-                     ignore_index=True)
+    """Per axis (or per rung of a ladder), difference of every quality metric over pairs matched on seed (and
+    everything else), from ``quality_values``."""
+    return _steps_and_axes(values, (*QUALITY_CONTEXT, *MEASURE, "sample_size"))
+
+
+def rung_changes(table: pd.DataFrame) -> dict[str, str]:
+    """What each rung of a ladder sets on top of the rung before, as ``--axis`` writes it (``layers=mp, ...``),
+    read from the cells' axis columns; the first rung: its levels off their reference."""
+    rows = table[(table["rung"] != "") & (table["kind"].isin(("cost", "quality")))]
+    if rows.empty:
+        return {}
+    first = rows[rows["base_config"] == rows["base_config"].iloc[0]]
+    levels = first.drop_duplicates("rung_index").set_index("rung_index")
+    reference = pd.Series(references())
+    changes = {}
+    for index, name in rung_order(first):
+        now = levels.loc[index, list(AXES)]
+        before = levels.loc[index - 1, list(AXES)] if index > 0 else reference
+        changed = [f"{axis}={_text(axis, now[axis])}" for axis in AXES if str(now[axis]) != str(before[axis])]
+        changes[name] = ", ".join(changed) or "the base"
+    return changes
+
+
+def _text(axis: str, value: Any) -> str:
+    """A table's axis value as ``--axis`` writes it (``true``, ``16+8``, ``mp``)."""
+    return str(value).lower() if AXES[axis].type is bool else str(value)
 
 
 FAILED_COLUMNS = ["kind", "variant", "device", "seed", "phase", "metric", "status", "message"]

@@ -30,6 +30,12 @@ CONTROL = "control"
 MIN_ROUNDS_TO_TEST = 10
 ROUNDS_MODEL_METHOD = ("OLS of log(time) with the round as a block and every axis as a main effect (statsmodels); "
           f"95% percentile cluster bootstrap over rounds ({N_RESAMPLES} resamples)")
+# A ladder's rungs as one factor, coded cumulatively: the column of rung k is 1 on rung k and every rung after it,
+# so its coefficient is the step from rung k - 1 to rung k.
+RUNG = "rung"
+LADDER_MODEL_METHOD = ("OLS of log(time) with the round as a block and each rung as a step over the rung before "
+                       "(cumulative coding; statsmodels); "
+                       f"95% percentile cluster bootstrap over rounds ({N_RESAMPLES} resamples)")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,13 @@ def design(frame: pd.DataFrame, factors: list[str], reference: dict) -> tuple[np
     """Treatment-coded columns for every factor with two or more levels in ``frame``."""
     columns, terms = [], []
     for factor in factors:
+        if factor == RUNG:
+            rungs = frame[["rung_index", "rung"]].drop_duplicates().sort_values("rung_index")
+            steps = list(rungs.itertuples(index=False))
+            for (_, previous), (index, name) in zip(steps[:-1], steps[1:]):
+                columns.append((frame["rung_index"] >= index).to_numpy(dtype=float))
+                terms.append(Term(name, previous, name))
+            continue
         levels = sorted(frame[factor].dropna().unique().tolist(), key=str)
         if len(levels) < 2:
             continue
@@ -118,9 +131,12 @@ def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
     out = []
     for (base, setting, phase, metric), frame in rows.groupby(["base_config", "setting", "phase", "metric"],
                                                               sort=True):
-        fit = blocked_factorial(frame, [*axes, "replica"], reference | {"replica": 0}, n_resamples=n_resamples)
+        ladder = (frame["rung"] != "").all()  # a ladder's steps change several axes at once: fit the rungs
+        factors = [RUNG, "replica"] if ladder else [*axes, "replica"]
+        fit = blocked_factorial(frame, factors, reference | {"replica": 0}, n_resamples=n_resamples)
         if fit.empty:
             continue
+        fit["method"] = LADDER_MODEL_METHOD if ladder else ROUNDS_MODEL_METHOD
         baseline = frame.loc[frame["replica"] == 1, "variant"]
         # object columns: a level may be a number (heads, replica) or a name (the control's models)
         fit = fit.astype({"reference": object, "level": object}).assign(base_config=base, setting=setting,

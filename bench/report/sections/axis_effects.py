@@ -26,23 +26,35 @@ AXIS_EFFECTS_NOTE = (
           f"Resolved: {CORRECTION_TEXT}.")
 
 
+LADDER_NOTE = (
+          "Every row is one effect from effects.csv: one rung of the ladder against the rung before it, in one "
+          "setting (device, dtype, memory format, compilation). Time: a model of the timing rounds (log time, the "
+          "round as a block, each rung a step over the one before), 95% cluster-bootstrap interval over rounds, "
+          "quoted as % change. Counts and memory: % change over matched pairs of cost cells. Quality: difference "
+          f"in the metric's own unit over seed-matched pairs, 95% t-interval. Resolved: {CORRECTION_TEXT}.")
+
+
 def axis_effects_section(derived: Derived, figures_dir: Path) -> Section:
-    effects = derived.effects
-    section = Section("Axis effects", AXIS_EFFECTS_NOTE)
-    if effects.empty or not effects["axis"].isin(list(AXES)).any():
+    effects, rungs = derived.effects, list(derived.rungs)
+    section = Section("Rung effects" if rungs else "Axis effects", LADDER_NOTE if rungs else AXIS_EFFECTS_NOTE)
+    if effects.empty or not effects["axis"].isin([*AXES, *rungs]).any():
         section.note = "No axis has two levels with matched cells or rounds in this run, so no effect can be isolated."
         return section
-    for axis in AXES:
+    for number, axis in enumerate([*AXES, *rungs]):
         rows = effects[effects["axis"] == axis]
         for kind, subset in (("cost", rows[rows["unit"] == "%"]), ("quality", rows[rows["unit"] != "%"])):
             if subset.empty:
                 continue
             what = "% change of each cost" if kind == "cost" else "quality difference"
-            title = f"{axis}: {what}, everything else equal"
+            if axis in rungs:
+                title = f"rung {axis} ({derived.rungs[axis]}): {what} against rung {subset['from_level'].iloc[0]}"
+                figure = f"effect_rung{number - len(AXES)}_{kind}"  # a rung's name may be any text
+            else:
+                title, figure = f"{axis}: {what}, everything else equal", f"effect_{axis}_{kind}"
             subset = add_effect_labels(subset)
             key = subset[[pair in KEY_MEASUREMENTS for pair in zip(subset["phase"], subset["metric"])]]
             shown = key if len(key) else subset
-            section.items.append(save_figure(effect_forest(shown, title), figures_dir, f"effect_{axis}_{kind}", title,
+            section.items.append(save_figure(effect_forest(shown, title), figures_dir, figure, title,
                                              effects_reading(shown)))
             section.items.append(Table(f"{axis}: every {kind} effect", effect_frame(subset), detail=True))
             if kind == "cost" and subset["setting"].nunique() > 1:

@@ -16,15 +16,17 @@ from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import describe_effect, signed
 
 RESOLVED = " ✓"
-NOTE = ("Each row switches one axis from its reference level, everything else equal. Costs: % change (counts are "
-        "exact; time from the timing rounds' model, memory from matched cells), quality: difference (lower is "
-        f"better), each with its 95% interval; {RESOLVED.strip()} = resolved after the run's Holm correction. "
-        "Every figure is a row of effects.csv.")
+FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
+           "quality: difference (lower is better), each with its 95% interval; "
+           f"{RESOLVED.strip()} = resolved after the run's Holm correction. Every figure is a row of effects.csv.")
+NOTE = "Each row switches one axis from its reference level, everything else equal. " + FIGURES
+LADDER_NOTE = ("Each row is one rung of the ladder against the rung before it: the step it adds (every rung keeps "
+               "the steps before it). " + FIGURES)
 
 
 def verdict_section(derived: Derived) -> Section:
-    effects, table = derived.effects, derived.table
-    section = Section("Verdict", NOTE)
+    effects, table, rungs = derived.effects, derived.table, derived.rungs
+    section = Section("Verdict", LADDER_NOTE if rungs else NOTE)
     switches = effects[effects["axis"] != CONTROL][["axis", "from_level", "to_level"]].drop_duplicates()
     if switches.empty:
         section.note = "No axis has two levels in this run, so there is nothing to weigh."
@@ -35,13 +37,13 @@ def verdict_section(derived: Derived) -> Section:
     context = _quality_context(table, quality_base)
     checks = table[table["kind"] == "check"]
     checked = len(checks) > 0 and bool((checks["status"] == "ok").all())
-    section.items.append(Text([_sentence(effects, s, main, quality_base, context, checked)
+    section.items.append(Text([_sentence(effects, s, main, quality_base, context, checked, rungs)
                                for s in switches.itertuples()]))
-    title = f"Cost and quality of each switch: costs on {main}" + (
+    title = f"Cost and quality of each {'rung' if rungs else 'switch'}: costs on {main}" + (
         f", quality on {quality_base} ({context})" if quality_base else "")
-    section.items.append(Table(title, verdict_frame(effects, switches, main, quality_base)))
+    section.items.append(Table(title, verdict_frame(effects, switches, main, quality_base, rungs)))
     for base in (b for b in cost_bases if b != main):
-        frame = verdict_frame(effects, switches, base, None)
+        frame = verdict_frame(effects, switches, base, None, rungs)
         scale = "at a larger scale" if _params(table, base) > _params(table, main) else "on another network"
         section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)",
                                    frame.drop(columns=[column for column, _, _ in HEADLINE_QUALITY])))
@@ -49,18 +51,25 @@ def verdict_section(derived: Derived) -> Section:
     return section
 
 
-def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str, quality_base: str | None
-                  ) -> pd.DataFrame:
+def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str, quality_base: str | None,
+                  rungs: dict[str, str] | None = None) -> pd.DataFrame:
     rows = []
     for switch in switches.itertuples():
         mine = _switch_effects(effects, switch)
-        row = {"switch": f"{switch.axis}: {switch.from_level} → {switch.to_level}"}
+        row = {"switch": _switch_name(switch, rungs or {})}
         for column, phase, metrics in HEADLINE_COSTS:
             row[column] = _cell(_pick(mine, cost_base, phase, metrics, "%"))
         for column, phase, metric in HEADLINE_QUALITY:
             row[column] = _cell(_pick(mine, quality_base, phase, (metric,), None)) if quality_base else "—"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _switch_name(switch, rungs: dict[str, str]) -> str:
+    """``axis: from → to``, or for a ladder's rung ``rung after previous: what it sets``."""
+    if switch.axis in rungs:
+        return f"{switch.to_level} after {switch.from_level}: {rungs[switch.axis]}"
+    return f"{switch.axis}: {switch.from_level} → {switch.to_level}"
 
 
 def _switch_effects(effects: pd.DataFrame, switch) -> pd.DataFrame:
@@ -97,7 +106,7 @@ def _cell(row: pd.Series | None) -> str:
 
 
 def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str | None, context: str,
-              checked: bool) -> str:
+              checked: bool, rungs: dict[str, str]) -> str:
     mine = _switch_effects(effects, switch)
     parts = []
     params = _pick(mine, cost_base, "model", ("params",), "%")
@@ -128,7 +137,9 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str |
         judgement = "the same function, so the same quality (checked: same losses with it on and off)"
     else:
         judgement = "quality not measured"
-    return f"{switch.axis} {switch.from_level} → {switch.to_level}: {', '.join(parts)}: {judgement}."
+    name = f"{switch.to_level} after {switch.from_level} ({rungs[switch.axis]})" if switch.axis in rungs else \
+        f"{switch.axis} {switch.from_level} → {switch.to_level}"
+    return f"{name}: {', '.join(parts)}: {judgement}."
 
 
 def _params(table: pd.DataFrame, base: str) -> float:
