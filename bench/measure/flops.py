@@ -67,8 +67,8 @@ FLOP_COUNTER = "torch.utils.flop_counter"
 UNATTRIBUTED = "unattributed"
 
 # Ops with no multiply-adds that torch's own metadata does not mark (no pointwise or reduction tag, not a view):
-# normalisation, resampling, pooling, padding, concatenation, softmax, random numbers and constant fills. O(elements) work,
-# memory-bound, and counted by neither fvcore nor FlopCounterMode.
+# normalisation, resampling, pooling, padding, concatenation, softmax, random numbers and constant fills.
+# O(elements) work, memory-bound, and counted by neither fvcore nor FlopCounterMode.
 MEMORY_BOUND_OPS = (
     "aten::group_norm", "aten::layer_norm", "aten::batch_norm", "aten::instance_norm", "aten::rms_norm",
     "aten::upsample_nearest2d", "aten::upsample_bilinear2d", "aten::upsample_bicubic2d",
