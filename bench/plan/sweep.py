@@ -46,6 +46,7 @@ class Sweep:
     base: str | UNetSpec = "fmnist28"   # a BASES key, or a spec of its own
     batch_size: int = 16                # of the cost cells
     design: str = "factorial"           # variants.DESIGNS
+    generator: str | None = None        # fractional: pydoe's generator, one word per axis (None: resolution IV)
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # factorial: the default grid's unless given
     devices: tuple[str, ...] = ("cpu",)
     # execution options of the cost cells, swept like axes
@@ -56,6 +57,7 @@ class Sweep:
     rounds: RoundsBudget = RoundsBudget()  # timing of every model of a setting, in randomized rounds
     quality: str | None = None          # bench.plan.quality_presets.QUALITY_PRESETS key; None: cost only
     seeds: int = 1                      # quality seeds per functional variant
+    seeds_at_once: int = 1              # seeds of one variant trained together in one quality cell (packed)
     jobs: int = 1                       # untimed cells (quality, floor, check) at once on the local backend
     seconds_per_cell: dict[str, float] = field(default_factory=dict)  # prior for the time-left estimate
 
@@ -88,6 +90,7 @@ def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
         base=reader.base(default.base),
         batch_size=reader.get("batch_size", int, default.batch_size, positive=True),
         design=reader.choice("design", DESIGNS, default.design),
+        generator=reader.generator(),
         axes=reader.axes(),
         devices=reader.choices("devices", DEVICES, default.devices),
         memory_formats=reader.choices("execution.memory_format", MEMORY_FORMATS, default.memory_formats),
@@ -97,6 +100,7 @@ def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
         rounds=reader.rounds(),
         quality=reader.quality(),
         seeds=reader.get("seeds", int, default.seeds, positive=True),
+        seeds_at_once=reader.get("seeds_at_once", int, default.seeds_at_once, positive=True),
         jobs=reader.get("jobs", int, default.jobs, positive=True),
         seconds_per_cell=reader.table("seconds_per_cell", (int, float)),
     )
@@ -109,7 +113,7 @@ class _Reader:
 
     TABLES = {"execution": ("memory_format", "dtype", "compile"),
               "rounds": tuple(f.name for f in dataclasses.fields(RoundsBudget))}
-    KEYS = ("description", "base", "batch_size", "design", "axes", "devices", "peers", "quality", "seeds", "jobs",
+    KEYS = ("description", "base", "batch_size", "design", "generator", "axes", "devices", "peers", "quality", "seeds", "seeds_at_once", "jobs",
             "seconds_per_cell", *TABLES)
 
     def __init__(self, data: dict[str, Any], where: str) -> None:
@@ -186,6 +190,12 @@ class _Reader:
             except ValueError as err:
                 raise ValueError(f"{self.where}: axes.{name}: {err}") from err
         return out
+
+    def generator(self) -> str | None:
+        value = self.raw("generator", None)
+        if value is not None and not (isinstance(value, str) and value.split()):
+            raise self.fail("generator", value, 'a fractional design\'s generator, one word per axis, e.g. "a b c d abcd"')
+        return value
 
     def rounds(self) -> RoundsBudget:
         fields = {f.name: f for f in dataclasses.fields(RoundsBudget)}

@@ -53,6 +53,8 @@ def _execute(plan: Plan, argv: list[str]) -> pd.DataFrame:
     todo = [c for c in cells if not store.is_finished(c)]
     print(f"{run_id}: {len(cells)} cells, {len(cells) - len(todo)} already finished, {len(todo)} to run "
           f"-> {options.out}", flush=True)
+    for notice in plan.notices:
+        print(f"notice: {notice}", flush=True)
     worker_options = {"rounds": dataclasses.asdict(sweep.rounds), "cache_dir": str(options.cache_dir.resolve())}
     jobs = plan.jobs
     progress = Progress(todo, sweep.seconds_per_cell, jobs if options.backend.name == "local" else 1)

@@ -131,7 +131,9 @@ def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> N
 
     config = QUALITY_PRESETS[cell.quality]
     cache = Path(options["cache_dir"])
-    if cell.kind == "quality":
+    if cell.kind == "quality" and cell.seeds:
+        rows += quality.run_quality_seeds(cell.spec, config, cell.seeds, cell.device, run_dir, cache)
+    elif cell.kind == "quality":
         rows += quality.run_quality_cell(cell.spec, config, cell.seed, cell.device, run_dir, cache)
     elif cell.kind == "floor":
         rows += quality.real_floor(config, cell.seed, run_dir, cache)
