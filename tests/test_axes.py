@@ -71,7 +71,7 @@ def test_one_at_a_time_changes_one_axis_per_variant_around_the_baseline():
     for spec in specs[1:]:
         changed = [n for n in AXES if getattr(spec, n) != getattr(baseline, n)]
         assert len(changed) == 1
-    with pytest.raises(ValueError, match="design='latin_square' is invalid; valid: factorial, one_at_a_time"):
+    with pytest.raises(ValueError, match="design='latin_square' is invalid; valid: factorial, fractional, one_at_a_time"):
         grid(TINY, "latin_square")
 
 
@@ -130,15 +130,15 @@ def test_a_plugin_axis_from_one_file_is_swept_and_reported(tmp_path):
     assert "norm: group → layer" in (out / "report.md").read_text()
 
 
-def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_one_at_a_time():
+def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_fractional():
     assert {"smoke", "quick", "full", "adm_table1", "peers"} <= set(PRESETS)
     adm = PRESETS["adm_table1"]
-    assert adm.design == "one_at_a_time" and adm.base == "digits8_ch16"
-    assert {"attn_heads", "num_head_channels", "attn_resolutions", "time_injection"} <= set(adm.axes)
+    assert adm.design == "fractional" and adm.base == "digits8_ch16"
+    assert {"attn_heads", "attn_resolutions", "time_injection", "resblock_updown", "skip_rescale"} == set(adm.axes)
 
 
 @pytest.mark.parametrize("text,message", [
-    ("design = 'latin'", "bad.toml: design = 'latin' is invalid; valid: factorial, one_at_a_time"),
+    ("design = 'latin'", "bad.toml: design = 'latin' is invalid; valid: factorial, fractional, one_at_a_time"),
     ("batch_size = 0", "bad.toml: batch_size = 0 is invalid; valid: a positive int"),
     ("colour = 'red'", "bad.toml: colour = 'red' is invalid; valid: a key of description, base"),
     ("[axes]\nheads = [1, 2]", "bad.toml: axes.heads = [1, 2] is invalid; valid: an axis: upsample"),

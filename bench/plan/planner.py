@@ -22,7 +22,7 @@ from variants.grid import fractional_generator
 
 
 # Sweep keys newer than some run folders, at the value those runs had: left out of run.json, so they resume.
-NEW_DEFAULTS = {("generator", None), ("seeds_at_once", 1)}
+NEW_DEFAULTS = {"generator": None, "seeds_at_once": 1}
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Plan:
         """What must match for --resume to continue a run (not where or how it runs), as JSON holds it."""
         # the sweep's name, description and time priors do not change what is measured
         sweep = {k: v for k, v in self.sweep.to_dict().items() if k not in ("name", "description", "seconds_per_cell")
-                 and (k, v) not in NEW_DEFAULTS}
+                 and not (k in NEW_DEFAULTS and v == NEW_DEFAULTS[k])}
         config = sweep | {
             "base": self.base.to_dict(), "parts": list(self.options.parts), "threads": self.options.threads,
             "plugins": list(self.options.plugins), "shard": list(self.options.shard) if self.options.shard else None}

@@ -15,6 +15,7 @@ from bench.report.compute import frames
 from bench.report.compute.effects import effect_table
 from bench.report.compute.load import Run
 from bench.report.compute.peer_ratios import peer_comparisons, peer_rounds
+from bench.report.compute.quality_model import quality_effects
 from bench.report.compute.rounds_model import timing_effects
 from variants import AXES
 
@@ -89,6 +90,11 @@ class Derived:
         return frames.quality_values(self.table, "floor")
 
     @cached_property
+    def quality_fits(self) -> pd.DataFrame:
+        """The seed-blocked model of every quality measurement: every axis's main effect (quality_model.py)."""
+        return quality_effects(self.quality_values, tuple(AXES), frames.references())
+
+    @cached_property
     def quality(self) -> pd.DataFrame:
         """Per variant and metric: mean and 95% t-interval over seeds."""
         return frames.per_variant_quality(self.quality_values)
@@ -102,8 +108,7 @@ class Derived:
     @cached_property
     def effects(self) -> pd.DataFrame:
         """effects.csv: every effect of the run (compute/effects.py)."""
-        return effect_table(self.timing_fits, frames.cost_pairs(self.cost_cells), frames.quality_pairs(
-            self.quality_values))
+        return effect_table(self.timing_fits, frames.cost_pairs(self.cost_cells), self.quality_fits)
 
     @cached_property
     def peer_rounds(self) -> pd.DataFrame:
