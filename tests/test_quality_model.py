@@ -100,3 +100,27 @@ def test_too_few_runs_leave_an_effect_estimated_but_untested():
     first_two = table[table["variant"].isin(sorted(set(table["variant"]) - {"real"})[:2]) | (table["kind"] == "floor")]
     effects = Derived.of_table(first_two).effects
     assert effects["ci_low"].isna().all() and not effects["resolved"].any()
+
+
+def test_the_report_states_the_design_s_aliasing_and_reads_adm_s_table_beside_ours(tmp_path):
+    from bench.report import write_report
+    from bench.report.sections.against_paper import paper_table
+
+    table = quality_table()
+    root = tmp_path / "fractional"
+    root.mkdir()
+    table.to_parquet(root / "metrics.parquet", index=False)
+    write_report([root])
+    markdown = (root / "report.md").read_text()
+    design = markdown.split("## Design and aliasing")[1].split("\n## ")[0]
+    assert "16 variants, 4 seeds each" in design and "fractional factorial of resolution V" in design
+    assert "attn_heads×attn_resolutions = time_injection×resblock_updown×skip_rescale" in design
+    paper = markdown.split("## Against the paper (ADM)")[1].split("\n## ")[0]
+    rows = {line.split("|")[1].strip() + line.split("|")[3].strip(): line.split("|")[6].strip()
+            for line in paper.splitlines() if line.startswith("| Table")}
+    assert rows["Table 3: AdaGN-2.02 (of 15.08)"] == "reproduced"              # FiLM -1.5, ADM -2.02
+    assert rows["Table 1: BigGAN up/downsampling-1.2 (of 15.33, at 700K steps)"] == "contradicted"  # +0.8 here
+    assert rows["Table 1: rescale residual by 1/sqrt(2)+0.16 (of 15.33, at 700K steps)"].startswith(
+        "not resolved: no difference beyond ±")
+    assert "Contradicted at this scale: Table 1: BigGAN up/downsampling." in paper
+    assert paper_table()["source"].str.contains("arXiv:2105.05233").all()
