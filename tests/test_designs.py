@@ -139,3 +139,31 @@ def test_the_adm_preset_heads_differ_on_the_quality_network():
     heads = adm.axes["attn_heads"]
     assert heads[0] != heads[1] and "num_head_channels" not in adm.axes
     assert len(distinct_networks([DIGITS.replace(attn_heads=h) for h in heads])[0]) == 2
+
+
+# --- seeds trained together: one cell per variant and group of seeds ----------------------------------------------
+
+def test_the_quick_preset_trains_each_variant_s_seeds_in_one_cell(tmp_path):
+    plan = make_plan(SweepOptions(out=tmp_path, preset="quick"))
+    quality = [c for c in plan.cells if c.kind == "quality"]
+    assert len(quality) == 8 and {c.seeds for c in quality} == {(0, 1, 2, 3)}
+    assert "seeds 0, 1, 2, 3 at once" in quality[0].label
+    floors = [c for c in plan.cells if c.kind == "floor"]
+    assert [c.seed for c in floors] == [0, 1, 2, 3] and all(not c.seeds for c in floors)
+
+
+def test_seeds_are_grouped_at_most_k_at_a_time_and_one_seed_cells_keep_their_ids(tmp_path):
+    plan = make_plan(SweepOptions(out=tmp_path, preset="quick", seeds=3, seeds_at_once=2))
+    groups = sorted({c.seeds or (c.seed,) for c in plan.cells if c.kind == "quality"})
+    assert groups == [(0, 1), (2,)]
+    single = next(c for c in plan.cells if c.kind == "quality" and not c.seeds)
+    assert "seeds" not in single.to_dict()  # the id of a one-seed cell is what it was before cells of several
+    from bench.plan.cells import Cell
+
+    together = next(c for c in plan.cells if c.kind == "quality" and c.seeds)
+    assert Cell.from_json(together.to_json()) == together
+
+
+def test_seeds_at_once_with_a_dropout_network_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="--seeds-at-once 2: the quality network has dropout=0.1"):
+        make_plan(SweepOptions(out=tmp_path, preset="full", seeds_at_once=2))
