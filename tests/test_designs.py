@@ -22,14 +22,15 @@ DIGITS = BASES["digits8_ch16"]
 def test_the_default_generator_reaches_resolution_iv_in_the_fewest_runs(factors):
     design = runs(resolve_generator(factors))
     fewest = next(2 ** k for k in itertools.count(1) if 2 ** k >= 2 * factors)  # res IV needs 2n runs at least
-    assert design.shape == (fewest, factors)
+    assert design.shape == (fewest, factors) and (design == -1).all(axis=1).any()
     assert resolution(design) is None if fewest == 2 ** factors else resolution(design) >= 4
     assert (design.sum(0) == 0).all() and np.allclose(design.T @ design, len(design) * np.eye(factors))  # orthogonal
 
 
 def test_five_factors_get_the_resolution_v_half_fraction():
     generator = resolve_generator(5)
-    assert generator == "a b c d abcd" and resolution(runs(generator)) == 5
+    assert generator == "a b c d -abcd" and resolution(runs(generator)) == 5
+    assert (runs(generator) == -1).all(axis=1).any()  # the baseline is one of the runs
     assert aliasing(runs(generator), list("ABCDE"), max_order=2) == []  # no two-factor interaction aliased
 
 
@@ -56,7 +57,7 @@ def test_a_full_factorial_has_no_alias_and_no_defining_word():
 
 def test_fractional_grid_runs_each_axis_at_its_two_values_half_against_half():
     specs = grid(DIGITS, "fractional", **ADM_AXES)
-    assert len(specs) == 16 and len(set(specs)) == 16
+    assert len(specs) == 16 and len(set(specs)) == 16 and DIGITS in specs  # the baseline is a run
     for name, (low, high) in ADM_AXES.items():
         assert sum(getattr(s, name) == high for s in specs) == 8 and {getattr(s, name) for s in specs} == {low, high}
     # every pair of axes crosses evenly: main effects are orthogonal
@@ -83,8 +84,8 @@ def test_the_plan_records_the_generator_in_its_config(tmp_path):
     assert plan.sweep.design == "fractional" and config["generator"] == resolve_generator(len(ADM_AXES))
     quality = [c for c in plan.cells if c.kind == "quality"]
     assert len({c.spec for c in quality}) == 16
-    custom = make_plan(SweepOptions(out=tmp_path, preset="adm_table1", generator="a b c d -abcd"))
-    assert custom.config()["generator"] == "a b c d -abcd"
+    custom = make_plan(SweepOptions(out=tmp_path, preset="adm_table1", generator="a b c d abcd"))
+    assert custom.config()["generator"] == "a b c d abcd"
     assert {c.spec for c in custom.cells if c.kind == "quality"} != {c.spec for c in quality}  # the other half
     factorial = make_plan(SweepOptions(out=tmp_path, preset="quick"))
     assert "generator" not in factorial.config()  # runs from before this option still resume

@@ -496,8 +496,9 @@ def test_the_verdict_opens_the_report_and_is_effects_csv_in_other_words(runs):
     assert cell.startswith(signed(fd["estimate"])) and cell.endswith("✓") == bool(fd["resolved"])
     assert "Noise floor: the A/A control" in markdown.split("## Verdict")[1].split("\n## ")[0]
     # a sentence per switch, in words
-    assert re.search(r"^- upsample nearest_conv → conv_transpose: .*: (better|worse|no difference in quality beyond "
-                     r"±[0-9.]+ FD \([0-9.]+ of the real-versus-real floor, [0-9.]+\))\.$", markdown, flags=re.M)
+    assert re.search(r"^- upsample nearest_conv → conv_transpose: .*: ((better|worse) by [0-9.]+ FD|no difference in "
+                     r"quality beyond ±[0-9.]+ FD) \([0-9.]+ of the real-versus-real floor, [0-9.]+\)\.$", markdown,
+                     flags=re.M)
     # an unresolved primary effect reads its bound; the run says what it could have resolved
     if not bool(fd["resolved"]):
         assert f"beyond ±{fd['bound']:.3g} FD" in markdown

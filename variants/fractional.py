@@ -19,7 +19,8 @@ MAX_SEARCHED_FACTORS = 8
 
 def resolve_generator(factors: int, generator: str | None = None) -> str:
     """``generator`` checked against the number of factors, or by default the minimum-aberration design in the
-    fewest runs that reach resolution IV (pydoe's ``fracfact_by_res`` sizes it, ``fracfact_opt`` picks it)."""
+    fewest runs that reach resolution IV (pydoe's ``fracfact_by_res`` sizes it, ``fracfact_opt`` picks it), in the
+    half that holds the baseline run."""
     if generator is not None:
         words = generator.split()
         if len(words) != factors:
@@ -36,9 +37,16 @@ def resolve_generator(factors: int, generator: str | None = None) -> str:
         raise ValueError(f"a fractional design needs at least 2 two-level axes; {factors} given")
     smallest = fracfact_by_res(factors, DEFAULT_RESOLUTION)
     base = int(math.log2(len(smallest)))
-    if factors > MAX_SEARCHED_FACTORS:
-        return _generator_of(smallest, base)
-    return fracfact_opt(factors, factors - base)[0]
+    chosen = _generator_of(smallest, base) if factors > MAX_SEARCHED_FACTORS else \
+        fracfact_opt(factors, factors - base)[0]
+    return _with_reference_run(chosen)
+
+
+def _with_reference_run(generator: str) -> str:
+    """The same fraction's sibling that runs every axis at its reference level together (the baseline itself):
+    each generated word signed so that it is -1 where every base factor is -1. Signs change no alias."""
+    words = [w.lstrip("+-") for w in generator.split()]
+    return " ".join(w if len(w) == 1 or len(w) % 2 else f"-{w}" for w in words)
 
 
 def _example(factors: int) -> str:

@@ -157,7 +157,9 @@ def _quality_reading(row: pd.Series, context: str, floors: dict[str, float]) -> 
     name = row["metric"].upper() if len(row["metric"]) <= 3 else row["metric"]
     reading = f"{name} {_plain(row)} {context}"
     if bool(row["resolved"]):
-        return reading, "better" if row["estimate"] < 0 else "worse"
+        size = abs(row["estimate"])
+        return reading, f"{'better' if row['estimate'] < 0 else 'worse'} by {size:.3g} {name}" \
+            f"{_of_floor(size, row, floors)}"
     if pd.isna(row["bound"]):
         return reading, "quality untested (too few runs)"
     return reading, f"no difference in quality beyond ±{row['bound']:.3g} {name}{_of_floor(row['bound'], row, floors)}"
