@@ -14,10 +14,10 @@ DESIGNS = ("factorial", "one_at_a_time")
 def grid(base: UNetSpec = BASES["fmnist28"], design: str = "factorial", **axes: Iterable[Any]) -> list[UNetSpec]:
     """One spec per variant of the design, everything not swept taken from ``base``.
 
-    ``factorial``: every combination of the values given, and of the default grid's values for the axes of the
-    default grid that are not given (pass one value to hold one fixed). ``one_at_a_time``: the baseline (each
-    axis given at its first value) and, for each axis, each of its other values with every other axis at the
-    baseline, as in ADM's ablation tables; axes not given stay at the base's value.
+    ``factorial``: every combination of the values given (with no axis given at all, the default grid's).
+    ``one_at_a_time``: the baseline (each axis given at its first value) and, for each axis, each of its other
+    values with every other axis at the baseline, as in ADM's ablation tables. Either way an axis not given stays
+    at the base's level.
     Every spec is validated here, so a bad value fails before any work.
     """
     if design not in DESIGNS:
@@ -29,7 +29,7 @@ def grid(base: UNetSpec = BASES["fmnist28"], design: str = "factorial", **axes: 
             example = AXES[name].values or (AXES[name].default,)
             raise ValueError(f"{name}: no values given; valid: at least one, e.g. {example}")
     if design == "factorial":
-        values = default_grid() | values
+        values = values or default_grid()
         combos = [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
     else:
         baseline = {name: vals[0] for name, vals in values.items()}

@@ -34,12 +34,16 @@ CORRECTION = "holm"
 CORRECTION_TEXT = (f"Holm's step-down correction over every tested effect of the run (family-wise error "
                    f"{ALPHA:g}); counted quantities are exact and not tested")
 COUNTED_METRICS = ("params", "flops", "model_flops", "saved_tensor_bytes")
+DISTURBED = "timing disturbed"  # in the method of a time effect whose rounds ran on a busy machine
 
 
-def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_pairs: pd.DataFrame) -> pd.DataFrame:
+def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_pairs: pd.DataFrame,
+                 disturbance: pd.DataFrame) -> pd.DataFrame:
     """Every effect of the run in ``COLUMNS``, sorted by axis, setting, phase and metric, from the timing model's
-    fits, the matched pairs of cost cells and the seed-matched pairs of quality cells (compute/frames.py)."""
-    frames = [f for f in (_time(timing_fits), _cost(cost_pairs), _quality(quality_pairs)) if not f.empty]
+    fits, the matched pairs of cost cells and the seed-matched pairs of quality cells (compute/frames.py). Time
+    effects of a setting whose rounds ran on a busy machine (compute/disturbance.py) keep their estimate and
+    interval but are not tested, so never resolved; their method says why."""
+    frames = [f for f in (_time(timing_fits, disturbance), _cost(cost_pairs), _quality(quality_pairs)) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
     effects = pd.concat(frames, ignore_index=True)
@@ -73,10 +77,10 @@ def failed_controls(effects: pd.DataFrame) -> pd.DataFrame:
     return null[null["resolved"].astype(bool)]
 
 
-def _time(fits: pd.DataFrame) -> pd.DataFrame:
+def _time(fits: pd.DataFrame, disturbance: pd.DataFrame) -> pd.DataFrame:
     if fits.empty:
         return fits
-    return pd.DataFrame({
+    time = pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
         "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
         "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
@@ -84,6 +88,11 @@ def _time(fits: pd.DataFrame) -> pd.DataFrame:
         "p_value": fits["p_value"],
         "method": f"{ROUNDS_MODEL_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
     })
+    for busy in disturbance[disturbance["disturbed"].astype(bool)].itertuples():
+        hit = (time["base_config"] == busy.base_config) & (time["setting"] == busy.setting)
+        time.loc[hit, "p_value"] = np.nan
+        time.loc[hit, "method"] += f"; {DISTURBED}: {busy.why}, not interpreted"
+    return time
 
 
 def _cost(pairs: pd.DataFrame) -> pd.DataFrame:

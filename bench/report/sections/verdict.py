@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.compute.derived import Derived
+from bench.report.compute.effects import DISTURBED
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table, Text
@@ -24,7 +25,7 @@ NOTE = ("Each row switches one axis from its reference level, everything else eq
 
 def verdict_section(derived: Derived) -> Section:
     effects, table = derived.effects, derived.table
-    section = Section("Verdict", NOTE)
+    section = Section("Verdict", " ".join(filter(None, (derived.completeness.sentence(), NOTE))))
     switches = effects[effects["axis"] != CONTROL][["axis", "from_level", "to_level"]].drop_duplicates()
     if switches.empty:
         section.note = "No axis has two levels in this run, so there is nothing to weigh."
@@ -90,6 +91,8 @@ def _cell(row: pd.Series | None) -> str:
         if row["ci_low"] == row["ci_high"]:
             return signed(row["estimate"], unit)
         return f"{signed(row['estimate'], unit)} ({signed(row['ci_low'], unit)} to {signed(row['ci_high'], unit)})"
+    if DISTURBED in str(row["method"]):
+        return f"{signed(row['estimate'], unit)} (disturbed)"
     if pd.isna(row["ci_low"]):
         return f"{signed(row['estimate'], unit)} (untested)"
     text = f"{signed(row['estimate'], unit)} [{signed(row['ci_low'], '')}, {signed(row['ci_high'], '')}]"
@@ -105,14 +108,7 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str |
         parts.append(f"{signed(params['estimate'], '%')} parameters" if params["estimate"] else "same parameters")
     times = [(name, _pick(mine, cost_base, phase, ("seconds_per_iter",), "%"))
              for name, phase in (("training step", "train_step"), ("inference", "inference"))]
-    resolved = [f"{name} {_cell(row).removesuffix(RESOLVED)}" for name, row in times
-                if row is not None and bool(row["resolved"])]
-    if resolved:
-        parts.append(", ".join(resolved))
-    elif any(row is not None and pd.notna(row["ci_low"]) for _, row in times):
-        parts.append("time within noise")
-    elif any(row is not None for _, row in times):
-        parts.append("time untested (too few rounds)")
+    parts.append(_time_reading(times))
     saved = _pick(mine, cost_base, "train_step", ("saved_tensor_bytes",), "%")
     if saved is not None and abs(saved["estimate"]) >= 1:  # smaller changes are rounding of a few tensors
         parts.append(f"saved activations {signed(saved['estimate'], '%')}")
@@ -129,6 +125,23 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str |
     else:
         judgement = "quality not measured"
     return f"{switch.axis} {switch.from_level} → {switch.to_level}: {', '.join(parts)}: {judgement}."
+
+
+def _time_reading(times: list[tuple[str, pd.Series | None]]) -> str:
+    """The switch's effect on time in words: the resolved changes, or why there are none."""
+    rows = [(name, row) for name, row in times if row is not None]
+    disturbed = [row for _, row in rows if DISTURBED in str(row["method"])]
+    resolved = [f"{name} {_cell(row).removesuffix(RESOLVED)}" for name, row in rows if bool(row["resolved"])]
+    if disturbed:
+        why = str(disturbed[0]["method"]).split(f"{DISTURBED}: ", 1)[1].removesuffix(", not interpreted")
+        return f"timing disturbed ({why}): not interpreted"
+    if resolved:
+        return ", ".join(resolved)
+    if any(pd.notna(row["ci_low"]) for _, row in rows):
+        return "time within noise"
+    if rows:
+        return "time untested (too few rounds)"
+    return "time not measured (no timing cell)"
 
 
 def _params(table: pd.DataFrame, base: str) -> float:
