@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
 from bench.models.sizes import base_summary
 from bench.plan.options import BACKENDS, PARTS, BackendOptions, SweepOptions, import_plugins, parse_shard
+from bench.plan.planner import make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.sweep import PRESETS
 from bench.run.runner import run_sweep
@@ -23,8 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # bad options: one clear line, nothing started
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:  # the runner has said what it kept, in one line
+        return 128 + getattr(stop, "signum", signal.SIGINT)
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other tools do
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="comma-separated: cpu, cuda, or auto (cpu + cuda if present); default: the "
                                       "sweep's (cpu for the presets but peers)")
     run.add_argument("--resume", action="store_true", help="skip the cells the folder already holds")
+    run.add_argument("--plan", action="store_true", help="print the cells, their kinds and the estimated time, then "
+                                                         "exit without running anything")
     run.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2",
                      help=f"values of one axis ({', '.join(AXES)}; tuples as 16+8); repeatable")
     run.add_argument("--design", help=f"{', '.join(DESIGNS)} (default: the sweep's)")
@@ -129,6 +137,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         compile=None if args.compile is None else tuple(_on_off("--compile", v) for v in _names(args.compile)),
         jobs=args.jobs,
     )
+    if args.plan:
+        print(make_plan(options).describe())
+        return 0
     table = run_sweep(options, argv)
     print_summary(Derived(load_run(options.out)))
     return 1 if (table["status"] == "error").any() else 0

@@ -513,7 +513,50 @@ def test_runs_that_cost_two_networks_are_compared_network_by_network(tmp_path):
     run = write_run(tmp_path / "two-bases", pd.concat([table, other], ignore_index=True), samples=False)
     write_report([run, run], tmp_path / "self")
     markdown = (tmp_path / "self" / "report.md").read_text()
-    rows = [line for line in markdown.splitlines()
+    rows = [line.split("|") for line in markdown.splitlines()
             if line.startswith("| nearest_conv+additive+1h |") and "| train_step/flops" in line]
-    labels = sorted(line.split("|")[4].strip() for line in rows)
-    assert labels == ["train_step/flops · digits8", "train_step/flops · other"]  # never digits8 against other
+    header = next(line.split("|") for line in markdown.splitlines() if line.startswith("| variant | base_config"))
+    pairs = sorted((row[header.index(" base_config ")].strip(), row[header.index(" measurement ")].strip())
+                   for row in rows)
+    # never digits8 against other: each network's flops against its own, and the table says which network
+    assert pairs == [("digits8", "train_step/flops · digits8"), ("other", "train_step/flops · other")]
+
+
+# --- what a report knows about its own run -----------------------------------------------------------------
+def test_a_report_of_an_unfinished_run_opens_with_what_is_missing(tmp_path):
+    table = synthetic_table()
+    root = write_run(tmp_path / "partial", table[table["kind"] != "timing"], samples=False)
+    held = sorted(set(table.loc[table["kind"] != "timing", "cell_id"]))
+    planned = [{"id": i, "kind": i.split("-")[0], "label": i} for i in held] + [
+        {"id": "timing-cpu", "kind": "timing", "label": "timing 9 models"}]
+    (root / "run.json").write_text(json.dumps({"planned_cells": planned}))
+    write_report([root])
+    intro = (root / "report.md").read_text().split("\n\n")[1]
+    assert intro.startswith(f"Incomplete run: {len(held)} of {len(planned)} planned cells; missing: 1 timing cell "
+                            "(no time effects).")
+    verdict = (root / "report.md").read_text().split("## Verdict")[1]
+    assert "time not measured (no timing cell)" in verdict
+
+
+def test_a_complete_run_says_nothing_of_missing_cells(runs):
+    assert "Incomplete run" not in (runs["full"] / "report.md").read_text()
+
+
+def test_timing_on_a_busy_machine_is_marked_disturbed_and_not_interpreted(tmp_path):
+    table = synthetic_table(quality=False)
+    timed = table[table["metric"] == "seconds_per_iter"]
+    # a neighbour took a core: the 2 threads had 1.2 cores' worth of CPU per block, and the load was 3.9
+    cpu = timed.assign(metric="cpu_seconds_per_iter", value=1.2 * timed["value"])
+    load = timed.drop_duplicates("repeat").assign(phase="env", metric="loadavg_1min", value=3.9, unit="processes",
+                                                  variant="group", position=pd.NA)
+    table = normalise(pd.concat([table, cpu, load], ignore_index=True))
+    root = write_run(tmp_path / "busy", table, samples=False)
+    (root / "env.json").write_text(json.dumps({"cpu_count": 2}))
+    write_report([root])
+    effects = pd.read_csv(root / "effects.csv")
+    time = effects[effects["unit"].eq("%") & effects["metric"].isin(["seconds_per_iter", "cpu_seconds_per_iter"])]
+    assert len(time) and time["p_value"].isna().all() and not time["resolved"].any()
+    assert time["method"].str.contains("timing disturbed: CPU/wall 1.20 of 2 threads, load 3.9 on 2 cores").all()
+    report = (root / "report.md").read_text()
+    assert "timing disturbed (CPU/wall 1.20 of 2 threads, load 3.9 on 2 cores): not interpreted" in report
+    assert "1 setting(s) disturbed" in report

@@ -17,12 +17,12 @@ def grid(base: UNetSpec = BASES["fmnist28"], design: str = "factorial", generato
          **axes: Iterable[Any]) -> list[UNetSpec]:
     """One spec per variant of the design, everything not swept taken from ``base``.
 
-    ``factorial``: every combination of the values given, and of the default grid's values for the axes of the
-    default grid that are not given (pass one value to hold one fixed). ``one_at_a_time``: the baseline (each
-    axis given at its first value) and, for each axis, each of its other values with every other axis at the
-    baseline, as in ADM's ablation tables; axes not given stay at the base's value. ``fractional``: the runs of
-    the two-level fractional factorial ``generator`` (variants/fractional.py; default: resolution IV in the fewest
-    runs), one word per axis given, each axis with exactly two values (the first at level -1).
+    ``factorial``: every combination of the values given (with no axis given at all, the default grid's).
+    ``one_at_a_time``: the baseline (each axis given at its first value) and, for each axis, each of its other
+    values with every other axis at the baseline, as in ADM's ablation tables. ``fractional``: the runs of the
+    two-level fractional factorial ``generator`` (variants/fractional.py; default: resolution IV in the fewest
+    runs), one word per axis given, each axis with exactly two values (the first at level -1). In every design an
+    axis not given stays at the base's level.
     Every spec is validated here, so a bad value fails before any work.
     """
     if design not in DESIGNS:
@@ -36,7 +36,7 @@ def grid(base: UNetSpec = BASES["fmnist28"], design: str = "factorial", generato
     if generator is not None and design != "fractional":
         raise ValueError(f"generator {generator!r} is only for design='fractional'; design={design!r} given")
     if design == "factorial":
-        values = default_grid() | values
+        values = values or default_grid()
         combos = [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
     elif design == "fractional":
         combos = _fractional(values, generator)

@@ -10,16 +10,17 @@ from typing import Any
 import torch
 
 from bench.models.peers import get_peer
+from bench.models.sizes import parameter_count, planned_step_bytes
 from bench.plan.cells import Cell
+from bench.plan.estimate import Estimate, estimate
 from bench.plan.execution import executions
-from bench.plan.groups import memory_budget, timing_cells
+from bench.plan.groups import device_memory, memory_budget, timing_cells
 from bench.plan.options import MAXIMA, PARTS, SweepOptions, check_backend, import_plugins
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from variants import BASES, DESIGNS, UNetSpec, grid
 from variants.duplicates import describe_merge, distinct_networks
 from variants.grid import fractional_generator
-
 
 # Sweep keys newer than some run folders, at the value those runs had: left out of run.json, so they resume.
 NEW_DEFAULTS = {"generator": None, "seeds_at_once": 1}
@@ -38,10 +39,23 @@ class Plan:
     def jobs(self) -> int:
         return self.sweep.jobs
 
+    def estimate(self) -> Estimate:
+        return estimate(self.cells, self.sweep.rounds, self.jobs)
+
+    def describe(self) -> str:
+        """What ``bench run --plan`` prints: the cells by kind, each one's label, and the time they will take."""
+        lines = [f"{self.sweep.name}: {len(self.cells)} cells ({self.sweep.design} design on {self.base_name}); "
+                 f"{self.estimate().describe()}"]
+        for kind in dict.fromkeys(c.kind for c in self.cells):
+            cells = [c for c in self.cells if c.kind == kind]
+            lines.append(f"  {kind}: {len(cells)} cell(s)")
+            lines += [f"    {c.label}" for c in cells]
+        return "\n".join(lines)
+
     def config(self) -> dict[str, Any]:
         """What must match for --resume to continue a run (not where or how it runs), as JSON holds it."""
-        # the sweep's name, description and time priors do not change what is measured
-        sweep = {k: v for k, v in self.sweep.to_dict().items() if k not in ("name", "description", "seconds_per_cell")
+        # the sweep's name and description do not change what is measured
+        sweep = {k: v for k, v in self.sweep.to_dict().items() if k not in ("name", "description")
                  and not (k in NEW_DEFAULTS and v == NEW_DEFAULTS[k])}
         config = sweep | {
             "base": self.base.to_dict(), "parts": list(self.options.parts), "threads": self.options.threads,
@@ -84,10 +98,33 @@ def make_plan(options: SweepOptions) -> Plan:
         if "cost" in options.parts:
             cells += _quality_network_cost_cells(sweep, variants_of(config.base), base, options)
         cells += _quality_cells(sweep, variants_of(config.base), options)
+    check_fits(cells)
     if options.shard:
         k, n = options.shard
         cells = [c for c in cells if int(c.id, 16) % n == k - 1]
     return Plan(options, sweep, base_name, base, cells, tuple(dict.fromkeys(notices)))
+
+
+def check_fits(cells: list[Cell]) -> None:
+    """Refuse, before any work, a network whose training step cannot fit its device: the planned bytes of its
+    largest variant (weights, gradients, AdamW moments and saved activations at the cell's batch) against the
+    device's memory."""
+    largest: dict[tuple[str, int, str], UNetSpec] = {}
+    for cell in cells:
+        if cell.spec is None or cell.peer or cell.kind == "timing":
+            continue
+        batch = cell.batch_size or QUALITY_PRESETS[cell.quality].batch_size
+        key = (cell.base_config, batch, cell.device)
+        spec = cell.spec.replace(checkpoint=False)  # what checkpointing saves is a part of this
+        if key not in largest or parameter_count(spec) > parameter_count(largest[key]):
+            largest[key] = spec
+    for (network, batch, device), spec in largest.items():
+        planned, limit = planned_step_bytes(spec, batch), device_memory(device)
+        if planned > limit:
+            raise ValueError(
+                f"{network} at batch {batch} plans {planned / 2**30:,.1f} GiB for one training step (weights, "
+                f"gradients, AdamW moments and saved activations), more than the {limit / 2**30:,.1f} GiB of "
+                f"memory {device} has; valid: a smaller network or batch")
 
 
 def _resolve(options: SweepOptions) -> Sweep:
@@ -95,9 +132,11 @@ def _resolve(options: SweepOptions) -> Sweep:
     sweep = load_sweep(options.sweep_file) if options.sweep_file else get_preset(options.preset)
     overrides = {"devices": options.devices, "batch_size": options.batch_size, "design": options.design,
                  "generator": options.generator,
-                 "seeds": options.seeds, "seeds_at_once": options.seeds_at_once, "quality": options.quality, "jobs": options.jobs, "peers": options.peers,
+                 "seeds": options.seeds, "seeds_at_once": options.seeds_at_once, "quality": options.quality,
+                 "jobs": options.jobs, "peers": options.peers,
                  "memory_formats": options.memory_formats, "dtypes": options.dtypes, "compile": options.compile}
-    sweep = dataclasses.replace(sweep, axes=sweep.axes | options.axes,
+    source = "--axis" if options.axes else (options.sweep_file.name if options.sweep_file else f"preset {sweep.name}")
+    sweep = dataclasses.replace(sweep, axes=sweep.axes | options.axes, axes_source=source,
                                 **{k: v for k, v in overrides.items() if v is not None})
     if sweep.design not in DESIGNS:
         raise ValueError(f"--design {sweep.design!r} is invalid; valid: {', '.join(DESIGNS)}")
@@ -205,11 +244,12 @@ def _variants(base: UNetSpec, sweep: Sweep, notices: list[str]) -> list[UNetSpec
     try:
         specs = grid(base, sweep.design, sweep.generator, **sweep.axes)
     except ValueError as err:
-        raise ValueError(f"--axis: {err}") from err
+        raise ValueError(f"{sweep.axes_source}: {err}") from err
     kept, merged = distinct_networks(specs)
     if merged and sweep.design == "fractional":
-        raise ValueError(f"--axis: {describe_merge(*merged[0]).split('; ')[0]}, so the fractional design has fewer "
-                         "runs than its generator; valid: levels of each axis that build different networks")
+        same = describe_merge(*merged[0]).split("; ")[0]
+        raise ValueError(f"{sweep.axes_source}: {same}, so the fractional design has fewer runs than its generator; "
+                         "valid: levels of each axis that build different networks")
     notices += [describe_merge(*pair) for pair in merged]
     return kept
 

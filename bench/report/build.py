@@ -47,13 +47,14 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
         run = runs[0]
         atomic_write_text(out_dir / "effects.csv", run.effects.to_csv(index=False))
         title = f"Benchmark report: {run.name}"
-        intro = " ".join(filter(None, (overview(run), noise_floor_sentence(run))))
+        intro = " ".join(filter(None, (run.completeness.sentence(), overview(run), noise_floor_sentence(run))))
         sections = run_sections(run, figures_dir)
     else:
         a, b = runs
         label_a, label_b = run_labels(a, b)
         title = f"Comparison: {a.name} vs {b.name}"
-        intro = f"{label_a} — {overview(a)} {label_b} — {overview(b)}"
+        intro = " ".join(f"{label} — {' '.join(filter(None, (run.completeness.sentence(), overview(run))))}"
+                         for run, label in ((a, label_a), (b, label_b)))
         ratios, tables = compare_sections(a, b, figures_dir)
         both = cost_section(side_by_side_rows(a, b), figures_dir, hue="run", name="compare_cost")
         both.title = "Cost per variant, both runs"

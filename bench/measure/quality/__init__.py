@@ -5,8 +5,13 @@ trained together), ``real_floor`` per seed and
 ``checkpoint_equivalence`` once; each returns ``bench.schema.Measurement`` rows. What a cell does (data,
 steps, sampler, scoring sizes) is its quality preset: bench/plan/quality_presets.py.
 """
-from bench.measure.quality.cells import (checkpoint_equivalence, real_floor, run_quality_cell, run_quality_seeds,
-                                         save_grid)
+from bench.measure.quality.cells import (
+                                         checkpoint_equivalence,
+                                         real_floor,
+                                         run_quality_cell,
+                                         run_quality_seeds,
+                                         save_grid,
+)
 from bench.measure.quality.data import DatasetSplits, load_dataset
 from bench.measure.quality.inception import InceptionUnavailable, require_inception
 

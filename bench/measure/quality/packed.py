@@ -32,7 +32,6 @@ from bench.plan.quality_presets import QualityConfig
 from bench.schema import Measurement
 from variants import UNetSpec, build
 
-
 # --- the packed leaves ------------------------------------------------------------------------------------------
 
 class PackedConv(nn.Module):
@@ -43,7 +42,8 @@ class PackedConv(nn.Module):
         first = convs[0]
         self.k = len(convs)
         self.transpose = isinstance(first, nn.ConvTranspose2d)
-        self.stride, self.padding, self.dilation, self.groups = first.stride, first.padding, first.dilation, first.groups
+        self.stride, self.padding, self.dilation = first.stride, first.padding, first.dilation
+        self.groups = first.groups
         self.output_padding = getattr(first, "output_padding", 0)
         self.weight = nn.Parameter(torch.cat([c.weight.detach() for c in convs]))
         self.bias = nn.Parameter(torch.cat([c.bias.detach() for c in convs])) if first.bias is not None else None

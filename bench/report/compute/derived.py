@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 
 from bench.report.compute import frames
+from bench.report.compute.completeness import Completeness, completeness
+from bench.report.compute.disturbance import disturbance
 from bench.report.compute.effects import effect_table
 from bench.report.compute.load import Run
 from bench.report.compute.peer_ratios import peer_comparisons, peer_rounds
@@ -47,6 +49,11 @@ class Derived:
     def samples(self) -> list[Path]:
         return self.run.samples
 
+    @cached_property
+    def completeness(self) -> Completeness:
+        """Which planned cells the table holds; what the missing and failed ones leave out."""
+        return completeness(self.table, self.run.planned)
+
     # --- costs -----------------------------------------------------------------------------------
     @cached_property
     def cost_rows(self) -> pd.DataFrame:
@@ -69,6 +76,11 @@ class Derived:
         """The blocked factorial model of the timing rounds: every axis's effect and the A/A control per base
         config, setting, phase and timed metric, with the noise by level (``block_sd``, ``round_sd``)."""
         return timing_effects(self.table, tuple(AXES), frames.references())
+
+    @cached_property
+    def disturbance(self) -> pd.DataFrame:
+        """Per base config and CPU setting: whether its timing rounds ran on a busy machine, and why."""
+        return disturbance(self.table, self.env.get("cpu_count"))
 
     @cached_property
     def noise_levels(self) -> pd.DataFrame:
@@ -108,7 +120,8 @@ class Derived:
     @cached_property
     def effects(self) -> pd.DataFrame:
         """effects.csv: every effect of the run (compute/effects.py)."""
-        return effect_table(self.timing_fits, frames.cost_pairs(self.cost_cells), self.quality_fits)
+        return effect_table(self.timing_fits, frames.cost_pairs(self.cost_cells), self.quality_fits,
+                            self.disturbance)
 
     @cached_property
     def peer_rounds(self) -> pd.DataFrame:

@@ -52,12 +52,17 @@ CORRECTION_TEXT = (f"primary effects (per axis switch, the training step's time 
                    "zero; counted quantities are exact and not tested")
 COUNTED_METRICS = ("params", "flops", "model_flops", "saved_tensor_bytes")
 Z95 = stats.norm.ppf(1 - ALPHA / 2)
+DISTURBED = "timing disturbed"  # in the method of a time effect whose rounds ran on a busy machine
 
 
-def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_fits: pd.DataFrame) -> pd.DataFrame:
+def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_fits: pd.DataFrame,
+                 disturbance: pd.DataFrame) -> pd.DataFrame:
     """Every effect of the run in ``COLUMNS``, sorted by axis, setting, phase and metric, from the timing model's
-    fits, the matched pairs of cost cells and the quality model's fits."""
-    frames = [f for f in (_time(timing_fits), _cost(cost_pairs), _quality(quality_fits)) if not f.empty]
+    fits, the matched pairs of cost cells and the quality model's fits. Time effects of a setting whose rounds ran
+    on a busy machine (compute/disturbance.py) keep their estimate and interval but are not tested, so never
+    resolved; their method says why."""
+    frames = [f for f in (_time(timing_fits, disturbance), _cost(cost_pairs), _quality(quality_fits))
+              if not f.empty]
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
     effects = pd.concat(frames, ignore_index=True)
@@ -157,12 +162,12 @@ def _resolvable(row: pd.Series, level: float) -> float:
     return float((stats.t.ppf(1 - level / 2, row["df"]) + stats.t.ppf(POWER, row["df"])) * row["se"])
 
 
-def _time(fits: pd.DataFrame) -> pd.DataFrame:
+def _time(fits: pd.DataFrame, disturbance: pd.DataFrame) -> pd.DataFrame:
     if fits.empty:
         return pd.DataFrame()
     # the standard error on the log scale, from the 95% percentile interval
     se = (np.log1p(fits["ci_high"] / 100) - np.log1p(fits["ci_low"] / 100)) / (2 * Z95)
-    return pd.DataFrame({
+    time = pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
         "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
         "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
@@ -171,6 +176,11 @@ def _time(fits: pd.DataFrame) -> pd.DataFrame:
         "method": f"{ROUNDS_MODEL_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
         "se": se, "df": np.inf, "scale": "log",
     })
+    for busy in disturbance[disturbance["disturbed"].astype(bool)].itertuples():
+        hit = (time["base_config"] == busy.base_config) & (time["setting"] == busy.setting)
+        time.loc[hit, "p_value"] = np.nan
+        time.loc[hit, "method"] += f"; {DISTURBED}: {busy.why}, not interpreted"
+    return time
 
 
 def _cost(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.effects import main_base, quality_base
+from bench.report.compute.effects import DISTURBED, main_base, quality_base
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table, Text
@@ -29,7 +29,7 @@ NOTE = ("Each row switches one axis from its reference level, everything else eq
 
 def verdict_section(derived: Derived) -> Section:
     effects, table = derived.effects, derived.table
-    section = Section("Verdict", NOTE)
+    section = Section("Verdict", " ".join(filter(None, (derived.completeness.sentence(), NOTE))))
     switches = effects[effects["axis"] != CONTROL][["axis", "from_level", "to_level"]].drop_duplicates()
     if switches.empty:
         section.note = "No axis has two levels in this run, so there is nothing to weigh."
@@ -96,6 +96,8 @@ def _cell(row: pd.Series | None) -> str:
         if row["ci_low"] == row["ci_high"]:
             return signed(row["estimate"], unit)
         return f"{signed(row['estimate'], unit)} ({signed(row['ci_low'], unit)} to {signed(row['ci_high'], unit)})"
+    if DISTURBED in str(row["method"]):
+        return f"{signed(row['estimate'], unit)} (disturbed)"
     if pd.isna(row["ci_low"]):
         return f"{signed(row['estimate'], unit)} (untested)"
     text = f"{signed(row['estimate'], unit)} [{signed(row['ci_low'], '')}, {signed(row['ci_high'], '')}]"
@@ -137,11 +139,17 @@ def _plain(row: pd.Series) -> str:
 def _time_readings(mine: pd.DataFrame, cost_base: str) -> list[str]:
     """The training step (the primary time question) and inference (exploratory): a resolved effect reads its size,
     an unresolved one the largest change its interval allows."""
+    rows = [(name, _pick(mine, cost_base, phase, ("seconds_per_iter",), "%"))
+            for name, phase in (("training step", "train_step"), ("inference", "inference"))]
+    rows = [(name, row) for name, row in rows if row is not None]
+    if not rows:
+        return ["time not measured (no timing cell)"]
+    disturbed = [row for _, row in rows if DISTURBED in str(row["method"])]
+    if disturbed:
+        why = str(disturbed[0]["method"]).split(f"{DISTURBED}: ", 1)[1].removesuffix(", not interpreted")
+        return [f"timing disturbed ({why}): not interpreted"]
     readings = []
-    for name, phase in (("training step", "train_step"), ("inference", "inference")):
-        row = _pick(mine, cost_base, phase, ("seconds_per_iter",), "%")
-        if row is None:
-            continue
+    for name, row in rows:
         if pd.isna(row["ci_low"]):
             readings.append(f"{name} untested (too few rounds)")
         elif bool(row["resolved"]):
