@@ -1,5 +1,5 @@
 """The tidy table -> the frames effects, figures and tables are drawn from: cost cells' medians, per-seed
-quality values, matched pairs of variants, per-variant quality with intervals."""
+quality values, matched pairs of cost cells, per-variant quality with intervals."""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -163,12 +163,6 @@ def cost_pairs(cells: pd.DataFrame) -> pd.DataFrame:
     the timing rounds' model (rounds_model.py). Peers have no axes to switch: they are left out."""
     cells = cells[(cells["kind"] == "cost") & (cells["block"] == "total") & (cells["peer"] == "")]
     return _steps_and_axes(cells.drop(columns="kind"), (*COST_CONTEXT, *MEASURE))
-
-
-def quality_pairs(values: pd.DataFrame) -> pd.DataFrame:
-    """Per axis (or per rung of a ladder), difference of every quality metric over pairs matched on seed (and
-    everything else), from ``quality_values``."""
-    return _steps_and_axes(values, (*QUALITY_CONTEXT, *MEASURE, "sample_size"))
 
 
 def rung_changes(table: pd.DataFrame) -> dict[str, str]:
