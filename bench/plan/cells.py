@@ -33,6 +33,7 @@ class Cell:
     peer: str = ""                    # a bench.models.peers name: the peer's closest match to spec, not our U-Net
     memory_format: str = DEFAULT_EXECUTION["memory_format"]  # execution options (bench.plan.execution)
     compile: bool = DEFAULT_EXECUTION["compile"]
+    cuda_graphs: bool = DEFAULT_EXECUTION["cuda_graphs"]  # compiled with mode="reduce-overhead"
     replica: int = 0                   # 1: a second instance of the same model, the A/A timing control
     members: tuple[Cell, ...] = ()     # a timing cell's models, each timed once per round
 
@@ -65,7 +66,7 @@ class Cell:
     def _options_label(self) -> str:
         options = [o for o in (self.memory_format != DEFAULT_EXECUTION["memory_format"] and self.memory_format,
                                self.dtype != DEFAULT_EXECUTION["dtype"] and self.dtype,
-                               self.compile and "compiled") if o]
+                               self.compile and "compiled", self.cuda_graphs and "CUDA graphs") if o]
         return f" ({', '.join(options)})" if options else ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,8 +75,9 @@ class Cell:
         data["members"] = [m.to_dict() for m in self.members]
         if not self.members:  # only timing cells have members: other cells' JSON stays short
             del data["members"]
-        if not self.replica:
-            del data["replica"]
+        for name in ("replica", "cuda_graphs"):  # fields added later: absent at their default, so ids stay as they were
+            if not data[name]:
+                del data[name]
         return data
 
     def to_json(self) -> str:
@@ -104,5 +106,6 @@ class Cell:
             **axes,
             "base_config": self.base_config, "quality_preset": self.quality, "dataset": self.dataset,
             "device": self.device, "dtype": self.dtype, "threads": self.threads, "batch_size": self.batch_size,
-            "peer": self.peer, "memory_format": self.memory_format, "compile": self.compile, "replica": self.replica,
+            "peer": self.peer, "memory_format": self.memory_format, "compile": self.compile,
+            "cuda_graphs": self.cuda_graphs, "replica": self.replica,
         }

@@ -21,8 +21,8 @@ from bench.plan.cells import Cell
 from bench.schema import Measurement, columns, typed
 
 # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns; 4: a column per
-# declared axis, quality_preset beside the real dataset
-SCHEMA_VERSION = 4
+# declared axis, quality_preset beside the real dataset; 5: cuda_graphs column
+SCHEMA_VERSION = 5
 
 
 def atomic_write(path: Path, write) -> None:
