@@ -39,6 +39,7 @@ MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20  # what one folder of results may hold
 # the machine's own GPU stack, never replaced: these distributions, and any whose name starts with a prefix here
 NEVER_INSTALL, NEVER_INSTALL_PREFIXES = {"torch", "triton", "pytorch-triton"}, ("nvidia-", "cuda-")
 REGENERATED = ("samples", "figures", "report.html", "metrics.csv")  # what a run folder can do without, if it must
+NOT_PACKED = (".lock", ".lock.json")  # the run's lock on its folder: stale once the run ended
 TESTS_CAP_S = 150.0       # at most this long for the CUDA tests, and for the benchmarks
 BENCHMARKS_CAP_S = 60.0
 
@@ -269,10 +270,11 @@ def main(argv: list[str] | None = None) -> int:
         check.record("run", "skipped", None, 0.0, "no time left")
     if (run / "metrics.parquet").exists():
         check.stage("report", check.python("-m", "bench", "report", str(run)), check.left() - 5)
-    pack(check, run)
     failed = [s["stage"] for s in check.stages if s["status"] not in ("ok", "off")]
     check.say(f"\ngpu-check: {time.monotonic() - check.started:.0f} s; "
               f"{'every stage ok' if not failed else 'not ok: ' + ', '.join(failed)}; results in {check.out}")
+    pack(check, run)
+    shutil.rmtree(check.work, ignore_errors=True)  # packed into run.tar.gz
     return 0 if not failed else 1
 
 
@@ -286,7 +288,7 @@ def pack(check: Check, run: Path) -> None:
         for leave_out in ((), REGENERATED):
             with tarfile.open(tarball, "w:gz") as tar:
                 for path in sorted(run.iterdir()):
-                    if path.name not in leave_out:
+                    if path.name not in leave_out + NOT_PACKED:
                         tar.add(path, arcname=f"run/{path.name}")
             if tarball.stat().st_size <= MAX_FILE_BYTES:
                 break

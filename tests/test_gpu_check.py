@@ -106,7 +106,9 @@ def test_the_gpu_preset_plans_the_cifar_shape_costs_every_setting_and_the_mnist5
     assert {c.spec for c in quality} <= measured and plan.jobs == 4
 
 
-TIME_LIMIT_S = 75  # the smoke preset needs about 150 s here: its run is always stopped by the limit
+# The smoke preset needs about 150 s here, so the limit always stops its run; the stages before it take about 30 s
+# and the report about 15, which leaves the run time for a few cells even when the machine is busy.
+TIME_LIMIT_S = 90
 
 
 @pytest.mark.slow
@@ -117,7 +119,7 @@ def test_the_rehearsal_on_cpu_stops_in_time_and_keeps_the_report_of_what_finishe
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     start = time.monotonic()
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--device", "cpu", "--smoke",
-                             "--threads", "1", "--time-limit", str(TIME_LIMIT_S), "--report-seconds", "20",
+                             "--threads", "1", "--time-limit", str(TIME_LIMIT_S), "--report-seconds", "25",
                              "--wheels", str(empty), "--site", str(tmp_path / "site"), "--out", str(out)],
                             capture_output=True, text=True, timeout=TIME_LIMIT_S + 60, env=env)
     seconds = time.monotonic() - start
@@ -136,3 +138,4 @@ def test_the_rehearsal_on_cpu_stops_in_time_and_keeps_the_report_of_what_finishe
     table = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     assert len(table) and (table["device"] == "cpu").all()
     assert "# " in (out / "report.md").read_text()
+    assert "every stage ok" in (out / "gpu-check.log").read_text().splitlines()[-1]
