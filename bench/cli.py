@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
 from bench.models.sizes import base_summary
 from bench.plan.options import BACKENDS, PARTS, BackendOptions, SweepOptions, import_plugins, parse_shard
+from bench.plan.planner import make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.sweep import PRESETS
 from bench.run.runner import TimeLimitReached, run_sweep
@@ -23,8 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # bad options: one clear line, nothing started
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:  # the runner has said what it kept, in one line
+        return 128 + getattr(stop, "signum", signal.SIGINT)
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other tools do
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,9 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="comma-separated: cpu, cuda, or auto (cpu + cuda if present); default: the "
                                       "sweep's (cpu for the presets but peers)")
     run.add_argument("--resume", action="store_true", help="skip the cells the folder already holds")
+    run.add_argument("--plan", action="store_true", help="print the cells, their kinds and the estimated time, then "
+                                                         "exit without running anything")
     run.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2",
                      help=f"values of one axis ({', '.join(AXES)}; tuples as 16+8); repeatable")
     run.add_argument("--design", help=f"{', '.join(DESIGNS)} (default: the sweep's)")
+    run.add_argument("--generator", help="fractional design: pydoe's generator, one word per --axis in order, e.g. "
+                                         "'a b c d abcd' (default: resolution IV in the fewest runs)")
     run.add_argument("--base", help=f"base spec: {', '.join(BASES)} or a UNetSpec as JSON")
     run.add_argument("--batch-size", type=int, help="cost batch size (default: the sweep's)")
     run.add_argument("--threads", type=int, default=2, help="torch threads in every worker (default 2)")
@@ -50,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                                               "which time, always run alone")
     run.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: cost, quality")
     run.add_argument("--seeds", type=int, help="quality seeds per variant (default: the preset's)")
+    run.add_argument("--seeds-at-once", type=int, help="seeds of one variant trained together in one quality cell "
+                                                       "(packed into one wide network; default: the preset's)")
     run.add_argument("--quality", help="quality preset (data, training, scoring): smoke, quick, full, gpu, "
                                        "fashion_mnist_fid, cifar10_fid (default: the preset's)")
     run.add_argument("--import", dest="plugins", action="append", default=[], metavar="MODULE",
@@ -114,9 +126,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     options = SweepOptions(
         preset=args.preset, sweep_file=args.sweep, out=args.out, devices=_names(args.device), resume=args.resume,
         threads=args.threads, base=args.base, batch_size=args.batch_size, design=args.design,
-        axes=dict(parse_axis(a) for a in args.axis),
+        generator=args.generator, axes=dict(parse_axis(a) for a in args.axis),
         parts=tuple(p.strip() for p in args.only.split(",") if p.strip()), seeds=args.seeds,
-        plugins=tuple(args.plugins), cache_dir=args.cache_dir,
+        seeds_at_once=args.seeds_at_once, plugins=tuple(args.plugins), cache_dir=args.cache_dir,
         shard=parse_shard(args.shard) if args.shard else None, quality=args.quality,
         backend=BackendOptions(name=args.backend, ray_address=args.ray_address, slurm_cluster=args.slurm_cluster,
                                slurm_partition=args.slurm_partition, slurm_time_min=args.slurm_time,
@@ -124,6 +136,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         peers=_names(args.peers), memory_formats=_names(args.memory_format), dtypes=_names(args.dtype),
         compile=_names(args.compile), jobs=args.jobs, time_limit=args.time_limit,
     )
+    if args.plan:
+        print(make_plan(options).describe())
+        return 0
     try:
         table = run_sweep(options, argv)
     except TimeLimitReached:

@@ -16,6 +16,7 @@ import pandas as pd
 from variants import AXES
 
 STATUSES = ("ok", "oom", "error", "skipped")
+FAILED_STATUSES = ("error", "oom")  # of a measurement or cell that did not finish cleanly
 
 # Kinds of cell: what one worker process does (bench/plan/cells.py).
 KINDS = ("cost", "timing", "quality", "floor", "check")

@@ -72,7 +72,7 @@ def test_one_at_a_time_changes_one_axis_per_variant_around_the_baseline():
     for spec in specs[1:]:
         changed = [n for n in AXES if getattr(spec, n) != getattr(baseline, n)]
         assert len(changed) == 1
-    with pytest.raises(ValueError, match="design='latin_square' is invalid; valid: factorial, one_at_a_time"):
+    with pytest.raises(ValueError, match="design='latin_square' is invalid; valid: factorial, fractional, one_at_a_time"):
         grid(TINY, "latin_square")
 
 
@@ -131,19 +131,23 @@ def test_a_plugin_axis_from_one_file_is_swept_and_reported(tmp_path):
     assert "norm: group → layer" in (out / "report.md").read_text()
 
 
-def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_one_at_a_time():
+def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_fractional():
     assert {"smoke", "quick", "full", "adm_table1", "peers"} <= set(PRESETS)
     adm = PRESETS["adm_table1"]
-    assert adm.design == "one_at_a_time" and adm.base == "digits8_ch16"
-    assert {"attn_heads", "num_head_channels", "attn_resolutions", "time_injection"} <= set(adm.axes)
+    assert adm.design == "fractional" and adm.base == "digits8_ch16"
+    assert {"attn_heads", "attn_resolutions", "time_injection", "resblock_updown", "skip_rescale"} == set(adm.axes)
 
 
 @pytest.mark.parametrize("text,message", [
-    ("design = 'latin'", "bad.toml: design = 'latin' is invalid; valid: factorial, one_at_a_time"),
+    ("design = 'latin'", "bad.toml: design = 'latin' is invalid; valid: factorial, fractional, one_at_a_time"),
     ("batch_size = 0", "bad.toml: batch_size = 0 is invalid; valid: a positive int"),
     ("colour = 'red'", "bad.toml: colour = 'red' is invalid; valid: a key of description, base"),
     ("[axes]\nheads = [1, 2]", "bad.toml: axes.heads = [1, 2] is invalid; valid: an axis: upsample"),
-    ("[axes]\nattn_heads = [1, 'x']", "bad.toml: axes.attn_heads: attn_heads value 'x' is invalid"),
+    ("[axes]\nattn_heads = [1, 'x']", "bad.toml: axes.attn_heads: attn_heads='x' is invalid; valid: a positive"),
+    ("[axes]\nattn_heads = ['4']", "bad.toml: axes.attn_heads: attn_heads='4' is invalid; valid: a positive integer"),
+    ("[axes]\nskip_rescale = ['false', 'true']", "bad.toml: axes.skip_rescale: skip_rescale='false' is invalid; "
+                                                 "valid: True or False"),
+    ("[axes]\nattn_resolutions = ['8+4']", "bad.toml: axes.attn_resolutions: attn_resolutions='8+4' is invalid"),
     ("[axes]\nupsample = []", "bad.toml: axes.upsample = [] is invalid; valid: a non-empty list of values"),
     ("[execution]\ndtype = ['float64']", "bad.toml: execution.dtype = ['float64'] is invalid; valid: a non-empty list"),
     ("[rounds]\nmin_rounds = 1", "bad.toml: rounds: rounds budget"),
@@ -183,7 +187,7 @@ quality = "smoke"
 seeds = 2
 [axes]
 attn_heads = [1, 2]
-attn_resolutions = ["4", "8+4"]
+attn_resolutions = [[4], [8, 4]]
 [execution]
 memory_format = ["contiguous", "channels_last"]
 compile = [false, "cudagraphs"]
@@ -228,3 +232,33 @@ def test_resampling_residual_blocks_replace_the_upsampler_and_say_so():
     with pytest.raises(ValueError, match="resblock_updown=True resamples inside residual blocks, so "
                                          "upsample='conv_transpose' would be ignored"):
         TINY.replace(resblock_updown=True, upsample="conv_transpose")
+
+
+def test_a_conflict_names_where_the_axes_came_from(tmp_path, capsys):
+    from bench.cli import main
+
+    path = tmp_path / "mine.toml"
+    path.write_text("base = 'digits8'\n[axes]\nupsample = ['conv_transpose']\nresblock_updown = [true]\n")
+    assert main(["run", "--out", str(tmp_path / "run"), "--sweep", str(path), "--plan"]) == 2
+    assert capsys.readouterr().err.startswith("error: mine.toml: resblock_updown=True resamples inside residual blocks")
+    assert main(["run", "--out", str(tmp_path / "run"), "--preset", "smoke", "--axis", "resblock_updown=true",
+                 "--axis", "upsample=conv_transpose", "--plan"]) == 2
+    assert capsys.readouterr().err.startswith("error: --axis: resblock_updown=True")
+
+
+def test_a_factorial_grid_crosses_the_axes_given_and_keeps_the_rest_at_the_base_s_level():
+    film = TINY.replace(time_injection="film")
+    specs = grid(film, attn_heads=(1, 2, 4))
+    assert [s.attn_heads for s in specs] == [1, 2, 4] and {s.time_injection for s in specs} == {"film"}
+    assert len(grid(film)) == 16  # no axis given: the default grid
+
+
+def test_bench_list_says_where_a_level_depends_on_the_base_and_aligns_the_bases(capsys):
+    from bench.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "attn_resolutions" in out and "(reference: the base's)" in out and "default 16" not in out
+    bases = out.split("Base configs")[1].splitlines()[1:]
+    assert bases[0].startswith("  digits8 ") and "8x8x1, ch 32, ch_mult 1+2" in bases[0]
+    assert len({line.index(" 8x8x1") for line in bases if "8x8x1" in line}) == 1  # one column

@@ -1,6 +1,10 @@
 """README and docs stay true to the code: generated tables equal their declarations, every column and metric of
 the table is documented, every relative link resolves."""
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +50,85 @@ def test_every_column_of_the_table_is_documented():
 def test_every_relative_link_resolves(page):
     for target in re.findall(r"\]\((?!https?:|#)([^)<>\s]+)\)", page.read_text()):
         assert (page.parent / target.split("#")[0]).exists(), f"{page.name} links to a missing {target}"
+
+
+# --- every command in README and docs runs ---------------------------------------------------------------------
+# A block of commands runs in a scratch folder that looks like a checkout (the code linked, results/ copied, a
+# small run at runs/smoke), each command as printed but for its size: `bench run` with --plan (every option
+# checked, every cell planned, nothing measured), `make` with -n, pytest with --collect-only. A block marked
+# `<!-- run: full -->` runs as printed; one marked `<!-- run: by tests/FILE.py::TEST -->` is what that test runs.
+BLOCK = re.compile(r"(?:<!-- run: (?P<mode>[^>]*?) -->\n)?```(?P<lang>bash|python|toml)\n(?P<body>.*?)```", re.S)
+
+
+RAN: set[str] = set()
+
+
+def blocks() -> list:
+    """(page, mode, language, body) of every code block of README and docs that is a command or a file."""
+    found = []
+    for page in (README, *DOCS):
+        for index, match in enumerate(BLOCK.finditer(page.read_text())):
+            found.append(pytest.param(page.name, match["mode"] or "check", match["lang"], match["body"],
+                                      id=f"{page.stem}-{index}"))
+    return found
+
+
+def commands(body: str) -> list[str]:
+    """The block's command lines, continuations joined, comments dropped."""
+    text = body.replace("\\\n", " ")
+    lines = [re.split(r"\s+#\s", line, maxsplit=1)[0].strip() for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def sized(command: str, mode: str) -> str:
+    command = command.replace(".venv/bin/python", sys.executable)
+    if mode == "full":
+        return command
+    if re.search(r"-m bench run\b", command):
+        return command + " --plan"
+    if command.startswith("make "):
+        return "make -n " + command.removeprefix("make ")
+    if "-m pytest" in command:  # collected, not run (under xdist pytest-benchmark refuses --benchmark-only)
+        return command.replace(" --benchmark-only", "") + " --collect-only -q"
+    return command
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory):
+    """A scratch folder laid out like the repository, with a small finished run at runs/smoke."""
+    root = tmp_path_factory.mktemp("checkout")
+    for name in ("bench", "variants", "tests", "docs", "Makefile", "pyproject.toml", ".venv"):
+        if (ROOT / name).exists():
+            (root / name).symlink_to(ROOT / name)
+    shutil.copytree(ROOT / "results", root / "results", ignore=shutil.ignore_patterns("report.*", "figures"))
+    run(root, f"{sys.executable} -m bench run --preset smoke --only cost --threads 1 --axis checkpoint=false "
+              "--out runs/smoke")
+    return root
+
+
+def run(cwd: Path, command: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": f"{cwd}{os.pathsep}{ROOT}"}
+    result = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result
+
+
+@pytest.mark.parametrize("page, mode, lang, body", blocks())
+def test_every_command_and_example_runs_as_printed(checkout, page, mode, lang, body):
+    if mode.startswith("by "):
+        file, _, name = mode.removeprefix("by ").partition("::")
+        text = (ROOT / file).read_text()
+        assert not name or f"def {name}(" in text, f"{page}: no test {mode}"
+        return
+    first = body.splitlines()[0]
+    if lang in ("python", "toml"):  # a file the commands below use (`# my_variants.py`), or a snippet to run
+        name = re.match(r"# (\S+\.(?:py|toml))", first)
+        if name:
+            (checkout / name.group(1)).write_text(body)
+        elif lang == "python":
+            run(checkout, f"{sys.executable} - <<'EOF'\n{body}EOF")
+        return
+    for command in map(lambda c: sized(c, mode), commands(body)):
+        if command not in RAN:  # README and docs share commands: each runs once
+            run(checkout, command)
+            RAN.add(command)

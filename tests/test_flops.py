@@ -1,6 +1,7 @@
 """FLOP counts: two counters agree, match a hand count, attribute every FLOP to a block type, and fail
 loudly on work they cannot count."""
 from functools import cache
+from math import prod
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from conftest import SMALL_SPECS
 
 SMALL = SMALL_SPECS["8x8x1"]
 BATCH = 2
-VARIANTS = list(grid(SMALL, attn_heads=(1, 4)))
+VARIANTS = list(grid(SMALL))
 
 
 def inputs(spec: UNetSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -286,3 +287,55 @@ def test_fvcore_work_outside_every_block_is_left_over_and_refused():
 def test_unknown_phase_is_rejected():
     with pytest.raises(ValueError, match="phase='inference' is invalid; valid: forward, train_step"):
         flop_counter_flops(build(SMALL), *inputs(SMALL), "inference")
+
+
+# --- a plugin's own ops ---------------------------------------------------------------------------------------
+@torch.library.custom_op("benchtest::channel_mix", mutates_args=())
+def channel_mix(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) x (C, C): a 1x1 convolution written as a custom op, so torch knows nothing of its cost."""
+    return torch.einsum("bchw,dc->bdhw", x, w)
+
+
+@channel_mix.register_fake
+def _(x, w):
+    return x.new_empty(x.shape[0], w.shape[0], *x.shape[2:])
+
+
+def _channel_mix_backward(ctx, grad):
+    x, w = ctx.saved_tensors
+    return torch.einsum("bdhw,dc->bchw", grad, w), torch.einsum("bdhw,bchw->dc", grad, x)
+
+
+channel_mix.register_autograd(_channel_mix_backward,
+                              setup_context=lambda ctx, inputs, output: ctx.save_for_backward(*inputs))
+
+
+class ChannelMix(nn.Module):
+    """conv_in (a block) whose output goes through the custom op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv_in.mix = nn.Parameter(torch.randn(4, 4))
+        self.conv_in.register_forward_hook(lambda m, args, out: channel_mix(out, m.mix))
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.conv_in(x)
+
+
+def test_a_plugin_op_fails_the_count_naming_the_line_that_declares_it_then_counts_as_declared(monkeypatch):
+    from bench.measure import flops
+
+    monkeypatch.setattr(flops, "DECLARED_OPS", {})
+    model, x, sigma = ChannelMix(), torch.randn(2, 1, 4, 4), torch.ones(2)
+    with pytest.raises(RuntimeError, match=r"fvcore cannot count benchtest::channel_mix: .*count_op\('benchtest::"
+                                           r"channel_mix'\)"):
+        count_flops(model, x, sigma)
+    flops.count_op("benchtest::channel_mix", macs=lambda inputs, outputs: prod(outputs[0]) * inputs[1][1])
+    rows = {(r.phase, r.metric, r.unit, r.block): r.value for r in count_flops(model, x, sigma)}
+    conv, mix = 2 * 4 * 9 * 16, 2 * 4 * 4 * 16  # batch x Cout x Cin x k^2 x pixels; batch x C x C x pixels
+    assert rows[("forward", "flops", "MAC", "total")] == conv + mix
+    assert rows[("forward", "flops", "FLOP", "total")] == 2 * (conv + mix)
+    flops.count_op("benchtest::channel_mix")  # declared as doing no multiply-adds: counts zero, by both counters
+    assert {(r.metric, r.unit): r.value for r in count_flops(model, x, sigma) if r.block == "total"
+            and r.phase == "forward"} == {("flops", "MAC"): conv, ("flops", "FLOP"): 2 * conv}

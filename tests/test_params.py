@@ -60,7 +60,8 @@ def test_blocks_do_not_overlap_and_cover_every_parameter():
 @pytest.mark.parametrize("upsample", ["nearest_conv", "conv_transpose"])
 @pytest.mark.parametrize("time_injection", ["additive", "film"])
 def test_heads_and_checkpointing_change_no_parameter(upsample, time_injection):
-    specs = list(grid(SMALL, upsample=[upsample], time_injection=[time_injection], attn_heads=(1, 4)))
+    specs = list(grid(SMALL, upsample=[upsample], time_injection=[time_injection], attn_heads=(1, 4),
+                      checkpoint=(False, True)))
     assert len(specs) == 4
     counts = [by_block(count_params(build(s))) for s in specs]
     assert all(c == counts[0] for c in counts)

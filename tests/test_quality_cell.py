@@ -19,7 +19,7 @@ from bench.measure.quality.features import load_or_train_classifier
 from bench.measure.quality.scoring import score
 from bench.measure.quality.train import generate
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
-from variants import build, grid
+from variants import build, default_grid, grid
 
 SMOKE = QUALITY_PRESETS["smoke"]
 SAMPLE_METRICS = {"fd", "kid", "kid_std", "precision", "recall", "swd", "copy_rate", "class_kl"}
@@ -116,7 +116,7 @@ def test_checkpointing_trains_the_same_function():
 def test_every_functional_variant_builds_for_the_quality_presets():
     for name in ("smoke", "quick"):
         base = QUALITY_PRESETS[name].base
-        specs = list(grid(base, checkpoint=(False,)))
+        specs = list(grid(base, **(default_grid() | {"checkpoint": (False,)})))
         assert len(specs) == 8 and all(build(s).input_dims == (1, 8, 8) for s in specs)
 
 

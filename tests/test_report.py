@@ -17,7 +17,7 @@ from scipy import stats
 
 from bench.report import write_report
 from bench.report.compute.derived import Derived
-from bench.report.compute.frames import cost_pairs, quality_pairs
+from bench.report.compute.frames import cost_pairs
 from bench.report.compute.load import normalise
 from bench.report.render.wording import describe_effect
 from bench.schema import columns
@@ -195,20 +195,20 @@ def test_cost_effect_interval_straddling_zero_is_reported_unresolved():
     assert describe_effect(row).startswith("+5% [95% CI ")
 
 
-def test_quality_effect_pairs_by_seed_not_by_row_order():
+def test_quality_effect_blocks_on_seed_not_on_row_order():
     rows = []
     for upsample, values in (("nearest_conv", {0: 4.0, 1: 5.0, 2: 6.0}), ("conv_transpose", {2: 4.0, 1: 5.0, 0: 3.0})):
         for seed, value in values.items():
             rows.append(_row("quality", upsample, 1, False, "cpu", phase="sample", metric="fd", value=value,
                              unit="fd", seed=seed, n=100))
     table = normalise(pd.DataFrame(rows, columns=list(columns())))
-    pairs = quality_pairs(Derived.of_table(table).quality_values)
-    assert pairs.sort_values("seed")["difference"].tolist() == [-1.0, 0.0, -2.0]
     row = _effect(table, "upsample")
+    # two variants and the seed as a block: the model is the paired t-test over seeds (differences -1, 0, -2)
     half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)
     assert (row["n"], row["estimate"], row["ci_low"], row["ci_high"], row["unit"]) == (
-        3, -1.0, pytest.approx(-1 - half), pytest.approx(-1 + half), "fd")
-    assert not row["resolved"]
+        6, pytest.approx(-1.0), pytest.approx(-1 - half), pytest.approx(-1 + half), "fd")
+    assert row["p_value"] == pytest.approx(stats.ttest_1samp([-1.0, 0.0, -2.0], 0).pvalue)
+    assert row["family"] == "primary" and not row["resolved"]
 
 
 def test_axis_with_one_level_or_no_pairs_gives_no_effect():
@@ -217,17 +217,26 @@ def test_axis_with_one_level_or_no_pairs_gives_no_effect():
     assert cost_pairs(derived.cost_cells).empty and derived.effects.empty
 
 
-def test_holm_controls_every_tested_effect_and_counts_are_exact(runs):
+def test_holm_runs_over_the_primary_family_and_the_controls_apart_and_counts_are_exact(runs):
     effects = pd.read_csv(runs["full"] / "effects.csv")
     assert tuple(effects.columns) == ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric",
                                       "unit", "estimate", "ci_low", "ci_high", "n", "p_value", "p_adjusted",
-                                      "resolved", "method")
-    tested = effects[effects["p_value"].notna()]
+                                      "resolved", "method", "family", "bound", "resolvable")
     from statsmodels.stats.multitest import multipletests
 
-    assert effects.loc[tested.index, "p_adjusted"].tolist() == pytest.approx(
-        multipletests(tested["p_value"], 0.05, "holm")[1].tolist())
-    assert (tested["resolved"] == (tested["p_adjusted"] < 0.05)).all()
+    primary = effects[effects["family"] == "primary"]
+    # one time and one quality question per axis switch: upsample, attn_heads and checkpoint (time only)
+    assert sorted(zip(primary["axis"], primary["metric"])) == [
+        ("attn_heads", "fd"), ("attn_heads", "seconds_per_iter"), ("checkpoint", "seconds_per_iter"),
+        ("upsample", "fd"), ("upsample", "seconds_per_iter")]
+    for family in ("primary", "control"):
+        tested = effects[(effects["family"] == family) & effects["p_value"].notna()]
+        assert tested["p_adjusted"].tolist() == pytest.approx(
+            multipletests(tested["p_value"], 0.05, "holm")[1].tolist())
+        assert (tested["resolved"] == (tested["p_adjusted"] < 0.05)).all()
+    secondary = effects[(effects["family"] == "secondary") & effects["p_value"].notna()]
+    assert secondary["p_adjusted"].isna().all() and (secondary["resolved"] == (secondary["p_value"] < 0.05)).all()
+    assert primary["resolvable"].notna().all() and effects.loc[effects["family"] != "primary", "resolvable"].isna().all()
     counted = effects[effects["metric"].isin(["params", "flops", "saved_tensor_bytes"])]
     assert counted["p_value"].isna().all() and counted["method"].str.startswith("exact").all()
 
@@ -487,8 +496,14 @@ def test_the_verdict_opens_the_report_and_is_effects_csv_in_other_words(runs):
     assert cell.startswith(signed(fd["estimate"])) and cell.endswith("✓") == bool(fd["resolved"])
     assert "Noise floor: the A/A control" in markdown.split("## Verdict")[1].split("\n## ")[0]
     # a sentence per switch, in words
-    assert re.search(r"^- upsample nearest_conv → conv_transpose: .*: (better|worse|no resolved difference in "
-                     r"quality)\.$", markdown, flags=re.M)
+    assert re.search(r"^- upsample nearest_conv → conv_transpose: .*: ((better|worse) by [0-9.]+ FD|no difference in "
+                     r"quality beyond ±[0-9.]+ FD) \([0-9.]+ of the real-versus-real floor, [0-9.]+\)\.$", markdown,
+                     flags=re.M)
+    # an unresolved primary effect reads its bound; the run says what it could have resolved
+    if not bool(fd["resolved"]):
+        assert f"beyond ±{fd['bound']:.3g} FD" in markdown
+    assert "Smallest effect this run resolves on FD:" in markdown
+    assert "Smallest effect this run resolves on training step time:" in markdown
 
 
 def test_runs_that_cost_two_networks_are_compared_network_by_network(tmp_path):
@@ -498,7 +513,50 @@ def test_runs_that_cost_two_networks_are_compared_network_by_network(tmp_path):
     run = write_run(tmp_path / "two-bases", pd.concat([table, other], ignore_index=True), samples=False)
     write_report([run, run], tmp_path / "self")
     markdown = (tmp_path / "self" / "report.md").read_text()
-    rows = [line for line in markdown.splitlines()
+    rows = [line.split("|") for line in markdown.splitlines()
             if line.startswith("| nearest_conv+additive+1h |") and "| train_step/flops" in line]
-    labels = sorted(line.split("|")[4].strip() for line in rows)
-    assert labels == ["train_step/flops · digits8", "train_step/flops · other"]  # never digits8 against other
+    header = next(line.split("|") for line in markdown.splitlines() if line.startswith("| variant | base_config"))
+    pairs = sorted((row[header.index(" base_config ")].strip(), row[header.index(" measurement ")].strip())
+                   for row in rows)
+    # never digits8 against other: each network's flops against its own, and the table says which network
+    assert pairs == [("digits8", "train_step/flops · digits8"), ("other", "train_step/flops · other")]
+
+
+# --- what a report knows about its own run -----------------------------------------------------------------
+def test_a_report_of_an_unfinished_run_opens_with_what_is_missing(tmp_path):
+    table = synthetic_table()
+    root = write_run(tmp_path / "partial", table[table["kind"] != "timing"], samples=False)
+    held = sorted(set(table.loc[table["kind"] != "timing", "cell_id"]))
+    planned = [{"id": i, "kind": i.split("-")[0], "label": i} for i in held] + [
+        {"id": "timing-cpu", "kind": "timing", "label": "timing 9 models"}]
+    (root / "run.json").write_text(json.dumps({"planned_cells": planned}))
+    write_report([root])
+    intro = (root / "report.md").read_text().split("\n\n")[1]
+    assert intro.startswith(f"Incomplete run: {len(held)} of {len(planned)} planned cells; missing: 1 timing cell "
+                            "(no time effects).")
+    verdict = (root / "report.md").read_text().split("## Verdict")[1]
+    assert "time not measured (no timing cell)" in verdict
+
+
+def test_a_complete_run_says_nothing_of_missing_cells(runs):
+    assert "Incomplete run" not in (runs["full"] / "report.md").read_text()
+
+
+def test_timing_on_a_busy_machine_is_marked_disturbed_and_not_interpreted(tmp_path):
+    table = synthetic_table(quality=False)
+    timed = table[table["metric"] == "seconds_per_iter"]
+    # a neighbour took a core: the 2 threads had 1.2 cores' worth of CPU per block, and the load was 3.9
+    cpu = timed.assign(metric="cpu_seconds_per_iter", value=1.2 * timed["value"])
+    load = timed.drop_duplicates("repeat").assign(phase="env", metric="loadavg_1min", value=3.9, unit="processes",
+                                                  variant="group", position=pd.NA)
+    table = normalise(pd.concat([table, cpu, load], ignore_index=True))
+    root = write_run(tmp_path / "busy", table, samples=False)
+    (root / "env.json").write_text(json.dumps({"cpu_count": 2}))
+    write_report([root])
+    effects = pd.read_csv(root / "effects.csv")
+    time = effects[effects["unit"].eq("%") & effects["metric"].isin(["seconds_per_iter", "cpu_seconds_per_iter"])]
+    assert len(time) and time["p_value"].isna().all() and not time["resolved"].any()
+    assert time["method"].str.contains("timing disturbed: CPU/wall 1.20 of 2 threads, load 3.9 on 2 cores").all()
+    report = (root / "report.md").read_text()
+    assert "timing disturbed (CPU/wall 1.20 of 2 threads, load 3.9 on 2 cores): not interpreted" in report
+    assert "1 setting(s) disturbed" in report

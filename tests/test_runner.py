@@ -1,10 +1,8 @@
 """The runner: options fail before any work, failures become rows, and a killed sweep resumes exactly."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +35,10 @@ BAD_OPTIONS = [
     (["--base", "imagenet"], "--base 'imagenet' is invalid; valid: digits8, digits8_ch16, digits8_ch8, fmnist28, cifar32, ddpm_cifar10"),
     (["--import", "no_such_plugin"], "--import 'no_such_plugin' cannot be imported"),
     (["--quality", "imagenet"], "--quality 'imagenet' is invalid; valid: smoke, quick, full, fashion_mnist_fid"),
+    (["--base", '{"in_dim": 28, "in_ch": 1, "out_ch": 1, "ch": 100000, "ch_mult": [1, 1, 2], '
+                '"attn_resolutions": [14]}'],
+     "fmnist28[ch=100000] at batch 4 plans 165,645.6 GiB for one training step (weights, gradients, AdamW moments "
+     "and saved activations), more than the"),
 ]
 
 
@@ -142,63 +144,16 @@ def test_rerun_without_resume_is_refused_and_resume_with_other_options_too(finis
     assert "batch_size: stored 4, now 3" in err
 
 
-def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_path):
-    out = tmp_path / "run"
-    args = [sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL, "--axis", "checkpoint=false,true"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    while not list((out / "cells").glob("*.parquet")) and time.time() < deadline:
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker, mid-sweep
-    proc.wait()
-    first = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.parquet")}
-    assert 1 <= len(first) < 5
-
-    result = bench("run", "--out", str(out), "--resume", *SMALL, "--axis", "checkpoint=false,true", timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert f"{len(first)} already finished" in result.stdout
-    table = pd.read_parquet(out / "metrics.parquet")
-    assert table["cell_id"].nunique() == 5  # 4 cost cells and the timing cell of their setting
-    rows_per_cell = table[(table["metric"] == "params") & (table["block"] == "total")].groupby("cell_id").size()
-    assert (rows_per_cell == 1).all()
-    timed = table[table["metric"] == "seconds_per_iter"]  # a round killed midway is re-timed, never doubled
-    assert not timed.duplicated(["cell_id", "variant", "replica", "phase", "repeat"]).any()
-    for name, mtime in first.items():  # finished cells were not run again
-        assert (out / "cells" / name).stat().st_mtime_ns == mtime
-    assert not list(out.glob("**/*.tmp"))
-
-
-def test_a_kill_during_the_timing_cell_leaves_no_rounds_and_resume_times_them_once(tmp_path):
-    out = tmp_path / "run"
-    args = [sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL]
-    proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    while len(list((out / "cells").glob("*.parquet"))) < 2 and time.time() < deadline:
-        time.sleep(0.05)  # both cost cells done: the timing cell's worker is starting or in its rounds
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert len(list((out / "cells").glob("*.parquet"))) == 2  # a timing cell lands whole or not at all
-
-    result = bench("run", "--out", str(out), "--resume", *SMALL, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "3 cells, 2 already finished, 1 to run" in result.stdout
-    timed = pd.read_parquet(out / "metrics.parquet").query("metric == 'seconds_per_iter'")
-    assert set(timed["kind"]) == {"timing"} and timed["repeat"].nunique() >= 3
-    assert not timed.duplicated(["cell_id", "variant", "replica", "phase", "repeat"]).any()
-
-
 def test_resume_removes_temporaries_a_killed_write_left_behind(tmp_path):
     from bench.store.folder import RunStore, atomic_write_text
 
     store = RunStore(tmp_path / "run")
-    store.open({"preset": "smoke"}, resume=False, run_id="r1")
+    store.open({"preset": "smoke"}, resume=False, run_id="r1", planned=[])
     atomic_write_text(store.root / "metrics.csv", "kept\n")
     stale = [store.root / ".metrics.csv.abc123.tmp", store.cells_dir / ".0123456789ab.parquet.def456.tmp"]
     for path in stale:
         path.write_text("half a file")
-    assert store.open({"preset": "smoke"}, resume=True, run_id="r2") == "r1"
+    assert store.open({"preset": "smoke"}, resume=True, run_id="r2", planned=[]) == "r1"
     assert not any(path.exists() for path in stale)
     assert (store.root / "metrics.csv").read_text() == "kept\n"
 
@@ -213,3 +168,29 @@ def test_resuming_with_other_code_warns_and_keeps_every_revision(tmp_path, capsy
     same = {"git_revision": "new"}
     _note_earlier_revisions(same, {"git_revision": "new"})
     assert "earlier_revisions" not in same and capsys.readouterr().err == ""
+
+
+def test_plan_prints_the_cells_and_their_time_and_runs_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--preset", "quick", "--plan"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("quick: 47 cells (factorial design on fmnist28); about ")
+    assert "on a 2-core CPU (cost " in text and "  timing: 2 cell(s)" in text and "  quality: 8 cell(s)" in text
+    assert not out.exists()
+
+
+def test_the_estimate_scales_each_kind_s_measured_prior():
+    from bench.plan.cells import Cell
+    from bench.plan.estimate import PRIORS, cell_seconds
+    from bench.plan.sweep import RoundsBudget
+    from variants import BASES
+
+    rounds = RoundsBudget(warmup=1, block_seconds=0.1, min_rounds=10, max_seconds=100.0)
+    base = Cell("cost", BASES["fmnist28"], "cpu", batch_size=16, base_config="fmnist28")
+    assert cell_seconds(base, rounds) == PRIORS["cost"]["fmnist28"]["seconds"]
+    wider = Cell("cost", BASES["fmnist28"].replace(ch=128), "cpu", batch_size=16, base_config="fmnist28[ch=128]")
+    assert cell_seconds(wider, rounds) > 3 * cell_seconds(base, rounds)  # ~4x the parameters
+    timing = Cell("timing", None, "cpu", base_config="fmnist28", members=(base, base))
+    assert cell_seconds(timing, rounds) == pytest.approx(PRIORS["timing"]["start"] + 100.0 + 2 * 2 *
+                                                         PRIORS["timing"]["member"]["fmnist28"])
+    assert cell_seconds(Cell("cost", BASES["fmnist28"], "cuda", batch_size=16, base_config="fmnist28"), rounds) is None

@@ -15,7 +15,7 @@ from bench.plan.cells import Cell
 from bench.plan.groups import timing_cells
 from bench.plan.sweep import RoundsBudget
 from bench.report.compute.rounds_model import blocked_factorial, percent
-from variants import grid
+from variants import default_grid, grid
 
 from conftest import SMALL_SPECS
 
@@ -80,7 +80,8 @@ def test_percent_change_is_exp_minus_one():
 
 
 def test_a_group_holds_the_baseline_its_copy_and_every_other_model():
-    costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1) for spec in grid(TINY, attn_heads=(1,))]
+    specs = grid(TINY, **(default_grid() | {"attn_heads": (1,)}))
+    costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1) for spec in specs]
     costs.append(Cell("cost", TINY, "cpu", batch_size=2, threads=1, peer="smalldiffusion"))
     [group] = timing_cells(costs, budget_bytes=10**12)
     baseline = next(c for c in costs if c.spec.name == BASELINE and not c.peer)
@@ -91,7 +92,8 @@ def test_a_group_holds_the_baseline_its_copy_and_every_other_model():
 
 
 def test_groups_that_do_not_fit_are_split_and_each_keeps_the_baseline():
-    costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1) for spec in grid(TINY, attn_heads=(1,))]
+    specs = grid(TINY, **(default_grid() | {"attn_heads": (1,)}))
+    costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1) for spec in specs]
     one = planned_state_bytes(TINY)
     budget = int(4.5 * one)  # the baseline pair and at most two more per group (the others are no smaller)
     groups = timing_cells(costs, budget_bytes=budget)

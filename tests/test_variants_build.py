@@ -7,7 +7,7 @@ from variants import UNet, build, default_grid, grid
 
 from conftest import SMALL_SPECS
 
-ALL_VARIANTS = [(cfg, spec) for cfg, base in SMALL_SPECS.items() for spec in grid(base, attn_heads=(1, 4))]
+ALL_VARIANTS = [(cfg, spec) for cfg, base in SMALL_SPECS.items() for spec in grid(base)]
 
 
 def test_default_grid_is_the_16_axis_combinations():
@@ -20,7 +20,7 @@ def test_default_grid_is_the_16_axis_combinations():
 
 def test_grid_holds_an_axis_fixed_and_keeps_the_base():
     base = SMALL_SPECS["8x8x1"]
-    specs = list(grid(base, checkpoint=[False], attn_heads=[4]))
+    specs = list(grid(base, **(default_grid() | {"checkpoint": [False], "attn_heads": [4]})))
     assert len(specs) == 4
     assert all(s.ch == 32 and s.attn_heads == 4 and not s.checkpoint for s in specs)
 

@@ -18,6 +18,11 @@ ATTENTIONS: Registry[nn.Module] = Registry("attention")
 class AttentionBlock(nn.Module):
     """Base class, so cost breakdowns can find every attention block whatever its variant."""
 
+    heads: int
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}"  # printed: a network's module tree tells its head counts (variants/duplicates.py)
+
 
 @ATTENTIONS.register("sdpa")
 class SDPAAttention(AttentionBlock):

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bench.measure.processes import guarded
 from bench.measure.workload import Workload, make_workload
 from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, Measurement, exception_failure
 from variants import AXES, UNetSpec
@@ -94,8 +95,8 @@ def cpu_peak_rss(spec: UNetSpec, batch_size: int, threads: int, scratch: Path) -
     saved = os.environ.get("MALLOC_MMAP_THRESHOLD_")
     os.environ["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD_BYTES)  # read by glibc when the child starts
     try:
-        proc = ctx.Process(target=_rss_worker, args=(spec.to_json(), batch_size, threads, str(out),
-                                                     _variant_modules(spec)))
+        proc = ctx.Process(target=guarded, args=(os.getpid(), "bench.measure.memory:_rss_worker", spec.to_json(),
+                                                 batch_size, threads, str(out), _variant_modules(spec)))
         proc.start()
     finally:
         if saved is None:

@@ -104,7 +104,10 @@ def _round(cell: Cell, models: dict[int, _Model], seed: int, round_index: int, p
                 break
             blocks.append((index, phase, position, wall, cpu))
     peak_flop_per_s, calibration = peak.measure(round_index)
-    rows = [*failures, *calibration]
+    # the machine's load over the round, so a report can tell rounds timed beside a busy neighbour
+    load = Measurement("env", "loadavg_1min", os.getloadavg()[0], "processes", "os.getloadavg, after the round",
+                       repeat=round_index)
+    rows = [*failures, *calibration, load]
     for index, phase, position, wall, cpu in blocks:
         batch = cell.members[index].batch_size
         achieved = flops[index][phase] / wall

@@ -2,7 +2,8 @@
 
 Kinds: ``cost`` (one variant on one device: counts and memory), ``timing`` (the timed phases of every
 variant of one setting, in randomized rounds in one process: its ``members`` are those variants' cells),
-``quality`` (train, sample and score one functional variant with one seed), ``floor`` (real-versus-real
+``quality`` (train, sample and score one functional variant with one seed, or with each of its ``seeds``
+trained together in one process), ``floor`` (real-versus-real
 scores at the same N), ``check`` (checkpointing on and off give the same losses, so quality is trained
 only with it off).
 """
@@ -35,11 +36,13 @@ class Cell:
     compile: bool = DEFAULT_EXECUTION["compile"]
     cuda_graphs: bool = DEFAULT_EXECUTION["cuda_graphs"]  # compiled with mode="reduce-overhead"
     replica: int = 0                   # 1: a second instance of the same model, the A/A timing control
+    seeds: tuple[int, ...] = ()        # a quality cell's seeds trained together (empty: ``seed`` alone)
     members: tuple[Cell, ...] = ()     # a timing cell's models, each timed once per round
 
     def __post_init__(self) -> None:
-        if self.members and not isinstance(self.members, tuple):  # from JSON
-            object.__setattr__(self, "members", tuple(self.members))
+        for name in ("members", "seeds"):
+            if getattr(self, name) and not isinstance(getattr(self, name), tuple):  # from JSON
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
     @property
     def id(self) -> str:
@@ -61,6 +64,8 @@ class Cell:
                 self._options_label()
         what = self.variant if self.spec else "real data"
         seed = f" seed {self.seed}" if self.kind not in COST_KINDS else ""
+        if self.seeds:
+            seed = f" seeds {', '.join(map(str, self.seeds))} at once"
         return f"{self.kind:<7} {what}{seed} on {self.device}" + self._options_label()
 
     def _options_label(self) -> str:
@@ -78,6 +83,10 @@ class Cell:
         for name in ("replica", "cuda_graphs"):  # fields added later: absent at their default, so ids stay as they were
             if not data[name]:
                 del data[name]
+        if not self.seeds:  # cells of one seed keep the ids they had before cells of several
+            del data["seeds"]
+        else:
+            data["seeds"] = list(self.seeds)
         return data
 
     def to_json(self) -> str:

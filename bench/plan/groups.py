@@ -14,14 +14,17 @@ from variants import AXES, UNetSpec
 MEMORY_SHARE = 0.5
 
 
-def memory_budget(device: str) -> int:
-    """Bytes the models of one timing group may hold: a share of the device's total (not free) memory, so the
-    plan, and with it every cell id, is the same from one run to the next on one machine."""
+def device_memory(device: str) -> int:
+    """The device's total (not free) memory in bytes, so a plan, and with it every cell id, is the same from one
+    run to the next on one machine."""
     if device.startswith("cuda"):
-        total = torch.cuda.get_device_properties(torch.device(device)).total_memory
-    else:
-        total = psutil.virtual_memory().total
-    return int(MEMORY_SHARE * total)
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return psutil.virtual_memory().total
+
+
+def memory_budget(device: str) -> int:
+    """Bytes the models of one timing group may hold: a share of the device's memory."""
+    return int(MEMORY_SHARE * device_memory(device))
 
 
 def timing_cells(costs: list[Cell], budget_bytes: int) -> list[Cell]:

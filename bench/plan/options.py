@@ -37,7 +37,7 @@ def check_backend(options: BackendOptions) -> None:
 PARTS = ("cost", "quality")
 # Beyond these a count is a typo, and would fail only later: torch takes threads as a C int, every seed is a
 # cell planned up front, and no batch this large fits a device.
-MAXIMA = {"--threads": 1024, "--batch-size": 65536, "--seeds": 1000, "--jobs": 1024}
+MAXIMA = {"--threads": 1024, "--batch-size": 65536, "--seeds": 1000, "--jobs": 1024, "--seeds-at-once": 64}
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,10 @@ class SweepOptions:
     batch_size: int | None = None
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # override the sweep's, axis by axis
     design: str | None = None
+    generator: str | None = None            # a fractional design's generator (pydoe's words, one per axis)
     parts: tuple[str, ...] = PARTS
     seeds: int | None = None
+    seeds_at_once: int | None = None        # seeds of one variant trained together in one quality cell
     plugins: tuple[str, ...] = ()           # modules to import first: they register extra variants and axes
     cache_dir: Path = Path(".cache")
     shard: tuple[int, int] | None = None    # (k, n): run the k-th of n deterministic slices of the cells

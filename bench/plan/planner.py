@@ -11,14 +11,21 @@ from typing import Any
 import torch
 
 from bench.models.peers import get_peer
+from bench.models.sizes import parameter_count, planned_step_bytes
 from bench.plan.cells import Cell
+from bench.plan.estimate import Estimate, estimate
 from bench.plan.execution import executions
-from bench.plan.groups import memory_budget, timing_cells
+from bench.plan.groups import device_memory, memory_budget, timing_cells
 from bench.plan.options import MAXIMA, PARTS, SweepOptions, check_backend, import_plugins
-from bench.plan.quality_presets import QUALITY_PRESETS
+from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from bench.schema import DEFAULT_EXECUTION
 from variants import BASES, DESIGNS, UNetSpec, grid
+from variants.duplicates import describe_merge, distinct_networks
+from variants.grid import fractional_generator
+
+# Sweep keys newer than some run folders, at the value those runs had: left out of run.json, so they resume.
+NEW_DEFAULTS = {"generator": None, "seeds_at_once": 1}
 
 
 @dataclass(frozen=True)
@@ -28,15 +35,30 @@ class Plan:
     base_name: str
     base: UNetSpec
     cells: list[Cell]
+    notices: tuple[str, ...] = ()  # what the plan changed in what was asked (one line each), printed before work
 
     @property
     def jobs(self) -> int:
         return self.sweep.jobs
 
+    def estimate(self) -> Estimate:
+        return estimate(self.cells, self.sweep.rounds, self.jobs)
+
+    def describe(self) -> str:
+        """What ``bench run --plan`` prints: the cells by kind, each one's label, and the time they will take."""
+        lines = [f"{self.sweep.name}: {len(self.cells)} cells ({self.sweep.design} design on {self.base_name}); "
+                 f"{self.estimate().describe()}"]
+        for kind in dict.fromkeys(c.kind for c in self.cells):
+            cells = [c for c in self.cells if c.kind == kind]
+            lines.append(f"  {kind}: {len(cells)} cell(s)")
+            lines += [f"    {c.label}" for c in cells]
+        return "\n".join(lines)
+
     def config(self) -> dict[str, Any]:
         """What must match for --resume to continue a run (not where or how it runs), as JSON holds it."""
-        # the sweep's name, description and time priors do not change what is measured
-        sweep = {k: v for k, v in self.sweep.to_dict().items() if k not in ("name", "description", "seconds_per_cell")}
+        # the sweep's name and description do not change what is measured
+        sweep = {k: v for k, v in self.sweep.to_dict().items() if k not in ("name", "description")
+                 and not (k in NEW_DEFAULTS and v == NEW_DEFAULTS[k])}
         config = sweep | {
             "base": self.base.to_dict(), "parts": list(self.options.parts), "threads": self.options.threads,
             "plugins": list(self.options.plugins), "shard": list(self.options.shard) if self.options.shard else None}
@@ -48,7 +70,8 @@ def make_plan(options: SweepOptions) -> Plan:
     import_plugins(options.plugins)  # first: a plugin may add the variants and axes the sweep names
     sweep = _resolve(options)
     for option, value in (("--threads", options.threads), ("--batch-size", options.batch_size),
-                          ("--seeds", options.seeds), ("--jobs", options.jobs)):
+                          ("--seeds", options.seeds), ("--jobs", options.jobs),
+                          ("--seeds-at-once", options.seeds_at_once)):
         if value is not None and not 1 <= value <= MAXIMA[option]:
             raise ValueError(f"{option} {value} is invalid; valid: an integer from 1 to {MAXIMA[option]}")
     if options.time_limit is not None and not 0 < options.time_limit < math.inf:
@@ -63,30 +86,74 @@ def make_plan(options: SweepOptions) -> Plan:
         _check_quality_preset(sweep.quality)
     base_name, base = resolve_base(options.base if options.base is not None else sweep.base)
     quality = "quality" in options.parts and sweep.quality is not None
+    notices: list[str] = []
+    variants: dict[UNetSpec, list[UNetSpec]] = {}  # per base, planned once
+
+    def variants_of(spec: UNetSpec) -> list[UNetSpec]:
+        if spec not in variants:
+            variants[spec] = _variants(spec, sweep, notices)
+        return variants[spec]
+
     cells = []
     if "cost" in options.parts:
-        cells += _cost_cells(sweep, base_name, base, options)
-        if quality:
-            cells += _quality_network_cost_cells(sweep, base, options)
+        cells += _cost_cells(sweep, base_name, variants_of(base), base, options)
     if quality:
-        cells += _quality_cells(sweep, options)
+        config = QUALITY_PRESETS[sweep.quality]
+        if "cost" in options.parts:
+            cells += _quality_network_cost_cells(sweep, variants_of(config.base), base, options)
+        cells += _quality_cells(sweep, variants_of(config.base), options)
+    check_fits(cells)
     if options.shard:
         k, n = options.shard
         cells = [c for c in cells if int(c.id, 16) % n == k - 1]
-    return Plan(options, sweep, base_name, base, cells)
+    return Plan(options, sweep, base_name, base, cells, tuple(dict.fromkeys(notices)))
+
+
+def check_fits(cells: list[Cell]) -> None:
+    """Refuse, before any work, a network whose training step cannot fit its device: the planned bytes of its
+    largest variant (weights, gradients, AdamW moments and saved activations at the cell's batch) against the
+    device's memory."""
+    largest: dict[tuple[str, int, str], UNetSpec] = {}
+    for cell in cells:
+        if cell.spec is None or cell.peer or cell.kind == "timing":
+            continue
+        batch = cell.batch_size or QUALITY_PRESETS[cell.quality].batch_size
+        key = (cell.base_config, batch, cell.device)
+        spec = cell.spec.replace(checkpoint=False)  # what checkpointing saves is a part of this
+        if key not in largest or parameter_count(spec) > parameter_count(largest[key]):
+            largest[key] = spec
+    for (network, batch, device), spec in largest.items():
+        planned, limit = planned_step_bytes(spec, batch), device_memory(device)
+        if planned > limit:
+            raise ValueError(
+                f"{network} at batch {batch} plans {planned / 2**30:,.1f} GiB for one training step (weights, "
+                f"gradients, AdamW moments and saved activations), more than the {limit / 2**30:,.1f} GiB of "
+                f"memory {device} has; valid: a smaller network or batch")
 
 
 def _resolve(options: SweepOptions) -> Sweep:
     """The sweep (file or preset) with the command line's overrides."""
     sweep = load_sweep(options.sweep_file) if options.sweep_file else get_preset(options.preset)
     overrides = {"devices": options.devices, "batch_size": options.batch_size, "design": options.design,
-                 "seeds": options.seeds, "quality": options.quality, "jobs": options.jobs, "peers": options.peers,
+                 "generator": options.generator,
+                 "seeds": options.seeds, "seeds_at_once": options.seeds_at_once, "quality": options.quality,
+                 "jobs": options.jobs, "peers": options.peers,
                  "memory_formats": options.memory_formats, "dtypes": options.dtypes, "compile": options.compile}
-    sweep = dataclasses.replace(sweep, axes=sweep.axes | options.axes,
+    source = "--axis" if options.axes else (options.sweep_file.name if options.sweep_file else f"preset {sweep.name}")
+    sweep = dataclasses.replace(sweep, axes=sweep.axes | options.axes, axes_source=source,
                                 **{k: v for k, v in overrides.items() if v is not None})
     if sweep.design not in DESIGNS:
         raise ValueError(f"--design {sweep.design!r} is invalid; valid: {', '.join(DESIGNS)}")
-    return dataclasses.replace(sweep, devices=_devices(sweep.devices))
+    if options.design is not None and options.design != "fractional" and options.generator is None:
+        sweep = dataclasses.replace(sweep, generator=None)  # the sweep file's generator was for its own design
+    if sweep.generator is not None and sweep.design != "fractional":
+        raise ValueError(f"--generator {sweep.generator!r} is only for --design fractional; the design is "
+                         f"{sweep.design!r}")
+    try:  # recorded in run.json: the default generator resolved, so a run says which fraction it measured
+        generator = fractional_generator(sweep.design, sweep.generator, **sweep.axes)
+    except ValueError as err:
+        raise ValueError(f"--design fractional: {err}") from err
+    return dataclasses.replace(sweep, devices=_devices(sweep.devices), generator=generator)
 
 
 def _devices(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -142,7 +209,8 @@ def resolve_base(base: str | UNetSpec) -> tuple[str, UNetSpec]:
     raise ValueError(f"--base {base!r} is invalid; valid: {', '.join(BASES)} or a UNetSpec as JSON")
 
 
-def _cost_cells(sweep: Sweep, base_name: str, base: UNetSpec, options: SweepOptions) -> list[Cell]:
+def _cost_cells(sweep: Sweep, base_name: str, variants: list[UNetSpec], base: UNetSpec, options: SweepOptions
+                ) -> list[Cell]:
     for peer in sweep.peers:
         get_peer(peer)  # an unknown name fails here; a missing package becomes a 'skipped' row
     cells = []
@@ -151,7 +219,7 @@ def _cost_cells(sweep: Sweep, base_name: str, base: UNetSpec, options: SweepOpti
         for execution in product:
             common = dict(batch_size=sweep.batch_size, threads=options.threads, base_config=base_name,
                           **execution.cell_fields())
-            costs = [Cell("cost", spec, device, **common) for spec in _variants(base, sweep)]
+            costs = [Cell("cost", spec, device, **common) for spec in variants]
             costs += [Cell("cost", base, device, peer=peer, **common) for peer in sweep.peers]
             cells += costs + timing_cells(costs, memory_budget(device))
         for execution in sweep.baseline_executions:
@@ -164,7 +232,8 @@ def _cost_cells(sweep: Sweep, base_name: str, base: UNetSpec, options: SweepOpti
     return cells
 
 
-def _quality_network_cost_cells(sweep: Sweep, base: UNetSpec, options: SweepOptions) -> list[Cell]:
+def _quality_network_cost_cells(sweep: Sweep, variants: list[UNetSpec], base: UNetSpec, options: SweepOptions
+                                ) -> list[Cell]:
     """Cost and timing of the network the quality cells train, at their batch size, so that what a variant buys
     and what it costs are measured on the same network (cheap: the quality networks are small)."""
     config = QUALITY_PRESETS[sweep.quality]
@@ -172,7 +241,7 @@ def _quality_network_cost_cells(sweep: Sweep, base: UNetSpec, options: SweepOpti
         return []  # the cost sweep's own base
     device = _quality_device(sweep)
     costs = [Cell("cost", spec, device, dtype=quality_dtype(device), batch_size=config.batch_size,
-                  threads=options.threads, base_config=base_name(config.base)) for spec in _variants(config.base, sweep)]
+                  threads=options.threads, base_config=base_name(config.base)) for spec in variants]
     return costs + timing_cells(costs, memory_budget(device))
 
 
@@ -187,27 +256,50 @@ def quality_dtype(device: str) -> str:
     return "tf32" if device.startswith("cuda") else DEFAULT_EXECUTION["dtype"]
 
 
-def _variants(base: UNetSpec, sweep: Sweep) -> list[UNetSpec]:
-    """The sweep's variants around a valid base: a spec it refuses is the axes' fault."""
+def _variants(base: UNetSpec, sweep: Sweep, notices: list[str]) -> list[UNetSpec]:
+    """The sweep's variants around a valid base (a spec it refuses is the axes' fault), each network once: a
+    variant that builds the same network as another is merged into it, with a notice; in a fractional design,
+    whose runs must all differ for its aliasing to hold, it is refused."""
     try:
-        return grid(base, sweep.design, **sweep.axes)
+        specs = grid(base, sweep.design, sweep.generator, **sweep.axes)
     except ValueError as err:
-        raise ValueError(f"--axis: {err}") from err
+        raise ValueError(f"{sweep.axes_source}: {err}") from err
+    kept, merged = distinct_networks(specs)
+    if merged and sweep.design == "fractional":
+        same = describe_merge(*merged[0]).split("; ")[0]
+        raise ValueError(f"{sweep.axes_source}: {same}, so the fractional design has fewer runs than its generator; "
+                         "valid: levels of each axis that build different networks")
+    notices += [describe_merge(*pair) for pair in merged]
+    return kept
 
 
-def _quality_cells(sweep: Sweep, options: SweepOptions) -> list[Cell]:
+def _quality_cells(sweep: Sweep, variants: list[UNetSpec], options: SweepOptions) -> list[Cell]:
     config = QUALITY_PRESETS[sweep.quality]
     device = _quality_device(sweep)
-    seeds = range(sweep.seeds)
+    seeds = list(range(sweep.seeds))
     # Untimed cells run `jobs` at a time and share the threads between them.
     threads = max(1, options.threads // sweep.jobs)
     common = dict(device=device, dtype=quality_dtype(device), threads=threads, quality=sweep.quality,
                   dataset=config.dataset, base_config=base_name(config.base))
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
-    variants = _variants(config.base, sweep)
     functional = list(dict.fromkeys(s.replace(checkpoint=False) for s in variants))
     cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
-    cells += [Cell("quality", spec, seed=seed, **common) for spec in functional for seed in seeds]
+    if sweep.seeds_at_once > 1:
+        _check_packable(config, sweep.seeds_at_once)
+        chunks = [tuple(seeds[i: i + sweep.seeds_at_once]) for i in range(0, len(seeds), sweep.seeds_at_once)]
+        cells += [Cell("quality", spec, seed=chunk[0], seeds=chunk if len(chunk) > 1 else (), **common)
+                  for spec in functional for chunk in chunks]
+    else:
+        cells += [Cell("quality", spec, seed=seed, **common) for spec in functional for seed in seeds]
     if any(s.checkpoint for s in variants):
         cells.append(Cell("check", functional[0].replace(checkpoint=True), seed=0, **common))
     return cells
+
+
+def _check_packable(config: QualityConfig, seeds_at_once: int) -> None:
+    """Seeds trained together must train as they would one by one: a dropout mask would be drawn for all of them
+    at once (bench/measure/quality/packed.py)."""
+    if config.base.dropout > 0:
+        raise ValueError(f"--seeds-at-once {seeds_at_once}: the quality network has dropout={config.base.dropout:g}, "
+                         "and seeds trained together would share its random masks; valid: --seeds-at-once 1 for "
+                         "this quality preset")

@@ -46,6 +46,7 @@ class Sweep:
     base: str | UNetSpec = "fmnist28"   # a BASES key, or a spec of its own
     batch_size: int = 16                # of the cost cells
     design: str = "factorial"           # variants.DESIGNS
+    generator: str | None = None        # fractional: pydoe's generator, one word per axis (None: resolution IV)
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # factorial: the default grid's unless given
     devices: tuple[str, ...] = ("cpu",)
     # execution options of the cost cells, swept like axes
@@ -59,12 +60,14 @@ class Sweep:
     rounds: RoundsBudget = RoundsBudget()  # timing of every model of a setting, in randomized rounds
     quality: str | None = None          # bench.plan.quality_presets.QUALITY_PRESETS key; None: cost only
     seeds: int = 1                      # quality seeds per functional variant
+    seeds_at_once: int = 1              # seeds of one variant trained together in one quality cell (packed)
     jobs: int = 1                       # untimed cells (quality, floor, check) at once on the local backend
-    seconds_per_cell: dict[str, float] = field(default_factory=dict)  # prior for the time-left estimate
+    axes_source: str = "--axis"         # where the axes came from, for error messages: --axis, a file, a preset
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: what a resumed run must match."""
         data = dataclasses.asdict(self)
+        del data["axes_source"]
         data["base"] = self.base.to_dict() if isinstance(self.base, UNetSpec) else self.base
         data["axes"] = {name: [AXES[name].cell(v) for v in values] for name, values in self.axes.items()}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
@@ -91,6 +94,7 @@ def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
         base=reader.base(default.base),
         batch_size=reader.get("batch_size", int, default.batch_size, positive=True),
         design=reader.choice("design", DESIGNS, default.design),
+        generator=reader.generator(),
         axes=reader.axes(),
         devices=reader.choices("devices", DEVICES, default.devices),
         memory_formats=reader.choices("execution.memory_format", MEMORY_FORMATS, default.memory_formats),
@@ -101,8 +105,8 @@ def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
         rounds=reader.rounds(),
         quality=reader.quality(),
         seeds=reader.get("seeds", int, default.seeds, positive=True),
+        seeds_at_once=reader.get("seeds_at_once", int, default.seeds_at_once, positive=True),
         jobs=reader.get("jobs", int, default.jobs, positive=True),
-        seconds_per_cell=reader.table("seconds_per_cell", (int, float)),
     )
     reader.no_unknown_keys()
     return sweep
@@ -113,8 +117,8 @@ class _Reader:
 
     TABLES = {"execution": ("memory_format", "dtype", "compile", "baseline"),
               "rounds": tuple(f.name for f in dataclasses.fields(RoundsBudget))}
-    KEYS = ("description", "base", "batch_size", "design", "axes", "devices", "peers", "quality", "seeds", "jobs",
-            "seconds_per_cell", *TABLES)
+    KEYS = ("description", "base", "batch_size", "design", "generator", "axes", "devices", "peers", "quality", "seeds",
+            "seeds_at_once", "jobs", *TABLES)
 
     def __init__(self, data: dict[str, Any], where: str) -> None:
         self.data, self.where = data, where
@@ -184,12 +188,6 @@ class _Reader:
             out.append(execution)
         return tuple(out)
 
-    def table(self, key: str, kind: tuple[type, ...]) -> dict[str, Any]:
-        value = self.raw(key, {})
-        if not isinstance(value, dict):
-            raise self.fail(key, value, "a table")
-        return {k: self.get(f"{key}.{k}", kind, None) for k in value}
-
     def base(self, default: str | UNetSpec) -> str | UNetSpec:
         value = self.raw("base", default)
         if isinstance(value, dict):
@@ -212,12 +210,18 @@ class _Reader:
             if not isinstance(values, list) or not values:
                 raise self.fail(f"axes.{name}", values, "a non-empty list of values")
             axis = AXES[name]
-            try:
-                out[name] = tuple(axis.parse(v) if isinstance(v, str) and axis.type is not str
-                                  else _checked(axis, axis.parse_json(v)) for v in values)
+            try:  # TOML has typed values: "4" is no head count, "false" no boolean
+                out[name] = tuple(_checked(axis, axis.parse_json(v)) for v in values)
             except ValueError as err:
                 raise ValueError(f"{self.where}: axes.{name}: {err}") from err
         return out
+
+    def generator(self) -> str | None:
+        value = self.raw("generator", None)
+        if value is not None and not (isinstance(value, str) and value.split()):
+            raise self.fail("generator", value,
+                            'a fractional design\'s generator, one word per axis, e.g. "a b c d abcd"')
+        return value
 
     def rounds(self) -> RoundsBudget:
         fields = {f.name: f for f in dataclasses.fields(RoundsBudget)}

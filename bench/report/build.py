@@ -12,9 +12,11 @@ from bench.report.compute.load import load_run
 from bench.report.compute.run_ratios import run_labels, side_by_side_rows
 from bench.report.render.document import Section
 from bench.report.render.markup import to_html, to_markdown
+from bench.report.sections.against_paper import paper_section
 from bench.report.sections.against_peers import peers_section
 from bench.report.sections.axis_effects import axis_effects_section, checkpoint_section
 from bench.report.sections.cost_per_variant import cost_section
+from bench.report.sections.design import design_section
 from bench.report.sections.noise_floor import noise_floor_sentence, noise_section
 from bench.report.sections.quality_vs_cost import curves_section, pareto_section, samples_section
 from bench.report.sections.run_vs_run import compare_sections
@@ -45,13 +47,14 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
         run = runs[0]
         atomic_write_text(out_dir / "effects.csv", run.effects.to_csv(index=False))
         title = f"Benchmark report: {run.name}"
-        intro = " ".join(filter(None, (overview(run), noise_floor_sentence(run))))
+        intro = " ".join(filter(None, (run.completeness.sentence(), overview(run), noise_floor_sentence(run))))
         sections = run_sections(run, figures_dir)
     else:
         a, b = runs
         label_a, label_b = run_labels(a, b)
         title = f"Comparison: {a.name} vs {b.name}"
-        intro = f"{label_a} — {overview(a)} {label_b} — {overview(b)}"
+        intro = " ".join(f"{label} — {' '.join(filter(None, (run.completeness.sentence(), overview(run))))}"
+                         for run, label in ((a, label_a), (b, label_b)))
         ratios, tables = compare_sections(a, b, figures_dir)
         both = cost_section(side_by_side_rows(a, b), figures_dir, hue="run", name="compare_cost")
         both.title = "Cost per variant, both runs"
@@ -64,6 +67,8 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
 def run_sections(run: Derived, figures_dir: Path) -> list[Section]:
     return [
         verdict_section(run),
+        paper_section(run),
+        design_section(run),
         noise_section(run),
         axis_effects_section(run, figures_dir),
         cost_section(run.cost_rows, figures_dir),
@@ -86,7 +91,8 @@ def overview(run: Derived) -> str:
             f"variants; devices: {devices}; {int((table['status'] != 'ok').sum())} rows not ok. Built from the "
             "tidy table alone (effects also in effects.csv). Costs: medians over repeats or rounds per variant; "
             "effects: time from a blocked factorial model of the timing rounds, counts and memory from matched "
-            "pairs of cells, quality from seed-matched pairs; every tested effect is Holm-corrected.")
+            "pairs of cells, quality from a model over every run with the seed as a block; the primary effects "
+            "(training step and FD per switch) are Holm-corrected, the rest exploratory.")
     unknown = sorted(set(counts.index) - set(KINDS))
     if unknown:
         text += f" Rows of kind {', '.join(unknown)} are not drawn by any figure (unknown kind)."

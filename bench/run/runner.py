@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import json
 import signal
+import statistics
 import sys
 import time
 from typing import Iterator
@@ -13,16 +14,38 @@ import pandas as pd
 
 from bench.measure.quality import InceptionUnavailable, require_inception
 from bench.plan.cells import Cell
+from bench.plan.estimate import LONG_RUN_SECONDS, cell_seconds, estimate
 from bench.plan.options import SweepOptions
 from bench.plan.planner import Plan, make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
+from bench.plan.sweep import RoundsBudget
 from bench.run import envinfo
 from bench.run.backends import execute
-from bench.schema import COST_KINDS
+from bench.schema import COST_KINDS, FAILED_STATUSES
 from bench.store.folder import RunStore, atomic_write_text, read_json, rows_frame
 from bench.store.lock import hold_run_folder
 
-FAILED = ("error", "oom")  # statuses of a measurement or cell that did not finish cleanly
+
+class Stopped(KeyboardInterrupt):
+    """The run was asked to stop by a signal (Ctrl-C's SIGINT, or SIGTERM): it keeps what finished and exits
+    with 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM stops the run the way Ctrl-C does: workers killed, finished cells kept, the lock released."""
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class TimeLimitReached(BaseException):
@@ -57,7 +80,7 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
     deadline = None if options.time_limit is None else time.monotonic() + options.time_limit
     plan = make_plan(options)
     _check_measurable(plan)
-    with hold_run_folder(options.out):
+    with hold_run_folder(options.out), _stop_on_sigterm():
         return _execute(plan, argv, deadline)
 
 
@@ -74,7 +97,8 @@ def _check_measurable(plan: Plan) -> None:
 def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.DataFrame:
     options, sweep, cells = plan.options, plan.sweep, plan.cells
     store = RunStore(options.out)
-    run_id = store.open(plan.config(), options.resume, run_id=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_id = store.open(plan.config(), options.resume, run_id=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                        planned=[{"id": c.id, "kind": c.kind, "label": " ".join(c.label.split())} for c in cells])
     env = envinfo.describe(options.threads, argv)
     env_file = options.out / "env.json"
     if options.resume and env_file.exists():
@@ -84,9 +108,14 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
     todo = [c for c in cells if not store.is_finished(c)]
     print(f"{run_id}: {len(cells)} cells, {len(cells) - len(todo)} already finished, {len(todo)} to run "
           f"-> {options.out}", flush=True)
+    for notice in plan.notices:
+        print(f"notice: {notice}", flush=True)
+    remaining = estimate(todo, sweep.rounds, plan.jobs)
+    if remaining.seconds > LONG_RUN_SECONDS or remaining.unknown:  # say so before the first cell starts
+        print(f"{len(todo)} cells to run: {remaining.describe()}; Ctrl-C stops it, --resume finishes it", flush=True)
     worker_options = {"rounds": dataclasses.asdict(sweep.rounds), "cache_dir": str(options.cache_dir.resolve())}
     jobs = plan.jobs
-    progress = Progress(todo, sweep.seconds_per_cell, jobs if options.backend.name == "local" else 1)
+    progress = Progress(todo, sweep.rounds, jobs if options.backend.name == "local" else 1)
     failed = 0
     stopped = None
     results = execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend, jobs)
@@ -96,12 +125,13 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
                 frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
                 store.write_cell(frame, result.cell)
                 store.consolidate()
-                failed += bool(frame["status"].isin(FAILED).any())
+                failed += bool(frame["status"].isin(FAILED_STATUSES).any())
                 progress.done(result.cell, result.seconds, cell_outcome(frame))
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: every finished cell is kept in {options.out}; rerun with --resume to finish",
-              file=sys.stderr)
-        raise
+    except KeyboardInterrupt as stop:
+        signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+        print(f"{chr(10) if signum == signal.SIGINT else ''}interrupted by {signal.Signals(signum).name}: every "
+              f"finished cell is kept in {options.out}; rerun with --resume to finish", file=sys.stderr)
+        raise Stopped(signum) from None
     except TimeLimitReached as err:
         stopped = err
         print(f"\n{err}: {progress.count} of {len(todo)} cells finished and are kept in {options.out}, the cells "
@@ -138,10 +168,10 @@ def cell_outcome(frame: pd.DataFrame) -> str:
     measurements that do not apply to it (a peer's or a non-default execution's peak RSS), which are rows of
     their own, not failures."""
     cell_rows = frame[frame["phase"] == "cell"]
-    for status in (*FAILED, "skipped"):
+    for status in (*FAILED_STATUSES, "skipped"):
         if (cell_rows["status"] == status).any():
             return status
-    failed = frame[frame["status"].isin(FAILED)]
+    failed = frame[frame["status"].isin(FAILED_STATUSES)]
     if len(failed):
         names = ", ".join(f"{p} {m} ({s})" for p, m, s in failed[["phase", "metric", "status"]].itertuples(index=False))
         return f"partial: {names} failed, the other measurements are kept"
@@ -150,29 +180,34 @@ def cell_outcome(frame: pd.DataFrame) -> str:
 
 
 class Progress:
-    """Prints one line per cell with the time left, estimated per kind from cells done so far; untimed
-    kinds run ``jobs`` at a time, so their time left is divided by it."""
+    """Prints one line per cell with the time left: each remaining cell's prior (bench/plan/estimate.py), times how
+    much slower or faster than its prior this machine has run the cells of that kind so far; untimed kinds run
+    ``jobs`` at a time."""
 
-    def __init__(self, todo: list[Cell], prior: dict[str, float], jobs: int = 1) -> None:
-        self.remaining = {kind: sum(c.kind == kind for c in todo) for kind in {c.kind for c in todo}}
-        self.prior = prior
+    def __init__(self, todo: list[Cell], rounds: RoundsBudget, jobs: int = 1) -> None:
+        self.prior = {cell: cell_seconds(cell, rounds) for cell in todo}
+        self.remaining = list(todo)
         self.jobs = jobs
-        self.spent: dict[str, list[float]] = {}
+        self.pace: dict[str, list[float]] = {}   # per kind: seconds taken over the prior
+        self.spent: dict[str, list[float]] = {}  # per kind: seconds taken, for cells without a prior
         self.total, self.count, self.start = len(todo), 0, time.perf_counter()
 
     def done(self, cell: Cell, seconds: float, status: str) -> None:
         self.count += 1
-        self.remaining[cell.kind] -= 1
+        self.remaining.remove(cell)
         self.spent.setdefault(cell.kind, []).append(seconds)
-        left = sum(n * self._per_cell(kind) / (1 if kind in COST_KINDS else self.jobs)
-                   for kind, n in self.remaining.items())
+        if self.prior[cell]:
+            self.pace.setdefault(cell.kind, []).append(seconds / self.prior[cell])
+        left = sum(self._seconds(c) / (1 if c.kind in COST_KINDS else self.jobs) for c in self.remaining)
         elapsed = time.perf_counter() - self.start
         print(f"[{self.count}/{self.total}] {cell.label}: {status}, {seconds:.1f} s "
               f"(elapsed {_clock(elapsed)}, about {_clock(left)} left)", flush=True)
 
-    def _per_cell(self, kind: str) -> float:
-        spent = self.spent.get(kind)
-        return sum(spent) / len(spent) if spent else self.prior.get(kind, 30.0)
+    def _seconds(self, cell: Cell) -> float:
+        pace, spent = self.pace.get(cell.kind), self.spent.get(cell.kind)
+        if self.prior[cell]:
+            return self.prior[cell] * (statistics.median(pace) if pace else 1.0)
+        return statistics.median(spent) if spent else 0.0
 
 
 def _clock(seconds: float) -> str:

@@ -5,17 +5,19 @@ writes its rows to a file as JSON; if it dies (segfault, OOM killer), the parent
 """
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import importlib
 import json
 import multiprocessing
+import os
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+from bench.measure.processes import guarded
 from bench.plan.cells import Cell
 from bench.schema import KINDS, Measurement, exception_failure, failure
 from bench.store.folder import RunStore, atomic_write_text
@@ -41,9 +43,11 @@ class RunningCell:
         self.out = scratch / f"{cell.id}.json"
         self.out.unlink(missing_ok=True)
         ctx = multiprocessing.get_context("spawn")
-        self.proc = ctx.Process(target=_main, args=(cell.to_json(), str(run_dir), str(self.out), plugins, options),
+        self.proc = ctx.Process(target=guarded, args=(os.getpid(), "bench.run.worker:_main", cell.to_json(),
+                                                      str(run_dir), str(self.out), plugins, options),
                                 name=f"bench-cell-{cell.id}")
-        self.proc.start()
+        with _sigint_ignored():
+            self.proc.start()
 
     @property
     def sentinel(self) -> int:
@@ -69,6 +73,18 @@ class RunningCell:
                           time.perf_counter() - self.started)
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Start a worker with Ctrl-C ignored: the terminal sends SIGINT to the runner and its workers alike, and the
+    runner alone answers it (stopping its workers, keeping what finished, one line), so no worker prints a
+    KeyboardInterrupt traceback. Python keeps an inherited SIG_IGN for SIGINT in the new process."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_cell(cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict) -> CellResult:
     """Run one cell in a fresh worker process and wait for it."""
     running = RunningCell(cell, run_dir, plugins, options)
@@ -89,15 +105,7 @@ def device_name(device: str) -> str:
     return cpu_model()
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when the runner dies, so a killed sweep leaves no orphan measuring."""
-    if sys.platform.startswith("linux"):
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], options: dict) -> None:
-    _die_with_parent()
     import torch
 
     for module in plugins:  # user modules that register extra variants
@@ -134,7 +142,9 @@ def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> N
 
     config = QUALITY_PRESETS[cell.quality]
     cache = Path(options["cache_dir"])
-    if cell.kind == "quality":
+    if cell.kind == "quality" and cell.seeds:
+        rows += quality.run_quality_seeds(cell.spec, config, cell.seeds, cell.device, run_dir, cache)
+    elif cell.kind == "quality":
         rows += quality.run_quality_cell(cell.spec, config, cell.seed, cell.device, run_dir, cache)
     elif cell.kind == "floor":
         rows += quality.real_floor(config, cell.seed, run_dir, cache)

@@ -111,8 +111,9 @@ class RunStore:
                              f"{what_to_do}")
         return stored
 
-    def open(self, config: dict[str, Any], resume: bool, run_id: str) -> str:
-        """Create the folder, or check that it holds a compatible run. Returns the run id."""
+    def open(self, config: dict[str, Any], resume: bool, run_id: str, planned: list[dict[str, str]]) -> str:
+        """Create the folder, or check that it holds a compatible run. Returns the run id. ``planned`` (each cell's
+        id, kind and label) is kept in run.json, so a report can say which cells are missing."""
         if self.exists():
             stored = self.read_run_file()
             if not resume:
@@ -127,14 +128,17 @@ class RunStore:
                 raise ValueError(f"--resume: {self.root} was started with other options ({detail}); "
                                  "rerun with the stored options or choose another --out")
             self._remove_interrupted_writes()
+            if stored.get("planned_cells") != planned:  # a folder started before cells were recorded
+                atomic_write_text(self.run_file, json.dumps(stored | {"planned_cells": planned}, indent=2,
+                                                            sort_keys=True))
             return stored["run_id"]
         if (self.root / "metrics.csv").exists() or (self.root / "metrics.parquet").exists():
             raise ValueError(f"--out {self.root} holds a metrics table without run.json: not a run of this tool; "
                              "choose another --out")
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_file, json.dumps(
-            {"run_id": run_id, "schema_version": SCHEMA_VERSION, "columns": list(columns()), "config": config},
-            indent=2, sort_keys=True))
+            {"run_id": run_id, "schema_version": SCHEMA_VERSION, "columns": list(columns()), "config": config,
+             "planned_cells": planned}, indent=2, sort_keys=True))
         return run_id
 
     def _remove_interrupted_writes(self) -> None:

@@ -59,7 +59,9 @@ def merge_runs(dirs: list[Path], out: Path) -> pd.DataFrame:
     for store, _ in runs:  # sample grids, if any, travel with their cells
         if (store.root / "samples").is_dir():
             shutil.copytree(store.root / "samples", out / "samples", dirs_exist_ok=True)
-    merged = dict(first, config=first["config"] | {"shard": None}, merged_from=[str(d) for d in dirs])
+    planned = {cell["id"]: cell for _, stored in runs for cell in stored.get("planned_cells", [])}
+    merged = dict(first, config=first["config"] | {"shard": None}, merged_from=[str(d) for d in dirs],
+                  planned_cells=list(planned.values()))
     atomic_write_text(target.run_file, json.dumps(merged, indent=2, sort_keys=True))
     envs = [read_json(s.root / "env.json", "restore it from a copy, or delete it") for s, _ in runs
             if (s.root / "env.json").exists()]

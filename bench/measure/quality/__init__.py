@@ -1,14 +1,21 @@
 """Sample quality of a U-Net variant: train briefly, sample, score against held-out real data.
 
-The worker calls ``run_quality_cell`` per (variant, seed), ``real_floor`` per seed and
+The worker calls ``run_quality_cell`` per (variant, seed) (``run_quality_seeds`` per variant and group of seeds
+trained together), ``real_floor`` per seed and
 ``checkpoint_equivalence`` once; each returns ``bench.schema.Measurement`` rows. What a cell does (data,
 steps, sampler, scoring sizes) is its quality preset: bench/plan/quality_presets.py.
 """
-from bench.measure.quality.cells import checkpoint_equivalence, real_floor, run_quality_cell, save_grid
+from bench.measure.quality.cells import (
+                                         checkpoint_equivalence,
+                                         real_floor,
+                                         run_quality_cell,
+                                         run_quality_seeds,
+                                         save_grid,
+)
 from bench.measure.quality.data import DatasetSplits, load_dataset
 from bench.measure.quality.inception import InceptionUnavailable, require_inception
 
 __all__ = [
     "DatasetSplits", "InceptionUnavailable", "checkpoint_equivalence", "load_dataset", "real_floor",
-    "require_inception", "run_quality_cell", "save_grid",
+    "require_inception", "run_quality_cell", "run_quality_seeds", "save_grid",
 ]

@@ -13,6 +13,7 @@ from torchvision.utils import save_image
 from bench.measure.quality.data import DatasetSplits, load_dataset
 from bench.measure.quality.features import accuracy, feature_name, load_or_train_classifier
 from bench.measure.quality.inception import inception_rows, require_inception
+from bench.measure.quality.packed import train_packed
 from bench.measure.quality.scoring import score
 from bench.measure.quality.train import generate, train, training_steps
 from bench.plan.quality_presets import QualityConfig
@@ -24,24 +25,45 @@ def run_quality_cell(spec: UNetSpec, config: QualityConfig, seed: int, device: s
                      out_dir: Path, cache_dir: Path) -> list[Measurement]:
     """Train ``spec`` with ``config`` and ``seed``, sample ``eval_n`` images and score them against the
     first ``eval_n`` held-out images. Writes ``out_dir/samples/<spec.name>-seed<seed>.png``."""
+    data, classifier = _prepare(spec, config, device, cache_dir)
+    torch.manual_seed(seed)
+    model = build(spec).to(device)
+    sampled_model, rows = train(model, data, config, seed, device)
+    return rows + _sample_and_score(sampled_model, spec, config, seed, data, classifier, device, out_dir)
+
+
+def run_quality_seeds(spec: UNetSpec, config: QualityConfig, seeds: tuple[int, ...], device: str | torch.device,
+                      out_dir: Path, cache_dir: Path) -> list[Measurement]:
+    """``run_quality_cell`` for each of ``seeds``, their training packed into one wide network (packed.py): the
+    same rows per seed, each sampled and scored on its own."""
+    data, classifier = _prepare(spec, config, device, cache_dir)
+    models, curves = train_packed(spec, data, config, seeds, device)
+    rows: list[Measurement] = []
+    for seed, model, curve in zip(seeds, models, curves):
+        rows += curve + _sample_and_score(model, spec, config, seed, data, classifier, device, out_dir)
+    return rows
+
+
+def _prepare(spec: UNetSpec, config: QualityConfig, device: str | torch.device, cache_dir: Path
+             ) -> tuple[DatasetSplits, torch.nn.Module]:
     _check_spec(spec, config)
     if config.inception_fid:
         require_inception()  # fail before minutes of training, not after
     data = _data(config, cache_dir)
-    classifier = load_or_train_classifier(data, config.classifier_seed, config.classifier_epochs, cache_dir, device)
+    return data, load_or_train_classifier(data, config.classifier_seed, config.classifier_epochs, cache_dir, device)
 
-    torch.manual_seed(seed)
-    model = build(spec).to(device)
-    sampled_model, rows = train(model, data, config, seed, device)
 
+def _sample_and_score(model: torch.nn.Module, spec: UNetSpec, config: QualityConfig, seed: int,
+                      data: DatasetSplits, classifier: torch.nn.Module, device: str | torch.device,
+                      out_dir: Path) -> list[Measurement]:
     cuda = torch.device(device).type == "cuda"
     start = time.perf_counter()
-    images = generate(sampled_model, config, config.eval_n, seed, device)
+    images = generate(model, config, config.eval_n, seed, device)
     if cuda:
         torch.cuda.synchronize()
-    rows.append(Measurement("sample", "sampling_time", time.perf_counter() - start, "s",
-                            f"time.perf_counter, smalldiffusion samples(gam={config.gam:g}), "
-                            f"{config.sampler_steps} steps", seed=seed, n=config.eval_n))
+    rows = [Measurement("sample", "sampling_time", time.perf_counter() - start, "s",
+                        f"time.perf_counter, smalldiffusion samples(gam={config.gam:g}), "
+                        f"{config.sampler_steps} steps", seed=seed, n=config.eval_n)]
     images = images.clamp(-1, 1)  # the data range: what an image file would store
     reference = data.heldout_x[: config.eval_n]
     # Each of these fails on its own (a row says why), keeping the trained cell's other rows.

@@ -12,9 +12,12 @@ from typing import Any
 import pandas as pd
 
 from bench.report.compute import frames
+from bench.report.compute.completeness import Completeness, completeness
+from bench.report.compute.disturbance import disturbance
 from bench.report.compute.effects import effect_table
 from bench.report.compute.load import Run
 from bench.report.compute.peer_ratios import peer_comparisons, peer_rounds
+from bench.report.compute.quality_model import quality_effects
 from bench.report.compute.rounds_model import timing_effects
 from variants import AXES
 
@@ -46,6 +49,11 @@ class Derived:
     def samples(self) -> list[Path]:
         return self.run.samples
 
+    @cached_property
+    def completeness(self) -> Completeness:
+        """Which planned cells the table holds; what the missing and failed ones leave out."""
+        return completeness(self.table, self.run.planned)
+
     # --- costs -----------------------------------------------------------------------------------
     @cached_property
     def cost_rows(self) -> pd.DataFrame:
@@ -70,6 +78,11 @@ class Derived:
         return timing_effects(self.table, tuple(AXES), frames.references())
 
     @cached_property
+    def disturbance(self) -> pd.DataFrame:
+        """Per base config and CPU setting: whether its timing rounds ran on a busy machine, and why."""
+        return disturbance(self.table, self.env.get("cpu_count"))
+
+    @cached_property
     def noise_levels(self) -> pd.DataFrame:
         """Per setting, phase and timed metric: rounds, and the SD of one block and of the rounds (log scale)."""
         if self.timing_fits.empty:
@@ -89,6 +102,11 @@ class Derived:
         return frames.quality_values(self.table, "floor")
 
     @cached_property
+    def quality_fits(self) -> pd.DataFrame:
+        """The seed-blocked model of every quality measurement: every axis's main effect (quality_model.py)."""
+        return quality_effects(self.quality_values, tuple(AXES), frames.references())
+
+    @cached_property
     def quality(self) -> pd.DataFrame:
         """Per variant and metric: mean and 95% t-interval over seeds."""
         return frames.per_variant_quality(self.quality_values)
@@ -102,8 +120,8 @@ class Derived:
     @cached_property
     def effects(self) -> pd.DataFrame:
         """effects.csv: every effect of the run (compute/effects.py)."""
-        return effect_table(self.timing_fits, frames.cost_pairs(self.cost_cells), frames.quality_pairs(
-            self.quality_values))
+        return effect_table(self.timing_fits, frames.cost_pairs(self.cost_cells), self.quality_fits,
+                            self.disturbance)
 
     @cached_property
     def peer_rounds(self) -> pd.DataFrame:

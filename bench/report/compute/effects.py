@@ -7,12 +7,23 @@ measurement in one setting; the A/A timing control is an effect too (``axis`` = 
 - counts and memory (cost cells): % change over matched pairs of cells. Counted quantities (parameters,
   FLOPs, saved-tensor bytes) are exact: their interval is the range over the pairs and they are not tested;
   measured ones (peak RSS, CUDA peaks, compile time) get a 95% t-interval and a paired t-test;
-- quality (quality cells): the difference over seed-matched pairs, 95% t-interval, paired t-test.
+- quality (quality cells): the seed-blocked linear model over every run of the design (quality_model.py).
 
-``resolved``: for a tested effect, its Holm-adjusted p-value is below 0.05, the adjustment running over every
-tested effect of the run (controls included), so the run as a whole makes a false "resolved" claim with
-probability at most 5%; for an exact count, the count changed; an effect that could not be tested (too few
-pairs or rounds) is never resolved.
+Families (``family``). ``primary``, the confirmatory family, is what the verdict asks of each axis switch: one time
+metric (the training step's time on the network the verdict weighs) and one quality metric (``PRIMARY_QUALITY``).
+Holm's step-down correction runs over that family alone, so the run makes a false "resolved" claim among its
+primary effects with probability at most 5%. ``control`` (the A/A control and the known nulls) is a family of its
+own, Holm-corrected too, so a failed control is a false alarm with probability at most 5%. Every other effect is
+``secondary``: exploratory, with its unadjusted 95% interval and no adjusted p-value, ``resolved`` when that
+interval excludes zero (about one null effect in twenty does). An exact count is resolved when it changed; an
+effect that could not be tested (too few pairs, rounds or residual degrees of freedom) never is.
+
+``bound``: the largest magnitude the effect's interval allows, so an unresolved effect reads "no difference beyond
+±bound". Primary and control effects take the interval at their family's Bonferroni level (1 - 0.05/m), which
+covers zero for every effect Holm leaves unresolved; secondary effects their 95% interval. ``resolvable``: for a
+primary effect, the smallest true effect the run would resolve with 80% probability were it the family's only
+real one (Holm's first step, at level 0.05/m): (t(1 - 0.025/m) + t(0.8)) times its standard error. Time's
+standard error is read from its bootstrap interval on the log scale (a normal approximation).
 """
 from __future__ import annotations
 
@@ -23,33 +34,57 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from bench.report.compute.headline import PRIMARY_QUALITY, PRIMARY_TIME
+from bench.report.compute.quality_model import QUALITY_MODEL_METHOD
 from bench.report.compute.rounds_model import CONTROL, MIN_ROUNDS_TO_TEST, ROUNDS_MODEL_METHOD
 from bench.report.compute.stats import ALPHA, excludes, t_interval
 from bench.schema import KNOWN_NULLS
 from variants import AXES
 
 COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric", "unit", "estimate",
-           "ci_low", "ci_high", "n", "p_value", "p_adjusted", "resolved", "method")
+           "ci_low", "ci_high", "n", "p_value", "p_adjusted", "resolved", "method", "family", "bound", "resolvable")
+FAMILIES = ("primary", "control", "secondary")
 CORRECTION = "holm"
-CORRECTION_TEXT = (f"Holm's step-down correction over every tested effect of the run (family-wise error "
-                   f"{ALPHA:g}); counted quantities are exact and not tested")
+POWER = 0.8
+CORRECTION_TEXT = (f"primary effects (per axis switch, the training step's time and {PRIMARY_QUALITY[1]}): Holm's "
+                   f"step-down correction over that family (family-wise error {ALPHA:g}); controls: Holm over the "
+                   f"controls; every other effect is exploratory, resolved when its unadjusted 95% interval excludes "
+                   "zero; counted quantities are exact and not tested")
 COUNTED_METRICS = ("params", "flops", "model_flops", "saved_tensor_bytes")
+Z95 = stats.norm.ppf(1 - ALPHA / 2)
+DISTURBED = "timing disturbed"  # in the method of a time effect whose rounds ran on a busy machine
 
 
-def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_pairs: pd.DataFrame) -> pd.DataFrame:
+def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_fits: pd.DataFrame,
+                 disturbance: pd.DataFrame) -> pd.DataFrame:
     """Every effect of the run in ``COLUMNS``, sorted by axis, setting, phase and metric, from the timing model's
-    fits, the matched pairs of cost cells and the seed-matched pairs of quality cells (compute/frames.py)."""
-    frames = [f for f in (_time(timing_fits), _cost(cost_pairs), _quality(quality_pairs)) if not f.empty]
+    fits, the matched pairs of cost cells and the quality model's fits. Time effects of a setting whose rounds ran
+    on a busy machine (compute/disturbance.py) keep their estimate and interval but are not tested, so never
+    resolved; their method says why."""
+    frames = [f for f in (_time(timing_fits, disturbance), _cost(cost_pairs), _quality(quality_fits))
+              if not f.empty]
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
     effects = pd.concat(frames, ignore_index=True)
+    effects["family"] = _families(effects)
     tested = effects["p_value"].notna()
     effects["p_adjusted"] = np.nan
-    if tested.any():
-        effects.loc[tested, "p_adjusted"] = multipletests(effects.loc[tested, "p_value"], ALPHA, CORRECTION)[1]
+    sizes = {}
+    for family in ("primary", "control"):
+        members = tested & (effects["family"] == family)
+        sizes[family] = int(members.sum())
+        if members.any():
+            effects.loc[members, "p_adjusted"] = multipletests(effects.loc[members, "p_value"], ALPHA, CORRECTION)[1]
     exact = effects["method"].str.startswith("exact")
     changed = np.array([excludes(low, high) for low, high in zip(effects["ci_low"], effects["ci_high"])], dtype=bool)
-    effects["resolved"] = np.where(tested, effects["p_adjusted"] < ALPHA, exact & changed)
+    confirmatory = effects["family"] != "secondary"
+    effects["resolved"] = np.where(tested & confirmatory, effects["p_adjusted"] < ALPHA,
+                                   np.where(tested, effects["p_value"] < ALPHA, exact & changed))
+    family_size = effects["family"].map(sizes).fillna(1).clip(lower=1)
+    level = np.where(confirmatory, ALPHA / family_size, ALPHA)
+    effects["bound"] = [_bound(row, a) if t else np.nan for (_, row), a, t in zip(effects.iterrows(), level, tested)]
+    effects["resolvable"] = [_resolvable(row, a) if t and f == "primary" else np.nan
+                             for (_, row), a, t, f in zip(effects.iterrows(), level, tested, effects["family"])]
     for (axis, phase), why in KNOWN_NULLS.items():
         known = (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
         effects.loc[known, "method"] = effects.loc[known, "method"] + f"; {why}"
@@ -59,12 +94,45 @@ def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_pa
     return effects[list(COLUMNS)].reset_index(drop=True)
 
 
-def controls(effects: pd.DataFrame) -> pd.DataFrame:
-    """The effects whose true value is zero: the A/A control and the known nulls."""
+def quality_base(effects: pd.DataFrame) -> str | None:
+    """The network the quality cells trained (the first base config with a quality effect), if any."""
+    bases = effects.loc[effects["unit"] != "%", "base_config"]
+    return bases.iloc[0] if len(bases) else None
+
+
+def main_base(effects: pd.DataFrame) -> str | None:
+    """The network the verdict weighs costs on: the quality network when its costs were measured, else the
+    first cost base."""
+    cost_bases = sorted(set(effects.loc[effects["unit"] == "%", "base_config"]))
+    trained = quality_base(effects)
+    return trained if trained in cost_bases or not cost_bases else cost_bases[0]
+
+
+def _families(effects: pd.DataFrame) -> pd.Series:
+    family = pd.Series("secondary", index=effects.index)
+    family[_is_control(effects)] = "control"
+    switches = effects[family != "control"]
+    main, trained = main_base(effects), quality_base(effects)
+    for _, rows in switches.groupby(["axis", "from_level", "to_level"], sort=False):
+        for base, (phase, metric), unit in ((main, PRIMARY_TIME, "%"), (trained, PRIMARY_QUALITY, None)):
+            found = rows[(rows["base_config"] == base) & (rows["phase"] == phase) & (rows["metric"] == metric)
+                         & ((rows["unit"] == "%") == (unit == "%")) & rows["p_value"].notna()]
+            if len(found):  # the default setting: the shortest name (cpu before cpu · bfloat16)
+                first = found.assign(order=found["setting"].str.len()).sort_values(["order", "setting"]).index[0]
+                family[first] = "primary"
+    return family
+
+
+def _is_control(effects: pd.DataFrame) -> pd.Series:
     null = effects["axis"] == CONTROL
     for axis, phase in KNOWN_NULLS:
         null |= (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
-    return effects[null]
+    return null
+
+
+def controls(effects: pd.DataFrame) -> pd.DataFrame:
+    """The effects whose true value is zero: the A/A control and the known nulls."""
+    return effects[_is_control(effects)]
 
 
 def failed_controls(effects: pd.DataFrame) -> pd.DataFrame:
@@ -73,17 +141,46 @@ def failed_controls(effects: pd.DataFrame) -> pd.DataFrame:
     return null[null["resolved"].astype(bool)]
 
 
-def _time(fits: pd.DataFrame) -> pd.DataFrame:
+def _interval(row: pd.Series, level: float) -> tuple[float, float]:
+    """The effect's two-sided interval at confidence 1 - ``level``, from its standard error."""
+    if row["scale"] == "log":  # % change: symmetric on the log scale, as the model is fitted
+        beta = math.log1p(row["estimate"] / 100)
+        half = stats.norm.ppf(1 - level / 2) * row["se"]
+        return 100 * math.expm1(beta - half), 100 * math.expm1(beta + half)
+    half = stats.t.ppf(1 - level / 2, row["df"]) * row["se"]
+    return row["estimate"] - half, row["estimate"] + half
+
+
+def _bound(row: pd.Series, level: float) -> float:
+    low, high = (row["ci_low"], row["ci_high"]) if level == ALPHA else _interval(row, level)
+    return float(max(abs(low), abs(high)))
+
+
+def _resolvable(row: pd.Series, level: float) -> float:
+    if row["scale"] == "log":
+        return float(100 * math.expm1((stats.norm.ppf(1 - level / 2) + stats.norm.ppf(POWER)) * row["se"]))
+    return float((stats.t.ppf(1 - level / 2, row["df"]) + stats.t.ppf(POWER, row["df"])) * row["se"])
+
+
+def _time(fits: pd.DataFrame, disturbance: pd.DataFrame) -> pd.DataFrame:
     if fits.empty:
-        return fits
-    return pd.DataFrame({
+        return pd.DataFrame()
+    # the standard error on the log scale, from the 95% percentile interval
+    se = (np.log1p(fits["ci_high"] / 100) - np.log1p(fits["ci_low"] / 100)) / (2 * Z95)
+    time = pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
         "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
         "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
         "ci_high": fits["ci_high"], "n": fits["n"],
         "p_value": fits["p_value"],
         "method": f"{ROUNDS_MODEL_METHOD}; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
+        "se": se, "df": np.inf, "scale": "log",
     })
+    for busy in disturbance[disturbance["disturbed"].astype(bool)].itertuples():
+        hit = (time["base_config"] == busy.base_config) & (time["setting"] == busy.setting)
+        time.loc[hit, "p_value"] = np.nan
+        time.loc[hit, "method"] += f"; {DISTURBED}: {busy.why}, not interpreted"
+    return time
 
 
 def _cost(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -101,29 +198,27 @@ def _cost(pairs: pd.DataFrame) -> pd.DataFrame:
         else:
             (low, high), p = t_interval(values), _t_test(values)
             method = f"{how}: % change over matched pairs of cells, 95% t-interval, paired t-test"
-        rows.append(_row(axis, comparison, base, setting, phase, metric, "%", values, low, high, p, method))
+        se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else np.nan
+        from_level, to_level = comparison.split(" → ")
+        rows.append({"axis": axis, "from_level": from_level, "to_level": to_level, "base_config": base,
+                     "setting": setting, "phase": phase, "metric": metric, "unit": "%",
+                     "estimate": float(values.mean()), "ci_low": float(low), "ci_high": float(high),
+                     "n": len(values), "p_value": p, "method": method, "se": se, "df": len(values) - 1,
+                     "scale": "linear"})
     return pd.DataFrame(rows)
 
 
-def _quality(pairs: pd.DataFrame) -> pd.DataFrame:
-    if pairs.empty:
+def _quality(fits: pd.DataFrame) -> pd.DataFrame:
+    if fits.empty:
         return pd.DataFrame()
-    rows = []
-    for key, group in pairs.groupby(["axis", "comparison", "base_config", "setting", "phase", "metric", "unit",
-                                     "method"], sort=True):
-        axis, comparison, base, setting, phase, metric, unit, how = key
-        values = group["difference"].to_numpy(dtype=float)
-        (low, high), p = t_interval(values), _t_test(values)
-        rows.append(_row(axis, comparison, base, setting, phase, metric, unit, values, low, high, p,
-                         f"{how}: difference over seed-matched pairs, 95% t-interval, paired t-test"))
-    return pd.DataFrame(rows)
-
-
-def _row(axis, comparison, base, setting, phase, metric, unit, values, low, high, p, method) -> dict:
-    from_level, to_level = comparison.split(" → ")
-    return {"axis": axis, "from_level": from_level, "to_level": to_level, "base_config": base, "setting": setting,
-            "phase": phase, "metric": metric, "unit": unit, "estimate": float(values.mean()), "ci_low": float(low),
-            "ci_high": float(high), "n": len(values), "p_value": p, "method": method}
+    return pd.DataFrame({
+        "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
+        "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
+        "metric": fits["metric"], "unit": fits["unit"], "estimate": fits["estimate"], "ci_low": fits["ci_low"],
+        "ci_high": fits["ci_high"], "n": fits["n"], "p_value": fits["p_value"],
+        "method": fits["method"] + ": " + QUALITY_MODEL_METHOD + "; n = runs (variant x seed)",
+        "se": fits["se"], "df": fits["df"], "scale": "linear",
+    })
 
 
 def _t_test(values: np.ndarray) -> float:

@@ -1,5 +1,5 @@
 """The tidy table -> the frames effects, figures and tables are drawn from: cost cells' medians, per-seed
-quality values, matched pairs of variants, per-variant quality with intervals."""
+quality values, matched pairs of cost cells, per-variant quality with intervals."""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -126,13 +126,6 @@ def cost_pairs(cells: pd.DataFrame) -> pd.DataFrame:
     cells = cells[(cells["kind"] == "cost") & (cells["block"] == "total") & (cells["peer"] == "")]
     return pd.concat([paired_differences(cells.drop(columns="kind"), axis, (*COST_CONTEXT, *MEASURE))
                       for axis in AXES], ignore_index=True)
-
-
-def quality_pairs(values: pd.DataFrame) -> pd.DataFrame:
-    """Per axis, difference of every quality metric over pairs matched on seed (and everything else), from
-    ``quality_values``."""
-    return pd.concat([paired_differences(values, axis, (*QUALITY_CONTEXT, *MEASURE, "sample_size")) for axis in AXES],
-                     ignore_index=True)
 
 
 FAILED_COLUMNS = ["kind", "variant", "device", "seed", "phase", "metric", "status", "message"]

@@ -24,6 +24,7 @@ class Run:
     table: pd.DataFrame
     env: dict[str, Any] = field(default_factory=dict)
     samples: list[Path] = field(default_factory=list)
+    planned: list[dict[str, str]] | None = None  # run.json's planned cells (id, kind, label); None: not recorded
 
 
 def load_run(root: Path) -> Run:
@@ -31,7 +32,7 @@ def load_run(root: Path) -> Run:
     if not root.is_dir():
         raise ValueError(f"run folder {root.name!r} does not exist; valid: a folder written by `python -m bench run`")
     return Run(name=root.resolve().name, root=root, table=read_table(root), env=read_env(root),
-               samples=sorted((root / "samples").glob("*.png")))
+               samples=sorted((root / "samples").glob("*.png")), planned=read_planned(root))
 
 
 def read_table(root: Path) -> pd.DataFrame:
@@ -111,3 +112,12 @@ def read_env(root: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     return read_json(path, "restore it from a copy, or delete it (the report then omits the environment)")
+
+
+def read_planned(root: Path) -> list[dict[str, str]] | None:
+    """The cells run.json says the run planned, or None when it does not say (a run of an older version)."""
+    path = root / "run.json"
+    if not path.exists():
+        return None
+    planned = read_json(path, "restore it from a copy").get("planned_cells")
+    return planned if isinstance(planned, list) else None

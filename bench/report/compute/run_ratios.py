@@ -4,6 +4,10 @@ Each ratio carries a 95% percentile bootstrap interval that resamples each run's
 (costs) or seeds (quality), independently. A change is flagged when its interval excludes 1 and it exceeds both
 runs' noise floors: for time, each run's A/A control (the largest |bound| of its 95% interval, in %); for
 quality, each run's real-versus-real floor of the metric; exact counts have no noise, so any change is one.
+
+Cells of different batch sizes are compared per image where a measurement grows with the batch (FLOPs and time
+per iteration, divided by the batch), as they are where it does not (parameters, images/s, FLOP/s, fractions of
+peak), and not at all where it grows but not in proportion (memory: the weights do not grow with the batch).
 """
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from bench.report.compute.rounds_model import CONTROL
 from bench.report.compute.stats import bootstrap_interval, excludes
 
 TIMED_UNITS = ("s", "images/s", "FLOP/s", "ratio")
+# How a measurement scales with the batch, for pairing cells of different batches (the rest do not scale).
+PER_IMAGE_METRICS = ("flops", "model_flops", "seconds_per_iter", "cpu_seconds_per_iter")
+UNPAIRABLE_UNITS = ("bytes",)
 
 
 def run_labels(a: Derived, b: Derived) -> tuple[str, str]:
@@ -49,7 +56,7 @@ def cost_values(run: Derived) -> pd.DataFrame:
     rows = add_labels(rows[rows["block"] == "total"]) if not rows.empty else rows
     if rows.empty:
         return rows
-    keys = ["variant", "base_config", "device", "setting", "execution", "label", "unit", "metric"]
+    keys = ["variant", "base_config", "device", "setting", "execution", "label", "unit", "metric", "batch_size"]
     return rows.groupby(keys, sort=True)["value"].apply(lambda v: v.to_numpy(float)).rename("values").reset_index()
 
 
@@ -80,10 +87,11 @@ def quality_floor(run: Derived) -> dict[str, float]:
 
 def ratios(a: pd.DataFrame, b: pd.DataFrame, match: tuple[str, ...], statistic, floors: tuple[dict, dict]
             ) -> pd.DataFrame:
+    """B / A per matched measurement; ``unpaired`` (in ``attrs``) counts the pairs left out for their batches."""
     if a.empty or b.empty:
         return pd.DataFrame()
     match = [m for m in match if m in a.columns and m in b.columns]
-    merged = a.merge(b, on=match, suffixes=("_a", "_b"))
+    merged = per_image(a.merge(b, on=match, suffixes=("_a", "_b")))
     if merged.empty:
         return merged
     out = []
@@ -95,11 +103,30 @@ def ratios(a: pd.DataFrame, b: pd.DataFrame, match: tuple[str, ...], statistic, 
         out.append({"value_a": value_a, "value_b": value_b, "ratio": value_b / value_a if value_a else np.nan,
                     "low": low, "high": high, "floor": floor,
                     "flag": beyond and excludes(low, high, 1.0)})
+    unpaired = merged.attrs.get("unpaired", 0)
     merged = pd.concat([merged, pd.DataFrame(out, index=merged.index)], axis=1)
     for column in ("base_config", "device", "execution"):
         if column in match and merged[column].nunique() > 1:
             merged["label"] = merged["label"] + " · " + merged[column].replace("", "default")
+    merged.attrs["unpaired"] = unpaired
     return merged
+
+
+def per_image(merged: pd.DataFrame) -> pd.DataFrame:
+    """Matched cost rows of different batches: per image where the measurement grows with the batch, dropped
+    where it grows out of proportion (their count in ``attrs["unpaired"]``); quality rows as they are."""
+    if merged.empty or "batch_size_a" not in merged.columns:
+        return merged
+    differ = merged["batch_size_a"] != merged["batch_size_b"]
+    drop = differ & merged["unit"].isin(UNPAIRABLE_UNITS)
+    kept = merged[~drop].reset_index(drop=True)
+    scale = (kept["batch_size_a"] != kept["batch_size_b"]) & kept["metric_a"].isin(PER_IMAGE_METRICS)
+    for side in ("a", "b"):
+        kept[f"values_{side}"] = [values / batch if per else values for values, batch, per in
+                                  zip(kept[f"values_{side}"], kept[f"batch_size_{side}"], scale)]
+    kept["label"] = kept["label"].where(~scale, kept["label"] + " per image")
+    kept.attrs["unpaired"] = int(drop.sum())
+    return kept
 
 
 def _ratio_interval(a: np.ndarray, b: np.ndarray, statistic, exact: bool) -> tuple[float, float]:
@@ -145,5 +172,6 @@ def config_differences(a: Derived, b: Derived) -> str:
             if values_a != values_b:
                 differ.append(f"{kind} {column} {sorted(values_a)} vs {sorted(values_b)}")
     if not differ:
-        return "Where both runs have them, cost and quality cells share their configuration columns."
-    return "Caution, the runs differ in " + "; ".join(differ) + ": a ratio compares unlike cells there."
+        return ""
+    return ("Caution, the runs differ in " + "; ".join(differ) + ": where the batch differs, FLOPs and time per "
+            "iteration are compared per image and memory is not compared; elsewhere a ratio compares unlike cells.")

@@ -18,6 +18,7 @@ from bench.report.compute.stats import pareto_front, t_interval  # noqa: E402
 from bench.report.render.wording import scale_for  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
+PAGE_WIDTH_INCHES = 11  # the widest a figure may be, legend aside: the HTML report's 1,200 px column at 90 dpi
 
 
 def cost_bars(rows: pd.DataFrame, hue: str, title: str) -> plt.Figure:
@@ -30,9 +31,12 @@ def cost_bars(rows: pd.DataFrame, hue: str, title: str) -> plt.Figure:
         units[label] = unit
     labels = sorted(units)
     n_variants = rows["variant"].nunique()
+    height = max(2.4, 0.3 * n_variants * max(1, rows[hue].nunique()) ** 0.5 + 1.0)
+    columns = min(3, len(labels))
+    # panels of a fixed width, so that the figure keeps to a page's width (~13 inches) however tall it grows
     grid = sns.catplot(data=rows, kind="bar", x="value", y="variant", hue=hue, col="label", col_order=labels,
-                       col_wrap=min(3, len(labels)), sharex=False, estimator="median", errorbar=("pi", 50),
-                       height=max(2.4, 0.3 * n_variants * max(1, rows[hue].nunique()) ** 0.5 + 1.0), aspect=1.3,
+                       col_wrap=columns, sharex=False, estimator="median", errorbar=("pi", 50),
+                       height=height, aspect=PAGE_WIDTH_INCHES / columns / height,
                        order=sorted(rows["variant"].unique()))
     for label in labels:
         grid.axes_dict[label].set_xlabel(f"median [{units[label]}]" if units[label] else "median")
@@ -133,15 +137,20 @@ def learning_curves(curves: pd.DataFrame, metric_label: str, has_wall_time: bool
 
 
 def ratio_heatmap(ratios: pd.DataFrame, title: str, a: str, b: str) -> plt.Figure:
-    """Ratio B / A per variant (rows) and measurement (columns); colour on a log2 scale centred on 1."""
-    table = ratios.pivot_table(index="variant", columns="label", values="ratio", aggfunc="first")
-    fig, ax = plt.subplots(figsize=(max(5, 0.75 * table.shape[1] + 3), max(2.5, 0.4 * table.shape[0] + 1.8)))
+    """Ratio B / A per measurement (rows) and variant (columns); colour on a log2 scale centred on 1. Measurements
+    grow the figure downwards, so it keeps to a page's width (at most 13 inches, ~1,200 px) however many there are."""
+    table = ratios.pivot_table(index="label", columns="variant", values="ratio", aggfunc="first")
+    table.index = [textwrap.shorten(label, 48) for label in table.index]
+    table.columns = [textwrap.fill(variant, 16) for variant in table.columns]
+    width = min(PAGE_WIDTH_INCHES, 0.9 * table.shape[1] + 5)
+    fig, ax = plt.subplots(figsize=(width, max(2.5, 0.3 * table.shape[0] + 2)))
     with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib 3.11 marks as pending removal
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         sns.heatmap(np.log2(table.astype(float)), annot=table, fmt=".2f", center=0, cmap="vlag", ax=ax,
                     cbar_kws={"label": f"log2({b} / {a})"}, annot_kws={"fontsize": 7})
-    ax.set_xlabel("measurement")
-    ax.set_ylabel("variant")
+    ax.set_xlabel("variant")
+    ax.set_ylabel("measurement")
+    ax.tick_params(axis="x", labelsize=7)
     ax.set_title(title)
     return fig
 

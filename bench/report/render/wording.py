@@ -89,5 +89,10 @@ def effect_frame(rows: pd.DataFrame, with_axis: bool = False) -> pd.DataFrame:
     comparison = rows["axis"] + ": " + rows["comparison"] if with_axis else rows["comparison"]
     return pd.DataFrame({"comparison": comparison, "setting": rows["setting"], "measurement": rows["label"],
                          "effect": [describe_effect(r) for _, r in rows.iterrows()],
+                         "family": rows["family"].map(FAMILY_LABELS),
                          "Holm-adjusted p": rows["p_adjusted"].map(lambda p: f"{p:.2g}" if pd.notna(p) else ""),
                          "resolved": rows["resolved"].map(lambda r: "yes" if r else "no")}).reset_index(drop=True)
+
+
+# effects.csv's families as the tables name them (compute/effects.py)
+FAMILY_LABELS = {"primary": "primary", "control": "control", "secondary": "exploratory"}

@@ -28,6 +28,13 @@ def noise_section(derived: Derived) -> Section:
                                "No control came out resolved."))
     section.items.append(Table("Where the timing noise comes from (log-scale SD, as %)",
                                noise_levels(derived.noise_levels), detail=True))
+    busy = derived.disturbance
+    if len(busy):
+        section.items.append(Table(
+            "Was the machine busy? Median over the rounds of each CPU setting", load_table(busy),
+            f"{int(busy['disturbed'].sum())} setting(s) disturbed: their time effects are not interpreted."
+            if busy["disturbed"].any() else "No setting disturbed: every core the threads could use stayed busy "
+            "with them, and the load stayed within the cores."))
     return section
 
 
@@ -38,6 +45,15 @@ def noise_levels(levels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"setting": levels["setting"], "phase": levels["phase"], "metric": levels["metric"],
                          "rounds": levels["n"], "one block, within its round [%]": (100 * levels["block_sd"]).round(2),
                          "between rounds [%]": (100 * levels["round_sd"]).round(2)})
+
+
+def load_table(busy: pd.DataFrame) -> pd.DataFrame:
+    """The disturbance of each CPU setting's rounds (compute/disturbance.py), for the noise section."""
+    return pd.DataFrame({"setting": busy["setting"], "rounds": busy["rounds"], "threads": busy["threads"],
+                         "CPU / wall time": busy["cpu_per_wall"].round(2),
+                         "load (1 min)": busy["load"].map(lambda v: "not recorded" if pd.isna(v) else f"{v:.2f}"),
+                         "disturbed": [f"yes: {why}" if flag else "no" for flag, why in zip(busy["disturbed"],
+                                                                                              busy["why"])]})
 
 
 def noise_floor_sentence(derived: Derived) -> str:

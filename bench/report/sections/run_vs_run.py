@@ -30,9 +30,13 @@ def compare_sections(a: Derived, b: Derived, figures_dir: Path) -> tuple[Section
     quality = run_ratios.ratios(run_ratios.quality_values(a), run_ratios.quality_values(b),
                                 ("variant", "label", "unit"), np.mean,
                                 (run_ratios.quality_floor(a), run_ratios.quality_floor(b)))
-    method = run_ratios.__doc__.split(chr(10) + chr(10), 1)[1].strip()
-    note = (f"Ratio = {label_b} / {label_a}; cells {how}. Costs: medians over repeats or rounds; quality: means "
-            f"over seeds. {method} " + run_ratios.config_differences(a, b))
+    method = " ".join(run_ratios.__doc__.split(chr(10) + chr(10))[1:]).replace(chr(10), " ")
+    unpaired = cost.attrs.get("unpaired", 0) if not cost.empty else 0
+    note = " ".join(filter(None, (
+        run_ratios.config_differences(a, b),
+        f"{unpaired} memory measurement(s) of cells of different batches are not paired." if unpaired else "",
+        f"Ratio = {label_b} / {label_a}; cells {how}. Costs: medians over repeats or rounds; quality: means over "
+        f"seeds. {method}")))
     section = Section("Run against run", note)
     for name, ratios, what in (("cost", cost, "cost"), ("quality", quality, "quality")):
         if ratios.empty:
@@ -57,8 +61,9 @@ def compare_sections(a: Derived, b: Derived, figures_dir: Path) -> tuple[Section
 
 
 def _ratio_table(ratios: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:
-    columns = [c for c in ("variant", "setting_a", "setting_b", "label") if c in ratios.columns]
-    table = ratios[columns].copy()
+    columns = [c for c in ("variant", "base_config", "base_config_a", "base_config_b", "setting_a", "setting_b",
+                           "batch_size_a", "batch_size_b", "label") if c in ratios.columns]
+    table = ratios[columns].rename(columns={"batch_size_a": "batch A", "batch_size_b": "batch B"})
     table[label_a] = [number(v, u) for v, u in zip(ratios["value_a"], ratios["unit"])]
     table[label_b] = [number(v, u) for v, u in zip(ratios["value_b"], ratios["unit"])]
     table["B / A [95% CI]"] = [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) else

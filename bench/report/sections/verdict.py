@@ -10,42 +10,48 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY
+from bench.report.compute.effects import DISTURBED, main_base, quality_base
+from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import describe_effect, signed
 
 RESOLVED = " ✓"
+EXPLORATORY = " (✓)"
 NOTE = ("Each row switches one axis from its reference level, everything else equal. Costs: % change (counts are "
         "exact; time from the timing rounds' model, memory from matched cells), quality: difference (lower is "
-        f"better), each with its 95% interval; {RESOLVED.strip()} = resolved after the run's Holm correction. "
-        "Every figure is a row of effects.csv.")
+        "better; from a model over every run of the design, the seed as a block), each with its 95% interval. "
+        f"The confirmatory question per switch is the training step's time and {PRIMARY_QUALITY[1].upper()}: "
+        f"{RESOLVED.strip()} = resolved after Holm's correction over those primary effects. Every other column is "
+        f"exploratory: {EXPLORATORY.strip()} = its unadjusted interval excludes zero. Every figure is a row of "
+        "effects.csv.")
 
 
 def verdict_section(derived: Derived) -> Section:
     effects, table = derived.effects, derived.table
-    section = Section("Verdict", NOTE)
+    section = Section("Verdict", " ".join(filter(None, (derived.completeness.sentence(), NOTE))))
     switches = effects[effects["axis"] != CONTROL][["axis", "from_level", "to_level"]].drop_duplicates()
     if switches.empty:
         section.note = "No axis has two levels in this run, so there is nothing to weigh."
         return section
-    quality_base = _quality_base(effects)
+    trained = quality_base(effects)
     cost_bases = sorted(set(effects.loc[effects["unit"] == "%", "base_config"]))
-    main = quality_base if quality_base in cost_bases else (cost_bases[0] if cost_bases else quality_base)
-    context = _quality_context(table, quality_base)
+    main = main_base(effects)
+    context = _quality_context(table, trained)
     checks = table[table["kind"] == "check"]
     checked = len(checks) > 0 and bool((checks["status"] == "ok").all())
-    section.items.append(Text([_sentence(effects, s, main, quality_base, context, checked)
+    floors = _floors(derived)
+    section.items.append(Text([_sentence(effects, s, main, trained, context, checked, floors)
                                for s in switches.itertuples()]))
     title = f"Cost and quality of each switch: costs on {main}" + (
-        f", quality on {quality_base} ({context})" if quality_base else "")
-    section.items.append(Table(title, verdict_frame(effects, switches, main, quality_base)))
+        f", quality on {trained} ({context})" if trained else "")
+    section.items.append(Table(title, verdict_frame(effects, switches, main, trained)))
     for base in (b for b in cost_bases if b != main):
         frame = verdict_frame(effects, switches, base, None)
         scale = "at a larger scale" if _params(table, base) > _params(table, main) else "on another network"
         section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)",
                                    frame.drop(columns=[column for column, _, _ in HEADLINE_QUALITY])))
-    section.items.append(Text([noise_floor(derived, main)]))
+    section.items.append(Text([noise_floor(derived, main), *resolvable_sentences(effects, floors)]))
     return section
 
 
@@ -90,40 +96,34 @@ def _cell(row: pd.Series | None) -> str:
         if row["ci_low"] == row["ci_high"]:
             return signed(row["estimate"], unit)
         return f"{signed(row['estimate'], unit)} ({signed(row['ci_low'], unit)} to {signed(row['ci_high'], unit)})"
+    if DISTURBED in str(row["method"]):
+        return f"{signed(row['estimate'], unit)} (disturbed)"
     if pd.isna(row["ci_low"]):
         return f"{signed(row['estimate'], unit)} (untested)"
     text = f"{signed(row['estimate'], unit)} [{signed(row['ci_low'], '')}, {signed(row['ci_high'], '')}]"
-    return text + (RESOLVED if bool(row["resolved"]) else "")
+    if not bool(row["resolved"]):
+        return text
+    return text + (EXPLORATORY if row["family"] == "secondary" else RESOLVED)
 
 
-def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str | None, context: str,
-              checked: bool) -> str:
+def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None, context: str,
+              checked: bool, floors: dict[str, float]) -> str:
     mine = _switch_effects(effects, switch)
     parts = []
     params = _pick(mine, cost_base, "model", ("params",), "%")
     if params is not None:
         parts.append(f"{signed(params['estimate'], '%')} parameters" if params["estimate"] else "same parameters")
-    times = [(name, _pick(mine, cost_base, phase, ("seconds_per_iter",), "%"))
-             for name, phase in (("training step", "train_step"), ("inference", "inference"))]
-    resolved = [f"{name} {_cell(row).removesuffix(RESOLVED)}" for name, row in times
-                if row is not None and bool(row["resolved"])]
-    if resolved:
-        parts.append(", ".join(resolved))
-    elif any(row is not None and pd.notna(row["ci_low"]) for _, row in times):
-        parts.append("time within noise")
-    elif any(row is not None for _, row in times):
-        parts.append("time untested (too few rounds)")
+    parts += _time_readings(mine, cost_base)
     saved = _pick(mine, cost_base, "train_step", ("saved_tensor_bytes",), "%")
     if saved is not None and abs(saved["estimate"]) >= 1:  # smaller changes are rounding of a few tensors
         parts.append(f"saved activations {signed(saved['estimate'], '%')}")
     peak = _pick(mine, cost_base, "train_step", ("peak_allocated_bytes", "peak_rss_bytes"), "%")
     if peak is not None and bool(peak["resolved"]):
-        parts.append(f"peak memory {_cell(peak).removesuffix(RESOLVED)}")
-    fd = _pick(mine, quality_base, "sample", ("fd",), None) if quality_base else None
-    if fd is not None:
-        parts.append(f"FD {_cell(fd).removesuffix(RESOLVED)} {context}")
-        judgement = ("better" if fd["estimate"] < 0 else "worse") if bool(fd["resolved"]) else \
-            "no resolved difference in quality"
+        parts.append(f"peak memory {_plain(peak)}")
+    quality = _pick(mine, trained, *PRIMARY_QUALITY[:1], (PRIMARY_QUALITY[1],), None) if trained else None
+    if quality is not None:
+        reading, judgement = _quality_reading(quality, context, floors)
+        parts.append(reading)
     elif switch.axis == "checkpoint" and checked:
         judgement = "the same function, so the same quality (checked: same losses with it on and off)"
     else:
@@ -131,15 +131,82 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, quality_base: str |
     return f"{switch.axis} {switch.from_level} → {switch.to_level}: {', '.join(parts)}: {judgement}."
 
 
+def _plain(row: pd.Series) -> str:
+    """A cell without its resolved mark."""
+    return _cell(row).removesuffix(RESOLVED).removesuffix(EXPLORATORY)
+
+
+def _time_readings(mine: pd.DataFrame, cost_base: str) -> list[str]:
+    """The training step (the primary time question) and inference (exploratory): a resolved effect reads its size,
+    an unresolved one the largest change its interval allows."""
+    rows = [(name, _pick(mine, cost_base, phase, ("seconds_per_iter",), "%"))
+            for name, phase in (("training step", "train_step"), ("inference", "inference"))]
+    rows = [(name, row) for name, row in rows if row is not None]
+    if not rows:
+        return ["time not measured (no timing cell)"]
+    disturbed = [row for _, row in rows if DISTURBED in str(row["method"])]
+    if disturbed:
+        why = str(disturbed[0]["method"]).split(f"{DISTURBED}: ", 1)[1].removesuffix(", not interpreted")
+        return [f"timing disturbed ({why}): not interpreted"]
+    readings = []
+    for name, row in rows:
+        if pd.isna(row["ci_low"]):
+            readings.append(f"{name} untested (too few rounds)")
+        elif bool(row["resolved"]):
+            readings.append(f"{name} {_plain(row)}" + (" (exploratory)" if row["family"] == "secondary" else ""))
+        elif row["family"] == "primary":
+            readings.append(f"{name}: no difference beyond ±{row['bound']:.3g}%")
+    return readings
+
+
+def _quality_reading(row: pd.Series, context: str, floors: dict[str, float]) -> tuple[str, str]:
+    """(reading, judgement) of the primary quality effect: its size when resolved, else the largest difference its
+    family-adjusted interval allows, in the metric's unit and as a fraction of the real-versus-real floor."""
+    name = row["metric"].upper() if len(row["metric"]) <= 3 else row["metric"]
+    reading = f"{name} {_plain(row)} {context}"
+    if bool(row["resolved"]):
+        size = abs(row["estimate"])
+        return reading, f"{'better' if row['estimate'] < 0 else 'worse'} by {size:.3g} {name}" \
+            f"{_of_floor(size, row, floors)}"
+    if pd.isna(row["bound"]):
+        return reading, "quality untested (too few runs)"
+    return reading, f"no difference in quality beyond ±{row['bound']:.3g} {name}{_of_floor(row['bound'], row, floors)}"
+
+
+def _of_floor(value: float, row: pd.Series, floors: dict[str, float]) -> str:
+    floor = floors.get(row["metric"])
+    return f" ({value / floor:.2g} of the real-versus-real floor, {floor:.3g})" if floor else ""
+
+
+def _floors(derived: Derived) -> dict[str, float]:
+    """The real-versus-real floor's mean per sample metric (no floor: no entry)."""
+    floor = derived.floor
+    return {} if floor.empty else dict(zip(floor["metric"], floor["mean"]))
+
+
+def resolvable_sentences(effects: pd.DataFrame, floors: dict[str, float]) -> list[str]:
+    """Per primary metric, the smallest effect the run could have resolved (80% power, as the family's only real
+    effect), over the switches."""
+    primary = effects[(effects["family"] == "primary") & effects["resolvable"].notna()]
+    if primary.empty:
+        return []
+    out = []
+    for (phase, metric, unit), rows in primary.groupby(["phase", "metric", "unit"], sort=True):
+        low, high = rows["resolvable"].min(), rows["resolvable"].max()
+        size = f"{low:.3g}" if f"{low:.3g}" == f"{high:.3g}" else f"{low:.3g} to {high:.3g}"
+        shown = "%" if unit == "%" else f" {metric.upper() if len(metric) <= 3 else unit}"
+        floor = _of_floor(high, rows.iloc[0], floors) if unit != "%" else ""
+        what = "training step time" if phase == "train_step" else shown.strip()
+        out.append(f"Smallest effect this run resolves on {what}: {size}{shown}{floor} (80% power were it the only "
+                   f"real effect among the {len(primary)} primary tests; Holm's first step, "
+                   f"{rows['n'].iloc[0]:.0f} {'rounds' if unit == '%' else 'runs'}).")
+    return out
+
+
 def _params(table: pd.DataFrame, base: str) -> float:
     """The largest parameter count of our models at ``base`` (0 if none was counted)."""
     rows = table[(table["base_config"] == base) & (table["metric"] == "params") & (table["peer"] == "")]
     return float(rows["value"].max()) if len(rows) else 0.0
-
-
-def _quality_base(effects: pd.DataFrame) -> str | None:
-    bases = effects.loc[effects["unit"] != "%", "base_config"]
-    return bases.iloc[0] if len(bases) else None
 
 
 def _quality_context(table: pd.DataFrame, base: str | None) -> str:

@@ -1,0 +1,31 @@
+"""The entry point of every spawned process that measures: it dies with the process that started it.
+
+A cell's worker must not outlive the runner, nor a peak-RSS child its worker: a stopped or killed sweep would
+leave an orphan measuring, and writing into a run folder that moved on. This module imports nothing heavy, so a
+new process asks for its parent's death signal within milliseconds of starting, before torch is imported.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import signal
+import sys
+from typing import Any
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def guarded(parent: int, target: str, *args: Any) -> None:
+    """Run ``target`` ("module:function") with ``args`` in a process that dies with ``parent``, the pid that started
+    it; if that one is gone already (it died before we asked), exit at once: nobody waits for our result."""
+    die_with_parent()
+    if os.getppid() != parent:
+        os._exit(0)
+    module, _, function = target.partition(":")
+    getattr(importlib.import_module(module), function)(*args)

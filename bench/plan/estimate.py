@@ -1,0 +1,88 @@
+"""How long a plan will take, from measured priors per kind of cell and network (priors.toml), before any work.
+
+A cost cell's prior is scaled to its network by parameter count and to its batch; a timing cell is its rounds
+budget plus building and warming up its members; quality, floor and check cells run ``jobs`` at a time. A cell
+no prior covers (a CUDA cell, a quality preset never timed here) is counted apart, never guessed.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.models.sizes import parameter_count
+from bench.plan.cells import Cell
+from bench.plan.sweep import RoundsBudget
+from bench.schema import COST_KINDS
+from variants import BASES
+
+PRIORS = tomllib.loads((Path(__file__).parent / "priors.toml").read_text())
+# A run whose estimate exceeds this says so, with its cell count, before its first cell.
+LONG_RUN_SECONDS = 600
+
+
+@dataclass
+class Estimate:
+    seconds: float = 0.0                                     # of the cells with a prior
+    by_kind: dict[str, float] = field(default_factory=dict)  # seconds per kind of cell
+    unknown: list[Cell] = field(default_factory=list)        # cells no prior covers
+
+    def describe(self) -> str:
+        known = ", ".join(f"{kind} {_clock(s)}" for kind, s in self.by_kind.items())
+        text = f"about {_clock(self.seconds)} on a 2-core CPU ({known})"
+        if self.unknown:
+            kinds = sorted({f"{c.kind} on {c.device}" for c in self.unknown})
+            text += f", plus {len(self.unknown)} cell(s) with no measured prior ({', '.join(kinds)})"
+        return text
+
+
+def estimate(cells: list[Cell], rounds: RoundsBudget, jobs: int) -> Estimate:
+    """The time ``cells`` take one after another, the untimed kinds ``jobs`` at a time."""
+    out = Estimate()
+    for cell in cells:
+        seconds = cell_seconds(cell, rounds)
+        if seconds is None:
+            out.unknown.append(cell)
+            continue
+        share = seconds / (1 if cell.kind in COST_KINDS else jobs)
+        out.seconds += share
+        out.by_kind[cell.kind] = out.by_kind.get(cell.kind, 0.0) + share
+    return out
+
+
+def cell_seconds(cell: Cell, rounds: RoundsBudget) -> float | None:
+    """One cell's prior in seconds, or None when none covers it."""
+    if cell.device != "cpu":
+        return None
+    if cell.kind == "timing":
+        members = sum(_scaled(PRIORS["timing"]["member"], m) or 0.0 for m in cell.members)
+        # a round times every member's two phases for at least a block each; rounds go on for max_seconds
+        rounds_seconds = max(rounds.max_seconds, rounds.min_rounds * len(cell.members) * 2 * rounds.block_seconds)
+        return PRIORS["timing"]["start"] + members * (1 + rounds.warmup) + rounds_seconds
+    if cell.kind == "cost":
+        return _scaled(PRIORS["cost"], cell)
+    prior = PRIORS.get(cell.kind, {}).get(cell.quality)
+    if prior is not None and len(cell.seeds) > 1:  # seeds trained together in one cell
+        prior *= len(cell.seeds) * PRIORS["packed"]["seed_share"]
+    return prior
+
+
+def _scaled(priors: dict, cell: Cell) -> float | None:
+    """The prior of the cell's network, or of the base its network was made from (``fmnist28[ch=32]``) scaled by
+    parameters and batch; None when no such base has a prior."""
+    base = re.sub(r"\[.*\]$", "", cell.base_config)
+    if base not in priors:
+        return None
+    prior = priors[base]
+    seconds, batch = (prior["seconds"], prior["batch"]) if isinstance(prior, dict) else (prior, cell.batch_size)
+    if cell.spec is None or base not in BASES:
+        return seconds
+    size = parameter_count(cell.spec) / parameter_count(BASES[base])
+    return seconds * max(1.0, size * max(cell.batch_size, 1) / max(batch, 1))
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

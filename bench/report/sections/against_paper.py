@@ -1,0 +1,72 @@
+"""Section: ADM's published FID changes (Dhariwal & Nichol 2021, Tables 1 to 3) beside this run's effects of the same
+switches, and which directions this scale reproduces, contradicts or cannot resolve. The paper's numbers are data
+(bench/report/data/adm_fid.csv, each row with its source), not prose."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.compute.derived import Derived
+from bench.report.compute.headline import PRIMARY_QUALITY
+from bench.report.render.document import Section, Table, Text
+from bench.report.render.wording import signed
+
+PAPER = Path(__file__).parent.parent / "data" / "adm_fid.csv"
+
+
+def paper_table() -> pd.DataFrame:
+    return pd.read_csv(PAPER, dtype={"our_to_level": str}, keep_default_na=False)
+
+
+def paper_section(derived: Derived) -> Section:
+    section = Section("Against the paper (ADM)", "ADM's ablations changed one choice of a 128x128 ImageNet U-Net "
+                      "and reported the change in FID (negative: better); our effect is the primary quality effect of "
+                      "the same switch (FD on the classifier features of the run's data set, negative: better). The "
+                      "scales differ by orders of magnitude, so only directions compare: reproduced = the same sign "
+                      "and resolved, contradicted = the opposite sign and resolved, else not resolved at this scale, "
+                      "with the largest difference the run allows.")
+    effects = derived.effects
+    ours = effects[(effects["family"] == "primary") & (effects["phase"] == PRIMARY_QUALITY[0])
+                   & (effects["metric"] == PRIMARY_QUALITY[1])]
+    rows = []
+    for _, paper in paper_table().iterrows():
+        match = ours[(ours["axis"] == paper["axis"])
+                     & ((ours["to_level"] == paper["our_to_level"]) if paper["our_to_level"] else True)]
+        if match.empty:
+            continue
+        mine = match.iloc[0]
+        rows.append({"ADM table": f"Table {paper['table']}: {paper['row']}",
+                     "ADM switch": f"{paper['paper_from']} → {paper['paper_to']}",
+                     "ADM FID change": f"{signed(paper['fid_change'])} (of {paper['baseline_fid']:g}"
+                                       + (f", at {int(paper['iterations']) // 1000}K steps)" if paper["iterations"]
+                                          else ")"),
+                     "our switch": f"{mine['axis']}: {mine['from_level']} → {mine['to_level']}",
+                     f"our {PRIMARY_QUALITY[1].upper()} effect": f"{signed(mine['estimate'])} "
+                                                                 f"[{signed(mine['ci_low'])}, {signed(mine['ci_high'])}]",
+                     "reading": _reading(paper["fid_change"], mine)})
+    if not rows:
+        section.note = "This run switched none of the axes ADM's tables ablate, or measured no quality."
+        return section
+    frame = pd.DataFrame(rows)
+    section.items.append(Table("ADM's published FID changes beside ours", frame,
+                               f"Source: {paper_table()['source'].iloc[0].split(', Table')[0]}."))
+    section.items.append(Text(_summary(frame)))
+    return section
+
+
+def _reading(change: float, mine: pd.Series) -> str:
+    if pd.isna(mine["ci_low"]):
+        return "not tested (too few runs)"
+    if not bool(mine["resolved"]):
+        return f"not resolved: no difference beyond ±{mine['bound']:.3g}"
+    return "reproduced" if (change < 0) == (mine["estimate"] < 0) else "contradicted"
+
+
+def _summary(frame: pd.DataFrame) -> list[str]:
+    lines = []
+    for word in ("reproduced", "contradicted", "not resolved"):
+        hits = frame[frame["reading"].str.startswith(word)]
+        rows = sorted(set(hits["ADM table"]))
+        lines.append(f"{word.capitalize()} at this scale: {'; '.join(rows) if rows else 'none'}.")
+    return lines

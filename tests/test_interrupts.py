@@ -1,0 +1,121 @@
+"""Stopping a sweep: Ctrl-C, SIGTERM, a lost worker and SIGKILL, each with real signals. Every finished cell is
+kept, the message is one line with the right exit code, no worker prints a traceback, and --resume finishes."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import psutil
+
+from test_runner import ENV, ROOT, SMALL, bench
+
+
+def start(out, *extra: str) -> subprocess.Popen:
+    """``bench run`` in a process group of its own, as a shell starts a job."""
+    return subprocess.Popen([sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL, *extra], cwd=ROOT,
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def a_worker(proc: subprocess.Popen, timeout: float = 300) -> psutil.Process:
+    """The first cell's worker process, once it is running."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        children = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        if children:
+            return children[0]
+        time.sleep(0.1)
+    raise AssertionError("no worker started")
+
+
+def test_ctrl_c_stops_the_runner_and_its_workers_in_one_line_with_exit_130(tmp_path):
+    out = tmp_path / "run"
+    proc = start(out)
+    deadline = time.time() + 300
+    while not list((out / "cells").glob("*.parquet")) and time.time() < deadline:
+        time.sleep(0.1)
+    worker = a_worker(proc)
+    time.sleep(4.0)  # the second cell's worker is in Python, measuring: an unguarded one would print its traceback
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends its foreground job on Ctrl-C
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted by SIGINT: every finished cell is kept in"), err
+    assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+
+
+def test_sigterm_stops_the_run_in_one_line_with_exit_143_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    proc = start(out)
+    a_worker(proc)
+    time.sleep(1.0)
+    proc.terminate()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted by SIGTERM"), err
+    assert not (out / ".lock.json").exists()  # the lock was released by its holder
+    result = bench("run", "--out", str(out), "--resume", *SMALL, timeout=600)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_lost_worker_is_a_row_and_the_run_goes_on_without_a_traceback(tmp_path):
+    out = tmp_path / "run"
+    proc = start(out)
+    a_worker(proc).kill()  # as the kernel's OOM killer would
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1
+    assert "Traceback" not in err and err.strip().endswith("see the status and message columns"), err
+    table = pd.read_parquet(out / "metrics.parquet")
+    lost = table[(table["phase"] == "cell") & (table["status"] == "error")]
+    assert len(lost) == 1 and lost["message"].iloc[0] == "worker process died with signal SIGKILL"
+    assert table["cell_id"].nunique() == 3  # the other cells were measured
+
+
+def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL, "--axis", "checkpoint=false,true"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not list((out / "cells").glob("*.parquet")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker, mid-sweep
+    proc.wait()
+    first = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.parquet")}
+    assert 1 <= len(first) < 5
+
+    result = bench("run", "--out", str(out), "--resume", *SMALL, "--axis", "checkpoint=false,true", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(first)} already finished" in result.stdout
+    table = pd.read_parquet(out / "metrics.parquet")
+    assert table["cell_id"].nunique() == 5  # 4 cost cells and the timing cell of their setting
+    rows_per_cell = table[(table["metric"] == "params") & (table["block"] == "total")].groupby("cell_id").size()
+    assert (rows_per_cell == 1).all()
+    timed = table[table["metric"] == "seconds_per_iter"]  # a round killed midway is re-timed, never doubled
+    assert not timed.duplicated(["cell_id", "variant", "replica", "phase", "repeat"]).any()
+    for name, mtime in first.items():  # finished cells were not run again
+        assert (out / "cells" / name).stat().st_mtime_ns == mtime
+    assert not list(out.glob("**/*.tmp"))
+
+
+def test_a_kill_during_the_timing_cell_leaves_no_rounds_and_resume_times_them_once(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL]
+    proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while len(list((out / "cells").glob("*.parquet"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)  # both cost cells done: the timing cell's worker is starting or in its rounds
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(list((out / "cells").glob("*.parquet"))) == 2  # a timing cell lands whole or not at all
+
+    result = bench("run", "--out", str(out), "--resume", *SMALL, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "3 cells, 2 already finished, 1 to run" in result.stdout
+    timed = pd.read_parquet(out / "metrics.parquet").query("metric == 'seconds_per_iter'")
+    assert set(timed["kind"]) == {"timing"} and timed["repeat"].nunique() >= 3
+    assert not timed.duplicated(["cell_id", "variant", "replica", "phase", "repeat"]).any()
