@@ -10,7 +10,7 @@ OUT ?= runs/latest
 PEERS_OUT ?= runs/peers
 THREADS ?= 2
 
-.PHONY: test bench bench-smoke bench-peers report benchmark clean
+.PHONY: test bench bench-smoke bench-peers report benchmark gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,23 @@ report: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) -m pytest --benchmark-only --benchmark-autosave --benchmark-save-data
+
+# An offline GPU machine (docs/gpu.md): `make gpu-wheels` here, with the package registries, puts the wheels it lacks
+# into .whl/ (GPU_HAVE: a file of what it has; GPU_EXTRA: e.g. torchvision==0.26.0 for torch 2.11); then, there,
+# `make gpu-check` installs them beside its torch and runs the CUDA tests, benchmarks, the gpu preset and its report
+# into gpu-check/ within GPU_CHECK_SECONDS. It uses that machine's python3, not a virtual environment.
+GPU_PYTHON_VERSION ?= 3.12
+GPU_HAVE ?=
+GPU_EXTRA ?=
+GPU_CHECK_SECONDS ?= 570
+GPU_CHECK_OUT ?= gpu-check
+
+gpu-wheels: $(STAMP)
+	$(PY) scripts/gpu_wheels.py --out .whl --python-version $(GPU_PYTHON_VERSION) \
+		$(if $(GPU_HAVE),--have $(GPU_HAVE)) $(foreach x,$(GPU_EXTRA),--extra $(x))
+
+gpu-check:
+	python3 scripts/gpu_check.py --out $(GPU_CHECK_OUT) --time-limit $(GPU_CHECK_SECONDS) --wheels .whl
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

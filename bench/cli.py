@@ -12,7 +12,7 @@ from bench.plan.options import BACKENDS, PARTS, BackendOptions, SweepOptions, im
 from bench.plan.planner import make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.sweep import PRESETS
-from bench.run.runner import run_sweep
+from bench.run.runner import TimeLimitReached, run_sweep
 from variants import AXES, BASES, DESIGNS, parse_axis
 from variants.axes import markdown_table
 
@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, help="quality seeds per variant (default: the preset's)")
     run.add_argument("--seeds-at-once", type=int, help="seeds of one variant trained together in one quality cell "
                                                        "(packed into one wide network; default: the preset's)")
-    run.add_argument("--quality", help="quality preset (data, training, scoring): smoke, quick, full, "
+    run.add_argument("--quality", help="quality preset (data, training, scoring): smoke, quick, full, gpu, "
                                        "fashion_mnist_fid, cifar10_fid (default: the preset's)")
     run.add_argument("--import", dest="plugins", action="append", default=[], metavar="MODULE",
                      help="import MODULE first (e.g. one that registers a new variant); repeatable")
@@ -77,9 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--peers", help="comma-separated reference models measured at the base spec: "
                                      "smalldiffusion, diffusers, lucidrains (default: the sweep's)")
     run.add_argument("--memory-format", help="comma-separated: contiguous, channels_last (default: the sweep's)")
-    run.add_argument("--dtype", help="comma-separated: float32, bfloat16 (autocast), float16 (autocast, CUDA only) "
-                                     "(default: the sweep's)")
-    run.add_argument("--compile", help="comma-separated: off (eager), on (torch.compile) (default: the sweep's)")
+    run.add_argument("--dtype", help="comma-separated: float32, tf32 (CUDA only), bfloat16 (autocast), float16 "
+                                     "(autocast, CUDA only) (default: the sweep's)")
+    run.add_argument("--compile", help="comma-separated: off (eager), on (torch.compile), cudagraphs (torch.compile "
+                                       "with CUDA graphs, CUDA only) (default: the sweep's)")
+    run.add_argument("--time-limit", type=float, metavar="SECONDS",
+                     help="stop the run after this much wall time: running cells are killed, finished ones kept "
+                          "(exit code 124; --resume finishes the rest)")
     run.set_defaults(handler=_run)
 
     merge = sub.add_parser("merge", help="combine run folders (shards, machines) into one, each cell once")
@@ -111,10 +115,6 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
 
 
-def _on_off(option: str, value: str) -> bool:
-    if value not in ("off", "on"):
-        raise ValueError(f"{option} {value!r} is invalid; valid: off, on (comma-separated)")
-    return value == "on"
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -134,13 +134,17 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                                slurm_partition=args.slurm_partition, slurm_time_min=args.slurm_time,
                                slurm_gpus=args.slurm_gpus),
         peers=_names(args.peers), memory_formats=_names(args.memory_format), dtypes=_names(args.dtype),
-        compile=None if args.compile is None else tuple(_on_off("--compile", v) for v in _names(args.compile)),
-        jobs=args.jobs,
+        compile=_names(args.compile), jobs=args.jobs, time_limit=args.time_limit,
     )
     if args.plan:
         print(make_plan(options).describe())
         return 0
-    table = run_sweep(options, argv)
+    try:
+        table = run_sweep(options, argv)
+    except TimeLimitReached:
+        if (options.out / "metrics.parquet").exists():
+            print_summary(Derived(load_run(options.out)))
+        return TimeLimitReached.EXIT_CODE
     print_summary(Derived(load_run(options.out)))
     return 1 if (table["status"] == "error").any() else 0
 

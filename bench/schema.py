@@ -34,7 +34,8 @@ MACHINE_PHASES = ("env", "calibration", "group")
 FINAL_STEP = "train (final step)"
 
 # The default execution: rows at these values go unnamed in a setting's label (``cpu``, not ``cpu · float32``).
-DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "float32", "compile": False}
+DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "float32", "compile": False,
+                                     "cuda_graphs": False}
 
 # Effects whose true value is zero by construction, by (axis, phase) of a % change: reported, and a warning if
 # one ever comes out resolved.
@@ -45,7 +46,7 @@ KNOWN_NULLS = {("checkpoint", "inference"): "known null: checkpointing does noth
 MODEL_COLUMNS = ("run_id", "cell_id", "kind", "variant", "spec_hash")
 SETTING_COLUMNS = (
     "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype", "threads", "batch_size",
-    "peer", "memory_format", "compile", "replica", "rung", "rung_index",
+    "peer", "memory_format", "compile", "cuda_graphs", "replica", "rung", "rung_index",
 )
 # What was measured, filled in by the measurement code.
 MEASUREMENT_COLUMNS = (
@@ -54,14 +55,15 @@ MEASUREMENT_COLUMNS = (
 )
 # Integer columns: nullable, so "no seed" stays distinct from seed 0 through CSV and Parquet round trips.
 INT_COLUMNS = ("threads", "batch_size", "replica", "rung_index", "repeat", "position", "seed", "step", "n")
-BOOL_COLUMNS = ("compile",)
+BOOL_COLUMNS = ("compile", "cuda_graphs")
 # Filled with a neutral default when a table predates a column, so a report still renders; an axis column a
 # table predates gets the axis's reference level (one level: no effect is claimed for it).
 OPTIONAL_DEFAULTS: dict[str, Any] = {
     "run_id": "", "cell_id": "", "block": "total", "method": "", "message": "", "device": "", "device_name": "",
     "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": pd.NA, "batch_size": pd.NA,
     "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA, "peer": "",
-    "memory_format": DEFAULT_EXECUTION["memory_format"], "compile": DEFAULT_EXECUTION["compile"], "replica": 0,
+    "memory_format": DEFAULT_EXECUTION["memory_format"], "compile": DEFAULT_EXECUTION["compile"],
+    "cuda_graphs": DEFAULT_EXECUTION["cuda_graphs"], "replica": 0,
     "position": pd.NA, "rung": "", "rung_index": pd.NA,
 }
 

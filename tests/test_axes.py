@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench.plan.cells import Cell
+from bench.plan.execution import Execution
 from bench.plan.sweep import PRESETS, load_sweep
 from bench.schema import columns
 from variants import AXES, BASES, UNetSpec, build, default_grid, grid, parse_axis
@@ -47,8 +48,8 @@ def test_every_axis_is_a_column_and_the_default_grid_is_the_missions_16_variants
         "num_head_channels", "attn_resolutions", "checkpoint", "attention", "noise_embedding", "resblock_updown",
         "residual_join", "normalization", "layers", "act", "skip_join", "block_form", "ones_channel", "out_gain",
         "clip_act", "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype",
-        "threads", "batch_size", "peer", "memory_format", "compile", "replica", "rung", "rung_index", "phase",
-        "block", "metric", "value", "unit", "method", "repeat", "position", "seed", "step", "n", "status",
+        "threads", "batch_size", "peer", "memory_format", "compile", "cuda_graphs", "replica", "rung", "rung_index",
+        "phase", "block", "metric", "value", "unit", "method", "repeat", "position", "seed", "step", "n", "status",
         "message")
     assert default_grid() == {"upsample": ("nearest_conv", "conv_transpose"), "time_injection": ("additive", "film"),
                               "attn_heads": (1, 4), "checkpoint": (False, True)}
@@ -161,6 +162,13 @@ def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_fractional():
     ("base = ['digits8']", "bad.toml: base = ['digits8'] is invalid; valid: one of digits8"),
     ("quality = ['quick']", "bad.toml: quality = ['quick'] is invalid; valid: one of smoke"),
     ("base = ", "bad.toml: not valid TOML"),
+    ("[execution]\ncompile = ['fast']", "bad.toml: execution.compile = ['fast'] is invalid; valid: a non-empty list of "
+                                        "off, on, cudagraphs"),
+    ("[execution]\nbaseline = 1", "bad.toml: execution.baseline = 1 is invalid; valid: an array of tables"),
+    ("[[execution.baseline]]\ndtype = 'float64'", "bad.toml: execution.baseline[0].dtype = 'float64' is invalid; "
+                                                 "valid: float32, tf32, bfloat16, float16"),
+    ("[[execution.baseline]]\nthreads = 2", "bad.toml: execution.baseline[0].threads = 2 is invalid; valid: a key of "
+                                           "memory_format, dtype, compile"),
 ])
 def test_a_bad_sweep_file_fails_naming_the_key_the_value_and_what_is_valid(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -185,6 +193,11 @@ attn_heads = [1, 2]
 attn_resolutions = [[4], [8, 4]]
 [execution]
 memory_format = ["contiguous", "channels_last"]
+compile = [false, "cudagraphs"]
+[[execution.baseline]]
+dtype = "tf32"
+[[execution.baseline]]
+compile = true
 [rounds]
 min_rounds = 4
 """)
@@ -194,6 +207,8 @@ min_rounds = 4
     assert (sweep.name, sweep.batch_size, sweep.design, sweep.seeds) == ("mine", 8, "one_at_a_time", 2)
     assert sweep.axes == {"attn_heads": (1, 2), "attn_resolutions": ((4,), (8, 4))}
     assert sweep.memory_formats == ("contiguous", "channels_last") and sweep.rounds.min_rounds == 4
+    assert sweep.compile == ("off", "cudagraphs")  # a boolean, as older files give it, is off or on
+    assert sweep.baseline_executions == (Execution(dtype="tf32"), Execution(compile="on"))
 
 
 def test_the_ddpm_cifar10_base_is_diffusers_ddpm_model_parameter_for_parameter():

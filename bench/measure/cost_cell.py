@@ -33,9 +33,9 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
         return
     measure_into(rows, "model", "params", lambda: _params(cell, workload))
     measure_into(rows, "forward,train_step", "flops", lambda: _flops(cell, workload))
-    execution = Execution(cell.memory_format, cell.dtype, cell.compile)
+    execution = Execution.of(cell)
     executed = apply(workload, execution)
-    if execution.compile:
+    if execution.compiled:
         measure_into(rows, BOTH_TIMED_PHASES, "compile_seconds", lambda: compile_seconds(executed))
     measure_into(rows, "train_step", "saved_tensor_bytes", lambda: _saved_tensors(executed))
     peak_metric = "peak_allocated_bytes" if cell.device.startswith("cuda") else "peak_rss_bytes"
@@ -59,7 +59,7 @@ def _flops(cell: Cell, workload: Workload) -> list[Measurement]:
 
 
 def _saved_tensors(workload: ExecutedWorkload) -> Measurement:
-    if workload.execution.compile:
+    if workload.execution.compiled:
         return _skipped("train_step", "saved_tensor_bytes", "bytes", "saved_tensors_hooks",
                         "a compiled step's saved tensors are chosen by its compiler, out of the hooks' sight")
     with workload.autocast():

@@ -1,7 +1,7 @@
-"""Running a workload under an execution option (bench/plan/execution.py): autocast, loss scaling, memory
-format and compilation. Compilation happens at the first call of each phase; its wall time is recorded as
-``compile_seconds``. ``TOLERANCE`` states how far each option may move the outputs from fp32 eager
-(tests/test_execution.py checks it).
+"""Running a workload under an execution option (bench/plan/execution.py): the fp32 precision of matmuls and
+convolutions (IEEE or TF32), autocast, loss scaling, memory format and compilation. Compilation happens at the
+first call of each phase; its wall time is recorded as ``compile_seconds``. ``TOLERANCE`` states how far each
+option may move the outputs from fp32 eager (tests/test_execution.py checks it).
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from bench.plan.execution import Execution
 from bench.schema import TIMED_PHASES, Measurement
 
 # Largest allowed max|out - out_fp32_eager| / max|out_fp32_eager| of a forward pass, per compute dtype:
-# fp32 allows reordered sums (channels_last kernels, inductor fusion); half types their 8 / 11-bit mantissa
-# accumulated over a few dozen layers.
-TOLERANCE = {"float32": 1e-4, "bfloat16": 5e-2, "float16": 1e-2}
+# fp32 allows reordered sums (channels_last kernels, inductor fusion); TF32 and the half types their 10 / 8 /
+# 11-bit mantissa accumulated over a few dozen layers.
+TOLERANCE = {"float32": 1e-4, "tf32": 1e-2, "bfloat16": 5e-2, "float16": 1e-2}
 
 
 @dataclass
@@ -34,9 +34,9 @@ class ExecutedWorkload(Workload):
         return self.x0.device.type
 
     def autocast(self) -> ContextManager:
-        if self.execution.dtype == "float32":
+        if self.execution.dtype not in AUTOCAST_DTYPES:
             return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=getattr(torch, self.execution.dtype))
+        return torch.autocast(self.device_type, dtype=torch_dtype(self.execution.dtype))
 
     def train_step(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -58,15 +58,64 @@ class ExecutedWorkload(Workload):
 
 def apply(workload: Workload, execution: Execution) -> ExecutedWorkload:
     """The same model, inputs and optimizer, run under ``execution`` (the model is changed in place)."""
+    return compile_model(prepare(workload, execution))
+
+
+def prepare(workload: Workload, execution: Execution) -> ExecutedWorkload:
+    """Everything ``apply`` does but compiling: what an eager call under ``execution`` needs."""
     execution.check(str(workload.x0.device))
+    set_precision(workload.x0.device, execution.dtype)
     x0, eps = workload.x0, workload.eps
     if execution.memory_format == "channels_last":
         workload.model.to(memory_format=torch.channels_last)
         x0, eps = x0.contiguous(memory_format=torch.channels_last), eps.contiguous(memory_format=torch.channels_last)
-    if execution.compile:
-        workload.model.compile()
     scaler = torch.amp.GradScaler(x0.device.type) if execution.dtype == "float16" else None
     return ExecutedWorkload(workload.model, x0, workload.sigma, eps, workload.optimizer, execution, scaler)
+
+
+def compile_model(workload: ExecutedWorkload) -> ExecutedWorkload:
+    """Compile the model in place when its execution says so: ``torch.compile`` of its ``__call__``, with CUDA
+    graphs (inductor's ``reduce-overhead`` mode) for ``cudagraphs``. Nothing is compiled before the first call."""
+    if workload.execution.compiled:
+        workload.model.compile(mode="reduce-overhead" if workload.execution.cuda_graphs else None)
+    return workload
+
+
+# Autocast dtypes; the others run in fp32, at the precision set_precision sets.
+AUTOCAST_DTYPES = ("bfloat16", "float16")
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of an execution dtype: ``tf32`` computes on fp32 tensors."""
+    return torch.float32 if name == "tf32" else getattr(torch, name)
+
+
+def set_precision(device: torch.device | str, dtype: str) -> None:
+    """Process-wide precision of fp32 matmuls and convolutions on CUDA: TF32 for ``tf32``, IEEE fp32 for every other
+    dtype (torch's own default lets cuDNN convolutions use TF32; here fp32 means fp32). No effect on a CPU."""
+    if torch.device(device).type == "cuda":
+        set_tf32(dtype == "tf32")
+
+
+def set_tf32(on: bool) -> None:
+    if _NEW_PRECISION_API:  # torch >= 2.9; mixing it with the allow_tf32 flags is an error there
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if on else "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "tf32" if on else "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+
+
+def tf32_settings() -> dict[str, str]:
+    """Whether fp32 matmuls (cuBLAS) and convolutions (cuDNN) may use TF32, as torch reports it now."""
+    if _NEW_PRECISION_API:  # reading the old flags (or get_float32_matmul_precision) after setting these fails
+        return {"api": "fp32_precision", "matmul": torch.backends.cuda.matmul.fp32_precision,
+                "cudnn_conv": torch.backends.cudnn.conv.fp32_precision}
+    return {"api": "allow_tf32", "matmul": str(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn_conv": str(torch.backends.cudnn.allow_tf32)}
+
+
+_NEW_PRECISION_API = hasattr(torch.backends.cudnn, "conv")
 
 
 def compile_seconds(workload: ExecutedWorkload) -> list[Measurement]:

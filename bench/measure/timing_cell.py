@@ -9,7 +9,8 @@ Each block is a row: ``repeat`` is the round, ``position`` the model's place in 
 
 A group's first two members are the baseline and a second, separately built instance of it (``replica`` 1):
 their difference is the run's A/A control, whose true effect is zero. The matmul peak is measured once per
-round, after its last block, and that round's ``fraction_of_peak`` rows are against it.
+round, after its last block, and that round's ``fraction_of_peak`` rows are against it. Each member also records
+which attention kernels its phases ran (``sdpa_calls*`` rows, bench/measure/attention_kernels.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ import numpy as np
 import psutil
 import torch
 
-from bench.measure.execution import apply
+from bench.measure.attention_kernels import sdpa_rows
+from bench.measure.execution import compile_model, prepare, torch_dtype
 from bench.measure.flops import timed_phase_flops
 from bench.measure.speed import CPU_TIME_METHOD, WALL_METHOD, BlockTimer, MatmulPeak
 from bench.measure.workload import Workload, make_workload
@@ -32,7 +34,7 @@ from bench.plan.cells import Cell
 from bench.plan.execution import Execution
 from bench.plan.groups import MEMORY_SHARE, memory_budget
 from bench.plan.sweep import RoundsBudget
-from bench.schema import TIMED_PHASES, Measurement, exception_failure, failure
+from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, Measurement, exception_failure, failure, measure_into
 
 
 def round_order(size: int, seed: int, round_index: int) -> list[int]:
@@ -42,12 +44,16 @@ def round_order(size: int, seed: int, round_index: int) -> list[int]:
 
 
 class _Model:
-    """One member, built and warmed up: a block timer per phase and its model FLOPs per call."""
+    """One member, built and warmed up: a block timer per phase, its model FLOPs per call, and the attention
+    kernels one eager call of each phase ran (recorded before compilation: attention_kernels.py says why)."""
 
     def __init__(self, member: Cell, budget: RoundsBudget) -> None:
         workload = make_workload(member.spec, member.batch_size, member.device, build_model=model_builder(member.peer))
         self.flops = timed_phase_flops(workload.model, workload.x0, workload.sigma)
-        self.workload = apply(workload, Execution(member.memory_format, member.dtype, member.compile))
+        self.workload = prepare(workload, Execution.of(member))
+        self.attention_rows: list[Measurement] = []  # a failure here is a row; the member is still timed
+        measure_into(self.attention_rows, BOTH_TIMED_PHASES, "sdpa_calls", lambda: sdpa_rows(self.workload))
+        compile_model(self.workload)
         self.timers = {phase: BlockTimer(functools.partial(_call, self.workload, phase), member.device, budget.warmup,
                                          budget.block_seconds) for phase in TIMED_PHASES}
 
@@ -75,7 +81,8 @@ def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement]) ->
         except Exception as err:  # one member's failure is a row; the others are still timed
             rows.append(dataclasses.replace(exception_failure("cell", err), member=index))
     rows += _memory_rows(cell, models)
-    peak = MatmulPeak(cell.device, getattr(torch, cell.dtype))
+    rows += [dataclasses.replace(row, member=index) for index, model in models.items() for row in model.attention_rows]
+    peak = MatmulPeak(cell.device, torch_dtype(cell.dtype))
     start, round_index = time.perf_counter(), 0
     while models and (round_index < budget.min_rounds or time.perf_counter() - start < budget.max_seconds):
         rows += _round(cell, models, budget.seed, round_index, peak)

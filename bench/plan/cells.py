@@ -34,6 +34,7 @@ class Cell:
     peer: str = ""                    # a bench.models.peers name: the peer's closest match to spec, not our U-Net
     memory_format: str = DEFAULT_EXECUTION["memory_format"]  # execution options (bench.plan.execution)
     compile: bool = DEFAULT_EXECUTION["compile"]
+    cuda_graphs: bool = DEFAULT_EXECUTION["cuda_graphs"]  # compiled with mode="reduce-overhead"
     replica: int = 0                   # 1: a second instance of the same model, the A/A timing control
     rung: str = ""                     # design "ladder": the rung this variant is, and its position (0: first)
     rung_index: int = 0
@@ -72,7 +73,7 @@ class Cell:
     def _options_label(self) -> str:
         options = [o for o in (self.memory_format != DEFAULT_EXECUTION["memory_format"] and self.memory_format,
                                self.dtype != DEFAULT_EXECUTION["dtype"] and self.dtype,
-                               self.compile and "compiled") if o]
+                               self.compile and "compiled", self.cuda_graphs and "CUDA graphs") if o]
         return f" ({', '.join(options)})" if options else ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,8 +82,9 @@ class Cell:
         data["members"] = [m.to_dict() for m in self.members]
         if not self.members:  # only timing cells have members: other cells' JSON stays short
             del data["members"]
-        if not self.replica:
-            del data["replica"]
+        for name in ("replica", "cuda_graphs"):  # fields added later: absent at their default, so ids stay as they were
+            if not data[name]:
+                del data[name]
         if not self.rung:  # only a ladder's cells have a rung: every other cell keeps its id
             del data["rung"], data["rung_index"]
         if not self.seeds:  # cells of one seed keep the ids they had before cells of several
@@ -117,6 +119,7 @@ class Cell:
             **axes,
             "base_config": self.base_config, "quality_preset": self.quality, "dataset": self.dataset,
             "device": self.device, "dtype": self.dtype, "threads": self.threads, "batch_size": self.batch_size,
-            "peer": self.peer, "memory_format": self.memory_format, "compile": self.compile, "replica": self.replica,
+            "peer": self.peer, "memory_format": self.memory_format, "compile": self.compile,
+            "cuda_graphs": self.cuda_graphs, "replica": self.replica,
             "rung": self.rung, "rung_index": self.rung_index if self.rung else None,
         }

@@ -66,8 +66,9 @@ class SweepOptions:
     peers: tuple[str, ...] | None = None
     memory_formats: tuple[str, ...] | None = None
     dtypes: tuple[str, ...] | None = None
-    compile: tuple[bool, ...] | None = None
+    compile: tuple[str, ...] | None = None  # bench.plan.execution.COMPILE_MODES
     jobs: int | None = None
+    time_limit: float | None = None         # seconds: at this much wall time the run stops, keeping what finished
 
 
 def import_plugins(modules: tuple[str, ...] | list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ from bench.plan.groups import device_memory, memory_budget, timing_cells
 from bench.plan.options import MAXIMA, PARTS, SweepOptions, check_backend, import_plugins
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
+from bench.schema import DEFAULT_EXECUTION
 from variants import BASES, DESIGNS, UNetSpec, grid
 from variants.duplicates import describe_merge, distinct_networks
 from variants.grid import fractional_generator, ladder, ladder_rungs
@@ -72,6 +74,8 @@ def make_plan(options: SweepOptions) -> Plan:
                           ("--seeds-at-once", options.seeds_at_once)):
         if value is not None and not 1 <= value <= MAXIMA[option]:
             raise ValueError(f"{option} {value} is invalid; valid: an integer from 1 to {MAXIMA[option]}")
+    if options.time_limit is not None and not 0 < options.time_limit < math.inf:
+        raise ValueError(f"--time-limit {options.time_limit:g} is invalid; valid: seconds, a positive number")
     if not options.parts:
         raise ValueError(f"--only: no part given; valid: {', '.join(PARTS)} (comma-separated)")
     for part in options.parts:
@@ -211,11 +215,19 @@ def _cost_cells(sweep: Sweep, base_name: str, variants: list[Variant], base: UNe
         get_peer(peer)  # an unknown name fails here; a missing package becomes a 'skipped' row
     cells = []
     for device in sweep.devices:
-        for execution in executions(device, sweep.memory_formats, sweep.dtypes, sweep.compile):
+        product = executions(device, sweep.memory_formats, sweep.dtypes, sweep.compile)
+        for execution in product:
             common = dict(batch_size=sweep.batch_size, threads=options.threads, base_config=base_name,
-                          dtype=execution.dtype, memory_format=execution.memory_format, compile=execution.compile)
+                          **execution.cell_fields())
             costs = [Cell("cost", v.spec, device, rung=v.rung, rung_index=v.rung_index, **common) for v in variants]
             costs += [Cell("cost", base, device, peer=peer, **common) for peer in sweep.peers]
+            cells += costs + timing_cells(costs, memory_budget(device))
+        for execution in sweep.baseline_executions:
+            if execution in product:
+                continue  # measured already, with every model
+            execution.check(device)
+            costs = [Cell("cost", base, device, batch_size=sweep.batch_size, threads=options.threads,
+                          base_config=base_name, **execution.cell_fields())]
             cells += costs + timing_cells(costs, memory_budget(device))
     return cells
 
@@ -228,13 +240,21 @@ def _quality_network_cost_cells(sweep: Sweep, variants: list[Variant], base: UNe
     if config.base == base:
         return []  # the cost sweep's own base
     device = _quality_device(sweep)
-    costs = [Cell("cost", v.spec, device, batch_size=config.batch_size, threads=options.threads,
-                  base_config=base_name(config.base), rung=v.rung, rung_index=v.rung_index) for v in variants]
+    costs = [Cell("cost", v.spec, device, dtype=quality_dtype(device), batch_size=config.batch_size,
+                  threads=options.threads, base_config=base_name(config.base), rung=v.rung, rung_index=v.rung_index)
+             for v in variants]
     return costs + timing_cells(costs, memory_budget(device))
 
 
 def _quality_device(sweep: Sweep) -> str:
     return "cuda" if "cuda" in sweep.devices else "cpu"
+
+
+def quality_dtype(device: str) -> str:
+    """The precision quality cells train in, and the quality network's costs are measured in: fp32 tensors, and
+    on CUDA TF32 matmuls and convolutions (the tensor cores' fp32 path, which torch takes for convolutions by
+    default), so that quality training fits a GPU session."""
+    return "tf32" if device.startswith("cuda") else DEFAULT_EXECUTION["dtype"]
 
 
 class Variant(NamedTuple):
@@ -295,8 +315,8 @@ def _quality_cells(sweep: Sweep, variants: list[Variant], options: SweepOptions)
     seeds = list(range(sweep.seeds))
     # Untimed cells run `jobs` at a time and share the threads between them.
     threads = max(1, options.threads // sweep.jobs)
-    common = dict(device=device, threads=threads, quality=sweep.quality, dataset=config.dataset,
-                  base_config=base_name(config.base))
+    common = dict(device=device, dtype=quality_dtype(device), threads=threads, quality=sweep.quality,
+                  dataset=config.dataset, base_config=base_name(config.base))
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
     functional = list(dict.fromkeys(v._replace(spec=v.spec.replace(checkpoint=False)) for v in variants))
     cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]

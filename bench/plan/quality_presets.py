@@ -163,3 +163,11 @@ QUALITY_PRESETS["fashion_mnist_fid"] = QUALITY_PRESETS["full"].replace(
 QUALITY_PRESETS["cifar10_fid"] = QUALITY_PRESETS["full"].replace(
     dataset="cifar10", download=True, inception_fid=True, train_steps=100_000, sampler_steps=100, eval_n=5000,
     base=BASES["cifar32"])
+
+# One H100 or H200 in about 3 minutes (the gpu sweep; the estimate is in docs/gpu.md): the FashionMNIST-shape U-Net
+# that sweep counts and times, on MNIST-5k, 1,000 steps at batch 128 with a cosine learning rate and an EMA short
+# enough for that run, FD at N=1000 as in "full"
+QUALITY_PRESETS["gpu"] = QualityConfig(
+    dataset="mnist5k", base=BASES["fmnist28"], train_steps=1000, batch_size=128, lr=1e-3, lr_schedule="cosine",
+    ema_decay=0.99, eval_every=250, loss_eval_n=1000, sampler_steps=50, eval_n=1000, kid_subset_size=500,
+)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.plan.execution import DTYPES, MEMORY_FORMATS
+from bench.plan.execution import COMPILE_MODES, DTYPES, MEMORY_FORMATS, Execution, compile_mode
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.schema import DEFAULT_EXECUTION
 from variants import AXES, BASES, DESIGNS, UNetSpec
@@ -54,7 +54,10 @@ class Sweep:
     # execution options of the cost cells, swept like axes
     memory_formats: tuple[str, ...] = (DEFAULT_EXECUTION["memory_format"],)
     dtypes: tuple[str, ...] = (DEFAULT_EXECUTION["dtype"],)
-    compile: tuple[bool, ...] = (DEFAULT_EXECUTION["compile"],)
+    compile: tuple[str, ...] = ("off",)  # bench.plan.execution.COMPILE_MODES
+    # further settings, each measured on the base network alone (with its A/A copy): what an option does to the
+    # baseline's speed and memory, at a fraction of the cells of a setting in the product above
+    baseline_executions: tuple[Execution, ...] = ()
     peers: tuple[str, ...] = ()         # bench.models.peers names, measured at the base spec beside our variants
     rounds: RoundsBudget = RoundsBudget()  # timing of every model of a setting, in randomized rounds
     quality: str | None = None          # bench.plan.quality_presets.QUALITY_PRESETS key; None: cost only
@@ -100,7 +103,8 @@ def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
         devices=reader.choices("devices", DEVICES, default.devices),
         memory_formats=reader.choices("execution.memory_format", MEMORY_FORMATS, default.memory_formats),
         dtypes=reader.choices("execution.dtype", DTYPES, default.dtypes),
-        compile=tuple(reader.list_of("execution.compile", bool, list(default.compile))),
+        compile=reader.compile_modes(default.compile),
+        baseline_executions=reader.baseline_executions(),
         peers=tuple(reader.list_of("peers", str, list(default.peers))),
         rounds=reader.rounds(),
         quality=reader.quality(),
@@ -117,7 +121,7 @@ def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
 class _Reader:
     """Typed access to a sweep file's keys, each failure naming the key (dotted for tables) and what is valid."""
 
-    TABLES = {"execution": ("memory_format", "dtype", "compile"),
+    TABLES = {"execution": ("memory_format", "dtype", "compile", "baseline"),
               "rounds": tuple(f.name for f in dataclasses.fields(RoundsBudget))}
     KEYS = ("description", "base", "batch_size", "design", "generator", "axes", "rungs", "devices", "peers", "quality",
             "seeds", "seeds_at_once", "jobs", *TABLES)
@@ -161,6 +165,34 @@ class _Reader:
         if bad or not values:
             raise self.fail(key, values, f"a non-empty list of {', '.join(valid)}")
         return tuple(values)
+
+    def compile_modes(self, default: tuple[str, ...]) -> tuple[str, ...]:
+        """``execution.compile``: modes, or the booleans older sweep files give (false: off, true: on)."""
+        values = self.raw("execution.compile", list(default))
+        modes = [compile_mode(v) for v in values] if isinstance(values, list) else values
+        if not isinstance(modes, list) or not modes or any(m not in COMPILE_MODES for m in modes):
+            raise self.fail("execution.compile", values, f"a non-empty list of {', '.join(COMPILE_MODES)}")
+        return tuple(modes)
+
+    def baseline_executions(self) -> tuple[Execution, ...]:
+        """``[[execution.baseline]]``: tables of one memory_format, dtype and compile each (every key optional)."""
+        tables = self.raw("execution.baseline", [])
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise self.fail("execution.baseline", tables, "an array of tables ([[execution.baseline]])")
+        out = []
+        for i, table in enumerate(tables):
+            where = f"execution.baseline[{i}]"
+            for key in table:
+                if key not in ("memory_format", "dtype", "compile"):
+                    raise self.fail(f"{where}.{key}", table[key], "a key of memory_format, dtype, compile")
+            execution = Execution(table.get("memory_format", DEFAULT_EXECUTION["memory_format"]),
+                                  table.get("dtype", DEFAULT_EXECUTION["dtype"]), compile_mode(table.get("compile", "off")))
+            for key, value, valid in (("memory_format", execution.memory_format, MEMORY_FORMATS),
+                                      ("dtype", execution.dtype, DTYPES), ("compile", execution.compile, COMPILE_MODES)):
+                if value not in valid:
+                    raise self.fail(f"{where}.{key}", table.get(key), ", ".join(valid))
+            out.append(execution)
+        return tuple(out)
 
     def base(self, default: str | UNetSpec) -> str | UNetSpec:
         value = self.raw("base", default)

@@ -1,7 +1,7 @@
 """env.json: what a reader needs to trust or reproduce the numbers, and nothing more.
 
-Declared fields only: versions, CPU model and core count, GPU name, threads, machine load at the start
-and end, git revision, the command line. No host name, user, environment variables or absolute paths.
+Declared fields only: versions, CPU model and core count, GPU name, cuDNN version and TF32 settings, threads,
+machine load at the start and end, git revision, the command line. No host name, user, environment variables or absolute paths.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from bench.measure.execution import tf32_settings
 
 LIBRARIES = ("torch", "torchvision", "numpy", "pandas", "pyarrow", "fvcore", "seaborn", "matplotlib", "scikit-learn",
              "torchmetrics", "smalldiffusion", "mlxtend", "einops")
@@ -71,7 +73,9 @@ def describe(threads: int, argv: list[str]) -> dict[str, Any]:
         "threads": threads,
         "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
         "cuda_version": torch.version.cuda if cuda else None,
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if cuda else None,
+        "cudnn_version": torch.backends.cudnn.version() if cuda else None,
+        # at the runner's start; each cell's worker sets its own from its dtype (bench.measure.execution)
+        "tf32": tf32_settings() if cuda else None,
         "git_revision": git_revision(),
         "command": " ".join(["python -m bench", *map(_without_machine_path, argv)]),
         "load_start": load_average(),

@@ -48,12 +48,40 @@ def _stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class TimeLimitReached(BaseException):
+    """The run's ``--time-limit`` passed. Raised by a timer signal wherever the runner is, like Ctrl-C (so no
+    ``except Exception`` on the way swallows it); every backend's clean-up then stops the cells still running."""
+
+    EXIT_CODE = 124  # as timeout(1)'s
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise TimeLimitReached in the main thread once ``seconds`` have passed inside the block; None: no limit."""
+    if seconds is None:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeLimitReached(f"time limit of {seconds:g} s reached")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
-    """Plan (checking every option), then run the plan holding the folder's lock: one writer per run folder."""
+    """Plan (checking every option), then run the plan holding the folder's lock: one writer per run folder.
+    With ``options.time_limit``, counted from here, raise TimeLimitReached once the folder holds what finished."""
+    deadline = None if options.time_limit is None else time.monotonic() + options.time_limit
     plan = make_plan(options)
     _check_measurable(plan)
     with hold_run_folder(options.out), _stop_on_sigterm():
-        return _execute(plan, argv)
+        return _execute(plan, argv, deadline)
 
 
 def _check_measurable(plan: Plan) -> None:
@@ -66,7 +94,7 @@ def _check_measurable(plan: Plan) -> None:
             raise ValueError(f"--quality {quality}: {err}") from err
 
 
-def _execute(plan: Plan, argv: list[str]) -> pd.DataFrame:
+def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.DataFrame:
     options, sweep, cells = plan.options, plan.sweep, plan.cells
     store = RunStore(options.out)
     run_id = store.open(plan.config(), options.resume, run_id=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -89,24 +117,33 @@ def _execute(plan: Plan, argv: list[str]) -> pd.DataFrame:
     jobs = plan.jobs
     progress = Progress(todo, sweep.rounds, jobs if options.backend.name == "local" else 1)
     failed = 0
+    stopped = None
+    results = execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend, jobs)
     try:
-        for result in execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend, jobs):
-            frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
-            store.write_cell(frame, result.cell)
-            store.consolidate()
-            failed += bool(frame["status"].isin(FAILED_STATUSES).any())
-            progress.done(result.cell, result.seconds, cell_outcome(frame))
+        with time_limit(None if deadline is None else deadline - time.monotonic()), contextlib.closing(results):
+            for result in results:
+                frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
+                store.write_cell(frame, result.cell)
+                store.consolidate()
+                failed += bool(frame["status"].isin(FAILED_STATUSES).any())
+                progress.done(result.cell, result.seconds, cell_outcome(frame))
     except KeyboardInterrupt as stop:
         signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
         print(f"{chr(10) if signum == signal.SIGINT else ''}interrupted by {signal.Signals(signum).name}: every "
               f"finished cell is kept in {options.out}; rerun with --resume to finish", file=sys.stderr)
         raise Stopped(signum) from None
+    except TimeLimitReached as err:
+        stopped = err
+        print(f"\n{err}: {progress.count} of {len(todo)} cells finished and are kept in {options.out}, the cells "
+              "still running were stopped; rerun with --resume to finish", file=sys.stderr)
     finally:
         env["load_end"] = envinfo.load_average()
         atomic_write_text(env_file, _json(env))
         if store.scratch.exists() and not any(store.scratch.iterdir()):
             store.scratch.rmdir()
     table = store.consolidate()
+    if stopped is not None:
+        raise stopped
     if failed:
         print(f"{failed} cell(s) did not finish cleanly; see the status and message columns", file=sys.stderr)
     return table

@@ -110,8 +110,11 @@ def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], opti
 
     for module in plugins:  # user modules that register extra variants
         importlib.import_module(module)
+    from bench.measure.execution import set_precision
+
     cell = Cell.from_json(cell_json)
     torch.set_num_threads(cell.threads)
+    set_precision(cell.device, cell.dtype)  # quality cells too: on CUDA their dtype says whether TF32 is on
     rows: list[Measurement] = []
     try:
         _run(cell, Path(run_dir), rows, options)

@@ -21,8 +21,8 @@ from bench.plan.cells import Cell
 from bench.schema import Measurement, columns, typed
 
 # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns; 4: a column per
-# declared axis, quality_preset beside the real dataset; 5: EDM2's axes (residual_join replaces skip_rescale), rung and
-# rung_index columns
+# declared axis, quality_preset beside the real dataset; 5: EDM2's axes (residual_join replaces skip_rescale), rung,
+# rung_index and cuda_graphs columns
 SCHEMA_VERSION = 5
 
 

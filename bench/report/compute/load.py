@@ -92,13 +92,13 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_setting(table: pd.DataFrame) -> pd.DataFrame:
-    """``execution``: the non-default execution options of a row (dtype, memory format, compilation), empty
-    for fp32 eager contiguous; ``setting``: its device plus those, e.g. ``cpu`` or ``cuda · bfloat16 · compiled``,
+    """``execution``: the non-default execution options of a row (dtype, memory format, compilation, CUDA graphs),
+    empty for fp32 eager contiguous; ``setting``: its device plus those, e.g. ``cpu`` or ``cuda · bfloat16 · compiled``,
     led by the base config when the run measured costs at more than one (``digits8 · cpu``).
     Cells of different settings are never averaged together or paired with each other."""
     table = table.copy()
     table["execution"] = [_execution(*options) for options in zip(
-        table["dtype"].astype(str), table["memory_format"].astype(str), table["compile"])]
+        table["dtype"].astype(str), table["memory_format"].astype(str), table["compile"], table["cuda_graphs"])]
     device = table["device"].astype(str)
     setting = device.where(table["execution"] == "", device + " · " + table["execution"])
     costs = table["kind"].isin(COST_KINDS)
@@ -108,11 +108,11 @@ def add_setting(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _execution(dtype: str, memory_format: str, compiled: object) -> str:
+def _execution(dtype: str, memory_format: str, compiled: object, cuda_graphs: object) -> str:
     # at the default execution, or unrecorded, an option goes unnamed
     parts = (dtype if dtype not in ("", DEFAULT_EXECUTION["dtype"]) else "",
              memory_format if memory_format not in ("", DEFAULT_EXECUTION["memory_format"]) else "",
-             "compiled" if _as_bool(compiled) else "")
+             "compiled" if _as_bool(compiled) else "", "CUDA graphs" if _as_bool(cuda_graphs) else "")
     return " · ".join(part for part in parts if part)
 
 
