@@ -28,7 +28,6 @@ from .parts import (
 from .time_injection import TIME_INJECTIONS
 from .upsample import UPSAMPLERS
 
-
 CLIP_ACT = 256.0  # EDM2's activation clipping bound
 
 
