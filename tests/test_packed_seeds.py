@@ -28,7 +28,7 @@ VARIANTS = {
     "base": {}, "film": {"time_injection": "film"}, "conv_transpose": {"upsample": "conv_transpose"},
     "heads4": {"attn_heads": 4}, "attn_ddpm": {"attention": "ddpm"}, "emb_ddpm": {"noise_embedding": "ddpm"},
     "emb_fourier": {"noise_embedding": "fourier"}, "updown": {"resblock_updown": True},
-    "skip_rescale": {"skip_rescale": True}, "attn_8_4": {"attn_resolutions": (8, 4)},
+    "residual_join": {"residual_join": "rescaled"}, "attn_8_4": {"attn_resolutions": (8, 4)},
 }
 
 

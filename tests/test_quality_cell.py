@@ -140,7 +140,7 @@ def test_bad_config_fails_naming_the_field(changes, message):
 
 
 def test_presets_and_dict_round_trip():
-    assert set(QUALITY_PRESETS) == {"smoke", "quick", "full", "fashion_mnist_fid", "cifar10_fid"}
+    assert set(QUALITY_PRESETS) == {"smoke", "quick", "full", "gpu", "fashion_mnist_fid", "cifar10_fid"}
     assert all(QUALITY_PRESETS[name].inception_fid for name in ("fashion_mnist_fid", "cifar10_fid"))
     for config in QUALITY_PRESETS.values():
         assert QualityConfig(**config.to_dict()) == config

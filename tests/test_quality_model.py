@@ -12,9 +12,9 @@ from bench.schema import columns
 from variants import AXES, BASES, grid
 
 AXES_ADM = {"attn_heads": (1, 4), "attn_resolutions": ((4,), (8, 4)), "time_injection": ("additive", "film"),
-            "resblock_updown": (False, True), "skip_rescale": (False, True)}
+            "resblock_updown": (False, True), "residual_join": ("plain", "rescaled")}
 TRUE = {"attn_heads": -0.3, "attn_resolutions": 0.0, "time_injection": -1.5, "resblock_updown": 0.8,
-        "skip_rescale": 0.0}
+        "residual_join": 0.0}
 SEED_OFFSETS = (0.0, 2.0, -1.5, 0.7)  # a seed that trains every variant better or worse: the block
 
 
@@ -58,7 +58,7 @@ def test_without_the_seed_block_the_same_data_would_give_intervals_ten_times_wid
     frame = Derived.of_table(quality_table()).quality_values
     blocked = seed_blocked_model(frame, list(AXES_ADM), {k: AXES[k].cell(v[0]) for k, v in AXES_ADM.items()})
     pooled = smf.ols("value ~ C(attn_heads) + C(attn_resolutions) + C(time_injection) + C(resblock_updown) "
-                     "+ C(skip_rescale)", data=_plain(frame)).fit()
+                     "+ C(residual_join)", data=_plain(frame)).fit()
     assert blocked["se"].max() * 5 < pooled.bse.iloc[1:].min()
 
 
@@ -73,7 +73,7 @@ def test_the_model_s_intervals_are_statsmodels_formula_fit_s():
     frame = _plain(frame)
     ours = seed_blocked_model(frame, list(AXES_ADM), {k: AXES[k].cell(v[0]) for k, v in AXES_ADM.items()})
     formula = smf.ols("value ~ C(attn_heads) + C(attn_resolutions) + C(time_injection) + C(resblock_updown) "
-                      "+ C(skip_rescale) + C(seed)", data=frame).fit()
+                      "+ C(residual_join) + C(seed)", data=frame).fit()
     intervals = formula.conf_int(0.05)
     for term, row in zip(formula.params.index[1:6], ours.itertuples()):
         assert term.startswith(f"C({row.factor})")
@@ -83,7 +83,7 @@ def test_the_model_s_intervals_are_statsmodels_formula_fit_s():
 
 def test_an_unresolved_primary_effect_is_bounded_by_its_family_adjusted_interval():
     effects = Derived.of_table(quality_table()).effects.set_index("axis")
-    null = effects.loc["skip_rescale"]
+    null = effects.loc["residual_join"]
     m = (effects["family"] == "primary").sum()
     from scipy import stats
 
@@ -114,7 +114,7 @@ def test_the_report_states_the_design_s_aliasing_and_reads_adm_s_table_beside_ou
     markdown = (root / "report.md").read_text()
     design = markdown.split("## Design and aliasing")[1].split("\n## ")[0]
     assert "16 variants, 4 seeds each" in design and "fractional factorial of resolution V" in design
-    assert "attn_heads×attn_resolutions = time_injection×resblock_updown×skip_rescale" in design
+    assert "attn_heads×attn_resolutions = time_injection×resblock_updown×residual_join" in design
     paper = markdown.split("## Against the paper (ADM)")[1].split("\n## ")[0]
     rows = {line.split("|")[1].strip() + line.split("|")[3].strip(): line.split("|")[6].strip()
             for line in paper.splitlines() if line.startswith("| Table")}

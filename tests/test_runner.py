@@ -24,7 +24,7 @@ def bench(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProc
 
 
 BAD_OPTIONS = [
-    (["--preset", "huge"], "--preset 'huge' is not a preset; valid: adm_table1, full, gpu, peers, quick, smoke"),
+    (["--preset", "huge"], "--preset 'huge' is not a preset; valid: adm_table1, edm2_table1, full, gpu, peers, quick, smoke"),
     (["--axis", "heads=1,2"], "--axis 'heads=1,2' is invalid; valid: NAME=V1,V2 with NAME one of upsample"),
     (["--axis", "upsample=pixel_shuffle"], "upsample='pixel_shuffle' is not a registered variant; valid: nearest_conv"),
     (["--axis", "attn_heads=3"], "attn_heads=3 does not divide"),
