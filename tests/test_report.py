@@ -560,3 +560,14 @@ def test_timing_on_a_busy_machine_is_marked_disturbed_and_not_interpreted(tmp_pa
     report = (root / "report.md").read_text()
     assert "timing disturbed (CPU/wall 1.20 of 2 threads, load 3.9 on 2 cores): not interpreted" in report
     assert "1 setting(s) disturbed" in report
+
+
+def test_a_resolved_control_opens_the_verdict_with_the_bias_it_shows():
+    from bench.report.sections.verdict import _failed_control
+
+    row = dict(axis="control", from_level="a", to_level="a (second instance)", phase="train_step",
+               metric="seconds_per_iter", unit="%", estimate=3.59, ci_low=0.707, ci_high=6.65)
+    effects = pd.DataFrame([row | {"resolved": True}, row | {"phase": "inference", "estimate": 0.5, "resolved": False}])
+    assert _failed_control(effects).startswith("Warning: a control whose true effect is zero came out resolved "
+                                               "(train_step/seconds_per_iter +3.59% [+0.707, +6.65])")
+    assert _failed_control(effects.assign(resolved=False)) == ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.effects import DISTURBED, main_base, quality_base
+from bench.report.compute.effects import DISTURBED, failed_controls, main_base, quality_base
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table, Text
@@ -32,7 +32,7 @@ LADDER_NOTE = ("Each row is one rung of the ladder against the rung before it: t
 
 def verdict_section(derived: Derived) -> Section:
     effects, table, rungs = derived.effects, derived.table, derived.rungs
-    section = Section("Verdict", " ".join(filter(None, (derived.completeness.sentence(),
+    section = Section("Verdict", " ".join(filter(None, (derived.completeness.sentence(), _failed_control(effects),
                                                         LADDER_NOTE if rungs else NOTE))))
     switches = effects[effects["axis"] != CONTROL][["axis", "from_level", "to_level"]].drop_duplicates()
     if switches.empty:
@@ -142,6 +142,18 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None
     name = f"{switch.to_level} after {switch.from_level} ({rungs[switch.axis]})" if switch.axis in rungs else \
         f"{switch.axis} {switch.from_level} → {switch.to_level}"
     return f"{name}: {', '.join(parts)}: {judgement}."
+
+
+def _failed_control(effects: pd.DataFrame) -> str:
+    """A control that came out resolved, first: a time effect no larger than its bias is not told apart from it."""
+    failed = failed_controls(effects)
+    if failed.empty:
+        return ""
+    worst = failed.loc[failed["estimate"].abs().idxmax()]
+    return (f"Warning: a control whose true effect is zero came out resolved ({worst['phase']}/{worst['metric']} "
+            f"{signed(worst['estimate'], '%')} [{signed(worst['ci_low'], '')}, {signed(worst['ci_high'], '')}]): "
+            "the timing has a bias this design did not remove, so a time effect within that interval is not told "
+            "apart from it.")
 
 
 def _plain(row: pd.Series) -> str:
