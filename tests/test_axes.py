@@ -169,6 +169,11 @@ def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_fractional():
                                                  "valid: float32, tf32, bfloat16, float16"),
     ("[[execution.baseline]]\nthreads = 2", "bad.toml: execution.baseline[0].threads = 2 is invalid; valid: a key of "
                                            "memory_format, dtype, compile"),
+    ('[[rungs]]\nname = "A"\nlayers = "mp"', "bad.toml: design = 'factorial' is invalid; valid: \"ladder\""),
+    ('design = "ladder"\n[[rungs]]\nlayers = "mp"', "bad.toml: rungs[0].name = None is invalid"),
+    ('design = "ladder"\n[[rungs]]\nname = "A"\ncolour = "red"', "bad.toml: rungs[0].colour = 'red' is invalid"),
+    ('design = "ladder"\n[[rungs]]\nname = "A"\nlayers = "wn"', "bad.toml: rungs[0] ('A'): layers='wn' is invalid"),
+    ('design = "ladder"\nrungs = 3', "bad.toml: rungs = 3 is invalid; valid: [[rungs]] tables"),
 ])
 def test_a_bad_sweep_file_fails_naming_the_key_the_value_and_what_is_valid(tmp_path, text, message):
     path = tmp_path / "bad.toml"

@@ -174,21 +174,28 @@ class _Reader:
             raise self.fail("execution.compile", values, f"a non-empty list of {', '.join(COMPILE_MODES)}")
         return tuple(modes)
 
+    def array_of_tables(self, key: str, valid: str) -> list[dict[str, Any]]:
+        """``[[key]]``: a list of tables (none: empty), else the error naming ``valid``."""
+        tables = self.raw(key, [])
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise self.fail(key, tables, valid)
+        return tables
+
     def baseline_executions(self) -> tuple[Execution, ...]:
         """``[[execution.baseline]]``: tables of one memory_format, dtype and compile each (every key optional)."""
-        tables = self.raw("execution.baseline", [])
-        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-            raise self.fail("execution.baseline", tables, "an array of tables ([[execution.baseline]])")
         out = []
-        for i, table in enumerate(tables):
+        for i, table in enumerate(self.array_of_tables("execution.baseline",
+                                                       "an array of tables ([[execution.baseline]])")):
             where = f"execution.baseline[{i}]"
             for key in table:
                 if key not in ("memory_format", "dtype", "compile"):
                     raise self.fail(f"{where}.{key}", table[key], "a key of memory_format, dtype, compile")
             execution = Execution(table.get("memory_format", DEFAULT_EXECUTION["memory_format"]),
-                                  table.get("dtype", DEFAULT_EXECUTION["dtype"]), compile_mode(table.get("compile", "off")))
+                                  table.get("dtype", DEFAULT_EXECUTION["dtype"]),
+                                  compile_mode(table.get("compile", "off")))
             for key, value, valid in (("memory_format", execution.memory_format, MEMORY_FORMATS),
-                                      ("dtype", execution.dtype, DTYPES), ("compile", execution.compile, COMPILE_MODES)):
+                                      ("dtype", execution.dtype, DTYPES),
+                                      ("compile", execution.compile, COMPILE_MODES)):
                 if value not in valid:
                     raise self.fail(f"{where}.{key}", table.get(key), ", ".join(valid))
             out.append(execution)
@@ -224,10 +231,8 @@ class _Reader:
 
     def rungs(self) -> tuple[Rung, ...]:
         """``[[rungs]]`` tables: ``name = "..."`` and one value per axis the rung sets."""
-        tables = self.raw("rungs", [])
-        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-            raise self.fail("rungs", tables, "[[rungs]] tables, each a name and axis = value keys")
         out = []
+        tables = self.array_of_tables("rungs", "[[rungs]] tables, each a name and axis = value keys")
         for i, table in enumerate(tables):
             where = f"rungs[{i}]"
             name = table.get("name")
