@@ -106,9 +106,10 @@ def test_the_gpu_preset_plans_the_cifar_shape_costs_every_setting_and_the_mnist5
     assert {c.spec for c in quality} <= measured and plan.jobs == 4
 
 
-# The smoke preset needs about 150 s here, so the limit always stops its run; the stages before it take about 30 s
-# and the report about 15, which leaves the run time for a few cells even when the machine is busy.
-TIME_LIMIT_S = 90
+# The smoke preset needs about 150 s here, so the limit always stops its run. Under the load of the whole suite on
+# 2 cores the stages before the run took 31 s, the run 9 s past its own clock and the report more than 11 s: 150 s
+# with 40 for the report leaves the run time for a few cells.
+TIME_LIMIT_S, REPORT_S = 150, 40
 
 
 @pytest.mark.slow
@@ -119,7 +120,7 @@ def test_the_rehearsal_on_cpu_stops_in_time_and_keeps_the_report_of_what_finishe
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     start = time.monotonic()
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--device", "cpu", "--smoke",
-                             "--threads", "1", "--time-limit", str(TIME_LIMIT_S), "--report-seconds", "25",
+                             "--threads", "1", "--time-limit", str(TIME_LIMIT_S), "--report-seconds", str(REPORT_S),
                              "--wheels", str(empty), "--site", str(tmp_path / "site"), "--out", str(out)],
                             capture_output=True, text=True, timeout=TIME_LIMIT_S + 60, env=env)
     seconds = time.monotonic() - start
