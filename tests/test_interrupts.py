@@ -1,5 +1,6 @@
 """Stopping a sweep: Ctrl-C, SIGTERM, a lost worker and SIGKILL, each with real signals. Every finished cell is
 kept, the message is one line with the right exit code, no worker prints a traceback, and --resume finishes."""
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -8,8 +9,12 @@ import time
 
 import pandas as pd
 import psutil
+import pytest
 
+from bench.plan.cells import Cell
+from bench.run.worker import RunningCell
 from test_runner import ENV, ROOT, SMALL, bench
+from variants import BASES
 
 
 def start(out, *extra: str) -> subprocess.Popen:
@@ -32,18 +37,33 @@ def a_worker(proc: subprocess.Popen, timeout: float = 300) -> psutil.Process:
 
 def test_ctrl_c_stops_the_runner_and_its_workers_in_one_line_with_exit_130(tmp_path):
     out = tmp_path / "run"
-    proc = start(out)
+    proc = start(out, "--axis", "checkpoint=false,true")  # 5 cells: after the first, time left to interrupt
     deadline = time.time() + 300
     while not list((out / "cells").glob("*.parquet")) and time.time() < deadline:
         time.sleep(0.1)
     worker = a_worker(proc)
-    time.sleep(4.0)  # the second cell's worker is in Python, measuring: an unguarded one would print its traceback
+    # a worker 4 s old is in Python, measuring: an unguarded one would print its traceback
+    time.sleep(max(0.0, worker.create_time() + 4.0 - time.time()))
+    assert proc.poll() is None and worker.is_running(), "the run ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends its foreground job on Ctrl-C
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("interrupted by SIGINT: every finished cell is kept in"), err
     assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_ctrl_c_that_lands_while_a_worker_starts_is_answered_not_lost(tmp_path, monkeypatch):
+    class Starting:  # a worker process whose start the terminal's Ctrl-C interrupts
+        def __init__(self, **_) -> None:
+            pass
+
+        def start(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(multiprocessing.get_context("spawn"), "Process", Starting)
+    with pytest.raises(KeyboardInterrupt):
+        RunningCell(Cell("cost", BASES["digits8_ch16"], "cpu"), tmp_path, (), {})
 
 
 def test_sigterm_stops_the_run_in_one_line_with_exit_143_and_resume_finishes(tmp_path):

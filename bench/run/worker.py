@@ -46,7 +46,7 @@ class RunningCell:
         self.proc = ctx.Process(target=guarded, args=(os.getpid(), "bench.run.worker:_main", cell.to_json(),
                                                       str(run_dir), str(self.out), plugins, options),
                                 name=f"bench-cell-{cell.id}")
-        with _sigint_ignored():
+        with _sigint_held():
             self.proc.start()
 
     @property
@@ -74,15 +74,23 @@ class RunningCell:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Start a worker with Ctrl-C ignored: the terminal sends SIGINT to the runner and its workers alike, and the
-    runner alone answers it (stopping its workers, keeping what finished, one line), so no worker prints a
-    KeyboardInterrupt traceback. Python keeps an inherited SIG_IGN for SIGINT in the new process."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _sigint_held() -> Iterator[None]:
+    """Start a worker with Ctrl-C blocked: the terminal sends SIGINT to the runner and its workers alike, and the
+    runner alone answers it (stopping its workers, keeping what finished, one line), so no worker may print a
+    KeyboardInterrupt traceback. The worker inherits the blocked signal, holds one that arrives while it starts
+    and drops it once it ignores SIGINT (``_ignore_sigint``); here a Ctrl-C that lands while the worker starts
+    waits until it has started, and is answered then rather than lost."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _ignore_sigint() -> None:
+    """In a worker, first thing: ignore Ctrl-C, then unblock it (``_sigint_held``), dropping one held so far."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def run_cell(cell: Cell, run_dir: Path, plugins: tuple[str, ...], options: dict) -> CellResult:
@@ -106,6 +114,7 @@ def device_name(device: str) -> str:
 
 
 def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], options: dict) -> None:
+    _ignore_sigint()
     import torch
 
     for module in plugins:  # user modules that register extra variants
