@@ -168,3 +168,18 @@ def test_seeds_are_grouped_at_most_k_at_a_time_and_one_seed_cells_keep_their_ids
 def test_seeds_at_once_with_a_dropout_network_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="--seeds-at-once 2: the quality network has dropout=0.1"):
         make_plan(SweepOptions(out=tmp_path, preset="full", seeds_at_once=2))
+
+
+def test_a_fractional_plan_measures_the_baseline_and_its_neighbours_so_every_switch_has_count_pairs(tmp_path):
+    plan = make_plan(SweepOptions(out=tmp_path, preset="adm_table1"))
+    design = {c.spec for c in plan.cells if c.kind == "quality"}
+    timed = {m.spec for c in plan.cells if c.kind == "timing" for m in c.members if not m.peer}
+    assert timed == design  # time and quality: the design's runs
+    costs = {c.spec for c in plan.cells if c.kind == "cost" and not c.peer}
+    star = set(grid(DIGITS, "one_at_a_time", **ADM_AXES))
+    assert costs == design | star and costs - design  # only cost cells outside the design, and some
+    for axis, (low, high) in ADM_AXES.items():
+        assert any(spec.replace(**{axis: high}) in costs for spec in costs if getattr(spec, axis) == low), axis
+    factorial = make_plan(SweepOptions(out=tmp_path, preset="quick"))
+    assert {c.spec for c in factorial.cells if c.kind == "cost"} == {m.spec for c in factorial.cells
+                                                                    if c.kind == "timing" for m in c.members}

@@ -13,8 +13,9 @@ import pytest
 
 from bench.plan.cells import Cell
 from bench.run.worker import RunningCell
-from test_runner import ENV, ROOT, SMALL, bench
 from variants import BASES
+
+from test_runner import ENV, ROOT, SMALL, bench
 
 
 def start(out, *extra: str) -> subprocess.Popen:

@@ -222,6 +222,7 @@ def _cost_cells(sweep: Sweep, base_name: str, variants: list[Variant], base: UNe
             costs = [Cell("cost", v.spec, device, rung=v.rung, rung_index=v.rung_index, **common) for v in variants]
             costs += [Cell("cost", base, device, peer=peer, **common) for peer in sweep.peers]
             cells += costs + timing_cells(costs, memory_budget(device))
+            cells += [Cell("cost", v.spec, device, **common) for v in _pairing_variants(base, sweep, variants)]
         for execution in sweep.baseline_executions:
             if execution in product:
                 continue  # measured already, with every model
@@ -232,6 +233,16 @@ def _cost_cells(sweep: Sweep, base_name: str, variants: list[Variant], base: UNe
     return cells
 
 
+def _pairing_variants(base: UNetSpec, sweep: Sweep, variants: list[Variant]) -> list[Variant]:
+    """Counts and memory are compared over pairs of cells that differ in one axis, and no two runs of a fractional
+    design do: the baseline and its one-axis neighbours, measured as cost cells only (time has its model over the
+    design's runs), give every switch its pairs, at the baseline and wherever a neighbour is one axis from a run."""
+    if sweep.design != "fractional":
+        return []
+    runs = {v.spec for v in variants}
+    return [Variant(spec) for spec in grid(base, "one_at_a_time", **sweep.axes) if spec not in runs]
+
+
 def _quality_network_cost_cells(sweep: Sweep, variants: list[Variant], base: UNetSpec, options: SweepOptions
                                 ) -> list[Cell]:
     """Cost and timing of the network the quality cells train, at their batch size, so that what a variant buys
@@ -240,10 +251,11 @@ def _quality_network_cost_cells(sweep: Sweep, variants: list[Variant], base: UNe
     if config.base == base:
         return []  # the cost sweep's own base
     device = _quality_device(sweep)
-    costs = [Cell("cost", v.spec, device, dtype=quality_dtype(device), batch_size=config.batch_size,
-                  threads=options.threads, base_config=base_name(config.base), rung=v.rung, rung_index=v.rung_index)
-             for v in variants]
-    return costs + timing_cells(costs, memory_budget(device))
+    common = dict(dtype=quality_dtype(device), batch_size=config.batch_size, threads=options.threads,
+                  base_config=base_name(config.base))
+    costs = [Cell("cost", v.spec, device, rung=v.rung, rung_index=v.rung_index, **common) for v in variants]
+    pairing = [Cell("cost", v.spec, device, **common) for v in _pairing_variants(config.base, sweep, variants)]
+    return costs + timing_cells(costs, memory_budget(device)) + pairing
 
 
 def _quality_device(sweep: Sweep) -> str:

@@ -1,4 +1,4 @@
-"""What design a run's quality runs (or, without quality, its cost variants) form, and its aliasing: read back from
+"""What design a run's quality runs (or, without quality, its timed variants) form, and its aliasing: read back from
 the table, so the report states what was measured, not what was asked for."""
 from __future__ import annotations
 
