@@ -213,7 +213,7 @@ def _cost_cells(sweep: Sweep, base_name: str, variants: list[Variant], base: UNe
                 ) -> list[Cell]:
     for peer in sweep.peers:
         get_peer(peer)  # an unknown name fails here; a missing package becomes a 'skipped' row
-    cells = []
+    cells, pairing = [], _pairing_variants(base, sweep, variants)
     for device in sweep.devices:
         product = executions(device, sweep.memory_formats, sweep.dtypes, sweep.compile)
         for execution in product:
@@ -222,7 +222,7 @@ def _cost_cells(sweep: Sweep, base_name: str, variants: list[Variant], base: UNe
             costs = [Cell("cost", v.spec, device, rung=v.rung, rung_index=v.rung_index, **common) for v in variants]
             costs += [Cell("cost", base, device, peer=peer, **common) for peer in sweep.peers]
             cells += costs + timing_cells(costs, memory_budget(device))
-            cells += [Cell("cost", v.spec, device, **common) for v in _pairing_variants(base, sweep, variants)]
+            cells += [Cell("cost", v.spec, device, **common) for v in pairing]
         for execution in sweep.baseline_executions:
             if execution in product:
                 continue  # measured already, with every model

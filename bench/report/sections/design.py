@@ -12,12 +12,15 @@ def design_section(derived: Derived) -> Section:
     section = Section("Design and aliasing", "Every effect is estimated from the whole design: quality from a model "
                       "over every (variant, seed) run with the seed as a block, time from the timing rounds' model "
                       "with the round as a block. Main effects only: what an effect may be confounded with follows.")
-    values = derived.quality_values
+    values, costs = derived.quality_values, derived.cost_medians
     # the timed variants, not every cost variant: a fractional design adds cost cells outside its runs for pairing
-    timed = derived.cost_medians[derived.cost_medians["kind"] == "timing"] if not derived.cost_medians.empty else None
-    source, rows = (("quality runs", values) if not values.empty else
-                    ("timed variants", timed) if timed is not None and not timed.empty else
-                    ("cost variants", derived.cost_medians))
+    timed = costs[costs["kind"] == "timing"] if not costs.empty else costs
+    if not values.empty:
+        source, rows = "quality runs", values
+    elif not timed.empty:
+        source, rows = "timed variants", timed
+    else:
+        source, rows = "cost variants", costs
     if rows.empty:
         section.note = "No variant was measured."
         return section
