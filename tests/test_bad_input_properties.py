@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import bench.cli
@@ -135,6 +135,7 @@ def validate_only(options, argv):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chosen=st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.none(), min_size=1, max_size=5).flatmap(
     lambda keys: st.fixed_dictionaries({k: OPTIONS[k] for k in keys})))
+@example(chosen={"--preset": "quick", "--batch-size": "1381"})  # found by CI: the memory refusal named no option
 def test_run_options_are_refused_in_one_line_with_exit_2_or_fully_validated(chosen):
     argv = [f"{option}={value}" for option, value in chosen.items()]
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:

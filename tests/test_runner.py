@@ -37,8 +37,9 @@ BAD_OPTIONS = [
     (["--quality", "imagenet"], "--quality 'imagenet' is invalid; valid: smoke, quick, full, fashion_mnist_fid"),
     (["--base", '{"in_dim": 28, "in_ch": 1, "out_ch": 1, "ch": 100000, "ch_mult": [1, 1, 2], '
                 '"attn_resolutions": [14]}'],
-     "fmnist28[ch=100000] at batch 4 plans 165,645.6 GiB for one training step (weights, gradients, AdamW moments "
-     "and saved activations), more than the"),
+     "--base and --batch-size: fmnist28[ch=100000] at batch 4 plans 165,645.6 GiB for one training step (weights, "
+     "gradients, AdamW moments and saved activations), more than the"),
+    (["--base", "fmnist28", "--batch-size", "65536"], "--base and --batch-size: fmnist28 at batch 65536 plans"),
 ]
 
 

@@ -96,23 +96,24 @@ def make_plan(options: SweepOptions) -> Plan:
 
     cells = []
     if "cost" in options.parts:
-        cells += _cost_cells(sweep, base_name, variants_of(base), base, options)
+        cells += check_fits(_cost_cells(sweep, base_name, variants_of(base), base, options), "--base and --batch-size")
     if quality:
         config = QUALITY_PRESETS[sweep.quality]
+        trained = _quality_cells(sweep, variants_of(config.base), options)
         if "cost" in options.parts:
-            cells += _quality_network_cost_cells(sweep, variants_of(config.base), base, options)
-        cells += _quality_cells(sweep, variants_of(config.base), options)
-    check_fits(cells)
+            trained = _quality_network_cost_cells(sweep, variants_of(config.base), base, options) + trained
+        cells += check_fits(trained, f"--quality {sweep.quality}")
     if options.shard:
         k, n = options.shard
         cells = [c for c in cells if int(c.id, 16) % n == k - 1]
     return Plan(options, sweep, base_name, base, cells, tuple(dict.fromkeys(notices)))
 
 
-def check_fits(cells: list[Cell]) -> None:
+def check_fits(cells: list[Cell], chosen_by: str) -> list[Cell]:
     """Refuse, before any work, a network whose training step cannot fit its device: the planned bytes of its
     largest variant (weights, gradients, AdamW moments and saved activations at the cell's batch) against the
-    device's memory."""
+    device's memory. ``chosen_by``: the options that chose these cells' network and batch, which the refusal
+    names first. Returns ``cells``."""
     largest: dict[tuple[str, int, str], UNetSpec] = {}
     for cell in cells:
         if cell.spec is None or cell.peer or cell.kind == "timing":
@@ -126,9 +127,10 @@ def check_fits(cells: list[Cell]) -> None:
         planned, limit = planned_step_bytes(spec, batch), device_memory(device)
         if planned > limit:
             raise ValueError(
-                f"{network} at batch {batch} plans {planned / 2**30:,.1f} GiB for one training step (weights, "
-                f"gradients, AdamW moments and saved activations), more than the {limit / 2**30:,.1f} GiB of "
-                f"memory {device} has; valid: a smaller network or batch")
+                f"{chosen_by}: {network} at batch {batch} plans {planned / 2**30:,.1f} GiB for one training step "
+                f"(weights, gradients, AdamW moments and saved activations), more than the {limit / 2**30:,.1f} GiB "
+                f"of memory {device} has; valid: a smaller network or batch")
+    return cells
 
 
 def _resolve(options: SweepOptions) -> Sweep:
