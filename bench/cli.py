@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 
 from bench.models.sizes import base_summary
-from bench.plan.options import BACKENDS, PARTS, BackendOptions, SweepOptions, import_plugins, parse_shard
+from bench.plan.options import (BACKENDS, PARTS, BackendOptions, SweepOptions, import_plugins, parse_axes,
+                                parse_shard)
+from bench.plan.planner import base_name as planner_base_name
 from bench.plan.planner import make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
+from bench.plan.recipe import RECIPE_AXES
 from bench.plan.sweep import PRESETS
 from bench.run.runner import TimeLimitReached, run_sweep
-from variants import AXES, BASES, DESIGNS, parse_axis
+from variants import AXES, BASES, DESIGNS
 from variants.axes import markdown_table
 
 
@@ -48,7 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--plan", action="store_true", help="print the cells, their kinds and the estimated time, then "
                                                          "exit without running anything")
     run.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2",
-                     help=f"values of one axis ({', '.join(AXES)}; tuples as 16+8); repeatable")
+                     help=f"values of one axis ({', '.join(AXES)}; tuples as 16+8) or recipe axis of the quality cells "
+                          f"({', '.join(RECIPE_AXES)}); repeatable, each axis once")
+    run.add_argument("--tune", action="append", default=[], metavar="NAME=V1,V2",
+                     help=f"a recipe grid ({', '.join(RECIPE_AXES)}) each variant picks its own point from, on tuning "
+                          "seeds and validation images, then trains there with the usual seeds; repeatable")
+    run.add_argument("--tune-seeds", type=int, help="tuning seeds per grid point (default: the sweep's, 2)")
     run.add_argument("--design", help=f"{', '.join(DESIGNS)} (default: the sweep's)")
     run.add_argument("--generator", help="fractional design: pydoe's generator, one word per --axis in order, e.g. "
                                          "'a b c d abcd' (default: resolution IV in the fewest runs)")
@@ -62,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, help="quality seeds per variant (default: the preset's)")
     run.add_argument("--seeds-at-once", type=int, help="seeds of one variant trained together in one quality cell "
                                                        "(packed into one wide network; default: the preset's)")
-    run.add_argument("--quality", help="quality preset (data, training, scoring): smoke, quick, full, gpu, "
-                                       "fashion_mnist_fid, cifar10_fid (default: the preset's)")
+    run.add_argument("--quality", help=f"comma-separated quality presets (data, network, training, scoring): "
+                                       f"{', '.join(QUALITY_PRESETS)} (default: the preset's); two or more train "
+                                       "the same variants at each (a second scale)")
     run.add_argument("--import", dest="plugins", action="append", default=[], metavar="MODULE",
                      help="import MODULE first (e.g. one that registers a new variant); repeatable")
     run.add_argument("--cache-dir", type=Path, default=Path(".cache"), help="feature-classifier cache")
@@ -123,13 +132,18 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from bench.report.summary import print_summary
 
     import_plugins(args.plugins)  # before --axis is parsed: a plugin may add the axis it names
+    axes, recipe = parse_axes(args.axis)
+    tune_axes, tune = parse_axes(args.tune, "--tune")
+    if tune_axes:
+        raise ValueError(f"--tune {next(iter(tune_axes))}: only recipe axes are tuned; valid: "
+                         f"{', '.join(RECIPE_AXES)}")
     options = SweepOptions(
         preset=args.preset, sweep_file=args.sweep, out=args.out, devices=_names(args.device), resume=args.resume,
         threads=args.threads, base=args.base, batch_size=args.batch_size, design=args.design,
-        generator=args.generator, axes=dict(parse_axis(a) for a in args.axis),
+        generator=args.generator, axes=axes, recipe=recipe, tune=tune, tune_seeds=args.tune_seeds,
         parts=tuple(p.strip() for p in args.only.split(",") if p.strip()), seeds=args.seeds,
         seeds_at_once=args.seeds_at_once, plugins=tuple(args.plugins), cache_dir=args.cache_dir,
-        shard=parse_shard(args.shard) if args.shard else None, quality=args.quality,
+        shard=parse_shard(args.shard) if args.shard else None, quality=_names(args.quality),
         backend=BackendOptions(name=args.backend, ray_address=args.ray_address, slurm_cluster=args.slurm_cluster,
                                slurm_partition=args.slurm_partition, slurm_time_min=args.slurm_time,
                                slurm_gpus=args.slurm_gpus),
@@ -169,10 +183,16 @@ def _list(args: argparse.Namespace, argv: list[str]) -> int:
     print("\nAxes (--axis NAME=V1,V2; levels, reference level):")
     for axis in AXES.values():
         print(f"  {axis.name:<{width}} {axis.describe()}")
+    print("\nRecipe axes of the quality cells (--axis NAME=V1,V2 or --tune NAME=V1,V2; cost cells ignore them):")
+    for axis in RECIPE_AXES.values():
+        print(f"  {axis.name:<{width}} {axis.doc}")
     print("\nQuality presets (--quality):")
     for name, config in QUALITY_PRESETS.items():
-        print(f"  {name:<{width}} {config.dataset}, {config.train_steps} steps, batch {config.batch_size}, "
-              f"N={config.eval_n}{', Inception FID' if config.inception_fid else ''}")
+        recipe = (f"lr {config.lr:g} {config.lr_schedule}, weight decay {config.weight_decay:g}, "
+                  f"EMA {config.ema_decay:g}")
+        print(f"  {name:<{width}} {config.dataset}, {planner_base_name(config.base)}, {config.train_steps} steps, "
+              f"batch {config.batch_size}, {recipe}, N={config.eval_n}"
+              f"{', Inception FID' if config.inception_fid else ''}")
     print("\nBase configs (--base NAME; the full spec: python -c 'from variants import BASES; print(BASES[NAME])'):")
     for name, spec in BASES.items():
         print(f"  {name:<{width}} {base_summary(spec)}")

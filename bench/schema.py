@@ -13,15 +13,18 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
+from bench.plan.recipe import RECIPE_AXES
 from variants import AXES
 
 STATUSES = ("ok", "oom", "error", "skipped")
 FAILED_STATUSES = ("error", "oom")  # of a measurement or cell that did not finish cleanly
 
 # Kinds of cell: what one worker process does (bench/plan/cells.py).
-KINDS = ("cost", "timing", "quality", "floor", "check")
+KINDS = ("cost", "timing", "quality", "floor", "check", "tune")
 # Cost and timing cells time things, so they run alone on the machine; their rows are a variant's costs.
 COST_KINDS = ("cost", "timing")
+# Cells that train a variant with a recipe: their rows carry the recipe's columns (bench/plan/recipe.py).
+TRAINED_KINDS = ("quality", "check", "tune")
 
 # Phases of a row. Timed and measured in memory: the training step and inference. Counted in FLOPs: the forward
 # pass and the training step (the forward of inference is the same computation).
@@ -33,6 +36,14 @@ MACHINE_PHASES = ("env", "calibration", "group")
 # A training curve's last row, as the report names it (one value per seed: the end of training).
 FINAL_STEP = "train (final step)"
 
+# The verdict's confirmatory question per axis switch, one metric each (report/compute/effects.py: the primary
+# family; tuning chooses on the quality one). Time: the training step. Quality: FD, which separates the variants
+# better than held-out loss on the committed quick CPU run (FiLM's effect t = -14.5 against -9.6 with the
+# seed-blocked model, 18 residual df; SD between the variants' means over SD within them, across seeds: 3.25
+# against 1.84), and is what ADM's tables report (FID).
+PRIMARY_TIME = ("train_step", "seconds_per_iter")
+PRIMARY_QUALITY = ("sample", "fd")
+
 # The default execution: rows at these values go unnamed in a setting's label (``cpu``, not ``cpu · float32``).
 DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "float32", "compile": False,
                                      "cuda_graphs": False}
@@ -42,7 +53,7 @@ DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "fl
 KNOWN_NULLS = {("checkpoint", "inference"): "known null: checkpointing does nothing without autograd"}
 
 # Identity of the cell a row belongs to, filled in by the runner: which model, then one column per ablation
-# axis (variants.AXES), then where and how it ran.
+# axis (variants.AXES) and per recipe axis (bench.plan.recipe.RECIPE_AXES), then where and how it ran.
 MODEL_COLUMNS = ("run_id", "cell_id", "kind", "variant", "spec_hash")
 SETTING_COLUMNS = (
     "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype", "threads", "batch_size",
@@ -65,17 +76,18 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "memory_format": DEFAULT_EXECUTION["memory_format"], "compile": DEFAULT_EXECUTION["compile"],
     "cuda_graphs": DEFAULT_EXECUTION["cuda_graphs"], "replica": 0,
     "position": pd.NA, "rung": "", "rung_index": pd.NA,
+    **{name: axis.empty for name, axis in RECIPE_AXES.items()},
 }
 
 
 def columns() -> tuple[str, ...]:
     """Every column, in order; axes added by a plugin (variants.add_axis) included once it is imported."""
-    return (*MODEL_COLUMNS, *AXES, *SETTING_COLUMNS, *MEASUREMENT_COLUMNS)
+    return (*MODEL_COLUMNS, *AXES, *RECIPE_AXES, *SETTING_COLUMNS, *MEASUREMENT_COLUMNS)
 
 
 def dtypes() -> dict[str, str]:
     """The dtype of every column that is not text: the axes' own, nullable integers, booleans, float values."""
-    typed_axes = {name: axis.dtype for name, axis in AXES.items() if axis.dtype != "str"}
+    typed_axes = {name: axis.dtype for name, axis in (AXES | RECIPE_AXES).items() if axis.dtype != "str"}
     return typed_axes | dict.fromkeys(INT_COLUMNS, "Int64") | dict.fromkeys(BOOL_COLUMNS, "bool") | {"value": "float64"}
 
 

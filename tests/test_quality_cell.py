@@ -39,7 +39,8 @@ def test_cell_rows_learning_curve_and_png(tmp_path, cache_dir):
     spec = SMOKE.base.replace(upsample="conv_transpose", time_injection="film")
     rows = _cell(spec, 3, tmp_path, cache_dir)
     assert all(r.seed == 3 and r.method and r.unit and r.status == "ok" for r in rows)
-    curve_steps = list(range(0, SMOKE.train_steps + 1, SMOKE.eval_every))
+    curve_steps = [0, *SMOKE.checkpoints]
+    assert curve_steps == [0, 7, 14, 20]  # every eval_every steps, and the last
     losses = [r for r in rows if r.metric == "heldout_loss"]
     assert [r.step for r in losses] == curve_steps
     assert all(r.phase == "train" and r.unit == "mse" and r.n == SMOKE.loss_eval_n * SMOKE.sigma_grid for r in losses)
@@ -47,7 +48,10 @@ def test_cell_rows_learning_curve_and_png(tmp_path, cache_dir):
     assert [r.step for r in walls] == curve_steps and walls[0].value == 0 and walls[-1].value > 0
     sampled = {r.metric: r for r in rows if r.phase == "sample"}
     assert set(sampled) == SAMPLE_METRICS | {"sampling_time"}
-    assert all(r.n == SMOKE.eval_n for r in sampled.values())
+    assert all(r.n == SMOKE.eval_n and r.step == SMOKE.train_steps for r in sampled.values())
+    along = [r for r in rows if r.phase == "along_training"]  # the same scores at every earlier checkpoint
+    assert {(r.step, r.metric) for r in along} == {(step, m) for step in (7, 14) for m in sampled}
+    assert {r.message for r in along if r.metric == "fd"} == {f"reference: held-out images 0 to {SMOKE.eval_n - 1}"}
     assert {sampled[m].unit for m in ("precision", "recall", "copy_rate")} == {"ratio"}
     assert all(0 <= sampled[m].value <= 1 for m in ("precision", "recall", "copy_rate"))
     png = tmp_path / "samples" / f"{spec.name}-seed3.png"
@@ -140,7 +144,7 @@ def test_bad_config_fails_naming_the_field(changes, message):
 
 
 def test_presets_and_dict_round_trip():
-    assert set(QUALITY_PRESETS) == {"smoke", "quick", "full", "gpu", "fashion_mnist_fid", "cifar10_fid"}
+    assert set(QUALITY_PRESETS) == {"smoke", "quick", "quick_ch32", "full", "gpu", "fashion_mnist_fid", "cifar10_fid"}
     assert all(QUALITY_PRESETS[name].inception_fid for name in ("fashion_mnist_fid", "cifar10_fid"))
     for config in QUALITY_PRESETS.values():
         assert QualityConfig(**config.to_dict()) == config

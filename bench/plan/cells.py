@@ -5,7 +5,8 @@ variant of one setting, in randomized rounds in one process: its ``members`` are
 ``quality`` (train, sample and score one functional variant with one seed, or with each of its ``seeds``
 trained together in one process), ``floor`` (real-versus-real
 scores at the same N), ``check`` (checkpointing on and off give the same losses, so quality is trained
-only with it off).
+only with it off), ``tune`` (a quality cell at one point of a tuning grid, with tuning seeds, scored on validation
+images: bench/plan/tuning.py).
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bench.schema import COST_KINDS, DEFAULT_EXECUTION
+from bench.plan.quality_presets import QUALITY_PRESETS
+from bench.plan.recipe import RECIPE_AXES, recipe_of, with_recipe
+from bench.schema import COST_KINDS, DEFAULT_EXECUTION, TRAINED_KINDS
 from variants import AXES, UNetSpec
 
 
@@ -40,11 +43,14 @@ class Cell:
     rung_index: int = 0
     seeds: tuple[int, ...] = ()        # a quality cell's seeds trained together (empty: ``seed`` alone)
     members: tuple[Cell, ...] = ()     # a timing cell's models, each timed once per round
+    recipe: tuple[tuple[str, Any], ...] = ()  # trained cells: recipe axes set off the quality preset's values
 
     def __post_init__(self) -> None:
         for name in ("members", "seeds"):
             if getattr(self, name) and not isinstance(getattr(self, name), tuple):  # from JSON
                 object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.recipe and not isinstance(self.recipe[0], tuple):  # from JSON: lists of [name, value]
+            object.__setattr__(self, "recipe", tuple((name, value) for name, value in self.recipe))
 
     @property
     def id(self) -> str:
@@ -65,10 +71,18 @@ class Cell:
             return f"{self.kind:<7} {len(self.members)} models in randomized rounds on {self.device}" + \
                 self._options_label()
         what = self.variant if self.spec else "real data"
+        if self.recipe:
+            what += " at " + ", ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                                       for name, value in self.recipe)
         seed = f" seed {self.seed}" if self.kind not in COST_KINDS else ""
         if self.seeds:
             seed = f" seeds {', '.join(map(str, self.seeds))} at once"
         return f"{self.kind:<7} {what}{seed} on {self.device}" + self._options_label()
+
+    @property
+    def config(self):  # -> QualityConfig
+        """A trained cell's quality preset with its recipe applied."""
+        return with_recipe(QUALITY_PRESETS[self.quality], self.recipe)
 
     def _options_label(self) -> str:
         options = [o for o in (self.memory_format != DEFAULT_EXECUTION["memory_format"] and self.memory_format,
@@ -91,6 +105,10 @@ class Cell:
             del data["seeds"]
         else:
             data["seeds"] = list(self.seeds)
+        if not self.recipe:  # cells at their preset's recipe keep the ids they had before recipe axes
+            del data["recipe"]
+        else:
+            data["recipe"] = [list(pair) for pair in self.recipe]
         return data
 
     def to_json(self) -> str:
@@ -114,9 +132,11 @@ class Cell:
             return self.members[member].identity_columns() | {"cell_id": self.id, "kind": self.kind}
         spec = self.spec
         axes = {name: axis.cell(getattr(spec, name)) if spec else axis.empty for name, axis in AXES.items()}
+        recipe = recipe_of(self.config) if self.kind in TRAINED_KINDS else \
+            {name: axis.empty for name, axis in RECIPE_AXES.items()}
         return {
             "cell_id": self.id, "kind": self.kind, "variant": self.variant, "spec_hash": spec.hash if spec else "",
-            **axes,
+            **axes, **recipe,
             "base_config": self.base_config, "quality_preset": self.quality, "dataset": self.dataset,
             "device": self.device, "dtype": self.dtype, "threads": self.threads, "batch_size": self.batch_size,
             "peer": self.peer, "memory_format": self.memory_format, "compile": self.compile,

@@ -62,7 +62,8 @@ def cell_seconds(cell: Cell, rounds: RoundsBudget) -> float | None:
         return PRIORS["timing"]["start"] + members * (1 + rounds.warmup) + rounds_seconds
     if cell.kind == "cost":
         return _scaled(PRIORS["cost"], cell)
-    prior = PRIORS.get(cell.kind, {}).get(cell.quality)
+    # a tuning cell trains and scores as a quality cell does
+    prior = PRIORS.get("quality" if cell.kind == "tune" else cell.kind, {}).get(cell.quality)
     if prior is not None and len(cell.seeds) > 1:  # seeds trained together in one cell
         prior *= len(cell.seeds) * PRIORS["packed"]["seed_share"]
     return prior

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.plan.recipe import RECIPE_AXES, parse_recipe_option
+from variants import AXES, parse_axis
+
 BACKENDS = ("local", "ray", "slurm")
 EXTRAS = {"ray": ("ray", "pip install 'unet-ablation-bench[ray]'  (or: pip install ray)"),
           "slurm": ("submitit", "pip install 'unet-ablation-bench[slurm]'  (or: pip install submitit)")}
@@ -37,7 +40,8 @@ def check_backend(options: BackendOptions) -> None:
 PARTS = ("cost", "quality")
 # Beyond these a count is a typo, and would fail only later: torch takes threads as a C int, every seed is a
 # cell planned up front, and no batch this large fits a device.
-MAXIMA = {"--threads": 1024, "--batch-size": 65536, "--seeds": 1000, "--jobs": 1024, "--seeds-at-once": 64}
+MAXIMA = {"--threads": 1024, "--batch-size": 65536, "--seeds": 1000, "--jobs": 1024, "--seeds-at-once": 64,
+          "--tune-seeds": 1000}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class SweepOptions:
     base: str | None = None                 # BASES key or a UNetSpec JSON
     batch_size: int | None = None
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # override the sweep's, axis by axis
+    recipe: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # recipe axes (bench/plan/recipe.py), the same way
+    tune: dict[str, tuple[Any, ...]] = field(default_factory=dict)    # a recipe grid each variant picks its point from
+    tune_seeds: int | None = None           # tuning seeds per grid point
     design: str | None = None
     generator: str | None = None            # a fractional design's generator (pydoe's words, one per axis)
     parts: tuple[str, ...] = PARTS
@@ -61,7 +68,7 @@ class SweepOptions:
     plugins: tuple[str, ...] = ()           # modules to import first: they register extra variants and axes
     cache_dir: Path = Path(".cache")
     shard: tuple[int, int] | None = None    # (k, n): run the k-th of n deterministic slices of the cells
-    quality: str | None = None              # bench.plan.quality_presets.QUALITY_PRESETS key
+    quality: tuple[str, ...] | None = None  # bench.plan.quality_presets.QUALITY_PRESETS keys
     backend: BackendOptions = field(default_factory=BackendOptions)
     peers: tuple[str, ...] | None = None
     memory_formats: tuple[str, ...] | None = None
@@ -69,6 +76,29 @@ class SweepOptions:
     compile: tuple[str, ...] | None = None  # bench.plan.execution.COMPILE_MODES
     jobs: int | None = None
     time_limit: float | None = None         # seconds: at this much wall time the run stops, keeping what finished
+
+
+def parse_axes(texts: list[str], option: str = "--axis"
+               ) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
+    """Every ``NAME=V1,V2`` of a repeatable option -> (architecture axes, recipe axes), each value typed and
+    checked; an axis given twice is refused, naming both (which one was meant is not ours to guess)."""
+    architecture: dict[str, tuple[Any, ...]] = {}
+    recipe: dict[str, tuple[Any, ...]] = {}
+    given: dict[str, str] = {}
+    for text in texts:
+        name = text.partition("=")[0].strip()
+        if name in given:
+            raise ValueError(f"{option} {name} is given twice ({given[name]!r} and {text!r}); valid: each axis once, "
+                             f"with all its values: {option} {name}=V1,V2")
+        given[name] = text
+        if name in RECIPE_AXES:
+            recipe.__setitem__(*parse_recipe_option(text, option))
+        elif name in AXES:
+            architecture.__setitem__(*parse_axis(text))
+        else:
+            raise ValueError(f"{option} {text!r} is invalid; valid: NAME=V1,V2 with NAME an axis ({', '.join(AXES)}) "
+                             f"or a recipe axis ({', '.join(RECIPE_AXES)})")
+    return architecture, recipe
 
 
 def import_plugins(modules: tuple[str, ...] | list[str]) -> None:

@@ -18,14 +18,16 @@ from bench.plan.execution import executions
 from bench.plan.groups import device_memory, memory_budget, timing_cells
 from bench.plan.options import MAXIMA, PARTS, SweepOptions, check_backend, import_plugins
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
+from bench.plan.recipe import recipe_changes
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
+from bench.plan.tuning import tuning_grid, tuning_seeds
 from bench.schema import DEFAULT_EXECUTION
 from variants import BASES, DESIGNS, UNetSpec, grid
 from variants.duplicates import describe_merge, distinct_networks
 from variants.grid import fractional_generator, ladder, ladder_rungs
 
 # Sweep keys newer than some run folders, at the value those runs had: left out of run.json, so they resume.
-NEW_DEFAULTS = {"generator": None, "seeds_at_once": 1}
+NEW_DEFAULTS = {"generator": None, "seeds_at_once": 1, "recipe": {}, "tune": {}, "tune_seeds": 2}
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,26 @@ class Plan:
     def estimate(self) -> Estimate:
         return estimate(self.cells, self.sweep.rounds, self.jobs)
 
+    def after_tuning(self) -> list[Cell]:
+        """The most quality cells tuning can add: every tuned variant's, were its choice not its preset's recipe
+        (the runner plans the real ones once the tuning cells have finished: bench/plan/tuning.py)."""
+        if not self.sweep.tune:
+            return []
+        out = []
+        for cell in (c for c in self.cells if c.kind == "quality"):
+            changes = [recipe_changes(QUALITY_PRESETS[cell.quality], p) for p in tuning_grid(self.sweep.tune)]
+            if any(changes):
+                out.append(dataclasses.replace(cell, recipe=next(c for c in changes if c)))
+        return out
+
     def describe(self) -> str:
         """What ``bench run --plan`` prints: the cells by kind, each one's label, and the time they will take."""
         lines = [f"{self.sweep.name}: {len(self.cells)} cells ({self.sweep.design} design on {self.base_name}); "
                  f"{self.estimate().describe()}"]
+        tuned = self.after_tuning()
+        if tuned:
+            lines.append(f"  then, after tuning, up to {len(tuned)} quality cells at the variants' chosen recipes: "
+                         f"{estimate(tuned, self.sweep.rounds, self.jobs).describe()}")
         for kind in dict.fromkeys(c.kind for c in self.cells):
             cells = [c for c in self.cells if c.kind == kind]
             lines.append(f"  {kind}: {len(cells)} cell(s)")
@@ -71,7 +89,7 @@ def make_plan(options: SweepOptions) -> Plan:
     sweep = _resolve(options)
     for option, value in (("--threads", options.threads), ("--batch-size", options.batch_size),
                           ("--seeds", options.seeds), ("--jobs", options.jobs),
-                          ("--seeds-at-once", options.seeds_at_once)):
+                          ("--seeds-at-once", options.seeds_at_once), ("--tune-seeds", options.tune_seeds)):
         if value is not None and not 1 <= value <= MAXIMA[option]:
             raise ValueError(f"{option} {value} is invalid; valid: an integer from 1 to {MAXIMA[option]}")
     if options.time_limit is not None and not 0 < options.time_limit < math.inf:
@@ -82,10 +100,11 @@ def make_plan(options: SweepOptions) -> Plan:
         if part not in PARTS:
             raise ValueError(f"--only {part!r} is invalid; valid: {', '.join(PARTS)}")
     check_backend(options.backend)
-    if sweep.quality is not None and "quality" in options.parts:
-        _check_quality_preset(sweep.quality)
+    qualities = sweep.quality if "quality" in options.parts else ()
+    for name in qualities:
+        _check_quality_preset(name)
+    check_tuning(sweep)
     base_name, base = resolve_base(options.base if options.base is not None else sweep.base)
-    quality = "quality" in options.parts and sweep.quality is not None
     notices: list[str] = []
     variants: dict[UNetSpec, list[Variant]] = {}  # per base, planned once
 
@@ -97,12 +116,13 @@ def make_plan(options: SweepOptions) -> Plan:
     cells = []
     if "cost" in options.parts:
         cells += check_fits(_cost_cells(sweep, base_name, variants_of(base), base, options), "--base and --batch-size")
-    if quality:
-        config = QUALITY_PRESETS[sweep.quality]
-        trained = _quality_cells(sweep, variants_of(config.base), options)
+    for name in qualities:
+        config = QUALITY_PRESETS[name]
+        trained = _quality_cells(sweep, name, variants_of(config.base), options)
         if "cost" in options.parts:
-            trained = _quality_network_cost_cells(sweep, variants_of(config.base), base, options) + trained
-        cells += check_fits(trained, f"--quality {sweep.quality}")
+            trained = _quality_network_cost_cells(sweep, name, variants_of(config.base), base, options) + trained
+        cells += check_fits(trained, f"--quality {name}")
+    cells = list(dict.fromkeys(cells))  # two quality presets may share a network, its floor and its costs
     if options.shard:
         k, n = options.shard
         cells = [c for c in cells if int(c.id, 16) % n == k - 1]
@@ -139,10 +159,12 @@ def _resolve(options: SweepOptions) -> Sweep:
     overrides = {"devices": options.devices, "batch_size": options.batch_size, "design": options.design,
                  "generator": options.generator,
                  "seeds": options.seeds, "seeds_at_once": options.seeds_at_once, "quality": options.quality,
+                 "tune_seeds": options.tune_seeds,
                  "jobs": options.jobs, "peers": options.peers,
                  "memory_formats": options.memory_formats, "dtypes": options.dtypes, "compile": options.compile}
     source = "--axis" if options.axes else (options.sweep_file.name if options.sweep_file else f"preset {sweep.name}")
-    sweep = dataclasses.replace(sweep, axes=sweep.axes | options.axes, axes_source=source,
+    sweep = dataclasses.replace(sweep, axes=sweep.axes | options.axes, recipe=sweep.recipe | options.recipe,
+                                tune=options.tune or sweep.tune, axes_source=source,
                                 **{k: v for k, v in overrides.items() if v is not None})
     if sweep.design not in DESIGNS:
         raise ValueError(f"--design {sweep.design!r} is invalid; valid: {', '.join(DESIGNS)}")
@@ -174,7 +196,33 @@ def _devices(names: tuple[str, ...]) -> tuple[str, ...]:
 
 def _check_quality_preset(name: str) -> None:
     if name not in QUALITY_PRESETS:
-        raise ValueError(f"--quality {name!r} is invalid; valid: {', '.join(QUALITY_PRESETS)}")
+        raise ValueError(f"--quality {name!r} is invalid; valid: {', '.join(QUALITY_PRESETS)} (comma-separated)")
+
+
+def check_tuning(sweep: Sweep) -> None:
+    """A tuning grid needs two points or more, and is the only recipe axis a tuned sweep varies: a recipe axis
+    both swept and tuned has no one value per variant."""
+    if not sweep.tune:
+        return
+    points = math.prod(len(values) for values in sweep.tune.values())
+    if points < 2:
+        raise ValueError(f"--tune {_grid_text(sweep.tune)} has {points} point; valid: two values or more to choose "
+                         "from, e.g. --tune lr=2e-3,4e-3,1e-2")
+    if sweep.recipe:
+        raise ValueError(f"--tune {_grid_text(sweep.tune)} and --axis {_grid_text(sweep.recipe)}: a recipe axis is "
+                         "either swept for every variant or tuned per variant; valid: one of the two")
+    for name in sweep.quality:
+        config = QUALITY_PRESETS[name]
+        for point in tuning_grid(sweep.tune):
+            try:
+                config.replace(**point)
+            except ValueError as err:
+                raise ValueError(f"--tune with --quality {name}: {err}") from err
+
+
+def _grid_text(grid: dict[str, tuple[Any, ...]]) -> str:
+    return " ".join(f"{name}={','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"
+                    for name, values in grid.items())
 
 
 def base_name(spec: UNetSpec) -> str:
@@ -245,11 +293,12 @@ def _pairing_variants(base: UNetSpec, sweep: Sweep, variants: list[Variant]) -> 
     return [Variant(spec) for spec in grid(base, "one_at_a_time", **sweep.axes) if spec not in runs]
 
 
-def _quality_network_cost_cells(sweep: Sweep, variants: list[Variant], base: UNetSpec, options: SweepOptions
-                                ) -> list[Cell]:
+def _quality_network_cost_cells(sweep: Sweep, quality: str, variants: list[Variant], base: UNetSpec,
+                                options: SweepOptions) -> list[Cell]:
     """Cost and timing of the network the quality cells train, at their batch size, so that what a variant buys
-    and what it costs are measured on the same network (cheap: the quality networks are small)."""
-    config = QUALITY_PRESETS[sweep.quality]
+    and what it costs are measured on the same network (cheap: the quality networks are small). Recipe axes
+    change no cost: one network is measured once however many recipes train it."""
+    config = QUALITY_PRESETS[quality]
     if config.base == base:
         return []  # the cost sweep's own base
     device = _quality_device(sweep)
@@ -323,25 +372,32 @@ def _ladder(base: UNetSpec, sweep: Sweep) -> list[Variant]:
         raise ValueError(f"ladder: {err}") from err
 
 
-def _quality_cells(sweep: Sweep, variants: list[Variant], options: SweepOptions) -> list[Cell]:
-    config = QUALITY_PRESETS[sweep.quality]
+def _quality_cells(sweep: Sweep, quality: str, variants: list[Variant], options: SweepOptions) -> list[Cell]:
+    """The floor, every functional variant's quality cells at each recipe of the sweep (at the preset's own
+    recipe when none is swept), its tuning cells when the sweep tunes, and the checkpointing check."""
+    config = QUALITY_PRESETS[quality]
     device = _quality_device(sweep)
-    seeds = list(range(sweep.seeds))
     # Untimed cells run `jobs` at a time and share the threads between them.
     threads = max(1, options.threads // sweep.jobs)
-    common = dict(device=device, dtype=quality_dtype(device), threads=threads, quality=sweep.quality,
+    common = dict(device=device, dtype=quality_dtype(device), threads=threads, quality=quality,
                   dataset=config.dataset, base_config=base_name(config.base))
     # Checkpointing changes no function: train each functional variant once, and check that claim instead.
     functional = list(dict.fromkeys(v._replace(spec=v.spec.replace(checkpoint=False)) for v in variants))
-    cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
     if sweep.seeds_at_once > 1:
         _check_packable(config, sweep.seeds_at_once)
+
+    def trained(kind: str, seeds: list[int], recipe: dict[str, Any]) -> list[Cell]:
+        changes = recipe_changes(config, recipe)
         chunks = [tuple(seeds[i: i + sweep.seeds_at_once]) for i in range(0, len(seeds), sweep.seeds_at_once)]
-        cells += [Cell("quality", v.spec, seed=chunk[0], seeds=chunk if len(chunk) > 1 else (), rung=v.rung,
-                       rung_index=v.rung_index, **common) for v in functional for chunk in chunks]
-    else:
-        cells += [Cell("quality", v.spec, seed=seed, rung=v.rung, rung_index=v.rung_index, **common)
-                  for v in functional for seed in seeds]
+        return [Cell(kind, v.spec, seed=chunk[0], seeds=chunk if len(chunk) > 1 else (), rung=v.rung,
+                     rung_index=v.rung_index, recipe=changes, **common) for v in functional for chunk in chunks]
+
+    seeds = list(range(sweep.seeds))
+    cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
+    for recipe in tuning_grid(sweep.recipe):
+        cells += trained("quality", seeds, recipe)
+    for point in tuning_grid(sweep.tune) if sweep.tune else ():
+        cells += trained("tune", tuning_seeds(sweep.tune_seeds), point)
     if any(v.spec.checkpoint for v in variants):
         cells.append(Cell("check", functional[0].spec.replace(checkpoint=True), seed=0, **common))
     return cells

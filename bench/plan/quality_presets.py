@@ -28,23 +28,30 @@ DATASETS: dict[str, DatasetInfo] = {
     "fashion_mnist": DatasetInfo((1, 28, 28), 10, heldout_n=10_000, downloaded=True),
     "cifar10": DatasetInfo((3, 32, 32), 10, heldout_n=10_000, downloaded=True),
 }
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "inv_sqrt")
 
 
 @dataclass(frozen=True)
 class QualityConfig:
     dataset: str = "digits"
     base: UNetSpec = BASES["digits8_ch16"]  # the runner applies each variant's axis values to this spec
-    # training: AdamW, constant learning rate, smalldiffusion's ScheduleLogLinear and denoising loss
-    train_steps: int = 1500          # ~65 s of training per quick cell on 1 thread, two cells at once on 2 cores
+    # training: AdamW, smalldiffusion's ScheduleLogLinear and denoising loss. lr, lr_schedule, weight_decay and
+    # ema_decay are recipe axes (bench/plan/recipe.py): a sweep may vary or tune them per variant.
+    train_steps: int = 1500
     batch_size: int = 64
     lr: float = 4e-3
-    lr_schedule: str = "constant"    # or "cosine": decays to 0 over train_steps
+    lr_schedule: str = "constant"    # "cosine": decays to 0 over train_steps; "inv_sqrt": EDM2's decay, below
+    weight_decay: float = 0.01       # AdamW's decoupled weight decay (torch's default); EDM2 trains with none
     ema_decay: float = 0.99          # weights averaged with torch.optim.swa_utils; 0 samples the raw weights
+    # EDM2's inverse-square-root decay, lr / sqrt(max(step / lr_ref_steps, 1)) after a linear warm-up over
+    # lr_rampup_steps, at the same fractions of a short run as EDM2-S's of its long one (about 1/15 and 1/200)
+    lr_ref_steps: int = 100
+    lr_rampup_steps: int = 7
     schedule_n: int = 1000
     sigma_min: float = 0.01
     sigma_max: float = 10.0
-    # learning curve: held-out denoising loss every eval_every steps on a fixed grid of noise levels
+    # checkpoints: every eval_every steps and the last, the held-out denoising loss on a fixed grid of noise
+    # levels, and samples scored as at the end (effects along training)
     eval_every: int = 500
     loss_eval_n: int = 250           # held-out images in the loss (each at every sigma of the grid)
     sigma_grid: int = 8              # log-spaced sigmas from sigma_min to sigma_max
@@ -90,14 +97,16 @@ class QualityConfig:
                              f"valid for dataset={self.dataset!r}: {info.shape} and out_ch={info.shape[0]}")
         for name in ("train_steps", "batch_size", "schedule_n", "eval_every", "loss_eval_n", "sigma_grid",
                      "sampler_steps", "sample_batch", "eval_n", "pr_k", "kid_subsets", "kid_subset_size",
-                     "swd_projections", "grid_images", "classifier_epochs", "checkpoint_check_steps"):
+                     "swd_projections", "grid_images", "classifier_epochs", "checkpoint_check_steps", "lr_ref_steps"):
             check_int(name, getattr(self, name))
-        for name in ("split_seed", "eval_seed", "classifier_seed"):
+        for name in ("split_seed", "eval_seed", "classifier_seed", "lr_rampup_steps"):
             check_int(name, getattr(self, name), minimum=0)
         if not _is_real(self.lr) or self.lr <= 0:
             raise ValueError(f"lr={self.lr!r} is invalid; valid: a positive float")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule={self.lr_schedule!r} is invalid; valid: {', '.join(LR_SCHEDULES)}")
+        if not _is_real(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay={self.weight_decay!r} is invalid; valid: a float >= 0 (0 disables it)")
         if not _is_real(self.ema_decay) or not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay={self.ema_decay!r} is invalid; valid: a float in [0, 1) (0 disables EMA)")
         if not (_is_real(self.sigma_min) and _is_real(self.sigma_max) and 0 < self.sigma_min < self.sigma_max):
@@ -111,6 +120,11 @@ class QualityConfig:
         if info.heldout_n is not None and 2 * self.eval_n > info.heldout_n:
             raise ValueError(f"eval_n={self.eval_n} is too large for dataset={self.dataset!r}: the real floor needs "
                              f"2 * eval_n held-out images; valid: eval_n <= {info.heldout_n // 2}")
+        if info.heldout_n is not None and self.validation_start + self.eval_n > info.heldout_n:
+            raise ValueError(f"eval_n={self.eval_n} and loss_eval_n={self.loss_eval_n} are too large for "
+                             f"dataset={self.dataset!r}: tuning scores on eval_n held-out images after the first "
+                             f"max(eval_n, loss_eval_n), which the final scores use; valid: max(eval_n, loss_eval_n) "
+                             f"+ eval_n <= {info.heldout_n}")
         if info.heldout_n is not None and self.loss_eval_n > info.heldout_n:
             raise ValueError(f"loss_eval_n={self.loss_eval_n} is invalid for dataset={self.dataset!r}; "
                              f"valid: at most {info.heldout_n} (the held-out split)")
@@ -124,6 +138,17 @@ class QualityConfig:
             raise ValueError(f"inception_fid=True is invalid for dataset={self.dataset!r}; "
                              f"valid datasets: {', '.join(INCEPTION_DATASETS)} (Inception features mean little "
                              "on tiny grey digits)")
+
+    @property
+    def validation_start(self) -> int:
+        """The first held-out image a tuning cell scores on: every image before it belongs to the final scores
+        (the FD reference, the first eval_n) or the held-out loss (the first loss_eval_n)."""
+        return max(self.eval_n, self.loss_eval_n)
+
+    @property
+    def checkpoints(self) -> tuple[int, ...]:
+        """The training steps a quality cell samples and scores at: every eval_every steps, and the last."""
+        return (*range(self.eval_every, self.train_steps, self.eval_every), self.train_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -141,12 +166,14 @@ INCEPTION_DATASETS = ("fashion_mnist", "cifar10")
 QUALITY_PRESETS: dict[str, QualityConfig] = {
     # seconds: tests and CI; numbers mean nothing beyond "the pipeline runs"
     "smoke": QualityConfig(
-        base=BASES["digits8_ch8"], train_steps=20, batch_size=32, eval_every=10,
+        base=BASES["digits8_ch8"], train_steps=20, batch_size=32, eval_every=7,
         loss_eval_n=64, sigma_grid=4, sampler_steps=4, eval_n=64, kid_subsets=10, kid_subset_size=32,
         swd_projections=32, grid_images=16, classifier_epochs=2, checkpoint_check_steps=2,
     ),
     # `make bench` on a 2-core CPU: 8 functional variants x 3 seeds, two at a time, within about 20 minutes
     "quick": QualityConfig(),
+    # the quick recipe on a network 4x as large (digits8_ch32): does a switch's direction hold at a second scale?
+    "quick_ch32": QualityConfig(base=BASES["digits8_ch32"]),
     # GPU scale: 28x28 MNIST shapes, FD at N=1000, where the real-versus-real floor on MNIST-5k measured about 7.5
     # (60.6, 24.9, 13.5 at N = 100, 250, 500: FD is biased in N, so only equal N compare)
     "full": QualityConfig(

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.plan.execution import COMPILE_MODES, DTYPES, MEMORY_FORMATS, Execution, compile_mode
 from bench.plan.quality_presets import QUALITY_PRESETS
+from bench.plan.recipe import RECIPE_AXES
 from bench.schema import DEFAULT_EXECUTION
 from variants import AXES, BASES, DESIGNS, UNetSpec
 from variants.grid import Rung
@@ -60,7 +61,10 @@ class Sweep:
     baseline_executions: tuple[Execution, ...] = ()
     peers: tuple[str, ...] = ()         # bench.models.peers names, measured at the base spec beside our variants
     rounds: RoundsBudget = RoundsBudget()  # timing of every model of a setting, in randomized rounds
-    quality: str | None = None          # bench.plan.quality_presets.QUALITY_PRESETS key; None: cost only
+    quality: tuple[str, ...] = ()       # bench.plan.quality_presets.QUALITY_PRESETS keys; none: cost only
+    recipe: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # recipe axes swept on the quality cells
+    tune: dict[str, tuple[Any, ...]] = field(default_factory=dict)    # a recipe grid each variant picks its point from
+    tune_seeds: int = 2                 # tuning seeds per grid point (bench/plan/tuning.py)
     seeds: int = 1                      # quality seeds per functional variant
     seeds_at_once: int = 1              # seeds of one variant trained together in one quality cell (packed)
     jobs: int = 1                       # untimed cells (quality, floor, check) at once on the local backend
@@ -73,6 +77,8 @@ class Sweep:
         data["base"] = self.base.to_dict() if isinstance(self.base, UNetSpec) else self.base
         data["axes"] = {name: [AXES[name].cell(v) for v in values] for name, values in self.axes.items()}
         data["rungs"] = [{"name": r.name, "axes": {n: AXES[n].cell(v) for n, v in r.changes}} for r in self.rungs]
+        for name in ("recipe", "tune"):
+            data[name] = {axis: list(values) for axis, values in data[name].items()}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
@@ -99,6 +105,9 @@ def sweep_from_dict(name: str, data: dict[str, Any], where: str) -> Sweep:
         design=reader.choice("design", DESIGNS, default.design),
         generator=reader.generator(),
         axes=reader.axes(),
+        recipe=reader.recipe("axes"),
+        tune=reader.recipe("tune", ("seeds",)),
+        tune_seeds=reader.get("tune.seeds", int, default.tune_seeds, positive=True),
         rungs=reader.rungs(),
         devices=reader.choices("devices", DEVICES, default.devices),
         memory_formats=reader.choices("execution.memory_format", MEMORY_FORMATS, default.memory_formats),
@@ -122,7 +131,8 @@ class _Reader:
     """Typed access to a sweep file's keys, each failure naming the key (dotted for tables) and what is valid."""
 
     TABLES = {"execution": ("memory_format", "dtype", "compile", "baseline"),
-              "rounds": tuple(f.name for f in dataclasses.fields(RoundsBudget))}
+              "rounds": tuple(f.name for f in dataclasses.fields(RoundsBudget)),
+              "tune": (*RECIPE_AXES, "seeds")}
     KEYS = ("description", "base", "batch_size", "design", "generator", "axes", "rungs", "devices", "peers", "quality",
             "seeds", "seeds_at_once", "jobs", *TABLES)
 
@@ -218,8 +228,11 @@ class _Reader:
             raise self.fail("axes", table, "a table of axis = [values]")
         out = {}
         for name, values in table.items():
+            if name in RECIPE_AXES:
+                continue  # read by recipe()
             if name not in AXES:
-                raise self.fail(f"axes.{name}", values, f"an axis: {', '.join(AXES)}")
+                raise self.fail(f"axes.{name}", values, f"an axis ({', '.join(AXES)}) or a recipe axis "
+                                                        f"({', '.join(RECIPE_AXES)})")
             if not isinstance(values, list) or not values:
                 raise self.fail(f"axes.{name}", values, "a non-empty list of values")
             axis = AXES[name]
@@ -227,6 +240,23 @@ class _Reader:
                 out[name] = tuple(_checked(axis, axis.parse_json(v)) for v in values)
             except ValueError as err:
                 raise ValueError(f"{self.where}: axes.{name}: {err}") from err
+        return out
+
+    def recipe(self, table_name: str, other_keys: tuple[str, ...] = ()) -> dict[str, tuple[Any, ...]]:
+        """The recipe axes of a table (``[axes]`` or ``[tune]``): name = [values], each checked."""
+        table = self.raw(table_name, {})
+        if not isinstance(table, dict):
+            raise self.fail(table_name, table, "a table of axis = [values]")
+        out = {}
+        for name, values in table.items():
+            if name not in RECIPE_AXES or name in other_keys:
+                continue
+            if not isinstance(values, list) or not values:
+                raise self.fail(f"{table_name}.{name}", values, "a non-empty list of values")
+            try:
+                out[name] = tuple(RECIPE_AXES[name].check(v) for v in values)
+            except ValueError as err:
+                raise ValueError(f"{self.where}: {table_name}.{name}: {err}") from err
         return out
 
     def rungs(self) -> tuple[Rung, ...]:
@@ -271,13 +301,14 @@ class _Reader:
         except ValueError as err:
             raise ValueError(f"{self.where}: rounds: {err}") from err
 
-    def quality(self) -> str | None:
+    def quality(self) -> tuple[str, ...]:
+        """A quality preset, or a list of them (each trains the same variants: a second scale); "": cost only."""
         value = self.raw("quality", "")
-        if value == "":
-            return None
-        if not isinstance(value, str) or value not in QUALITY_PRESETS:
-            raise self.fail("quality", value, f"one of {', '.join(QUALITY_PRESETS)}, or \"\" for cost only")
-        return value
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(n, str) and n in QUALITY_PRESETS for n in names if n):
+            raise self.fail("quality", value, f"one of {', '.join(QUALITY_PRESETS)} or a list of them, or \"\" for "
+                                              "cost only")
+        return tuple(dict.fromkeys(n for n in names if n))
 
     def no_unknown_keys(self) -> None:
         for key in self.data:

@@ -19,6 +19,7 @@ from bench.plan.options import SweepOptions
 from bench.plan.planner import Plan, make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.sweep import RoundsBudget
+from bench.plan.tuning import UNIT, choices, tuned_cells
 from bench.run import envinfo
 from bench.run.backends import execute
 from bench.schema import COST_KINDS, FAILED_STATUSES
@@ -86,12 +87,12 @@ def run_sweep(options: SweepOptions, argv: list[str]) -> pd.DataFrame:
 
 def _check_measurable(plan: Plan) -> None:
     """What the plan needs and only a measurement can tell is missing: say so now, not after hours of training."""
-    quality = plan.sweep.quality
-    if quality is not None and "quality" in plan.options.parts and QUALITY_PRESETS[quality].inception_fid:
-        try:
-            require_inception()  # offline or without torch-fidelity
-        except InceptionUnavailable as err:
-            raise ValueError(f"--quality {quality}: {err}") from err
+    for quality in plan.sweep.quality if "quality" in plan.options.parts else ():
+        if QUALITY_PRESETS[quality].inception_fid:
+            try:
+                require_inception()  # offline or without torch-fidelity
+            except InceptionUnavailable as err:
+                raise ValueError(f"--quality {quality}: {err}") from err
 
 
 def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.DataFrame:
@@ -114,28 +115,16 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
     if remaining.seconds > LONG_RUN_SECONDS or remaining.unknown:  # say so before the first cell starts
         print(f"{len(todo)} cells to run: {remaining.describe()}; Ctrl-C stops it, --resume finishes it", flush=True)
     worker_options = {"rounds": dataclasses.asdict(sweep.rounds), "cache_dir": str(options.cache_dir.resolve())}
-    jobs = plan.jobs
-    progress = Progress(todo, sweep.rounds, jobs if options.backend.name == "local" else 1)
-    failed = 0
     stopped = None
-    results = execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend, jobs)
     try:
-        with time_limit(None if deadline is None else deadline - time.monotonic()), contextlib.closing(results):
-            for result in results:
-                frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
-                store.write_cell(frame, result.cell)
-                store.consolidate()
-                failed += bool(frame["status"].isin(FAILED_STATUSES).any())
-                progress.done(result.cell, result.seconds, cell_outcome(frame))
-    except KeyboardInterrupt as stop:
-        signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
-        print(f"{chr(10) if signum == signal.SIGINT else ''}interrupted by {signal.Signals(signum).name}: every "
-              f"finished cell is kept in {options.out}; rerun with --resume to finish", file=sys.stderr)
-        raise Stopped(signum) from None
+        with time_limit(None if deadline is None else deadline - time.monotonic()):
+            failed = _run_cells(plan, todo, store, run_id, worker_options)
+            if plan.sweep.tune:  # the second stage: each tuned variant at its chosen recipe
+                failed += _run_cells(plan, _chosen_cells(plan, store), store, run_id, worker_options)
     except TimeLimitReached as err:
         stopped = err
-        print(f"\n{err}: {progress.count} of {len(todo)} cells finished and are kept in {options.out}, the cells "
-              "still running were stopped; rerun with --resume to finish", file=sys.stderr)
+        print(f"\n{err}: the cells that finished are kept in {options.out}, the cells still running were stopped; "
+              "rerun with --resume to finish", file=sys.stderr)
     finally:
         env["load_end"] = envinfo.load_average()
         atomic_write_text(env_file, _json(env))
@@ -147,6 +136,45 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
     if failed:
         print(f"{failed} cell(s) did not finish cleanly; see the status and message columns", file=sys.stderr)
     return table
+
+
+def _run_cells(plan: Plan, todo: list[Cell], store: RunStore, run_id: str, worker_options: dict) -> int:
+    """Run ``todo``, writing each finished cell's rows as it finishes; returns how many did not finish cleanly."""
+    options = plan.options
+    progress = Progress(todo, plan.sweep.rounds, plan.jobs if options.backend.name == "local" else 1)
+    failed = 0
+    results = execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend, plan.jobs)
+    try:
+        with contextlib.closing(results):
+            for result in results:
+                frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
+                store.write_cell(frame, result.cell)
+                store.consolidate()
+                failed += bool(frame["status"].isin(FAILED_STATUSES).any())
+                progress.done(result.cell, result.seconds, cell_outcome(frame))
+    except KeyboardInterrupt as stop:
+        signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+        print(f"{chr(10) if signum == signal.SIGINT else ''}interrupted by {signal.Signals(signum).name}: every "
+              f"finished cell is kept in {options.out}; rerun with --resume to finish", file=sys.stderr)
+        raise Stopped(signum) from None
+    return failed
+
+
+def _chosen_cells(plan: Plan, store: RunStore) -> list[Cell]:
+    """The quality cells of every tuned variant at its chosen recipe that the folder does not hold yet, chosen
+    from the tuning cells' rows (bench/plan/tuning.py); a variant none of whose tuning cells finished is named."""
+    table = store.table()
+    chosen = tuned_cells(plan.cells, table)
+    tuned = {(c.quality, c.base_config, c.variant, c.rung) for c in plan.cells if c.kind == "tune"}
+    have = set(map(tuple, choices(table)[UNIT].itertuples(index=False)))
+    for quality, _, variant, rung in sorted(tuned - have):
+        print(f"notice: no tuning cell of {variant}{f' (rung {rung})' if rung else ''} at --quality {quality} "
+              "finished with a score: it has no tuned reading", file=sys.stderr)
+    todo = [c for c in chosen if not store.is_finished(c)]
+    if chosen:
+        print(f"tuning chose {len(chosen)} quality cell(s) at other recipes than their preset's, {len(todo)} to run",
+              flush=True)
+    return todo
 
 
 def _note_earlier_revisions(env: dict, earlier_env: dict) -> None:

@@ -147,14 +147,12 @@ def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> N
         time_in_rounds(cell, RoundsBudget(**options["rounds"]), rows)
         return
     from bench.measure import quality
-    from bench.plan.quality_presets import QUALITY_PRESETS
 
-    config = QUALITY_PRESETS[cell.quality]
+    config = cell.config  # the quality preset with the cell's recipe
     cache = Path(options["cache_dir"])
-    if cell.kind == "quality" and cell.seeds:
-        rows += quality.run_quality_seeds(cell.spec, config, cell.seeds, cell.device, run_dir, cache)
-    elif cell.kind == "quality":
-        rows += quality.run_quality_cell(cell.spec, config, cell.seed, cell.device, run_dir, cache)
+    if cell.kind in ("quality", "tune"):
+        rows += quality.run_quality_seeds(cell.spec, config, cell.seeds or (cell.seed,), cell.device, run_dir, cache,
+                                          tuning=cell.kind == "tune")
     elif cell.kind == "floor":
         rows += quality.real_floor(config, cell.seed, run_dir, cache)
     elif cell.kind == "check":

@@ -22,8 +22,8 @@ from bench.schema import Measurement, columns, typed
 
 # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns; 4: a column per
 # declared axis, quality_preset beside the real dataset; 5: EDM2's axes (residual_join replaces skip_rescale), rung,
-# rung_index and cuda_graphs columns
-SCHEMA_VERSION = 5
+# rung_index and cuda_graphs columns; 6: recipe axes (lr, lr_schedule, weight_decay, ema_decay), tune cells
+SCHEMA_VERSION = 6
 
 
 def atomic_write(path: Path, write) -> None:

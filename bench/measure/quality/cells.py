@@ -2,8 +2,10 @@
 check that gradient checkpointing leaves training unchanged (so the sweep trains only checkpoint=False)."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,27 +23,54 @@ from bench.schema import Measurement, measure_into
 from variants import UNetSpec, build
 
 
+# Rows of samples scored at a checkpoint before the last (the last one's are phase "sample").
+ALONG_TRAINING = "along_training"
+
+
 def run_quality_cell(spec: UNetSpec, config: QualityConfig, seed: int, device: str | torch.device,
-                     out_dir: Path, cache_dir: Path) -> list[Measurement]:
-    """Train ``spec`` with ``config`` and ``seed``, sample ``eval_n`` images and score them against the
-    first ``eval_n`` held-out images. Writes ``out_dir/samples/<spec.name>-seed<seed>.png``."""
-    data, classifier = _prepare(spec, config, device, cache_dir)
-    torch.manual_seed(seed)
-    model = build(spec).to(device)
-    sampled_model, rows = train(model, data, config, seed, device)
-    return rows + _sample_and_score(sampled_model, spec, config, seed, data, classifier, device, out_dir)
+                     out_dir: Path, cache_dir: Path, tuning: bool = False) -> list[Measurement]:
+    """Train ``spec`` with ``config`` and ``seed``, sample ``eval_n`` images at every checkpoint and score them
+    (``scoring_reference``). Writes ``out_dir/samples/<spec.name>-seed<seed>.png`` from the last."""
+    return run_quality_seeds(spec, config, (seed,), device, out_dir, cache_dir, tuning)
 
 
 def run_quality_seeds(spec: UNetSpec, config: QualityConfig, seeds: tuple[int, ...], device: str | torch.device,
-                      out_dir: Path, cache_dir: Path) -> list[Measurement]:
-    """``run_quality_cell`` for each of ``seeds``, their training packed into one wide network (packed.py): the
-    same rows per seed, each sampled and scored on its own."""
+                      out_dir: Path, cache_dir: Path, tuning: bool = False) -> list[Measurement]:
+    """``run_quality_cell`` for each of ``seeds``: one seed trained alone (train.py), several packed into one wide
+    network (packed.py), with the same rows per seed, each sampled and scored on its own."""
     data, classifier = _prepare(spec, config, device, cache_dir)
-    models, curves = train_packed(spec, data, config, seeds, device)
+    reference, where = scoring_reference(data, config, tuning)
     rows: list[Measurement] = []
+
+    def score_checkpoint(step: int, models: Sequence[torch.nn.Module]) -> None:
+        for seed, model in zip(seeds, models):
+            rows.extend(_sample_and_score(model, config, seed, data, classifier, reference, where, device, step))
+
+    if len(seeds) == 1:
+        torch.manual_seed(seeds[0])
+        model, curve = train(build(spec).to(device), data, config, seeds[0], device, score_checkpoint)
+        models, curves = [model], [curve]
+    else:
+        models, curves = train_packed(spec, data, config, seeds, device, score_checkpoint)
+    along_training, rows = rows, []
     for seed, model, curve in zip(seeds, models, curves):
-        rows += curve + _sample_and_score(model, spec, config, seed, data, classifier, device, out_dir)
-    return rows
+        grid = Path(out_dir) / "samples" / f"{spec.name}{'-tuning' if tuning else ''}-seed{seed}.png"
+        rows += curve + _sample_and_score(model, config, seed, data, classifier, reference, where, device,
+                                          config.train_steps, grid)
+    return rows + along_training
+
+
+def scoring_reference(data: DatasetSplits, config: QualityConfig, tuning: bool) -> tuple[Tensor, str]:
+    """The real images samples are scored against, and their description: the first ``eval_n`` held-out images
+    for the final scores; for tuning, the ``eval_n`` after ``validation_start``, which neither the final scores
+    nor the held-out loss use, so a recipe chosen on them is not chosen on the data it is scored on."""
+    start = config.validation_start if tuning else 0
+    images = data.heldout_x[start: start + config.eval_n]
+    if len(images) < config.eval_n:
+        raise ValueError(f"the held-out split has {len(data.heldout_x)} images; tuning needs "
+                         f"{config.validation_start + config.eval_n} (validation_start + eval_n)")
+    what = "validation" if tuning else "reference"
+    return images, f"{what}: held-out images {start} to {start + config.eval_n - 1}"
 
 
 def _prepare(spec: UNetSpec, config: QualityConfig, device: str | torch.device, cache_dir: Path
@@ -53,9 +82,11 @@ def _prepare(spec: UNetSpec, config: QualityConfig, device: str | torch.device, 
     return data, load_or_train_classifier(data, config.classifier_seed, config.classifier_epochs, cache_dir, device)
 
 
-def _sample_and_score(model: torch.nn.Module, spec: UNetSpec, config: QualityConfig, seed: int,
-                      data: DatasetSplits, classifier: torch.nn.Module, device: str | torch.device,
-                      out_dir: Path) -> list[Measurement]:
+def _sample_and_score(model: torch.nn.Module, config: QualityConfig, seed: int, data: DatasetSplits,
+                      classifier: torch.nn.Module, reference: Tensor, where: str, device: str | torch.device,
+                      step: int, grid: Path | None = None) -> list[Measurement]:
+    """Sample ``eval_n`` images and score them against ``reference``: phase "sample" at the last step, else
+    ALONG_TRAINING, every row at ``step``; the first images go to the PNG ``grid`` if given."""
     cuda = torch.device(device).type == "cuda"
     start = time.perf_counter()
     images = generate(model, config, config.eval_n, seed, device)
@@ -65,15 +96,16 @@ def _sample_and_score(model: torch.nn.Module, spec: UNetSpec, config: QualityCon
                         f"time.perf_counter, smalldiffusion samples(gam={config.gam:g}), "
                         f"{config.sampler_steps} steps", seed=seed, n=config.eval_n)]
     images = images.clamp(-1, 1)  # the data range: what an image file would store
-    reference = data.heldout_x[: config.eval_n]
     # Each of these fails on its own (a row says why), keeping the trained cell's other rows.
     measure_into(rows, "sample", "scores", lambda: score(images, reference, data, classifier, config, seed))
     if config.inception_fid:
         measure_into(rows, "sample", "inception_fd", lambda: inception_rows(
-            images, reference, f"{data.name} held-out ({data.split}), first {config.eval_n}", seed, device))
-    measure_into(rows, "sample", "sample_grid", lambda: save_grid(
-        images, Path(out_dir) / "samples" / f"{spec.name}-seed{seed}.png", config.grid_images))
-    return rows
+            images, reference, f"{data.name} held-out ({data.split}), {where}", seed, device))
+    if grid is not None:
+        measure_into(rows, "sample", "sample_grid", lambda: save_grid(images, grid, config.grid_images))
+    phase = "sample" if step == config.train_steps else ALONG_TRAINING
+    return [dataclasses.replace(row, phase=phase if row.phase == "sample" else row.phase, step=step,
+                                message=row.message or where) for row in rows]
 
 
 def real_floor(config: QualityConfig, seed: int, out_dir: Path, cache_dir: Path,

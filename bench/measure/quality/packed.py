@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from bench.measure.quality.data import DatasetSplits
-from bench.measure.quality.train import PHASE, HeldoutLoss, make_schedule
+from bench.measure.quality.train import PHASE, AtCheckpoint, HeldoutLoss, make_schedule, optimizer_and_schedule
 from bench.plan.quality_presets import QualityConfig
 from bench.schema import Measurement
 from variants import UNetSpec, build
@@ -243,10 +243,7 @@ def packed_steps(wide: nn.Module, data: DatasetSplits, config: QualityConfig, se
     """``training_steps`` for the K models of ``wide`` at once; yields (step, the K losses)."""
     k = len(seeds)
     streams = [SeedStreams(seed, config, data.train_x) for seed in seeds]
-    optimizer = torch.optim.AdamW(wide.parameters(), lr=config.lr, fused=True)
-    # every model has the same learning rate at every step, so one schedule serves them all
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if config.lr_schedule == "cosine" \
-        else None
+    optimizer, scheduler = optimizer_and_schedule(wide.parameters(), config, steps)
     wide.train()
     for step in range(1, steps + 1):
         draws = [s.draw() for s in streams]
@@ -262,9 +259,11 @@ def packed_steps(wide: nn.Module, data: DatasetSplits, config: QualityConfig, se
 
 
 def train_packed(spec: UNetSpec, data: DatasetSplits, config: QualityConfig, seeds: list[int] | tuple[int, ...],
-                 device: str | torch.device) -> tuple[list[nn.Module], list[list[Measurement]]]:
+                 device: str | torch.device, at_checkpoint: AtCheckpoint | None = None
+                 ) -> tuple[list[nn.Module], list[list[Measurement]]]:
     """``train`` for every seed at once: per seed, the model to sample from (the EMA when enabled) and its
-    learning-curve rows. Each seed's held-out loss is taken on its own unpacked weights by ``HeldoutLoss``; its
+    learning-curve rows; ``at_checkpoint`` gets the seeds' unpacked models, in the order of ``seeds``. Each seed's
+    held-out loss is taken on its own unpacked weights by ``HeldoutLoss``; its
     wall time is the shared training time divided by K (the method says so)."""
     k = len(seeds)
     wide = pack(initial_models(spec, seeds)).to(device)
@@ -302,7 +301,9 @@ def train_packed(spec: UNetSpec, data: DatasetSplits, config: QualityConfig, see
             if cuda:
                 torch.cuda.synchronize()
             elapsed += time.perf_counter() - start
-            log(step)
+            log(step)  # leaves each seed's current weights in ``models``
+            if at_checkpoint is not None and step < config.train_steps:
+                at_checkpoint(step, models)
             start = time.perf_counter()
     for model, state in zip(models, unpack(scored, k)):
         model.load_state_dict(state)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 from smalldiffusion import ScheduleLogLinear, generate_train_sample, samples
@@ -19,6 +19,8 @@ from bench.plan.quality_presets import QualityConfig
 from bench.schema import Measurement
 
 PHASE = "train"
+# Called at every checkpoint before the last with the step and the models to sample from (one per seed).
+AtCheckpoint = Callable[[int, Sequence[nn.Module]], None]
 
 
 def make_schedule(config: QualityConfig) -> ScheduleLogLinear:
@@ -67,10 +69,7 @@ def training_steps(model: nn.Module, data: DatasetSplits, config: QualityConfig,
     batches = torch.Generator().manual_seed(seed)
     schedule = make_schedule(config)
     train_x = data.train_x.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, fused=True)  # one kernel: 4x faster on CPU
-    # cosine: the learning rate decays to 0 at the last step, which settles short runs (T_max = steps)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if config.lr_schedule == "cosine" \
-        else None
+    optimizer, scheduler = optimizer_and_schedule(model.parameters(), config, steps)
     model.train()
     for step in range(1, steps + 1):
         idx = torch.randint(len(train_x), (config.batch_size,), generator=batches).to(device)
@@ -84,11 +83,35 @@ def training_steps(model: nn.Module, data: DatasetSplits, config: QualityConfig,
         yield step, loss.detach()
 
 
+def optimizer_and_schedule(params: Iterator[nn.Parameter], config: QualityConfig, steps: int
+                           ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """AdamW at the recipe's lr and weight decay, and its learning-rate schedule (None: constant). Every model
+    of a packed cell has the same rate at every step, so one optimizer and schedule serve them all."""
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                  fused=True)  # one kernel: 4x faster on CPU
+    if config.lr_schedule == "cosine":  # decays to 0 at the last step, which settles short runs (T_max = steps)
+        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    if config.lr_schedule == "inv_sqrt":
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: inv_sqrt_factor(done + 1, config))
+    return optimizer, None
+
+
+def inv_sqrt_factor(step: int, config: QualityConfig) -> float:
+    """EDM2's learning-rate factor at ``step`` (counting from 1): a linear warm-up over lr_rampup_steps, then
+    1 / sqrt(max(step / lr_ref_steps, 1)) (Karras et al. 2024, eq. 16)."""
+    factor = 1 / math.sqrt(max(step / config.lr_ref_steps, 1))
+    if config.lr_rampup_steps > 0:
+        factor *= min(step / config.lr_rampup_steps, 1)
+    return factor
+
+
 def train(model: nn.Module, data: DatasetSplits, config: QualityConfig, seed: int,
-          device: str | torch.device) -> tuple[nn.Module, list[Measurement]]:
+          device: str | torch.device, at_checkpoint: AtCheckpoint | None = None
+          ) -> tuple[nn.Module, list[Measurement]]:
     """Train for ``config.train_steps``; return the weights to sample from (the EMA when enabled) and the
-    learning curve: held-out loss and cumulative training wall time at step 0, every ``eval_every``
-    steps and at the end. Wall time counts training only, not the evaluations."""
+    learning curve: held-out loss and cumulative training wall time at step 0 and every checkpoint
+    (``config.checkpoints``), where ``at_checkpoint`` is also called, but for the last. Wall time counts training
+    only, not the evaluations."""
     heldout = HeldoutLoss(data.heldout_x, config, device)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True) \
         if config.ema_decay > 0 else None
@@ -114,6 +137,8 @@ def train(model: nn.Module, data: DatasetSplits, config: QualityConfig, seed: in
                 torch.cuda.synchronize()
             elapsed += time.perf_counter() - start
             log(step)
+            if at_checkpoint is not None and step < config.train_steps:
+                at_checkpoint(step, [scored])
             start = time.perf_counter()
     return scored, rows
 

@@ -2,7 +2,7 @@
 cost columns. One list, so that "training FLOPs" means the same everywhere."""
 from __future__ import annotations
 
-from bench.schema import FINAL_STEP
+from bench.schema import FINAL_STEP, PRIMARY_QUALITY, PRIMARY_TIME  # noqa: F401 (re-exported)
 
 # Training FLOPs are the work a step does, checkpointing's recompute included (``model_flops`` leaves it out).
 TRAINING_FLOPS = "flops"
@@ -17,12 +17,6 @@ HEADLINE_COSTS = (
 )
 # (column, phase, metric): quality as differences (lower is better for both)
 HEADLINE_QUALITY = (("FD", "sample", "fd"), ("held-out loss", FINAL_STEP, "heldout_loss"))
-# The verdict's confirmatory question per axis switch, one metric each (compute/effects.py: the primary family).
-# Time: the training step. Quality: FD, which separates the variants better than held-out loss on the committed
-# quick CPU run (FiLM's effect t = -14.5 against -9.6 with the seed-blocked model, 18 residual df; SD between the
-# variants' means over SD within them, across seeds: 3.25 against 1.84), and is what ADM's tables report (FID).
-PRIMARY_TIME = ("train_step", "seconds_per_iter")
-PRIMARY_QUALITY = ("sample", "fd")
 # What an axis figure shows (the rest is in its table).
 KEY_MEASUREMENTS = {(phase, metric) for _, phase, metrics in HEADLINE_COSTS for metric in metrics} | {
     (phase, metric) for _, phase, metric in HEADLINE_QUALITY}
