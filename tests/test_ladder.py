@@ -86,8 +86,10 @@ def test_a_ladder_plan_labels_every_cell_with_its_rung_and_times_against_the_fir
     assert [(c.rung, c.rung_index) for c in costs if c.base_config == "fmnist28"] == [
         ("A", 0), ("C", 1), ("D", 2), ("E", 3), ("F", 4), ("G", 5)]
     assert {c.base_config for c in costs} == {"fmnist28", "digits8_ch16"}  # and the quality network's
-    quality = [(c.rung, c.rung_index, c.seed) for c in plan.cells if c.kind == "quality"]
-    assert quality == [(r, i, s) for i, r in enumerate("ACDEFG") for s in range(3)]
+    quality = [(c.rung, c.rung_index, c.seeds) for c in plan.cells if c.kind == "quality"]
+    assert quality == [(r, i, (0, 1, 2)) for i, r in enumerate("ACDEFG")]  # 3 seeds trained together
+    tune = [(c.rung, c.config.lr, c.seeds) for c in plan.cells if c.kind == "tune"]
+    assert sorted(tune) == sorted((r, lr, (10000, 10001)) for r in "ACDEFG" for lr in (0.004, 0.01))
     for timing in (c for c in plan.cells if c.kind == "timing"):
         assert [(m.rung, m.replica) for m in timing.members[:2]] == [("A", 0), ("A", 1)]  # the A/A control
         assert timing.rung == "" and timing.identity_columns()["rung"] == ""
