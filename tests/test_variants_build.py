@@ -88,3 +88,19 @@ def test_build_returns_a_unet_that_remembers_its_spec():
     spec = SMALL_SPECS["32x32x3"].replace(upsample="conv_transpose")
     model = build(spec)
     assert isinstance(model, UNet) and model.spec == spec
+
+
+def test_a_block_written_for_the_old_signature_is_refused_at_registration_naming_the_new_one():
+    from variants.upsample import UPSAMPLERS
+
+    class OldUpsample(torch.nn.Module):
+        def __init__(self, channels):  # before blocks took `parts`
+            super().__init__()
+
+    with pytest.raises(TypeError) as err:
+        UPSAMPLERS.register("old_style")(OldUpsample)
+    assert str(err.value).startswith("upsample: 'old_style' is "
+                                     "test_a_block_written_for_the_old_signature_is_refused_at_registration_naming_"
+                                     "the_new_one.<locals>.OldUpsample(channels), but the builder calls it as ")
+    assert "valid: def __init__(self, channels, parts)" in str(err.value)
+    assert "old_style" not in UPSAMPLERS

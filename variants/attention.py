@@ -14,7 +14,7 @@ from .mp import normalize
 from .parts import Parts
 from .registry import Registry
 
-ATTENTIONS: Registry[nn.Module] = Registry("attention")
+ATTENTIONS: Registry[nn.Module] = Registry("attention", ("channels", "heads", "parts"))
 
 
 class AttentionBlock(nn.Module):

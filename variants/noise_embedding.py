@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .parts import Parts
 from .registry import Registry
 
-NOISE_EMBEDDINGS: Registry[nn.Module] = Registry("noise_embedding")
+NOISE_EMBEDDINGS: Registry[nn.Module] = Registry("noise_embedding", ("ch", "temb_ch", "parts"))
 
 
 class NoiseEmbedding(nn.Module):

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .parts import Parts
 from .registry import Registry
 
-TIME_INJECTIONS: Registry[nn.Module] = Registry("time_injection")
+TIME_INJECTIONS: Registry[nn.Module] = Registry("time_injection", ("temb_channels", "channels", "parts"))
 
 
 class TimeInjection(nn.Module):

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from .parts import Parts
 from .registry import Registry
 
-UPSAMPLERS: Registry[nn.Module] = Registry("upsample")
+UPSAMPLERS: Registry[nn.Module] = Registry("upsample", ("channels", "parts"))
 
 
 class Upsampler(nn.Module):
