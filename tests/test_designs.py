@@ -125,6 +125,7 @@ def test_the_plan_merges_a_duplicate_variant_with_a_notice_naming_both(tmp_path)
     (notice,) = plan.notices
     assert notice.startswith("nearest_conv+additive+1h+32ch_head builds the same network as "
                              "nearest_conv+additive+1h (num_head_channels=32 vs 0")
+    assert plan.describe().splitlines()[0] == f"notice: {notice}"  # --plan says what the run will say first
 
 
 def test_a_fractional_design_with_a_duplicate_run_is_refused(tmp_path):

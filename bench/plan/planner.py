@@ -59,9 +59,11 @@ class Plan:
         return out
 
     def describe(self) -> str:
-        """What ``bench run --plan`` prints: the cells by kind, each one's label, and the time they will take."""
-        lines = [f"{self.sweep.name}: {len(self.cells)} cells ({self.sweep.design} design on {self.base_name}); "
-                 f"{self.estimate().describe()}"]
+        """What ``bench run --plan`` prints: the notices the run prints first, the cells by kind, each one's label,
+        and the time they will take."""
+        lines = [f"notice: {notice}" for notice in self.notices]
+        lines.append(f"{self.sweep.name}: {len(self.cells)} cells ({self.sweep.design} design on {self.base_name}); "
+                     f"{self.estimate().describe()}")
         tuned = self.after_tuning()
         if tuned:
             lines.append(f"  then, after tuning, up to {len(tuned)} quality cells at the variants' chosen recipes: "
