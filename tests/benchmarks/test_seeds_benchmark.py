@@ -6,8 +6,8 @@ scoring, sample grids), on one thread, in ABBA order.
     BENCH_SEEDS=4 BENCH_SEED_STEPS=1500 flock /tmp/cpu.lock python -m pytest --benchmark-only \
         tests/benchmarks/test_seeds_benchmark.py -s
 
-prints the CPU seconds per seed of both and their ratio (also in the benchmark's extra_info). A benchmark, not a
-test: it asserts nothing about speed.
+prints the CPU seconds per seed of both and their ratio (also in the benchmark's extra_info); by default at 300
+steps (seed_presets.py). A benchmark, not a test: it asserts nothing about speed.
 """
 from __future__ import annotations
 
