@@ -24,7 +24,7 @@ class Axis:
 
     default:  the reference level (the smalldiffusion baseline); effects are measured against it
     values:   the levels `bench list` offers and the default grid sweeps (``()``: they depend on the base)
-    in_default_grid: swept by the default grid (the mission's 16 variants); other axes stay at the base's value
+    in_default_grid: swept by the default grid (its 16 variants); other axes stay at the base's value
     registry: for a string axis, the variants it names
     minimum:  for an integer axis, the smallest valid value
     label:    ``label(value, spec)``: how a value appears in a variant's name (None: not at all); by default

@@ -29,8 +29,8 @@ class Estimate:
     unknown: list[Cell] = field(default_factory=list)        # cells no prior covers
 
     def describe(self) -> str:
-        known = ", ".join(f"{kind} {_clock(s)}" for kind, s in self.by_kind.items())
-        text = f"about {_clock(self.seconds)} on a 2-core CPU ({known})"
+        known = ", ".join(f"{kind} {clock(s)}" for kind, s in self.by_kind.items())
+        text = f"about {clock(self.seconds)} on a 2-core CPU ({known})"
         if self.unknown:
             kinds = sorted({f"{c.kind} on {c.device}" for c in self.unknown})
             text += f", plus {len(self.unknown)} cell(s) with no measured prior ({', '.join(kinds)})"
@@ -83,7 +83,8 @@ def _scaled(priors: dict, cell: Cell) -> float | None:
     return seconds * max(1.0, size * max(cell.batch_size, 1) / max(batch, 1))
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on: every duration the plan and the runner print."""
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.measure.quality import InceptionUnavailable, require_inception
 from bench.plan.cells import Cell
-from bench.plan.estimate import LONG_RUN_SECONDS, cell_seconds, estimate
+from bench.plan.estimate import LONG_RUN_SECONDS, cell_seconds, clock, estimate
 from bench.plan.options import SweepOptions
 from bench.plan.planner import Plan, make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
@@ -112,8 +112,12 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
     for notice in plan.notices:
         print(f"notice: {notice}", flush=True)
     remaining = estimate(todo, sweep.rounds, plan.jobs)
+    after = [c for c in plan.after_tuning() if not store.is_finished(c)]
+    then = f"; then up to {len(after)} after tuning: {estimate(after, sweep.rounds, plan.jobs).describe()}" \
+        if after else ""
     if remaining.seconds > LONG_RUN_SECONDS or remaining.unknown:  # say so before the first cell starts
-        print(f"{len(todo)} cells to run: {remaining.describe()}; Ctrl-C stops it, --resume finishes it", flush=True)
+        print(f"{len(todo)} cells to run: {remaining.describe()}{then}; Ctrl-C stops it, --resume finishes it",
+              flush=True)
     worker_options = {"rounds": dataclasses.asdict(sweep.rounds), "cache_dir": str(options.cache_dir.resolve())}
     stopped = None
     try:
@@ -229,18 +233,13 @@ class Progress:
         left = sum(self._seconds(c) / (1 if c.kind in COST_KINDS else self.jobs) for c in self.remaining)
         elapsed = time.perf_counter() - self.start
         print(f"[{self.count}/{self.total}] {cell.label}: {status}, {seconds:.1f} s "
-              f"(elapsed {_clock(elapsed)}, about {_clock(left)} left)", flush=True)
+              f"(elapsed {clock(elapsed)}, about {clock(left)} left)", flush=True)
 
     def _seconds(self, cell: Cell) -> float:
         pace, spent = self.pace.get(cell.kind), self.spent.get(cell.kind)
         if self.prior[cell]:
             return self.prior[cell] * (statistics.median(pace) if pace else 1.0)
         return statistics.median(spent) if spent else 0.0
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{secs:02d}"
 
 
 def _json(data: dict) -> str:

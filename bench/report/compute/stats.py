@@ -5,7 +5,8 @@ Intervals over independent units (matched pairs of variants, seeds) are 95% t-in
 one unit there is none, with identical values (counted, not timed) it has zero width. Ratios and medians of
 repeated timings get a 95% percentile bootstrap (scipy.stats.bootstrap), and the timing model a cluster
 bootstrap over rounds (rounds_model.py); both draw ``N_RESAMPLES`` resamples from ``BOOTSTRAP_SEED``. An effect
-is resolved when its Holm-adjusted p-value is below ``ALPHA`` over every tested effect of the run (effects.py).
+is resolved when its Holm-adjusted p-value is below ``ALPHA`` within its family (primary or control; secondary effects
+at their unadjusted 95% interval: effects.py).
 """
 from __future__ import annotations
 
