@@ -35,6 +35,9 @@ BOTH_TIMED_PHASES = ",".join(TIMED_PHASES)  # the phase of a failure row of a me
 MACHINE_PHASES = ("env", "calibration", "group")
 # A training curve's last row, as the report names it (one value per seed: the end of training).
 FINAL_STEP = "train (final step)"
+# Samples scored at a checkpoint before the last (the last one's are phase "sample"), and in the report the held-out
+# loss at those checkpoints too: a switch's effect along training.
+ALONG_TRAINING = "along_training"
 
 # The verdict's confirmatory question per axis switch, one metric each (report/compute/effects.py: the primary
 # family; tuning chooses on the quality one). Time: the training step. Quality: FD, which separates the variants

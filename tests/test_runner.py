@@ -24,17 +24,18 @@ def bench(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProc
 
 
 BAD_OPTIONS = [
-    (["--preset", "huge"], "--preset 'huge' is not a preset; valid: adm_table1, edm2_table1, full, gpu, peers, quick, smoke"),
-    (["--axis", "heads=1,2"], "--axis 'heads=1,2' is invalid; valid: NAME=V1,V2 with NAME one of upsample"),
+    (["--preset", "huge"], "--preset 'huge' is not a preset; valid: adm_table1, edm2_table1, full, gpu, peers, quick, scale, smoke"),
+    (["--axis", "heads=1,2"], "--axis 'heads=1,2' is invalid; valid: NAME=V1,V2 with NAME an axis (upsample, "),
+    (["--axis", "heads=1,2"], "or a recipe axis (lr, lr_schedule, weight_decay, ema_decay)"),
     (["--axis", "upsample=pixel_shuffle"], "upsample='pixel_shuffle' is not a registered variant; valid: nearest_conv"),
     (["--axis", "attn_heads=3"], "attn_heads=3 does not divide"),
     (["--device", "tpu"], "--device 'tpu' is invalid; valid: cpu, cuda, auto"),
     (["--only", "beauty"], "--only 'beauty' is invalid; valid: cost, quality"),
     (["--threads", "0"], "--threads 0 is invalid"),
     (["--jobs", "0"], "--jobs 0 is invalid; valid: an integer from 1 to 1024"),
-    (["--base", "imagenet"], "--base 'imagenet' is invalid; valid: digits8, digits8_ch16, digits8_ch8, fmnist28, cifar32, ddpm_cifar10"),
+    (["--base", "imagenet"], "--base 'imagenet' is invalid; valid: digits8, digits8_ch16, digits8_ch32, digits8_ch8, fmnist28, cifar32, ddpm_cifar10"),
     (["--import", "no_such_plugin"], "--import 'no_such_plugin' cannot be imported"),
-    (["--quality", "imagenet"], "--quality 'imagenet' is invalid; valid: smoke, quick, full, fashion_mnist_fid"),
+    (["--quality", "imagenet"], "--quality 'imagenet' is invalid; valid: smoke, quick, quick_ch32, full, fashion_mnist_fid"),
     (["--base", '{"in_dim": 28, "in_ch": 1, "out_ch": 1, "ch": 100000, "ch_mult": [1, 1, 2], '
                 '"attn_resolutions": [14]}'],
      "--base and --batch-size: fmnist28[ch=100000] at batch 4 plans 165,645.6 GiB for one training step (weights, "

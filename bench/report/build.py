@@ -12,7 +12,10 @@ from bench.report.compute.load import load_run
 from bench.report.compute.run_ratios import run_labels, side_by_side_rows
 from bench.report.render.document import Section
 from bench.report.render.markup import to_html, to_markdown
+from bench.report.sections.across_scales import across_scales_section
+from bench.report.sections.against_edm2 import edm2_section
 from bench.report.sections.against_paper import paper_section
+from bench.report.sections.along_training import along_training_section
 from bench.report.sections.against_peers import peers_section
 from bench.report.sections.axis_effects import axis_effects_section, checkpoint_section
 from bench.report.sections.cost_per_variant import cost_section
@@ -21,6 +24,7 @@ from bench.report.sections.noise_floor import noise_floor_sentence, noise_sectio
 from bench.report.sections.quality_vs_cost import curves_section, pareto_section, samples_section
 from bench.report.sections.run_vs_run import compare_sections
 from bench.report.sections.tables import tables_section
+from bench.report.sections.tuning import tuning_section
 from bench.report.sections.verdict import verdict_section
 from bench.schema import KINDS
 from bench.store.folder import atomic_write_text
@@ -65,9 +69,14 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
 
 
 def run_sections(run: Derived, figures_dir: Path) -> list[Section]:
-    return [
+    """The sections that apply to ``run``, in order (a builder returns None for a section that does not)."""
+    sections = [
         verdict_section(run),
         paper_section(run),
+        edm2_section(run),
+        tuning_section(run),
+        along_training_section(run, figures_dir),
+        across_scales_section(run),
         design_section(run),
         noise_section(run),
         axis_effects_section(run, figures_dir),
@@ -79,6 +88,7 @@ def run_sections(run: Derived, figures_dir: Path) -> list[Section]:
         samples_section(run.samples),
         tables_section(run),
     ]
+    return [section for section in sections if section is not None]
 
 
 def overview(run: Derived) -> str:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.frames import by_variant
+from bench.report.compute.frames import by_variant, per_variant_quality
 from bench.report.compute.headline import TRAINING_FLOPS
+from bench.report.compute.recipes import confirmatory_recipes
+from bench.schema import ALONG_TRAINING
 
 # (phase, metric, method or None, column title, scale)
 COST_COLUMNS = [
@@ -53,14 +55,22 @@ def printed_peers(derived: Derived) -> pd.DataFrame:
     return speed.rename(columns={"median": "ours / peer", "count": "rounds"}).round(3)
 
 
-def printed_quality(derived: Derived, metric: str = "fd") -> pd.DataFrame:
-    """Mean and 95% t-interval half-width over seeds, and the real-vs-real floor, of one quality metric."""
-    ci = pd.concat([derived.quality, derived.floor], ignore_index=True)
+def printed_quality(derived: Derived, metric: str = "fd", recipe: str | None = None) -> pd.DataFrame:
+    """Mean and 95% t-interval half-width over seeds, and the real-vs-real floor, of one quality metric at the end
+    of training, at ``recipe`` (default: the main reading, compute/recipes.py)."""
+    if recipe is None or recipe == derived.main_recipe:
+        quality = derived.quality
+    else:
+        values = derived.all_quality_values
+        quality = per_variant_quality(values[(values["recipe"] == recipe) & (values["phase"] != ALONG_TRAINING)])
+    ci = pd.concat([quality, derived.floor], ignore_index=True)
     if ci.empty:
         return pd.DataFrame()
-    ci = ci[(ci["phase"] == "sample") & (ci["metric"] == metric)].set_index("variant")
+    ci = ci[(ci["phase"] == "sample") & (ci["metric"] == metric)]
     if ci.empty:
         return pd.DataFrame()
+    several = ci["base_config"].nunique() > 1  # the same variant on two networks (the scale preset)
+    ci = ci.set_index(ci["variant"] + (" @ " + ci["base_config"] if several else ""))
     return pd.DataFrame({f"{metric} mean": ci["mean"].round(3), "95% CI ±": (ci["high"] - ci["mean"]).round(3),
                          "seeds": ci["n"]})
 
@@ -75,7 +85,11 @@ def print_summary(derived: Derived) -> None:
         if not peers.empty:
             print("\nOur U-Net against the peers (throughput ratio, median over timing rounds; above 1 = ours faster):")
             print(peers.to_string())
-        quality = printed_quality(derived)
-        if not quality.empty:
-            print("\nSample quality (Frechet distance in digit-classifier features; 'real' is the floor):")
-            print(quality.to_string())
+        recipes = confirmatory_recipes(derived.all_quality_values["recipe"]) if len(derived.all_quality_values) \
+            else []
+        for recipe in recipes:
+            quality = printed_quality(derived, recipe=recipe)
+            if not quality.empty:
+                at = f" at the {recipe} recipe" if len(recipes) > 1 else ""
+                print(f"\nSample quality{at} (Frechet distance in digit-classifier features; 'real' is the floor):")
+                print(quality.to_string())

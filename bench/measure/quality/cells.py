@@ -19,12 +19,8 @@ from bench.measure.quality.packed import train_packed
 from bench.measure.quality.scoring import score
 from bench.measure.quality.train import generate, train, training_steps
 from bench.plan.quality_presets import QualityConfig
-from bench.schema import Measurement, measure_into
+from bench.schema import ALONG_TRAINING, Measurement, measure_into
 from variants import UNetSpec, build
-
-
-# Rows of samples scored at a checkpoint before the last (the last one's are phase "sample").
-ALONG_TRAINING = "along_training"
 
 
 def run_quality_cell(spec: UNetSpec, config: QualityConfig, seed: int, device: str | torch.device,

@@ -11,14 +11,17 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.compute import frames
+from bench.plan.tuning import choices
+from bench.report.compute import frames, robustness
 from bench.report.compute.completeness import Completeness, completeness
 from bench.report.compute.disturbance import disturbance
 from bench.report.compute.effects import effect_table
 from bench.report.compute.load import Run
 from bench.report.compute.peer_ratios import peer_comparisons, peer_rounds
 from bench.report.compute.quality_model import quality_effects
+from bench.report.compute.recipes import SHARED, main_recipe, with_recipes
 from bench.report.compute.rounds_model import timing_effects
+from bench.schema import ALONG_TRAINING
 from variants import AXES
 
 
@@ -92,9 +95,27 @@ class Derived:
 
     # --- quality ---------------------------------------------------------------------------------
     @cached_property
+    def all_quality_values(self) -> pd.DataFrame:
+        """One value per variant, recipe (compute/recipes.py), seed, quality metric and checkpoint."""
+        return with_recipes(frames.quality_values(self.table, "quality"), self.table)
+
+    @cached_property
+    def main_recipe(self) -> str:
+        """The recipe reading the per-variant figures and tables show (``shared`` unless none is)."""
+        return main_recipe(self.all_quality_values["recipe"]) if not self.all_quality_values.empty else SHARED
+
+    @cached_property
     def quality_values(self) -> pd.DataFrame:
-        """One value per variant, seed and quality metric."""
-        return frames.quality_values(self.table, "quality")
+        """One value per variant, seed and quality metric at the end of training, at the main recipe."""
+        values = self.all_quality_values
+        if values.empty:
+            return values
+        return values[(values["recipe"] == self.main_recipe) & (values["phase"] != ALONG_TRAINING)]
+
+    @cached_property
+    def tuning(self) -> pd.DataFrame:
+        """Per tuned variant: the recipe its tuning cells chose, the criterion there and the grid (plan/tuning.py)."""
+        return choices(self.table)
 
     @cached_property
     def floor_values(self) -> pd.DataFrame:
@@ -103,8 +124,9 @@ class Derived:
 
     @cached_property
     def quality_fits(self) -> pd.DataFrame:
-        """The seed-blocked model of every quality measurement: every axis's main effect (quality_model.py)."""
-        return quality_effects(self.quality_values, tuple(AXES), frames.references())
+        """The seed-blocked model of every quality measurement, recipe reading and checkpoint: every axis's main
+        effect (quality_model.py)."""
+        return quality_effects(self.all_quality_values, tuple(AXES), frames.references())
 
     @cached_property
     def quality(self) -> pd.DataFrame:
@@ -122,6 +144,21 @@ class Derived:
         """effects.csv: every effect of the run (compute/effects.py)."""
         return effect_table(self.timing_fits, frames.cost_pairs(self.cost_cells), self.quality_fits,
                             self.disturbance, rungs=list(self.rungs))
+
+    @cached_property
+    def trends(self) -> pd.DataFrame:
+        """Per switch, network, recipe and headline quality metric: its effect along training (robustness.py)."""
+        return robustness.trends(self.effects, self.all_quality_values, tuple(AXES), frames.references())
+
+    @cached_property
+    def across_scales(self) -> pd.DataFrame:
+        """Per switch and recipe: does the primary quality effect hold on every network trained (robustness.py)."""
+        return robustness.across_scales(self.effects)
+
+    @cached_property
+    def across_recipes(self) -> pd.DataFrame:
+        """Per switch and network: the shared-recipe reading against the tuned one (robustness.py)."""
+        return robustness.across_recipes(self.effects)
 
     @cached_property
     def rungs(self) -> dict[str, str]:

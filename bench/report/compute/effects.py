@@ -9,11 +9,13 @@ Three sources:
 - counts and memory (cost cells): % change over matched pairs of cells. Counted quantities (parameters,
   FLOPs, saved-tensor bytes) are exact: their interval is the range over the pairs and they are not tested;
   measured ones (peak RSS, CUDA peaks, compile time) get a 95% t-interval and a paired t-test;
-- quality (quality cells): the seed-blocked linear model over every run of the design (quality_model.py).
+- quality (quality cells): the seed-blocked linear model over every run of the design (quality_model.py), per
+  recipe reading and per checkpoint (``step``; the last checkpoint's effect is the one in phase ``sample``).
 
 Families (``family``). ``primary``, the confirmatory family, is what the verdict asks of each axis switch: one time
-metric (the training step's time on the network the verdict weighs) and one quality metric (``PRIMARY_QUALITY``).
-Holm's step-down correction runs over that family alone, so the run makes a false "resolved" claim among its
+metric (the training step's time on the network the verdict weighs) and one quality metric (``PRIMARY_QUALITY``
+at the end of training) on every network quality trained, at the shared recipe and, when the run tuned, at each
+variant's tuned recipe (``recipe``: compute/recipes.py). Holm's step-down correction runs over that family alone, so the run makes a false "resolved" claim among its
 primary effects with probability at most 5%. ``control`` (the A/A control and the known nulls) is a family of its
 own, Holm-corrected too, so a failed control is a false alarm with probability at most 5%. Every other effect is
 ``secondary``: exploratory, with its unadjusted 95% interval and no adjusted p-value, ``resolved`` when that
@@ -38,12 +40,14 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from bench.report.compute.headline import PRIMARY_QUALITY, PRIMARY_TIME
+from bench.report.compute.recipes import confirmatory_recipes
 from bench.report.compute.rounds_model import CONTROL, MIN_ROUNDS_TO_TEST, ROUNDS_MODEL_METHOD
 from bench.report.compute.stats import ALPHA, excludes, t_interval
 from bench.schema import KNOWN_NULLS
 from variants import AXES
 
-COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "phase", "metric", "unit", "estimate",
+COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "recipe", "phase", "step", "metric", "unit",
+           "estimate",
            "ci_low", "ci_high", "n", "p_value", "p_adjusted", "resolved", "method", "family", "bound", "resolvable")
 FAMILIES = ("primary", "control", "secondary")
 CORRECTION = "holm"
@@ -92,15 +96,20 @@ def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_fi
         known = (effects["axis"] == axis) & (effects["phase"] == phase) & (effects["unit"] == "%")
         effects.loc[known, "method"] = effects.loc[known, "method"] + f"; {why}"
     order = {axis: i for i, axis in enumerate((CONTROL, *AXES, *rungs))}
-    effects = effects.sort_values(["axis", "base_config", "setting", "phase", "metric", "method"],
+    effects = effects.sort_values(["axis", "base_config", "setting", "recipe", "phase", "step", "metric", "method"],
                                   key=lambda c: c.map(order) if c.name == "axis" else c, kind="stable")
     return effects[list(COLUMNS)].reset_index(drop=True)
 
 
+def quality_bases(effects: pd.DataFrame) -> list[str]:
+    """The networks the quality cells trained (base configs with a quality effect), in order."""
+    return sorted(set(effects.loc[effects["unit"] != "%", "base_config"]))
+
+
 def quality_base(effects: pd.DataFrame) -> str | None:
-    """The network the quality cells trained (the first base config with a quality effect), if any."""
-    bases = effects.loc[effects["unit"] != "%", "base_config"]
-    return bases.iloc[0] if len(bases) else None
+    """The network the verdict reads quality on: the first that quality cells trained, if any."""
+    bases = quality_bases(effects)
+    return bases[0] if bases else None
 
 
 def main_base(effects: pd.DataFrame) -> str | None:
@@ -112,14 +121,19 @@ def main_base(effects: pd.DataFrame) -> str | None:
 
 
 def _families(effects: pd.DataFrame) -> pd.Series:
+    """Primary: per switch, the training step's time on the main network, and the final quality metric on every
+    network quality trained, at the main shared recipe and at the tuned one (the readings the verdict states)."""
     family = pd.Series("secondary", index=effects.index)
     family[_is_control(effects)] = "control"
     switches = effects[family != "control"]
-    main, trained = main_base(effects), quality_base(effects)
+    questions = [(main_base(effects), "", PRIMARY_TIME, "%")]
+    questions += [(base, recipe, PRIMARY_QUALITY, None) for base in quality_bases(effects)
+                  for recipe in confirmatory_recipes(effects.loc[effects["unit"] != "%", "recipe"])]
     for _, rows in switches.groupby(["axis", "from_level", "to_level"], sort=False):
-        for base, (phase, metric), unit in ((main, PRIMARY_TIME, "%"), (trained, PRIMARY_QUALITY, None)):
-            found = rows[(rows["base_config"] == base) & (rows["phase"] == phase) & (rows["metric"] == metric)
-                         & ((rows["unit"] == "%") == (unit == "%")) & rows["p_value"].notna()]
+        for base, recipe, (phase, metric), unit in questions:
+            found = rows[(rows["base_config"] == base) & (rows["recipe"] == recipe) & (rows["phase"] == phase)
+                         & (rows["metric"] == metric) & ((rows["unit"] == "%") == (unit == "%"))
+                         & rows["p_value"].notna()]
             if len(found):  # the default setting: the shortest name (cpu before cpu · bfloat16)
                 first = found.assign(order=found["setting"].str.len()).sort_values(["order", "setting"]).index[0]
                 family[first] = "primary"
@@ -172,8 +186,8 @@ def _time(fits: pd.DataFrame, disturbance: pd.DataFrame) -> pd.DataFrame:
     se = (np.log1p(fits["ci_high"] / 100) - np.log1p(fits["ci_low"] / 100)) / (2 * Z95)
     time = pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
-        "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
-        "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
+        "base_config": fits["base_config"], "setting": fits["setting"], "recipe": "", "phase": fits["phase"],
+        "step": np.nan, "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
         "ci_high": fits["ci_high"], "n": fits["n"],
         "p_value": fits["p_value"],
         "method": fits.get("method", ROUNDS_MODEL_METHOD) + f"; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
@@ -204,7 +218,7 @@ def _cost(pairs: pd.DataFrame) -> pd.DataFrame:
         se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else np.nan
         from_level, to_level = comparison.split(" → ")
         rows.append({"axis": axis, "from_level": from_level, "to_level": to_level, "base_config": base,
-                     "setting": setting, "phase": phase, "metric": metric, "unit": "%",
+                     "setting": setting, "recipe": "", "phase": phase, "step": np.nan, "metric": metric, "unit": "%",
                      "estimate": float(values.mean()), "ci_low": float(low), "ci_high": float(high),
                      "n": len(values), "p_value": p, "method": method, "se": se, "df": len(values) - 1,
                      "scale": "linear"})
@@ -216,8 +230,9 @@ def _quality(fits: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     return pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
-        "base_config": fits["base_config"], "setting": fits["setting"], "phase": fits["phase"],
-        "metric": fits["metric"], "unit": fits["unit"], "estimate": fits["estimate"], "ci_low": fits["ci_low"],
+        "base_config": fits["base_config"], "setting": fits["setting"], "recipe": fits["recipe"],
+        "phase": fits["phase"], "step": fits["step"], "metric": fits["metric"], "unit": fits["unit"],
+        "estimate": fits["estimate"], "ci_low": fits["ci_low"],
         "ci_high": fits["ci_high"], "n": fits["n"], "p_value": fits["p_value"],
         "method": fits["method"] + ": " + fits["model"] + "; n = runs (variant x seed)",
         "se": fits["se"], "df": fits["df"], "scale": "linear",

@@ -6,8 +6,10 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from bench.plan.recipe import RECIPE_COLUMNS
+from bench.report.compute.headline import HEADLINE_QUALITY
 from bench.report.compute.stats import summarise
-from bench.schema import COST_KINDS, FINAL_STEP, MACHINE_PHASES
+from bench.schema import ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES
 from variants import AXES  # every declared axis, plugins' included once imported
 
 # Besides the other axes, what must be equal for two cells to form a pair.
@@ -18,6 +20,8 @@ QUALITY_CONTEXT = ("device", "setting", "dtype", "dataset", "base_config", "seed
 MEASURE = ("phase", "block", "metric", "unit", "method")
 # A ladder's rung (design "ladder"; empty text and NA elsewhere): its cells are compared with the rung before.
 RUNG = ("rung", "rung_index")
+# Read at every checkpoint, for effects along training: the verdict's quality measurements.
+ALONG_TRAINING_METRICS = tuple(metric for _, _, metric in HEADLINE_QUALITY)
 
 
 def add_labels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -61,22 +65,29 @@ def by_variant(cells: pd.DataFrame, values: Iterable[Any]) -> pd.Series:
 
 
 def quality_values(table: pd.DataFrame, kind: str = "quality") -> pd.DataFrame:
-    """One value per variant, seed and metric: sample metrics as recorded, training curves at their last step."""
+    """One value per variant, recipe, seed and metric: sample metrics as recorded (the last checkpoint's as phase
+    "sample"), training curves at their last step (``FINAL_STEP``), and the headline quality metrics at the earlier
+    checkpoints (``ALONG_TRAINING``, at their ``step``)."""
     rows = table[(table["kind"] == kind) & (table["status"] == "ok") & table["value"].notna()]
+    along = rows[(rows["phase"] == ALONG_TRAINING) & rows["metric"].isin(ALONG_TRAINING_METRICS)]
     curves = rows[rows["phase"] == "train"]
     if not curves.empty:
         order = curves.sort_values("step", na_position="first")
-        curves = order.groupby(["variant", "seed", "metric"], dropna=False, sort=False).tail(1).copy()
-        curves["phase"] = FINAL_STEP
-    rows = pd.concat([rows[rows["phase"] != "train"], curves])
-    keys = ["variant", *AXES, *RUNG, *QUALITY_CONTEXT, *MEASURE, "n"]
+        runs = ["variant", *RECIPE_COLUMNS, "quality_preset", "base_config", "seed", "metric"]
+        last = order.groupby(runs, dropna=False, sort=False).tail(1)
+        earlier = curves.drop(last.index)
+        earlier = earlier[earlier["step"].isin(set(along["step"].dropna())) & earlier["metric"].isin(
+            ALONG_TRAINING_METRICS)]
+        curves = pd.concat([last.assign(phase=FINAL_STEP), earlier.assign(phase=ALONG_TRAINING)])
+    rows = pd.concat([rows[~rows["phase"].isin(("train", ALONG_TRAINING))], along, curves])
+    keys = ["variant", *AXES, *RUNG, *RECIPE_COLUMNS, "quality_preset", *QUALITY_CONTEXT, *MEASURE, "step", "n"]
     values = rows.groupby(keys, dropna=False, sort=True)["value"].mean().reset_index()
     return values.rename(columns={"n": "sample_size"})  # "n" is reserved for the count behind an interval
 
 
 def per_variant_quality(values: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% t-interval over seeds per variant and metric, from ``quality_values``."""
-    return summarise(values, ["variant", "dataset", *MEASURE, "sample_size"], "value")
+    return summarise(values, ["variant", "base_config", "dataset", *MEASURE, "sample_size"], "value")
 
 
 def levels(frame: pd.DataFrame, axis: str) -> list:

@@ -30,7 +30,8 @@ QUALITY_MODEL_METHOD = ("OLS of the value on every axis (treatment coded) with t
 LADDER_MODEL_METHOD = ("OLS of the value on each rung as a step over the rung before (cumulative coding) with the "
                        "seed as a block (statsmodels); 95% t-interval and t-test on the model's residual degrees of "
                        "freedom")
-GROUP = ["base_config", "setting", "dataset", "phase", "block", "metric", "unit", "method", "sample_size"]
+GROUP = ["base_config", "setting", "dataset", "recipe", "phase", "step", "block", "metric", "unit", "method",
+         "sample_size"]
 
 
 def seed_blocked_model(frame: pd.DataFrame, factors: list[str], reference: dict, value: str = "value",
@@ -63,15 +64,22 @@ def seed_blocked_model(frame: pd.DataFrame, factors: list[str], reference: dict,
 
 
 def quality_effects(values: pd.DataFrame, axes: tuple[str, ...], reference: dict) -> pd.DataFrame:
-    """Every axis's main effect on every quality measurement (``frames.quality_values``), per base config,
-    setting and data set, in the measurement's own unit."""
+    """Every axis's main effect on every quality measurement (``frames.quality_values`` with its ``recipe``), per
+    base config, setting, data set, recipe reading and checkpoint, in the measurement's own unit."""
     if values.empty:
         return pd.DataFrame()
     out = []
     for key, frame in values.groupby(GROUP, dropna=False, sort=True):
-        ladder = (frame["rung"] != "").all()  # a ladder's steps change several axes at once: fit the rungs
-        fit = seed_blocked_model(frame, [RUNG] if ladder else list(axes), reference)
+        fit = design_effects(frame, axes, reference)
         if not fit.empty:
-            fit["model"] = LADDER_MODEL_METHOD if ladder else QUALITY_MODEL_METHOD
             out.append(fit.astype({"reference": object, "level": object}).assign(**dict(zip(GROUP, key))))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def design_effects(frame: pd.DataFrame, axes: tuple[str, ...], reference: dict, value: str = "value"
+                   ) -> pd.DataFrame:
+    """``seed_blocked_model`` of one measurement's runs over the design's terms, with the model's description
+    (``model``): every axis, or in a ladder (whose steps change several axes at once) the rungs."""
+    ladder = (frame["rung"] != "").all()
+    fit = seed_blocked_model(frame, [RUNG] if ladder else list(axes), reference, value)
+    return fit.assign(model=LADDER_MODEL_METHOD if ladder else QUALITY_MODEL_METHOD) if not fit.empty else fit

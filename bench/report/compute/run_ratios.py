@@ -67,7 +67,7 @@ def quality_values(run: Derived) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     values = pd.concat(frames)
-    return values.groupby(["variant", "label", "unit", "metric"], sort=True)["value"].apply(
+    return values.groupby(["variant", "base_config", "label", "unit", "metric"], sort=True)["value"].apply(
         lambda v: v.to_numpy(float)).rename("values").reset_index()
 
 

@@ -176,3 +176,32 @@ def effect_forest(effects: pd.DataFrame, title: str) -> plt.Figure:
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def effect_trajectories(points: pd.DataFrame, title: str, y_label: str) -> plt.Figure:
+    """One small panel per switch: its effect (effects.csv rows, ``switch`` and ``recipe`` columns) at each
+    checkpoint with its 95% interval; zero marked."""
+    switches = list(dict.fromkeys(points["switch"]))
+    columns = min(3, len(switches))
+    rows = -(-len(switches) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, sharex=True)
+    recipes = list(dict.fromkeys(points["recipe"]))
+    colours = dict(zip(recipes, sns.color_palette(n_colors=len(recipes))))
+    for ax, switch in zip(axes.flat, switches):
+        for offset, recipe in enumerate(recipes):
+            path = points[(points["switch"] == switch) & (points["recipe"] == recipe)].sort_values("step")
+            x = path["step"] + (offset - (len(recipes) - 1) / 2) * 0.02 * path["step"].max()  # side by side
+            err = [path["estimate"] - path["ci_low"], path["ci_high"] - path["estimate"]]
+            ax.errorbar(x, path["estimate"], yerr=err, fmt="o-", ms=4, capsize=3, color=colours[recipe],
+                        label=recipe)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_title(textwrap.shorten(switch, 48), fontsize=8)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(y_label, fontsize=8)
+    for ax in list(axes.flat)[len(switches):]:
+        ax.set_visible(False)
+    if len(recipes) > 1:
+        axes.flat[0].legend(title="recipe", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

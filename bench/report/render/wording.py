@@ -5,6 +5,8 @@ import math
 
 import pandas as pd
 
+from bench.schema import ALONG_TRAINING
+
 PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 # Units that read better with an SI prefix (a ratio or a percentage does not).
 SCALABLE = {"bytes", "FLOP", "MAC", "count", "FLOP/s", "images/s"}
@@ -75,8 +77,15 @@ def describe_effect(row: pd.Series) -> str:
 
 
 def add_effect_labels(effects: pd.DataFrame) -> pd.DataFrame:
-    """``label``: phase/metric, with the counter where two rows share it (fvcore MACs and FLOP counts)."""
+    """``label``: phase/metric (with the checkpoint along training, and the recipe reading other than the shared
+    one), with the counter where two rows share it (fvcore MACs and FLOP counts)."""
     label = effects["phase"] + "/" + effects["metric"]
+    if "step" in effects.columns:
+        along = effects["phase"] == ALONG_TRAINING
+        label = label.where(~along, label + " @ " + effects["step"].map(lambda s: f"{s:,.0f}" if pd.notna(s) else ""))
+    if "recipe" in effects.columns:
+        other = ~effects["recipe"].isin(("", "shared"))
+        label = label.where(~other, label + " (" + effects["recipe"].astype(str) + ")")
     keys = [effects["axis"], effects["from_level"], effects["to_level"], effects["setting"], label]
     duplicated = pd.Series(list(zip(*keys)), index=effects.index).duplicated(keep=False)
     counter = effects["method"].str.extract(r"^exact count \(([^)]*)\)", expand=False).fillna("")

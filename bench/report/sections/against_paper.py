@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.compute.derived import Derived
+from bench.report.compute.effects import quality_base
 from bench.report.compute.headline import PRIMARY_QUALITY
+from bench.report.compute.robustness import paper_reading, primary_quality
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import signed
 
@@ -19,16 +21,15 @@ def paper_table() -> pd.DataFrame:
     return pd.read_csv(PAPER, dtype={"our_to_level": str}, keep_default_na=False)
 
 
-def paper_section(derived: Derived) -> Section:
+def paper_section(derived: Derived) -> Section | None:
     section = Section("Against the paper (ADM)", "ADM's ablations changed one choice of a 128x128 ImageNet U-Net "
                       "and reported the change in FID (negative: better); our effect is the primary quality effect of "
                       "the same switch (FD on the classifier features of the run's data set, negative: better). The "
                       "scales differ by orders of magnitude, so only directions compare: reproduced = the same sign "
                       "and resolved, contradicted = the opposite sign and resolved, else not resolved at this scale, "
                       "with the largest difference the run allows.")
-    effects = derived.effects
-    ours = effects[(effects["family"] == "primary") & (effects["phase"] == PRIMARY_QUALITY[0])
-                   & (effects["metric"] == PRIMARY_QUALITY[1])]
+    ours = primary_quality(derived.effects)
+    ours = ours[(ours["recipe"] == derived.main_recipe) & (ours["base_config"] == quality_base(derived.effects))]
     rows = []
     for _, paper in paper_table().iterrows():
         match = ours[(ours["axis"] == paper["axis"])
@@ -44,23 +45,14 @@ def paper_section(derived: Derived) -> Section:
                      "our switch": f"{mine['axis']}: {mine['from_level']} → {mine['to_level']}",
                      f"our {PRIMARY_QUALITY[1].upper()} effect": f"{signed(mine['estimate'])} "
                                                                  f"[{signed(mine['ci_low'])}, {signed(mine['ci_high'])}]",
-                     "reading": _reading(paper["fid_change"], mine)})
+                     "reading": paper_reading(paper["fid_change"], mine)})
     if not rows:
-        section.note = "This run switched none of the axes ADM's tables ablate, or measured no quality."
-        return section
+        return None  # the run switched none of the axes ADM's tables ablate, or measured no quality
     frame = pd.DataFrame(rows)
     section.items.append(Table("ADM's published FID changes beside ours", frame,
                                f"Source: {paper_table()['source'].iloc[0].split(', Table')[0]}."))
     section.items.append(Text(_summary(frame)))
     return section
-
-
-def _reading(change: float, mine: pd.Series) -> str:
-    if pd.isna(mine["ci_low"]):
-        return "not tested (too few runs)"
-    if not bool(mine["resolved"]):
-        return f"not resolved: no difference beyond ±{mine['bound']:.3g}"
-    return "reproduced" if (change < 0) == (mine["estimate"] < 0) else "contradicted"
 
 
 def _summary(frame: pd.DataFrame) -> list[str]:

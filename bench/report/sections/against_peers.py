@@ -19,14 +19,12 @@ NOTE = ("A peer is matched with our U-Net at the spec it approximates: the same 
         "Intervals: scipy.stats.bootstrap, percentile method.")
 
 
-def peers_section(derived: Derived, figures_dir: Path) -> Section:
+def peers_section(derived: Derived, figures_dir: Path) -> Section | None:
     section = Section("Against the peers", NOTE)
     rows = derived.cost_rows
     rows = rows[rows["block"] == "total"]
     if (rows["peer"] == "").all():
-        section.note = ("No peer was measured in this run: `python -m bench run --peers smalldiffusion,diffusers,"
-                        "lucidrains` measures them beside our variants.")
-        return section
+        return None  # no peer measured (`--peers smalldiffusion,diffusers,lucidrains` measures them)
     result = derived.peer_comparisons
     if result.empty:
         section.note = "Peers were measured, but none has a matching cell of our U-Net (same spec and setting)."

@@ -63,7 +63,7 @@ def axis_effects_section(derived: Derived, figures_dir: Path) -> Section:
     return section
 
 
-def checkpoint_section(derived: Derived, figures_dir: Path) -> Section:
+def checkpoint_section(derived: Derived, figures_dir: Path) -> Section | None:
     effects = derived.effects
     section = Section("Checkpointing trade-off", "Checkpointing on vs off in the training step: the memory it "
                       "saves (exact saved-tensor bytes; measured peaks) against the time it adds (timing rounds' "
@@ -72,8 +72,7 @@ def checkpoint_section(derived: Derived, figures_dir: Path) -> Section:
                    & effects["metric"].isin(("saved_tensor_bytes", "peak_rss_bytes", "peak_allocated_bytes",
                                              "peak_reserved_bytes", "seconds_per_iter", "flops"))]
     if rows.empty:
-        section.note = "Checkpointing was not varied in this run's cost cells, so there is no trade-off to show."
-        return section
+        return None  # checkpointing was not varied in this run's cost cells
     rows = add_effect_labels(rows)
     title = "Checkpointing: memory saved against time added"
     section.items.append(save_figure(effect_forest(rows, title), figures_dir, "checkpoint_tradeoff", title,

@@ -8,7 +8,9 @@ from bench.report.render.document import Section, Text
 ROMAN = {3: "III", 4: "IV", 5: "V", 6: "VI"}
 
 
-def design_section(derived: Derived) -> Section:
+def design_section(derived: Derived) -> Section | None:
+    if derived.rungs:
+        return None  # a ladder compares each rung with the one before it: no factorial design to alias
     section = Section("Design and aliasing", "Every effect is estimated from the whole design: quality from a model "
                       "over every (variant, seed) run with the seed as a block, time from the timing rounds' model "
                       "with the round as a block. Main effects only: what an effect may be confounded with follows.")
@@ -21,13 +23,9 @@ def design_section(derived: Derived) -> Section:
         source, rows = "timed variants", timed
     else:
         source, rows = "cost variants", costs
-    if rows.empty:
-        section.note = "No variant was measured."
-        return section
-    design = summarise_design(rows.drop_duplicates(subset="variant"))
+    design = summarise_design(rows.drop_duplicates(subset="variant")) if not rows.empty else None
     if design is None:
-        section.note = "No axis has two levels in this run."
-        return section
+        return None  # no variant measured, or no axis with two levels
     seeds = f", {values['seed'].nunique()} seeds each" if source == "quality runs" else ""
     axes = ", ".join(design.axes)
     lines = [f"The {source}: {design.runs} variants{seeds}, over {axes}."]

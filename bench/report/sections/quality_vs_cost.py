@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.plan.recipe import RECIPE_COLUMNS
 from bench.report.compute.derived import Derived
 from bench.report.compute.stats import apart, pareto_front
 from bench.report.render.document import Image, Section, save_figure
@@ -17,7 +18,7 @@ PARETO_METRICS = ("fd", "kid", "swd", "heldout_loss")
 CURVE_X = "wall_time"
 
 
-def pareto_section(derived: Derived, figures_dir: Path) -> Section:
+def pareto_section(derived: Derived, figures_dir: Path) -> Section | None:
     section = Section("Quality against cost", "Quality: mean over seeds with a 95% t-interval (scipy.stats.t). "
                       "Cost: per-variant medians from the cost cells of the network the quality cells train (same "
                       "base config, at the quality training batch: the axis label says which), or the quality "
@@ -25,8 +26,8 @@ def pareto_section(derived: Derived, figures_dir: Path) -> Section:
                       "Red line and band: the real-versus-real floor at the same N (mean and 95% CI over seeds).")
     quality = derived.quality
     if quality.empty:
-        section.note = "No successful quality rows in this run (e.g. a cost-only run), so no quality section."
-        return section
+        return None  # no successful quality rows (e.g. a cost-only run)
+    quality = quality[quality["base_config"] == quality["base_config"].min()]  # the first network trained
     metric, phase = _pareto_metric(quality)
     if metric is None:
         section.note = f"None of {', '.join(PARETO_METRICS)} was recorded, so no quality-against-cost plot."
@@ -64,7 +65,7 @@ def _cost_axes(derived: Derived):
     """(column, label, unit, per-variant values) for each cost the run can put on the x axis: costs of the very
     network the quality cells trained (same base config), never those of another network."""
     table, quality, cells = derived.table, derived.quality, derived.cost_cells
-    trained = set(table.loc[table["kind"] == "quality", "base_config"])
+    trained = {quality["base_config"].min()}  # the network the figure's quality was read on
     cells = cells[(cells["block"] == "total") & cells["base_config"].isin(trained)
                   & (cells["execution"] == "")] if not cells.empty else cells
     if not cells.empty:
@@ -101,24 +102,29 @@ def _pareto_reading(points: pd.DataFrame, panels, floor: pd.Series | None, unit:
     return text + f"; front against {panels[0][1]}: {', '.join(names)}"
 
 
-def curves_section(derived: Derived, figures_dir: Path) -> Section:
+def curves_section(derived: Derived, figures_dir: Path) -> Section | None:
     table = derived.table
     section = Section("Learning curves", "Held-out measurements during training: mean over seeds, band = 95% "
                       "t-interval over seeds at each step. Against wall time, each step is placed at its mean "
                       "wall time over seeds.")
     rows = table[(table["kind"] == "quality") & (table["phase"] == "train") & (table["status"] == "ok")
                  & table["value"].notna()]
+    shown = derived.quality_values  # the main recipe's runs, on the first network trained
+    if not shown.empty:
+        runs = ["variant", "base_config", "seed", *RECIPE_COLUMNS]
+        shown = shown[shown["base_config"] == shown["base_config"].min()][runs].drop_duplicates()
+        rows = rows.merge(shown, on=runs)
     metrics = sorted(set(rows["metric"]) - {CURVE_X})
     if not metrics:
-        section.note = "No training curves in this run (no quality cells, or none that recorded a curve)."
-        return section
+        return None  # no training curves (no quality cells, or none that recorded a curve)
     wall = rows[rows["metric"] == CURVE_X].groupby(["variant", "step"])["value"].mean().rename(CURVE_X)
     for metric in metrics:
         curves = rows[rows["metric"] == metric].merge(wall, left_on=["variant", "step"], right_index=True, how="left")
         unit = curves["unit"].iloc[0]
         title = f"Learning curves: {metric}"
         fig = learning_curves(curves, f"{metric} [{unit}]", curves[CURVE_X].notna().any(), title)
-        final = derived.quality[(derived.quality["phase"] == FINAL_STEP) & (derived.quality["metric"] == metric)]
+        quality = derived.quality[derived.quality["base_config"] == derived.quality["base_config"].min()]
+        final = quality[(quality["phase"] == FINAL_STEP) & (quality["metric"] == metric)]
         section.items.append(save_figure(fig, figures_dir, f"curves_{metric}", title, _curve_reading(final, unit),
                                          detail=bool(section.items)))  # the first curve in view, the rest collapsed
     return section
@@ -137,12 +143,11 @@ def _curve_reading(final: pd.DataFrame, unit: str) -> str:
     return text
 
 
-def samples_section(samples: list[Path]) -> Section:
+def samples_section(samples: list[Path]) -> Section | None:
     section = Section("Sample grids", "Images written by the quality cells (generated samples per variant and seed, "
                       "and a grid of real data), embedded as they are.")
     if not samples:
-        section.note = "This run wrote no sample grids (samples/*.png)."
-        return section
+        return None  # the run wrote no sample grids
     for path in samples:
         section.items.append(Image(path=path, caption=path.stem))
     return section

@@ -28,7 +28,7 @@ def compare_sections(a: Derived, b: Derived, figures_dir: Path) -> tuple[Section
     cost = run_ratios.ratios(run_ratios.cost_values(a), run_ratios.cost_values(b), match, np.median,
                              (run_ratios.time_floor(a), run_ratios.time_floor(b)))
     quality = run_ratios.ratios(run_ratios.quality_values(a), run_ratios.quality_values(b),
-                                ("variant", "label", "unit"), np.mean,
+                                ("variant", "base_config", "label", "unit"), np.mean,
                                 (run_ratios.quality_floor(a), run_ratios.quality_floor(b)))
     method = " ".join(run_ratios.__doc__.split(chr(10) + chr(10))[1:]).replace(chr(10), " ")
     unpaired = cost.attrs.get("unpaired", 0) if not cost.empty else 0

@@ -68,7 +68,7 @@ def quality_table(derived: Derived) -> pd.DataFrame:
     summary["text"] = [f"{m:.4g} ± {h:.2g} (n={n})" if pd.notna(h) else f"{m:.4g} (n={n})"
                        for m, h, n in zip(summary["mean"], half, summary["n"])]
     summary["column"] = summary["label"] + " [" + summary["unit"] + "]"
-    return summary.pivot_table(index=["variant", "dataset"], columns="column", values="text",
+    return summary.pivot_table(index=["variant", "base_config", "dataset"], columns="column", values="text",
                                aggfunc="first").reset_index()
 
 

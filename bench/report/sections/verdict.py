@@ -12,6 +12,7 @@ import pandas as pd
 from bench.report.compute.derived import Derived
 from bench.report.compute.effects import DISTURBED, failed_controls, main_base, quality_base
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
+from bench.report.compute.recipes import SHARED, confirmatory_recipes
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import describe_effect, signed
@@ -45,30 +46,35 @@ def verdict_section(derived: Derived) -> Section:
     checks = table[table["kind"] == "check"]
     checked = len(checks) > 0 and bool((checks["status"] == "ok").all())
     floors = _floors(derived)
-    section.items.append(Text([_sentence(effects, s, main, trained, context, checked, floors, rungs)
-                               for s in switches.itertuples()]))
+    recipes = confirmatory_recipes(effects.loc[effects["unit"] != "%", "recipe"]) if trained else []
+    holds = _Robustness(derived, trained)
+    section.items.append(Text([_sentence(effects, s, main, trained, context, checked, floors, rungs, recipes)
+                               + holds.sentences(s) for s in switches.itertuples()]))
     title = f"Cost and quality of each {'rung' if rungs else 'switch'}: costs on {main}" + (
         f", quality on {trained} ({context})" if trained else "")
-    section.items.append(Table(title, verdict_frame(effects, switches, main, trained, rungs)))
+    section.items.append(Table(title, verdict_frame(effects, switches, main, trained, rungs, recipes)))
     for base in (b for b in cost_bases if b != main):
         frame = verdict_frame(effects, switches, base, None, rungs)
         scale = "at a larger scale" if _params(table, base) > _params(table, main) else "on another network"
-        section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)",
-                                   frame.drop(columns=[column for column, _, _ in HEADLINE_QUALITY])))
+        section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)", frame))
     section.items.append(Text([noise_floor(derived, main), *resolvable_sentences(effects, floors)]))
     return section
 
 
 def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str, quality_base: str | None,
-                  rungs: dict[str, str] | None = None) -> pd.DataFrame:
+                  rungs: dict[str, str] | None = None, recipes: list[str] = (SHARED,)) -> pd.DataFrame:
+    """One row per switch: its costs on ``cost_base`` and its quality on ``quality_base`` at each of ``recipes``
+    (no quality columns without a quality base)."""
     rows = []
     for switch in switches.itertuples():
         mine = _switch_effects(effects, switch)
         row = {"switch": _switch_name(switch, rungs or {})}
         for column, phase, metrics in HEADLINE_COSTS:
             row[column] = _cell(_pick(mine, cost_base, phase, metrics, "%"))
-        for column, phase, metric in HEADLINE_QUALITY:
-            row[column] = _cell(_pick(mine, quality_base, phase, (metric,), None)) if quality_base else "—"
+        for recipe in recipes if quality_base else ():
+            for column, phase, metric in HEADLINE_QUALITY:
+                name = column if len(recipes) == 1 else f"{column} ({recipe})"
+                row[name] = _cell(_pick(mine, quality_base, phase, (metric,), None, recipe))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -86,10 +92,11 @@ def _switch_effects(effects: pd.DataFrame, switch) -> pd.DataFrame:
                    & (effects["to_level"] == switch.to_level)]
 
 
-def _pick(effects: pd.DataFrame, base: str | None, phase: str, metrics: tuple[str, ...], unit: str | None
-          ) -> pd.Series | None:
-    """The effect on the first of ``metrics`` recorded at ``base`` (its default setting: the shortest name)."""
-    rows = effects[(effects["base_config"] == base) & (effects["phase"] == phase)]
+def _pick(effects: pd.DataFrame, base: str | None, phase: str, metrics: tuple[str, ...], unit: str | None,
+          recipe: str = "") -> pd.Series | None:
+    """The effect on the first of ``metrics`` recorded at ``base`` and ``recipe`` (a quality reading; costs have
+    none), in its default setting (the shortest name)."""
+    rows = effects[(effects["base_config"] == base) & (effects["phase"] == phase) & (effects["recipe"] == recipe)]
     rows = rows[rows["unit"] == "%"] if unit == "%" else rows[rows["unit"] != "%"]
     for metric in metrics:
         found = rows[rows["metric"] == metric]
@@ -118,7 +125,7 @@ def _cell(row: pd.Series | None) -> str:
 
 
 def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None, context: str,
-              checked: bool, floors: dict[str, float], rungs: dict[str, str]) -> str:
+              checked: bool, floors: dict[str, float], rungs: dict[str, str], recipes: list[str]) -> str:
     mine = _switch_effects(effects, switch)
     parts = []
     params = _pick(mine, cost_base, "model", ("params",), "%")
@@ -131,10 +138,16 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None
     peak = _pick(mine, cost_base, "train_step", ("peak_allocated_bytes", "peak_rss_bytes"), "%")
     if peak is not None and bool(peak["resolved"]):
         parts.append(f"peak memory {_plain(peak)}")
-    quality = _pick(mine, trained, *PRIMARY_QUALITY[:1], (PRIMARY_QUALITY[1],), None) if trained else None
-    if quality is not None:
-        reading, judgement = _quality_reading(quality, context, floors)
-        parts.append(reading)
+    readings = [(recipe, _pick(mine, trained, PRIMARY_QUALITY[0], (PRIMARY_QUALITY[1],), None, recipe))
+                for recipe in recipes]
+    readings = [(recipe, row) for recipe, row in readings if row is not None]
+    if readings:
+        judgements = []
+        for recipe, quality in readings:
+            reading, judgement = _quality_reading(quality, context, floors)
+            parts.append(reading if len(recipes) == 1 else f"{reading} at the {recipe} recipe")
+            judgements.append(judgement if len(recipes) == 1 else f"{judgement} at the {recipe} recipe")
+        judgement = "; ".join(judgements)
     elif switch.axis == "checkpoint" and checked:
         judgement = "the same function, so the same quality (checked: same losses with it on and off)"
     else:
@@ -142,6 +155,75 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None
     name = f"{switch.to_level} after {switch.from_level} ({rungs[switch.axis]})" if switch.axis in rungs else \
         f"{switch.axis} {switch.from_level} → {switch.to_level}"
     return f"{name}: {', '.join(parts)}: {judgement}."
+
+
+class _Robustness:
+    """What the verdict adds to a switch's line: the tuned recipes it compared, whether the primary quality effect
+    still moved at the end of training, and whether it holds on the second network."""
+
+    def __init__(self, derived: Derived, trained: str | None) -> None:
+        self.derived, self.trained = derived, trained
+        self.rungs = derived.rungs
+
+    def sentences(self, switch) -> str:
+        if self.trained is None:
+            return ""
+        return "".join(f" {text}." for text in (self._recipes(switch), self._training(switch), self._scales(switch))
+                       if text)
+
+    def _rows(self, frame: pd.DataFrame, switch) -> pd.DataFrame:
+        if frame.empty:
+            return frame
+        return frame[(frame["axis"] == switch.axis) & (frame["from_level"] == switch.from_level)
+                     & (frame["to_level"] == switch.to_level)]
+
+    def _recipes(self, switch) -> str:
+        rows = self._rows(self.derived.across_recipes, switch)
+        rows = rows[rows["base_config"] == self.trained] if len(rows) else rows
+        if rows.empty:
+            return ""
+        chosen = self._chosen(switch)
+        return f"Recipes: the two readings {rows.iloc[0]['agreement']}" + (f" (tuned: {chosen})" if chosen else "")
+
+    def _chosen(self, switch) -> str:
+        """The recipes tuning chose for the two sides of a ladder's rung (a factorial's are in the Tuning section)."""
+        tuning = self.derived.tuning
+        if switch.axis not in self.rungs or tuning.empty:
+            return ""
+        axes = [a for a in tuning["tuned_axes"].iloc[0].split(",") if a]
+        parts = []
+        for rung in (switch.from_level, switch.to_level):
+            row = tuning[(tuning["rung"] == rung) & (tuning["base_config"] == self.trained)]
+            if len(row):
+                parts.append(f"{rung} at " + ", ".join(f"{a}={_value(row.iloc[0][a])}" for a in axes))
+        return "; ".join(parts)
+
+    def _training(self, switch) -> str:
+        trends = self._rows(self.derived.trends, switch)
+        if trends.empty:
+            return ""
+        rows = trends[(trends["base_config"] == self.trained) & (trends["metric"] == PRIMARY_QUALITY[1])]
+        out = []
+        for row in rows.itertuples():
+            where = f" at the {row.recipe} recipe" if rows["recipe"].nunique() > 1 else ""
+            path = ", ".join(f"{signed(e)} at {s:,}" for s, e in zip(row.steps, row.estimates))
+            text = f"along training{where} {row.trend} ({path})"
+            if not row.settled:
+                text += f"; not settled: it still moved over the last {row.steps[-1] - row.steps[-2]:,} steps"
+            out.append(text)
+        return ("Along training: " + "; ".join(t.removeprefix("along training ") for t in out)) if out else ""
+
+    def _scales(self, switch) -> str:
+        rows = self._rows(self.derived.across_scales, switch)
+        if rows.empty:
+            return ""
+        return "Across scales: " + "; ".join(
+            (f"{row['reading']} at the {row['recipe']} recipe" if len(rows) > 1 else row["reading"])
+            for _, row in rows.iterrows())
+
+
+def _value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _failed_control(effects: pd.DataFrame) -> str:

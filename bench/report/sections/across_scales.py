@@ -1,0 +1,43 @@
+"""Section: each switch's primary quality effect on every network the quality cells trained, and whether its
+direction holds."""
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.compute.derived import Derived
+from bench.report.compute.effects import quality_bases
+from bench.report.render.document import Section, Table, Text
+from bench.report.render.wording import describe_effect
+
+NOTE = ("The same switches trained with the same recipe on networks of different size. Holds across scales: "
+        "resolved in the same direction on every network; reverses: resolved in opposite directions; resolved at one "
+        "scale only: resolved on one network and within noise on the other. Each effect is a primary one (Holm over "
+        "the primary family).")
+
+
+def across_scales_section(derived: Derived) -> Section | None:
+    scales = derived.across_scales
+    if scales.empty:
+        return None  # quality on one network only
+    section = Section("Across scales", NOTE)
+    bases = [b for b in quality_bases(derived.effects) if b in scales.columns]
+    params = {b: _params(derived.table, b) for b in bases}
+    rows = []
+    for _, row in scales.iterrows():
+        line = {"switch": f"{row['axis']}: {row['from_level']} → {row['to_level']}", "recipe": row["recipe"]}
+        for base in bases:
+            effect = row[base]
+            line[f"{base} ({params[base]:,.0f} parameters)"] = describe_effect(effect) + (
+                " resolved" if bool(effect["resolved"]) else "") if isinstance(effect, pd.Series) else "—"
+        rows.append(line | {"reading": row["reading"]})
+    frame = pd.DataFrame(rows)
+    section.items.append(Table("Primary quality effect on each network", frame))
+    counts = frame["reading"].map(lambda r: r.split(" (")[0]).value_counts()
+    section.items.append(Text([f"{reading.capitalize()}: {count} of {len(frame)}." for reading, count in
+                               counts.items()]))
+    return section
+
+
+def _params(table: pd.DataFrame, base: str) -> float:
+    rows = table[(table["base_config"] == base) & (table["metric"] == "params") & (table["peer"] == "")]
+    return float(rows["value"].min()) if len(rows) else float("nan")

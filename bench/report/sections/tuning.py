@@ -1,0 +1,43 @@
+"""Section: the recipe tuning chose for each variant, and the grid it chose from."""
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.plan.tuning import CRITERION
+from bench.report.compute.derived import Derived
+from bench.report.render.document import Section, Table
+
+
+def tuning_section(derived: Derived) -> Section | None:
+    chosen = derived.tuning
+    if chosen.empty:
+        return None  # the run tuned nothing
+    tune = derived.table[derived.table["kind"] == "tune"]
+    seeds = ", ".join(str(s) for s in sorted(tune["seed"].dropna().unique()))
+    note = (f"Each variant trained at every point of the grid with tuning seeds ({seeds}) that no final score uses, "
+            f"and was scored against validation images of the held-out split that the final scores never see "
+            f"({_validation(tune)}). The chosen point is the lowest {CRITERION}; a tie goes to the quality preset's "
+            "own recipe. The variant was then trained again at its choice with the usual seeds and scored as every "
+            "quality cell is: the verdict's tuned reading. Choosing on the final seeds or images would favour the "
+            "luckiest point.")
+    section = Section("Tuning", note)
+    axes = [a for a in chosen["tuned_axes"].iloc[0].split(",") if a]
+    frame = pd.DataFrame({
+        "variant": [f"{r} ({v})" if r else v for r, v in zip(chosen["rung"], chosen["variant"])],
+        "network": chosen["base_config"],
+        "chosen": [", ".join(f"{a}={_value(row[a])}" for a in axes) for _, row in chosen.iterrows()],
+        "criterion there": chosen["criterion"].map(lambda v: f"{v:.4g}"),
+        "grid (criterion per point)": chosen["grid"],
+    })
+    section.items.append(Table("The recipe each variant trained at in the tuned reading", frame))
+    return section
+
+
+def _validation(tune: pd.DataFrame) -> str:
+    messages = tune.loc[tune["phase"] == "sample", "message"].dropna()
+    found = [m for m in messages.unique() if str(m).startswith("validation")]
+    return found[0] if found else "validation images"
+
+
+def _value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
