@@ -29,6 +29,11 @@ VARIANTS = {
     "heads4": {"attn_heads": 4}, "attn_ddpm": {"attention": "ddpm"}, "emb_ddpm": {"noise_embedding": "ddpm"},
     "emb_fourier": {"noise_embedding": "fourier"}, "updown": {"resblock_updown": True},
     "residual_join": {"residual_join": "rescaled"}, "attn_8_4": {"attn_resolutions": (8, 4)},
+    # EDM2's config G: a time injection with a gain of its own, called with a parameter-free norm (Identity)
+    "edm2_G": {"time_injection": "scale_gain", "attention": "cosine", "noise_embedding": "mp_fourier",
+               "resblock_updown": True, "residual_join": "mp_sum", "normalization": "pixel", "layers": "mp_forced",
+               "act": "mp_silu", "skip_join": "mp_cat", "block_form": "edm2", "ones_channel": True, "out_gain": True,
+               "clip_act": True},
 }
 
 
@@ -78,7 +83,7 @@ def test_step_one_losses_and_gradients_match_one_by_one(variant, data):
             assert (p.grad - grads[name]).abs().max() <= GRAD_RTOL * p.grad.abs().max() + GRAD_ATOL, name
 
 
-@pytest.mark.parametrize("variant", ["base", "film", "emb_fourier"])
+@pytest.mark.parametrize("variant", ["base", "film", "emb_fourier", "edm2_G"])
 def test_five_steps_of_the_real_training_match_one_by_one(variant, data, tmp_path):
     config = QUICK.replace(train_steps=5, eval_every=5, lr_schedule="cosine")
     spec = config.base.replace(**VARIANTS[variant])

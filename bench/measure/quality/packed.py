@@ -124,13 +124,24 @@ class VmapModule(nn.Module):
         self.template = [copy.deepcopy(modules[0]).to("meta")]  # in a list: not a submodule of its own
         self.persistent = set(modules[0].state_dict())
 
-    def forward(self, *args: Tensor) -> Tensor:
+    def forward(self, *args: Tensor | nn.Module) -> Tensor:
+        """Tensor arguments are split per model; a module argument (a time injection's ``norm``) is called inside
+        each model's computation, so it must hold no parameters of its own (an Identity, a pixel norm)."""
         params = {n: getattr(self, f"p{i}") for i, n in enumerate(self.param_names)}
         buffers = {n: getattr(self, f"b{i}") for i, n in enumerate(self.buffer_names)}
-        split = [a.reshape(a.shape[0] // self.k, self.k, *a.shape[1:]) for a in args]
+        tensors = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        for a in args:
+            if isinstance(a, nn.Module) and any(True for _ in a.parameters()):
+                raise ValueError(f"{type(self.template[0]).__name__} is called with {type(a).__name__}, which holds "
+                                 "parameters: packed seeds cannot share it; valid: train these seeds one by one "
+                                 "(--seeds-at-once 1)")
+        split = [args[i].reshape(args[i].shape[0] // self.k, self.k, *args[i].shape[1:]) for i in tensors]
 
         def one(p: dict, b: dict, *inputs: Tensor) -> Tensor:
-            return functional_call(self.template[0], (p, b), inputs)
+            call = list(args)
+            for i, tensor in zip(tensors, inputs):
+                call[i] = tensor
+            return functional_call(self.template[0], (p, b), tuple(call))
 
         out = vmap(one, in_dims=(0, 0) + (1,) * len(split), out_dims=1, randomness="different")(params, buffers,
                                                                                               *split)
