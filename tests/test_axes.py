@@ -40,14 +40,14 @@ def activation_axis(monkeypatch):
     del module
 
 
-def test_every_axis_is_a_column_and_the_default_grid_is_the_missions_16_variants():
+def test_every_axis_is_a_column_and_the_default_grid_is_its_16_variants():
     assert list(AXES)[:4] == ["upsample", "time_injection", "attn_heads", "num_head_channels"]
     # written out, not derived: a column renamed, dropped or reordered fails here
     assert columns() == (
         "run_id", "cell_id", "kind", "variant", "spec_hash", "upsample", "time_injection", "attn_heads",
         "num_head_channels", "attn_resolutions", "checkpoint", "attention", "noise_embedding", "resblock_updown",
         "residual_join", "normalization", "layers", "act", "skip_join", "block_form", "ones_channel", "out_gain",
-        "clip_act", "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype",
+        "clip_act", "lr", "lr_schedule", "weight_decay", "ema_decay", "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype",
         "threads", "batch_size", "peer", "memory_format", "compile", "cuda_graphs", "replica", "rung", "rung_index",
         "phase", "block", "metric", "value", "unit", "method", "repeat", "position", "seed", "step", "n", "status",
         "message")
@@ -145,7 +145,8 @@ def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_fractional():
     ("design = 'latin'", "bad.toml: design = 'latin' is invalid; valid: factorial, fractional, one_at_a_time"),
     ("batch_size = 0", "bad.toml: batch_size = 0 is invalid; valid: a positive int"),
     ("colour = 'red'", "bad.toml: colour = 'red' is invalid; valid: a key of description, base"),
-    ("[axes]\nheads = [1, 2]", "bad.toml: axes.heads = [1, 2] is invalid; valid: an axis: upsample"),
+    ("[axes]\nheads = [1, 2]", "bad.toml: axes.heads = [1, 2] is invalid; valid: an axis (upsample, "),
+    ("[axes]\nheads = [1, 2]", "or a recipe axis (lr, lr_schedule, weight_decay, ema_decay)"),
     ("[axes]\nattn_heads = [1, 'x']", "bad.toml: axes.attn_heads: attn_heads='x' is invalid; valid: a positive"),
     ("[axes]\nattn_heads = ['4']", "bad.toml: axes.attn_heads: attn_heads='4' is invalid; valid: a positive integer"),
     ("[axes]\nresblock_updown = ['false', 'true']", "bad.toml: axes.resblock_updown: resblock_updown='false' is "
@@ -160,7 +161,7 @@ def test_the_presets_are_shipped_sweep_files_and_the_adm_preset_is_fractional():
     ("devices = 'cpu'", "bad.toml: devices = 'cpu' is invalid; valid: a list of str values"),
     ("rounds = 5", "bad.toml: rounds = 5 is invalid; valid: a table of warmup"),
     ("base = ['digits8']", "bad.toml: base = ['digits8'] is invalid; valid: one of digits8"),
-    ("quality = ['quick']", "bad.toml: quality = ['quick'] is invalid; valid: one of smoke"),
+    ("quality = ['quick', 'huge']", "bad.toml: quality = ['quick', 'huge'] is invalid; valid: one of smoke"),
     ("base = ", "bad.toml: not valid TOML"),
     ("[execution]\ncompile = ['fast']", "bad.toml: execution.compile = ['fast'] is invalid; valid: a non-empty list of "
                                         "off, on, cudagraphs"),
@@ -208,7 +209,7 @@ min_rounds = 4
 """)
     sweep = load_sweep(path)
     assert (sweep.name, sweep.description, sweep.base, sweep.devices, sweep.quality) == (
-        "mine", "heads at the smoke shape", "digits8", ("cpu",), "smoke")
+        "mine", "heads at the smoke shape", "digits8", ("cpu",), ("smoke",))
     assert (sweep.name, sweep.batch_size, sweep.design, sweep.seeds) == ("mine", 8, "one_at_a_time", 2)
     assert sweep.axes == {"attn_heads": (1, 2), "attn_resolutions": ((4,), (8, 4))}
     assert sweep.memory_formats == ("contiguous", "channels_last") and sweep.rounds.min_rounds == 4
