@@ -29,6 +29,9 @@ def with_recipes(values: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     chosen = choices(table)
     if chosen.empty:
         return labelled
+    # a tuned run sweeps no recipe axis (the planner refuses both): its other recipes are tuned re-runs of some
+    # variants, not a point every variant trained at
+    labelled = labelled[labelled["recipe"] == SHARED]
     tuned = values.merge(chosen[[*UNIT, *RECIPE_COLUMNS]], on=[*UNIT, *RECIPE_COLUMNS], how="inner")
     return pd.concat([labelled, tuned.assign(recipe=TUNED)], ignore_index=True)
 
