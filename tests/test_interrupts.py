@@ -25,9 +25,14 @@ def as_a_terminal_has_it() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-def start(out, *extra: str) -> subprocess.Popen:
+# SMALL with both checkpoint levels: 5 cells (an axis is given once, so the level list replaces SMALL's)
+FIVE_CELLS = [*SMALL[:-2], "--axis", "checkpoint=false,true"]
+assert SMALL[-2:] == ["--axis", "checkpoint=false"]
+
+
+def start(out, args: list[str] = SMALL) -> subprocess.Popen:
     """``bench run`` in a process group of its own, as a shell starts a foreground job."""
-    return subprocess.Popen([sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL, *extra], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "bench", "run", "--out", str(out), *args], cwd=ROOT,
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=as_a_terminal_has_it)
 
@@ -45,7 +50,7 @@ def a_worker(proc: subprocess.Popen, timeout: float = 300) -> psutil.Process:
 
 def test_ctrl_c_stops_the_runner_and_its_workers_in_one_line_with_exit_130(tmp_path):
     out = tmp_path / "run"
-    proc = start(out, "--axis", "checkpoint=false,true")  # 5 cells: after the first, time left to interrupt
+    proc = start(out, args=FIVE_CELLS)  # 5 cells: after the first, time left to interrupt
     deadline = time.time() + 300
     while not list((out / "cells").glob("*.parquet")) and time.time() < deadline:
         time.sleep(0.1)
@@ -108,7 +113,7 @@ def test_a_lost_worker_is_a_row_and_the_run_goes_on_without_a_traceback(tmp_path
 
 def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL, "--axis", "checkpoint=false,true"]
+    args = [sys.executable, "-m", "bench", "run", "--out", str(out), *FIVE_CELLS]
     proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
@@ -119,7 +124,7 @@ def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_pat
     first = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.parquet")}
     assert 1 <= len(first) < 5
 
-    result = bench("run", "--out", str(out), "--resume", *SMALL, "--axis", "checkpoint=false,true", timeout=600)
+    result = bench("run", "--out", str(out), "--resume", *FIVE_CELLS, timeout=600)
     assert result.returncode == 0, result.stderr
     assert f"{len(first)} already finished" in result.stdout
     table = pd.read_parquet(out / "metrics.parquet")
