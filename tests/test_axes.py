@@ -47,7 +47,8 @@ def test_every_axis_is_a_column_and_the_default_grid_is_its_16_variants():
         "run_id", "cell_id", "kind", "variant", "spec_hash", "upsample", "time_injection", "attn_heads",
         "num_head_channels", "attn_resolutions", "checkpoint", "attention", "noise_embedding", "resblock_updown",
         "residual_join", "normalization", "layers", "act", "skip_join", "block_form", "ones_channel", "out_gain",
-        "clip_act", "lr", "lr_schedule", "weight_decay", "ema_decay", "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype",
+        "clip_act", "lr", "lr_schedule", "weight_decay", "ema_decay", "base_config", "quality_preset", "dataset",
+        "device", "device_name", "host", "dtype",
         "threads", "batch_size", "peer", "memory_format", "compile", "cuda_graphs", "replica", "rung", "rung_index",
         "phase", "block", "metric", "value", "unit", "method", "repeat", "position", "seed", "step", "n", "status",
         "message")

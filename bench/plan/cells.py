@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.plan.quality_presets import QUALITY_PRESETS
-from bench.plan.recipe import RECIPE_AXES, recipe_of, with_recipe
+from bench.plan.recipe import RECIPE_AXES, recipe_of, recipe_text, with_recipe
 from bench.schema import COST_KINDS, DEFAULT_EXECUTION, TRAINED_KINDS
 from variants import AXES, UNetSpec
 
@@ -72,8 +72,7 @@ class Cell:
                 self._options_label()
         what = self.variant if self.spec else "real data"
         if self.recipe:
-            what += " at " + ", ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
-                                       for name, value in self.recipe)
+            what += " at " + recipe_text(self.recipe)
         seed = f" seed {self.seed}" if self.kind not in COST_KINDS else ""
         if self.seeds:
             seed = f" seeds {', '.join(map(str, self.seeds))} at once"

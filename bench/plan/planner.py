@@ -18,7 +18,7 @@ from bench.plan.execution import executions
 from bench.plan.groups import device_memory, memory_budget, timing_cells
 from bench.plan.options import MAXIMA, PARTS, SweepOptions, check_backend, import_plugins
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
-from bench.plan.recipe import recipe_changes
+from bench.plan.recipe import recipe_changes, value_text
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from bench.plan.tuning import tuning_grid, tuning_seeds
 from bench.schema import DEFAULT_EXECUTION
@@ -223,7 +223,7 @@ def check_tuning(sweep: Sweep) -> None:
 
 
 def _grid_text(grid: dict[str, tuple[Any, ...]]) -> str:
-    return " ".join(f"{name}={','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"
+    return " ".join(f"{name}={','.join(value_text(v) for v in values)}"
                     for name, values in grid.items())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from bench.plan.quality_presets import LR_SCHEDULES, QualityConfig
 
@@ -57,6 +57,16 @@ RECIPE_AXES: dict[str, RecipeAxis] = {axis.name: axis for axis in (
 RECIPE_COLUMNS = tuple(RECIPE_AXES)
 
 
+def value_text(value: Any) -> str:
+    """A recipe value as ``--axis`` writes it (``0.01``, ``inv_sqrt``)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def recipe_text(pairs: Iterable[tuple[str, Any]]) -> str:
+    """``lr=0.01, lr_schedule=inv_sqrt``: a recipe's (name, value) pairs as labels and reports show them."""
+    return ", ".join(f"{name}={value_text(value)}" for name, value in pairs)
+
+
 def recipe_of(config: QualityConfig) -> dict[str, Any]:
     """The recipe a quality preset trains with, axis by axis."""
     return {name: getattr(config, name) for name in RECIPE_AXES}
@@ -69,7 +79,8 @@ def with_recipe(config: QualityConfig, recipe: tuple[tuple[str, Any], ...]) -> Q
 
 def recipe_changes(config: QualityConfig, values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """A cell's ``recipe``: the values that differ from ``config``'s, in RECIPE_AXES order."""
-    return tuple((name, values[name]) for name in RECIPE_AXES if name in values and values[name] != getattr(config, name))
+    return tuple((name, values[name]) for name in RECIPE_AXES
+                 if name in values and values[name] != getattr(config, name))
 
 
 def parse_recipe_option(text: str, option: str) -> tuple[str, tuple[Any, ...]]:

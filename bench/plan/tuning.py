@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.plan.cells import Cell
 from bench.plan.quality_presets import QUALITY_PRESETS
-from bench.plan.recipe import RECIPE_COLUMNS, recipe_changes, recipe_of
+from bench.plan.recipe import RECIPE_COLUMNS, recipe_changes, recipe_of, recipe_text
 from bench.schema import PRIMARY_QUALITY
 
 TUNING_SEED_OFFSET = 10_000
@@ -59,14 +59,10 @@ def choices(table: pd.DataFrame) -> pd.DataFrame:
         own = recipe_of(QUALITY_PRESETS[key[0]]) if key[0] in QUALITY_PRESETS else {}
         preference = group.apply(lambda r: any(r[c] != own.get(c) for c in tuned), axis=1)
         best = group.assign(other=preference).sort_values(["criterion", "other"], kind="stable").iloc[0]
-        grid = "; ".join(f"{_point_text(r, tuned)}: {r['criterion']:.4g}" for _, r in group.iterrows())
+        grid = "; ".join(f"{recipe_text((n, r[n]) for n in tuned)}: {r['criterion']:.4g}" for _, r in group.iterrows())
         rows.append({**dict(zip(UNIT, key)), **{c: best[c] for c in RECIPE_COLUMNS}, "criterion": best["criterion"],
                      "grid": grid, "tuned_axes": ",".join(tuned)})
     return pd.DataFrame(rows, columns=[*UNIT, *RECIPE_COLUMNS, "criterion", "grid", "tuned_axes"])
-
-
-def _point_text(row: pd.Series, names: list[str]) -> str:
-    return ", ".join(f"{n}={row[n]:g}" if isinstance(row[n], float) else f"{n}={row[n]}" for n in names)
 
 
 def tuned_cells(cells: list[Cell], table: pd.DataFrame) -> list[Cell]:

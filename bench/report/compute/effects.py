@@ -15,12 +15,13 @@ Three sources:
 Families (``family``). ``primary``, the confirmatory family, is what the verdict asks of each axis switch: one time
 metric (the training step's time on the network the verdict weighs) and one quality metric (``PRIMARY_QUALITY``
 at the end of training) on every network quality trained, at the shared recipe and, when the run tuned, at each
-variant's tuned recipe (``recipe``: compute/recipes.py). Holm's step-down correction runs over that family alone, so the run makes a false "resolved" claim among its
-primary effects with probability at most 5%. ``control`` (the A/A control and the known nulls) is a family of its
-own, Holm-corrected too, so a failed control is a false alarm with probability at most 5%. Every other effect is
-``secondary``: exploratory, with its unadjusted 95% interval and no adjusted p-value, ``resolved`` when that
-interval excludes zero (about one null effect in twenty does). An exact count is resolved when it changed; an
-effect that could not be tested (too few pairs, rounds or residual degrees of freedom) never is.
+variant's tuned recipe (``recipe``: compute/recipes.py). Holm's step-down correction runs over that family alone,
+so the run makes a false "resolved" claim among its primary effects with probability at most 5%. ``control`` (the
+A/A control and the known nulls) is a family of its own, Holm-corrected too, so a failed control is a false alarm
+with probability at most 5%. Every other effect is ``secondary``: exploratory, with its unadjusted 95% interval
+and no adjusted p-value, ``resolved`` when that interval excludes zero (about one null effect in twenty does). An
+exact count is resolved when it changed; an effect that could not be tested (too few pairs, rounds or residual
+degrees of freedom) never is.
 
 ``bound``: the largest magnitude the effect's interval allows, so an unresolved effect reads "no difference beyond
 ±bound". Primary and control effects take the interval at their family's Bonferroni level (1 - 0.05/m), which

@@ -199,6 +199,12 @@ def _text(axis: str, value: Any) -> str:
     return str(value).lower() if AXES[axis].type is bool else str(value)
 
 
+def parameter_count(table: pd.DataFrame, base: str) -> float:
+    """The largest parameter count of our models at ``base`` (0 if none was counted)."""
+    rows = table[(table["base_config"] == base) & (table["metric"] == "params") & (table["peer"] == "")]
+    return float(rows["value"].max()) if len(rows) else 0.0
+
+
 FAILED_COLUMNS = ["kind", "variant", "device", "seed", "phase", "metric", "status", "message"]
 
 

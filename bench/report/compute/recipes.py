@@ -13,7 +13,7 @@ import math
 import pandas as pd
 
 from bench.plan.quality_presets import QUALITY_PRESETS
-from bench.plan.recipe import RECIPE_COLUMNS, recipe_of
+from bench.plan.recipe import RECIPE_COLUMNS, recipe_of, recipe_text
 from bench.plan.tuning import UNIT, choices
 
 SHARED = "shared"
@@ -54,13 +54,9 @@ def _label(row: pd.Series) -> str:
     if preset is None or all(_empty(v) for v in values.values()):  # a table from before recipe axes
         return SHARED
     own = recipe_of(preset)
-    changed = [f"{name}={_text(value)}" for name, value in values.items() if value != own[name]]
-    return f"{SHARED} at {', '.join(changed)}" if changed else SHARED
+    changed = [(name, value) for name, value in values.items() if value != own[name]]
+    return f"{SHARED} at {recipe_text(changed)}" if changed else SHARED
 
 
 def _empty(value) -> bool:
     return value == "" or (isinstance(value, float) and math.isnan(value))
-
-
-def _text(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)

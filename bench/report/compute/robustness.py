@@ -42,13 +42,25 @@ def trajectories(effects: pd.DataFrame) -> pd.DataFrame:
 def trends(effects: pd.DataFrame, values: pd.DataFrame, axes: tuple[str, ...], reference: dict) -> pd.DataFrame:
     """One row per switch, network, recipe and metric read at two checkpoints or more (``TREND_COLUMNS``)."""
     rows = []
+    fits: dict[tuple, pd.DataFrame] = {}  # one fit of a stretch serves every switch read over it
+
+    def change(key: tuple, start: float, end: float) -> pd.Series | None:
+        axis, from_level, to_level, *reading = key
+        stretch = (*reading, start, end)
+        if stretch not in fits:
+            fits[stretch] = _change_fit(values, *stretch, axes, reference)
+        fit = fits[stretch]
+        match = fit[(fit["factor"] == axis) & (fit["reference"].astype(str) == from_level)
+                    & (fit["level"].astype(str) == to_level)] if not fit.empty else fit
+        return match.iloc[0] if len(match) else None
+
     points = trajectories(effects)
     for key, path in points.groupby([*SWITCH, "base_config", "recipe", "metric"], sort=False):
         if path["step"].nunique() < 2:
             continue
         first, last = path.iloc[0], path.iloc[-1]
-        whole = _change(values, key, first["step"], last["step"], axes, reference)
-        stretch = _change(values, key, path.iloc[-2]["step"], last["step"], axes, reference)
+        whole = change(key, first["step"], last["step"])
+        stretch = change(key, path.iloc[-2]["step"], last["step"])
         rows.append(dict(zip([*SWITCH, "base_config", "recipe", "metric"], key)) | {
             "steps": list(path["step"].astype(int)), "estimates": list(path["estimate"]),
             "trend": _trend(first, last, whole), "settled": stretch is None or not _resolved(stretch),
@@ -68,25 +80,18 @@ def _resolved(row: pd.Series) -> bool:
     return pd.notna(row["ci_low"]) and excludes(row["ci_low"], row["ci_high"])
 
 
-def _change(values: pd.DataFrame, key: tuple, start: float, end: float, axes: tuple[str, ...], reference: dict
-            ) -> pd.Series | None:
-    """The switch's effect on (value at ``end`` minus value at ``start``) per run, or None if it cannot be fitted."""
-    axis, from_level, to_level, base, recipe, metric = key
+def _change_fit(values: pd.DataFrame, base: str, recipe: str, metric: str, start: float, end: float,
+                axes: tuple[str, ...], reference: dict) -> pd.DataFrame:
+    """Every switch's effect on (value at ``end`` minus value at ``start``) per run; empty if it cannot be fitted."""
     runs = values[(values["base_config"] == base) & (values["recipe"] == recipe) & (values["metric"] == metric)
                   & values["phase"].isin((ALONG_TRAINING, FINAL_PHASE[metric]))]
     run = ["variant", "seed", "setting", "dataset"]
     at = {step: runs[runs["step"] == step].set_index(run) for step in (start, end)}
     if at[start].empty or at[end].empty:
-        return None
+        return pd.DataFrame()
     frame = at[end].copy()
     frame["value"] = at[end]["value"] - at[start]["value"].reindex(at[end].index)
-    frame = frame.dropna(subset=["value"]).reset_index()
-    fit = design_effects(frame, axes, reference)
-    if fit.empty:
-        return None
-    match = fit[(fit["factor"] == axis) & (fit["reference"].astype(str) == from_level)
-                & (fit["level"].astype(str) == to_level)]
-    return match.iloc[0] if len(match) else None
+    return design_effects(frame.dropna(subset=["value"]).reset_index(), axes, reference)
 
 
 def primary_quality(effects: pd.DataFrame) -> pd.DataFrame:
@@ -143,6 +148,9 @@ def _agreement(shared: pd.Series, tuned: pd.Series) -> str:
     if a or b:
         return f"disagree: resolved only at the {'shared' if a else 'tuned'} recipe"
     return "agree (neither resolved)"
+
+
+PAPER_READINGS = ("reproduced", "contradicted", "not resolved")  # how each reading below starts
 
 
 def paper_reading(change: float, mine: pd.Series) -> str:

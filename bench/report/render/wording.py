@@ -38,6 +38,11 @@ def signed(value: float, unit: str = "") -> str:
     return f"{value:+.3g}{unit}"
 
 
+def effect_interval(row: pd.Series, unit: str = "") -> str:
+    """``+5.01 [+3.54, +6.47]``: an effects.csv row's estimate (in ``unit``) and its 95% interval."""
+    return f"{signed(row['estimate'], unit)} [{signed(row['ci_low'])}, {signed(row['ci_high'])}]"
+
+
 def interval(row: pd.Series, unit: str = "", signed: bool = False) -> str:
     """``mean [low, high]`` with the pair/seed count; says so when the interval cannot be computed."""
     digits = _digits_to_separate(row["low"], row["high"])

@@ -6,6 +6,7 @@ import pandas as pd
 
 from bench.report.compute.derived import Derived
 from bench.report.compute.effects import quality_bases
+from bench.report.compute.frames import parameter_count
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import describe_effect
 
@@ -21,13 +22,13 @@ def across_scales_section(derived: Derived) -> Section | None:
         return None  # quality on one network only
     section = Section("Across scales", NOTE)
     bases = [b for b in quality_bases(derived.effects) if b in scales.columns]
-    params = {b: _params(derived.table, b) for b in bases}
+    params = {b: parameter_count(derived.table, b) for b in bases}
     rows = []
     for _, row in scales.iterrows():
         line = {"switch": f"{row['axis']}: {row['from_level']} → {row['to_level']}", "recipe": row["recipe"]}
         for base in bases:
             effect = row[base]
-            line[f"{base} ({params[base]:,.0f} parameters)"] = describe_effect(effect) + (
+            line[f"{base} (up to {params[base]:,.0f} parameters)" if params[base] else base] = describe_effect(effect) + (
                 " resolved" if bool(effect["resolved"]) else "") if isinstance(effect, pd.Series) else "—"
         rows.append(line | {"reading": row["reading"]})
     frame = pd.DataFrame(rows)
@@ -37,7 +38,3 @@ def across_scales_section(derived: Derived) -> Section | None:
                                counts.items()]))
     return section
 
-
-def _params(table: pd.DataFrame, base: str) -> float:
-    rows = table[(table["base_config"] == base) & (table["metric"] == "params") & (table["peer"] == "")]
-    return float(rows["value"].min()) if len(rows) else float("nan")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.robustness import paper_reading, primary_quality
+from bench.report.compute.robustness import PAPER_READINGS, paper_reading, primary_quality
 from bench.report.render.document import Section, Table, Text
-from bench.report.render.wording import signed
+from bench.report.render.wording import effect_interval, signed
 
 PAPER = Path(__file__).parent.parent / "data" / "edm2_fid.csv"
 NOTE = ("EDM2 builds its network in cumulative configurations A to G on ImageNet-512 and reports each one's FID "
@@ -42,7 +42,7 @@ def edm2_section(derived: Derived) -> Section | None:
                             f"({signed(change)})"}
         for _, mine in group.iterrows():
             line[f"our FD effect ({mine['recipe']} recipe)"] = (
-                f"{signed(mine['estimate'])} [{signed(mine['ci_low'])}, {signed(mine['ci_high'])}]")
+                effect_interval(mine))
             line[f"reading ({mine['recipe']} recipe)"] = paper_reading(change, mine)
         rows.append(line)
     frame = pd.DataFrame(rows)
@@ -57,7 +57,7 @@ def _summary(frame: pd.DataFrame) -> list[str]:
     lines = []
     for column in (c for c in frame.columns if c.startswith("reading")):
         recipe = column.removeprefix("reading (").removesuffix(")")
-        for word in ("reproduced", "contradicted", "not resolved"):
+        for word in PAPER_READINGS:
             hits = frame.loc[frame[column].str.startswith(word), "rung"].str.split(":").str[0]
             lines.append(f"{word.capitalize()} at the {recipe}: {', '.join(hits) if len(hits) else 'none'}.")
     return lines

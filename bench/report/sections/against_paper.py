@@ -10,9 +10,9 @@ import pandas as pd
 from bench.report.compute.derived import Derived
 from bench.report.compute.effects import quality_base
 from bench.report.compute.headline import PRIMARY_QUALITY
-from bench.report.compute.robustness import paper_reading, primary_quality
+from bench.report.compute.robustness import PAPER_READINGS, paper_reading, primary_quality
 from bench.report.render.document import Section, Table, Text
-from bench.report.render.wording import signed
+from bench.report.render.wording import effect_interval, signed
 
 PAPER = Path(__file__).parent.parent / "data" / "adm_fid.csv"
 
@@ -43,8 +43,7 @@ def paper_section(derived: Derived) -> Section | None:
                                        + (f", at {int(paper['iterations']) // 1000}K steps)" if paper["iterations"]
                                           else ")"),
                      "our switch": f"{mine['axis']}: {mine['from_level']} → {mine['to_level']}",
-                     f"our {PRIMARY_QUALITY[1].upper()} effect": f"{signed(mine['estimate'])} "
-                                                                 f"[{signed(mine['ci_low'])}, {signed(mine['ci_high'])}]",
+                     f"our {PRIMARY_QUALITY[1].upper()} effect": effect_interval(mine),
                      "reading": paper_reading(paper["fid_change"], mine)})
     if not rows:
         return None  # the run switched none of the axes ADM's tables ablate, or measured no quality
@@ -57,7 +56,7 @@ def paper_section(derived: Derived) -> Section | None:
 
 def _summary(frame: pd.DataFrame) -> list[str]:
     lines = []
-    for word in ("reproduced", "contradicted", "not resolved"):
+    for word in PAPER_READINGS:
         hits = frame[frame["reading"].str.startswith(word)]
         rows = sorted(set(hits["ADM table"]))
         lines.append(f"{word.capitalize()} at this scale: {'; '.join(rows) if rows else 'none'}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.report.compute.derived import Derived
+from bench.report.compute.effects import quality_base
 from bench.report.compute.headline import HEADLINE_QUALITY
 from bench.report.compute.robustness import trajectories
 from bench.report.render.document import Section, Text, save_figure
@@ -25,7 +26,7 @@ def along_training_section(derived: Derived, figures_dir: Path) -> Section | Non
         return None  # no run was scored at two checkpoints or more
     section = Section("Effects along training", NOTE)
     points = trajectories(derived.effects)
-    base = derived.effects.pipe(lambda e: sorted(set(e.loc[e["unit"] != "%", "base_config"])))[0]
+    base = quality_base(derived.effects)
     rungs = derived.rungs
     for number, (name, _, metric) in enumerate(HEADLINE_QUALITY):
         shown = points[(points["metric"] == metric) & (points["base_config"] == base)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.plan.recipe import recipe_text
 from bench.plan.tuning import CRITERION
 from bench.report.compute.derived import Derived
 from bench.report.render.document import Section, Table
@@ -25,7 +26,7 @@ def tuning_section(derived: Derived) -> Section | None:
     frame = pd.DataFrame({
         "variant": [f"{r} ({v})" if r else v for r, v in zip(chosen["rung"], chosen["variant"])],
         "network": chosen["base_config"],
-        "chosen": [", ".join(f"{a}={_value(row[a])}" for a in axes) for _, row in chosen.iterrows()],
+        "chosen": [recipe_text((a, row[a]) for a in axes) for _, row in chosen.iterrows()],
         "criterion there": chosen["criterion"].map(lambda v: f"{v:.4g}"),
         "grid (criterion per point)": chosen["grid"],
     })
@@ -37,7 +38,3 @@ def _validation(tune: pd.DataFrame) -> str:
     messages = tune.loc[tune["phase"] == "sample", "message"].dropna()
     found = [m for m in messages.unique() if str(m).startswith("validation")]
     return found[0] if found else "validation images"
-
-
-def _value(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.plan.recipe import recipe_text
 from bench.report.compute.derived import Derived
+from bench.report.compute.frames import parameter_count
 from bench.report.compute.effects import DISTURBED, failed_controls, main_base, quality_base
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
 from bench.report.compute.recipes import SHARED, confirmatory_recipes
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table, Text
-from bench.report.render.wording import describe_effect, signed
+from bench.report.render.wording import describe_effect, effect_interval, signed
 
 RESOLVED = " ✓"
 EXPLORATORY = " (✓)"
@@ -55,7 +57,7 @@ def verdict_section(derived: Derived) -> Section:
     section.items.append(Table(title, verdict_frame(effects, switches, main, trained, rungs, recipes)))
     for base in (b for b in cost_bases if b != main):
         frame = verdict_frame(effects, switches, base, None, rungs)
-        scale = "at a larger scale" if _params(table, base) > _params(table, main) else "on another network"
+        scale = "at a larger scale" if parameter_count(table, base) > parameter_count(table, main) else "on another network"
         section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)", frame))
     section.items.append(Text([noise_floor(derived, main), *resolvable_sentences(effects, floors)]))
     return section
@@ -118,7 +120,7 @@ def _cell(row: pd.Series | None) -> str:
         return f"{signed(row['estimate'], unit)} (disturbed)"
     if pd.isna(row["ci_low"]):
         return f"{signed(row['estimate'], unit)} (untested)"
-    text = f"{signed(row['estimate'], unit)} [{signed(row['ci_low'], '')}, {signed(row['ci_high'], '')}]"
+    text = effect_interval(row, unit)
     if not bool(row["resolved"]):
         return text
     return text + (EXPLORATORY if row["family"] == "secondary" else RESOLVED)
@@ -172,10 +174,7 @@ class _Robustness:
                        if text)
 
     def _rows(self, frame: pd.DataFrame, switch) -> pd.DataFrame:
-        if frame.empty:
-            return frame
-        return frame[(frame["axis"] == switch.axis) & (frame["from_level"] == switch.from_level)
-                     & (frame["to_level"] == switch.to_level)]
+        return frame if frame.empty else _switch_effects(frame, switch)  # an empty reading has no columns
 
     def _recipes(self, switch) -> str:
         rows = self._rows(self.derived.across_recipes, switch)
@@ -195,7 +194,7 @@ class _Robustness:
         for rung in (switch.from_level, switch.to_level):
             row = tuning[(tuning["rung"] == rung) & (tuning["base_config"] == self.trained)]
             if len(row):
-                parts.append(f"{rung} at " + ", ".join(f"{a}={_value(row.iloc[0][a])}" for a in axes))
+                parts.append(f"{rung} at " + recipe_text((a, row.iloc[0][a]) for a in axes))
         return "; ".join(parts)
 
     def _training(self, switch) -> str:
@@ -222,10 +221,6 @@ class _Robustness:
             for _, row in rows.iterrows())
 
 
-def _value(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _failed_control(effects: pd.DataFrame) -> str:
     """A control that came out resolved, first: a time effect no larger than its bias is not told apart from it."""
     failed = failed_controls(effects)
@@ -233,7 +228,7 @@ def _failed_control(effects: pd.DataFrame) -> str:
         return ""
     worst = failed.loc[failed["estimate"].abs().idxmax()]
     return (f"Warning: a control whose true effect is zero came out resolved ({worst['phase']}/{worst['metric']} "
-            f"{signed(worst['estimate'], '%')} [{signed(worst['ci_low'], '')}, {signed(worst['ci_high'], '')}]): "
+            f"{effect_interval(worst, '%')}): "
             "the timing has a bias this design did not remove, so a time effect within that interval is not told "
             "apart from it.")
 
@@ -308,12 +303,6 @@ def resolvable_sentences(effects: pd.DataFrame, floors: dict[str, float]) -> lis
                    f"real effect among the {len(primary)} primary tests; Holm's first step, "
                    f"{rows['n'].iloc[0]:.0f} {'rounds' if unit == '%' else 'runs'}).")
     return out
-
-
-def _params(table: pd.DataFrame, base: str) -> float:
-    """The largest parameter count of our models at ``base`` (0 if none was counted)."""
-    rows = table[(table["base_config"] == base) & (table["metric"] == "params") & (table["peer"] == "")]
-    return float(rows["value"].max()) if len(rows) else 0.0
 
 
 def _quality_context(table: pd.DataFrame, base: str | None) -> str:
