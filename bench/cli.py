@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.models.sizes import base_summary
+from bench.plan.designs import DESIGNS
 from bench.plan.options import (BACKENDS, PARTS, BackendOptions, SweepOptions, import_plugins, parse_axes,
                                 parse_shard)
 from bench.plan.planner import base_name as planner_base_name
@@ -16,7 +17,7 @@ from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.recipe import RECIPE_AXES
 from bench.plan.sweep import PRESETS
 from bench.run.runner import TimeLimitReached, run_sweep
-from variants import AXES, BASES, DESIGNS
+from variants import AXES, BASES
 from variants.axes import markdown_table
 
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from bench.plan.cells import Cell
+from bench.plan.designs import grid
 from bench.plan.execution import Execution
 from bench.plan.sweep import PRESETS, load_sweep
 from bench.schema import columns
-from variants import AXES, BASES, UNetSpec, build, default_grid, grid, parse_axis
+from variants import AXES, BASES, UNetSpec, build, default_grid, parse_axis
 
 from test_runner import SMALL, bench
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from pydoe import fracfact, fracfact_aliasing
 
+from bench.plan.designs import grid
+from bench.plan.designs.duplicates import distinct_networks
+from bench.plan.designs.fractional import aliasing, resolution, resolve_generator, runs
 from bench.plan.options import SweepOptions
 from bench.plan.planner import make_plan
 from bench.plan.sweep import PRESETS, sweep_from_dict
-from variants import BASES, grid
-from variants.duplicates import distinct_networks
-from variants.fractional import aliasing, resolution, resolve_generator, runs
+from variants import BASES
 
 ADM_AXES = {"attn_heads": (1, 4), "attn_resolutions": ((4,), (8, 4)), "time_injection": ("additive", "film"),
             "resblock_updown": (False, True), "residual_join": ("plain", "rescaled")}

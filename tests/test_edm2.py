@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.measure.flops import flop_counter_flops, fvcore_forward_macs, no_macs_reason
-from variants import ATTENTIONS, BASES, NOISE_EMBEDDINGS, TIME_INJECTIONS, Parts, ResnetBlock, UNetSpec, build
+from variants import (ATTENTIONS, BASES, NOISE_EMBEDDINGS, TIME_INJECTIONS, Parts, ResnetBlock, UNetSpec,
+                      baseline_parts, build, parts_for_spec)
 from variants.bases import EDM2_AXES
 from variants.mp import MPConv2d, MPLinear, MPSiLU, PixelNorm, mp_cat, mp_silu, mp_sum, normalize
-from variants.parts import use_layers, use_normalization, use_residual_join
+from variants.assembly import use_layers, use_normalization, use_residual_join
 from variants.resnet import ResampleResnetBlock
 
 TEMB = 32
@@ -27,9 +28,9 @@ def n_params(model: nn.Module) -> int:
 
 
 def edm2_parts(**levels) -> Parts:
-    """Parts with every EDM2 axis at its EDM2 level (or ``levels``), as Parts.for_spec configures them."""
+    """Parts with every EDM2 axis at its EDM2 level (or ``levels``), as parts_for_spec configures them."""
     spec = BASES["edm2_img512_xs"].replace(**levels)
-    return Parts.for_spec(spec)
+    return parts_for_spec(spec)
 
 
 def rms(x: torch.Tensor, dim) -> torch.Tensor:
@@ -140,7 +141,7 @@ def test_layers_level_decides_every_bias_and_every_layer_class():
 @pytest.mark.parametrize("heads", [1, 2, 4])
 def test_cosine_attention_is_softmax_of_normalised_q_k_over_normalised_v(heads):
     channels, d = 16, 16 // heads
-    block = ATTENTIONS.get("cosine")(channels, heads, Parts.baseline(4)).eval()
+    block = ATTENTIONS.get("cosine")(channels, heads, baseline_parts(4)).eval()
     x = torch.randn(2, channels, 3, 5)
     qkv = block.qkv(x).reshape(2, 3, heads, d, 15)  # q | k | v, each head's d channels together
     q, k, v = (qkv[:, i].transpose(-1, -2) for i in range(3))  # (B, heads, tokens, d)
@@ -152,7 +153,7 @@ def test_cosine_attention_is_softmax_of_normalised_q_k_over_normalised_v(heads):
 
 
 def test_cosine_attention_does_not_see_the_scale_of_q_k_and_v():
-    block = ATTENTIONS.get("cosine")(8, 2, Parts.baseline(4)).eval()
+    block = ATTENTIONS.get("cosine")(8, 2, baseline_parts(4)).eval()
     x = torch.randn(2, 8, 4, 4)
     attended = lambda: block(x) - x  # the output projection of the attention alone
     before = attended()
@@ -166,13 +167,13 @@ def test_cosine_attention_does_not_see_the_scale_of_q_k_and_v():
 
 
 def test_cosine_attention_has_four_projections_and_joins_with_the_residual_join():
-    parts = Parts.baseline(4)
+    parts = baseline_parts(4)
     assert n_params(ATTENTIONS.get("cosine")(32, 1, parts)) == 4 * 32 * 32 + 4 * 32
     assert n_params(ATTENTIONS.get("cosine")(32, 1, edm2_parts())) == 4 * 32 * 32  # MP layers: no biases
     use_residual_join(parts, "mp_sum")
     block = ATTENTIONS.get("cosine")(8, 2, parts).eval()
     x = torch.randn(2, 8, 3, 3)
-    plain = ATTENTIONS.get("cosine")(8, 2, Parts.baseline(4)).eval()
+    plain = ATTENTIONS.get("cosine")(8, 2, baseline_parts(4)).eval()
     plain.load_state_dict(block.state_dict())
     torch.testing.assert_close(block(x), mp_sum(x, plain(x) - x, 0.3))
 
@@ -180,9 +181,9 @@ def test_cosine_attention_has_four_projections_and_joins_with_the_residual_join(
 # --- conditioning, noise embedding, blocks --------------------------------------------------------------------
 def test_scale_conditioning_multiplies_by_one_plus_the_projection_and_its_gain_starts_at_zero():
     h, temb, norm = torch.randn(2, 6, 4, 4), torch.randn(2, TEMB), nn.GroupNorm(2, 6)
-    scale = TIME_INJECTIONS.get("scale")(TEMB, 6, Parts.baseline(2))
+    scale = TIME_INJECTIONS.get("scale")(TEMB, 6, baseline_parts(2))
     torch.testing.assert_close(scale(h.clone(), temb, norm), norm(h) * (1 + scale.proj(temb))[:, :, None, None])
-    gained = TIME_INJECTIONS.get("scale_gain")(TEMB, 6, Parts.baseline(2))
+    gained = TIME_INJECTIONS.get("scale_gain")(TEMB, 6, baseline_parts(2))
     assert gained.gain.item() == 0.0
     torch.testing.assert_close(gained(h.clone(), temb, norm), norm(h), rtol=0, atol=0)  # off at init
     with torch.no_grad():
@@ -204,7 +205,7 @@ def test_mp_fourier_embedding_is_sqrt2_cos_of_c_noise_then_one_linear():
     torch.testing.assert_close(embed(sigma), embed.linear(features))
     assert set(embed.state_dict()) == {"freqs", "phases", "linear.weight"}  # the draw is saved with the weights
     assert n_params(embed) == 16 * TEMB  # one linear, no bias (MP layers)
-    assert n_params(NOISE_EMBEDDINGS.get("mp_fourier")(16, TEMB, Parts.baseline())) == 16 * TEMB + TEMB
+    assert n_params(NOISE_EMBEDDINGS.get("mp_fourier")(16, TEMB, baseline_parts())) == 16 * TEMB + TEMB
 
 
 def test_the_edm2_encoder_block_projects_first_pixel_normalises_and_joins_by_mp_sum():
@@ -258,7 +259,7 @@ def test_pixel_normalization_is_on_the_encoder_path_only_and_removes_every_group
     assert [type(m) for m in model.out] == [nn.Conv2d]  # no GroupNorm -> SiLU before the output conv
     unnormalised = build(spec.replace(normalization="none"))
     assert not any(isinstance(m, (nn.GroupNorm, PixelNorm)) for m in unnormalised.modules())
-    parts = Parts.baseline(8)
+    parts = baseline_parts(8)
     use_normalization(parts, "none")
     assert parts.main_norm is None and isinstance(parts.norm(16), nn.Identity)
 
@@ -398,7 +399,7 @@ def test_a_closed_list_axis_refuses_an_unknown_level():
 
 
 def test_layers_parts_keep_the_baseline_modules():
-    parts = Parts.baseline()
+    parts = baseline_parts()
     assert type(parts.conv(3, 4, 3, padding=1)) is nn.Conv2d and type(parts.linear(3, 4)) is nn.Linear
     use_layers(parts, "no_bias")
     assert parts.conv(3, 4, 1).bias is None and parts.linear(3, 4).bias is None

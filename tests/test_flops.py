@@ -10,7 +10,8 @@ from torch.utils.checkpoint import set_checkpoint_early_stop
 
 from bench.measure.blocks import BLOCK_TYPES
 from bench.measure.flops import count_flops, flop_counter_flops, fvcore_forward_macs
-from variants import BASES, UNetSpec, build, grid
+from bench.plan.designs import grid
+from variants import BASES, UNetSpec, build
 from variants.bases import EDM2_AXES
 
 from conftest import SMALL_SPECS

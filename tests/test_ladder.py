@@ -1,10 +1,11 @@
-"""The ladder design: cumulative rungs in variants.grid, sweep files and plans, and a report that reads each rung
+"""The ladder design: cumulative rungs in bench.plan.designs, sweep files and plans, and a report that reads each rung
 against the rung before it (effects.csv, the timing model, the verdict)."""
 import numpy as np
 import pandas as pd
 import pytest
 
 from bench.plan.cells import Cell
+from bench.plan.designs import Rung, grid, ladder
 from bench.plan.options import SweepOptions
 from bench.plan.planner import make_plan
 from bench.plan.sweep import PRESETS, load_sweep
@@ -12,14 +13,13 @@ from bench.report.compute.derived import Derived
 from bench.report.compute.load import normalise
 from bench.report.sections.verdict import verdict_section
 from bench.schema import columns
-from variants import AXES, BASES, UNetSpec, grid
+from variants import AXES, BASES, UNetSpec
 from variants.bases import EDM2_AXES
-from variants.grid import Rung, ladder
 
 TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=16, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8)
 
 
-# --- variants.grid -------------------------------------------------------------------------------------------
+# --- bench.plan.designs -------------------------------------------------------------------------------------------
 def test_a_ladder_over_axes_keeps_every_step_before_each_rung():
     specs = grid(TINY, "ladder", layers=("standard", "no_bias", "mp"), act=("silu", "mp_silu"))
     assert [(s.layers, s.act) for s in specs] == [("standard", "silu"), ("no_bias", "silu"), ("mp", "silu"),

@@ -7,7 +7,7 @@ import torch
 from smalldiffusion import SigmaEmbedderSinCos
 from torch import nn
 
-from variants import ATTENTIONS, Parts, ResnetBlock
+from variants import ATTENTIONS, Parts, ResnetBlock, baseline_parts
 from variants.attention import DDPMAttention
 from variants.noise_embedding import (
     NOISE_EMBEDDINGS,
@@ -21,13 +21,13 @@ from variants.resnet import ResampleResnetBlock
 from variants.time_injection import AdditiveTimeInjection, FiLMTimeInjection
 
 CH, TEMB = 16, 64
-PARTS = Parts.baseline()
+PARTS = baseline_parts()
 
 
 def parts(groups: int, injection: type[nn.Module], skip_rescale: bool = False) -> Parts:
     """The baseline's parts with ``groups`` GroupNorm groups, the time injection ``injection`` and, if asked, the
     1/sqrt(2) residual join."""
-    out = Parts.baseline(groups)
+    out = baseline_parts(groups)
     out.time_injection = injection
     if skip_rescale:
         out.residual_join = rescaled_sum
@@ -120,10 +120,10 @@ def test_an_odd_or_too_small_channel_count_is_refused(cls, ch):
 def test_ddpm_attention_is_registered_and_has_four_biased_projections():
     assert ATTENTIONS.get("ddpm") is DDPMAttention
     for c in (8, 32):
-        block = DDPMAttention(c, 1, Parts.baseline(4))
+        block = DDPMAttention(c, 1, baseline_parts(4))
         assert n_params(block) == 4 * c * c + 4 * c + 2 * c
-        assert n_params(block) == n_params(ATTENTIONS.get("sdpa")(c, 1, Parts.baseline(4))) - c * c + 2 * c
-    assert DDPMAttention(32, 4, Parts.baseline(8))(torch.randn(2, 32, 3, 5)).shape == (2, 32, 3, 5)
+        assert n_params(block) == n_params(ATTENTIONS.get("sdpa")(c, 1, baseline_parts(4))) - c * c + 2 * c
+    assert DDPMAttention(32, 4, baseline_parts(8))(torch.randn(2, 32, 3, 5)).shape == (2, 32, 3, 5)
 
 
 @pytest.mark.parametrize("heads", [1, 2, 4])
@@ -131,7 +131,7 @@ def test_ddpm_attention_matches_diffusers_attention_in_attn_down_block(heads):
     from diffusers.models.unets.unet_2d_blocks import AttnDownBlock2D
 
     channels, groups = 32, 8
-    ours = DDPMAttention(channels, heads, Parts.baseline(groups))
+    ours = DDPMAttention(channels, heads, baseline_parts(groups))
     theirs = AttnDownBlock2D(in_channels=channels, out_channels=channels, temb_channels=8, num_layers=1,
                              resnet_groups=groups, attention_head_dim=channels // heads).attentions[0]
     assert theirs.heads == heads and theirs.group_norm.eps == ours.norm.eps

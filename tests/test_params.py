@@ -5,7 +5,8 @@ from torch import nn
 
 from bench.measure.blocks import BLOCK_TYPES, block_modules, breakdown_rows
 from bench.measure.params import count_params
-from variants import BASES, UNetSpec, build, grid
+from bench.plan.designs import grid
+from variants import BASES, UNetSpec, build
 
 from conftest import SMALL_SPECS
 

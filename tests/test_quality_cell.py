@@ -18,8 +18,9 @@ from bench.measure.quality import (
 from bench.measure.quality.features import load_or_train_classifier
 from bench.measure.quality.scoring import score
 from bench.measure.quality.train import generate
+from bench.plan.designs import grid
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
-from variants import build, default_grid, grid
+from variants import build, default_grid
 
 SMOKE = QUALITY_PRESETS["smoke"]
 SAMPLE_METRICS = {"fd", "kid", "kid_std", "precision", "recall", "swd", "copy_rate", "class_kl"}

@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
+from bench.plan.designs import grid
 from bench.report.compute.derived import Derived
 from bench.report.compute.load import normalise
 from bench.report.compute.quality_model import seed_blocked_model
 from bench.schema import columns
-from variants import AXES, BASES, grid
+from variants import AXES, BASES
 
 AXES_ADM = {"attn_heads": (1, 4), "attn_resolutions": ((4,), (8, 4)), "time_injection": ("additive", "film"),
             "resblock_updown": (False, True), "residual_join": ("plain", "rescaled")}

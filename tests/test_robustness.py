@@ -4,13 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.plan.designs import grid
+from bench.report.build import run_sections
 from bench.report.compute.derived import Derived
 from bench.report.compute.load import normalise
 from bench.report.compute.robustness import trajectories
 from bench.report.render.document import Section
-from bench.report.build import run_sections
 from bench.schema import ALONG_TRAINING, columns
-from variants import AXES, BASES, grid
+from variants import AXES, BASES
 
 LEVELS = {"time_injection": ("additive", "film"), "attn_heads": (1, 4), "upsample": ("nearest_conv", "conv_transpose")}
 STEPS = (500, 1000, 1500)

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from variants import BASES, UNetSpec, grid
+from bench.plan.designs import grid
+from variants import BASES, UNetSpec
 
 
 def test_json_round_trip_and_hash_equality():

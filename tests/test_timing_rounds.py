@@ -12,10 +12,11 @@ import pytest
 from bench.measure.timing_cell import round_order, time_in_rounds
 from bench.models.sizes import planned_state_bytes
 from bench.plan.cells import Cell
+from bench.plan.designs import grid
 from bench.plan.groups import timing_cells
 from bench.plan.sweep import RoundsBudget
 from bench.report.compute.rounds_model import blocked_factorial, percent, timing_effects
-from variants import default_grid, grid
+from variants import default_grid
 
 from conftest import SMALL_SPECS
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 from smalldiffusion import ScheduleLogLinear, samples
 
-from variants import UNet, build, default_grid, grid
+from bench.plan.designs import grid
+from variants import UNet, build, default_grid
 
 from conftest import SMALL_SPECS
 

@@ -7,7 +7,7 @@ from smalldiffusion import Unet
 from smalldiffusion.model_unet import AttnBlock
 from torch import nn
 
-from variants import UPSAMPLERS, Parts, ResnetBlock, UNetSpec, Upsampler, build
+from variants import Parts, ResnetBlock, UNetSpec, UPSAMPLERS, Upsampler, baseline_parts, build
 from variants.attention import SDPAAttention
 from variants.time_injection import AdditiveTimeInjection, FiLMTimeInjection
 from variants.upsample import ConvTransposeUpsample
@@ -89,7 +89,7 @@ def test_checkpointing_is_active_only_when_gradients_are_enabled(monkeypatch):
 
 
 def test_film_projects_twice_the_channels_and_modulates_after_the_norm():
-    additive, film = AdditiveTimeInjection(16, 8, Parts.baseline()), FiLMTimeInjection(16, 8, Parts.baseline())
+    additive, film = AdditiveTimeInjection(16, 8, baseline_parts()), FiLMTimeInjection(16, 8, baseline_parts())
     assert additive.proj[-1].out_features == 8 and film.proj[-1].out_features == 16
     norm = nn.GroupNorm(4, 8, affine=False)
     h, temb = torch.randn(2, 8, 5, 5), torch.randn(2, 16)
@@ -106,7 +106,7 @@ def test_film_projects_twice_the_channels_and_modulates_after_the_norm():
 
 
 def test_one_head_matches_smalldiffusions_single_head_attention_block():
-    ours, theirs = SDPAAttention(32, 1, Parts.baseline(32)), AttnBlock(32)
+    ours, theirs = SDPAAttention(32, 1, baseline_parts(32)), AttnBlock(32)
     for mine, ref in zip(ours.parameters(), theirs.parameters(), strict=True):
         mine.data.copy_(ref.data)
     x = torch.randn(2, 32, 6, 6)
@@ -115,7 +115,7 @@ def test_one_head_matches_smalldiffusions_single_head_attention_block():
 
 @pytest.mark.parametrize("heads", [1, 2, 4, 8])
 def test_multi_head_attention_matches_a_per_head_reference(heads):
-    block = SDPAAttention(32, heads, Parts.baseline(8))
+    block = SDPAAttention(32, heads, baseline_parts(8))
     x = torch.randn(2, 32, 4, 4)
     tokens = rearrange(block.norm(x), "b c h w -> b (h w) c")
     q, k, v = block.qkv(tokens).chunk(3, dim=-1)
@@ -134,9 +134,9 @@ def test_heads_change_neither_parameters_nor_the_function_at_one_head():
 
 @pytest.mark.parametrize("size", [1, 4, 7])
 def test_conv_transpose_upsampling_doubles_height_and_width_exactly(size):
-    up = ConvTransposeUpsample(8, Parts.baseline())
+    up = ConvTransposeUpsample(8, baseline_parts())
     assert up(torch.randn(2, 8, size, size + 1)).shape == (2, 8, 2 * size, 2 * size + 2)
-    assert UPSAMPLERS.get("nearest_conv")(8, Parts.baseline())(torch.randn(1, 8, size, size)).shape == (1, 8, 2 * size, 2 * size)
+    assert UPSAMPLERS.get("nearest_conv")(8, baseline_parts())(torch.randn(1, 8, size, size)).shape == (1, 8, 2 * size, 2 * size)
 
 
 def test_a_new_upsampler_is_one_class_and_one_registration():

@@ -23,7 +23,7 @@ class AttentionBlock(nn.Module):
     heads: int
 
     def extra_repr(self) -> str:
-        return f"heads={self.heads}"  # printed: a network's module tree tells its head counts (variants/duplicates.py)
+        return f"heads={self.heads}"  # printed: a network's module tree tells its head counts (bench/plan/designs/duplicates.py)
 
 
 @ATTENTIONS.register("sdpa")

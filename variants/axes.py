@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .checks import check_int, check_int_tuple, int_words
+from .parts import Parts
 from .registry import Registry
 
 TYPES = {"str": str, "int": int, "bool": bool, "tuple[int, ...]": tuple}
@@ -29,7 +30,7 @@ class Axis:
     minimum:  for an integer axis, the smallest valid value
     label:    ``label(value, spec)``: how a value appears in a variant's name (None: not at all); by default
               left out at the default level
-    configure: ``configure(parts, value)`` changes the builder's parts (variants/parts.py) before the U-Net is
+    configure: ``configure(parts, value)`` changes the builder's parts (variants/assembly.py) before the U-Net is
               built; by default a registry axis puts its variant class into the part of its name, and any
               other axis is read from the spec by the builder (topology: heads, placement, checkpointing)
     added:    set by ``add_axis``: the axis comes from outside the package (its values live in ``extra_axes``)
@@ -163,10 +164,8 @@ def collect(spec_class: type) -> None:
 
 def add_axis(new: Axis) -> Axis:
     """Add an axis from outside the package (a plugin): its values live in the spec's ``extra_axes`` and
-    ``new.configure(parts, value)`` changes how the builder makes the U-Net's blocks (variants/parts.py).
+    ``new.configure(parts, value)`` changes how the builder makes the U-Net's blocks (variants/assembly.py).
     Re-adding the same declaration is a no-op."""
-    from .parts import Parts
-
     new = dataclasses.replace(new, added=True)
     if new.configure is None and not (new.registry is not None and new.name in Parts.__dataclass_fields__):
         raise ValueError(f"axis {new.name!r}: an axis added from outside the package needs configure(parts, value), "

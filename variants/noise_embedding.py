@@ -11,7 +11,7 @@ import torch
 from smalldiffusion import SigmaEmbedderSinCos
 from torch import Tensor, nn
 
-from .parts import Parts
+from .parts import Parts, linear, silu
 from .registry import Registry
 
 NOISE_EMBEDDINGS: Registry[nn.Module] = Registry("noise_embedding", ("ch", "temb_ch", "parts"))
@@ -43,8 +43,7 @@ class SinCosNoiseEmbedding(SigmaEmbedderSinCos, NoiseEmbedding):
 
     def __init__(self, ch: int, temb_ch: int, parts: Parts) -> None:
         super().__init__(temb_ch)
-        baseline = Parts.baseline()
-        if (parts.linear, parts.act) != (baseline.linear, baseline.act):
+        if (parts.linear, parts.act) != (linear, silu):  # not smalldiffusion's layers or activation
             self.mlp = _mlp(2, temb_ch, parts)
 
     def forward(self, sigma: Tensor) -> Tensor:

@@ -1,27 +1,22 @@
 """The builder's toolbox: what every component of a U-Net is made with.
 
 The builder makes no layer on its own: it asks a ``Parts`` for each one (``parts.norm(channels)``,
-``parts.conv(in, out, 3, padding=1)``, ``parts.upsample(channels, parts)``, ...). ``Parts.for_spec`` starts from
-the smalldiffusion baseline and lets every axis configure it (``Axis.configure``) before a single module exists,
-so an axis, in the package or added by a plugin, changes how blocks are built, not a finished model. Every
-registered block takes its sizes, then the ``Parts`` it is built with. The baseline's factories make exactly
-smalldiffusion's modules (``nn.Conv2d``, ``nn.Linear``, ``nn.GroupNorm``), in the same order.
+``parts.conv(in, out, 3, padding=1)``, ``parts.upsample(channels, parts)``, ...). Every registered block takes
+its sizes, then the ``Parts`` it is built with. This module is a leaf: which parts a spec gets is decided beside
+the builder (``variants/assembly.py``). The baseline's factories make exactly smalldiffusion's modules
+(``nn.Conv2d``, ``nn.Linear``, ``nn.GroupNorm``), in the same order.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .mp import MP_SUM_BALANCE, MPConv2d, MPLinear, MPSiLU, PixelNorm, mp_cat, mp_sum
-
-if TYPE_CHECKING:
-    from .spec import UNetSpec
+from .mp import MP_SUM_BALANCE, MPConv2d, MPLinear, MPSiLU, PixelNorm, mp_sum
 
 
 class SiLU(nn.SiLU):
@@ -133,6 +128,8 @@ class Gain(nn.Module):
 
 @dataclass
 class Parts:
+    """What the builder makes each component with; ``variants/assembly.py`` decides which, from a spec."""
+
     norm: Callable[[int], nn.Module]                # channels -> normalisation layer
     act: Callable[[bool], nn.Module]                 # fresh_input -> activation layer
     residual_join: Callable[[Tensor, Tensor], Tensor]  # (branch, shortcut) -> a ResnetBlock's output
@@ -150,81 +147,3 @@ class Parts:
     #   run the residual branch at the output width; resampling blocks resample the main path first
     out_norm: bool = True                            # norm -> act before the output conv
     out_gain: Callable[[], nn.Module] | None = None  # after the output conv
-
-    @classmethod
-    def baseline(cls, norm_groups: int = 32) -> Parts:
-        """smalldiffusion's parts: every axis at its reference level (a block built alone, in a test)."""
-        from .attention import ATTENTIONS
-        from .axes import AXES
-        from .noise_embedding import NOISE_EMBEDDINGS
-        from .time_injection import TIME_INJECTIONS
-        from .upsample import UPSAMPLERS
-
-        return cls(norm=partial(group_norm, groups=norm_groups), act=silu, residual_join=plain_sum,
-                   upsample=UPSAMPLERS.get(AXES["upsample"].default),
-                   time_injection=TIME_INJECTIONS.get(AXES["time_injection"].default),
-                   attention=ATTENTIONS.get(AXES["attention"].default),
-                   noise_embedding=NOISE_EMBEDDINGS.get(AXES["noise_embedding"].default))
-
-    @classmethod
-    def for_spec(cls, spec: UNetSpec) -> Parts:
-        """The baseline's parts, then each axis's level configured into them, in declaration order."""
-        from .axes import AXES
-
-        parts = cls.baseline(spec.norm_groups)
-        for name, axis in AXES.items():
-            axis.configure_parts(parts, getattr(spec, name))
-        return parts
-
-
-# --- how each EDM2 axis configures the parts (variants/spec.py declares the axes) ------------------------------
-def use_residual_join(parts: Parts, level: str) -> None:
-    """plain: sums; rescaled: ResnetBlock sums times 1/sqrt(2); mp_sum: EDM2's magnitude-preserving sum, in every
-    ResnetBlock and attention block."""
-    if level == "rescaled":
-        parts.residual_join = rescaled_sum
-    elif level == "mp_sum":
-        parts.residual_join = mp_residual_sum
-        parts.attention_join = mp_attention_sum
-
-
-def use_normalization(parts: Parts, level: str) -> None:
-    """group: the baseline's GroupNorms; pixel: none of them, and a pixel norm on the encoder blocks' main path;
-    none: no normalisation. Without GroupNorm the output conv reads the last block directly (EDM2 dropped the
-    GroupNorm -> SiLU pair before it with the group norms)."""
-    if level == "group":
-        return
-    parts.norm = identity
-    parts.out_norm = False
-    if level == "pixel":
-        parts.main_norm = pixel_norm
-
-
-def use_layers(parts: Parts, level: str) -> None:
-    """standard: torch's conv and linear layers with biases; no_bias: the same without any bias; mp, mp_forced:
-    EDM2's weight-normalised layers (no bias, unit-normal init), mp_forced also renormalising the stored weights
-    in every training-mode forward."""
-    if level == "no_bias":
-        parts.conv, parts.conv_transpose, parts.linear = (without_bias(f) for f in (conv, conv_transpose, linear))
-    elif level in ("mp", "mp_forced"):
-        forced = level == "mp_forced"
-        parts.conv, parts.linear, parts.conv_transpose = mp_conv(forced), mp_linear(forced), None
-
-
-def use_act(parts: Parts, level: str) -> None:
-    if level == "mp_silu":
-        parts.act = mp_silu_layer
-
-
-def use_skip_join(parts: Parts, level: str) -> None:
-    if level == "mp_cat":
-        parts.skip_join = mp_cat
-
-
-def use_block_form(parts: Parts, level: str) -> None:
-    parts.block_form = level
-
-
-def use_out_gain(parts: Parts, on: bool) -> None:
-    if on:
-        parts.out_gain = Gain

@@ -16,7 +16,7 @@ from .attention import ATTENTIONS
 from .axes import AXES, axis, collect
 from .checks import check_int, check_int_tuple
 from .noise_embedding import NOISE_EMBEDDINGS
-from .parts import (
+from .assembly import (
     use_act,
     use_block_form,
     use_layers,

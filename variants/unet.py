@@ -18,6 +18,7 @@ from smalldiffusion import ModelMixin
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from .assembly import parts_for_spec
 from .parts import Parts
 from .resnet import Downsample, ResampleResnetBlock, ResnetBlock
 from .spec import CLIP_ACT, UNetSpec
@@ -79,7 +80,7 @@ class UNet(nn.Module, ModelMixin):
         self.spec = spec
         self.input_dims = (spec.in_ch, spec.in_dim, spec.in_dim)
         temb_ch = spec.ch * spec.embed_ch_mult
-        parts = Parts.for_spec(spec)  # every axis's level, configured before any module exists
+        parts = parts_for_spec(spec)  # every axis's level, configured before any module exists
 
         self.clip = clip if spec.clip_act else no_clip
         self.skip_join = parts.skip_join

@@ -13,6 +13,8 @@ import torch
 from bench.models.peers import get_peer
 from bench.models.sizes import parameter_count, planned_step_bytes
 from bench.plan.cells import Cell
+from bench.plan.designs import (DESIGNS, describe_merge, distinct_networks, fractional_generator, grid, ladder,
+                                 ladder_rungs)
 from bench.plan.estimate import Estimate, estimate
 from bench.plan.execution import executions
 from bench.plan.groups import device_memory, memory_budget, timing_cells
@@ -22,9 +24,7 @@ from bench.plan.recipe import recipe_changes, value_text
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from bench.plan.tuning import tuning_grid, tuning_seeds
 from bench.schema import DEFAULT_EXECUTION
-from variants import BASES, DESIGNS, UNetSpec, grid
-from variants.duplicates import describe_merge, distinct_networks
-from variants.grid import fractional_generator, ladder, ladder_rungs
+from variants import BASES, UNetSpec
 
 # Sweep keys newer than some run folders, at the value those runs had: left out of run.json, so they resume.
 NEW_DEFAULTS = {"generator": None, "seeds_at_once": 1, "recipe": {}, "tune": {}, "tune_seeds": 2}
@@ -349,7 +349,7 @@ def _variants(base: UNetSpec, sweep: Sweep, notices: list[str]) -> list[Variant]
 
 def _ladder(base: UNetSpec, sweep: Sweep) -> list[Variant]:
     """A ladder's rungs: the sweep's [[rungs]], every axis given holding one value in all of them; or, without
-    [[rungs]], one rung per further value of each axis given (variants.grid.ladder_rungs)."""
+    [[rungs]], one rung per further value of each axis given (bench.plan.designs.ladder_rungs)."""
     rungs = sweep.rungs
     if rungs:
         swept = {name: values for name, values in sweep.axes.items() if len(values) > 1}

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.plan.designs import DESIGNS, Rung
 from bench.plan.execution import COMPILE_MODES, DTYPES, MEMORY_FORMATS, Execution, compile_mode
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.recipe import RECIPE_AXES
 from bench.schema import DEFAULT_EXECUTION
-from variants import AXES, BASES, DESIGNS, UNetSpec
-from variants.grid import Rung
+from variants import AXES, BASES, UNetSpec
 
 DEVICES = ("cpu", "cuda", "auto")
 PRESET_DIR = Path(__file__).parent / "presets"

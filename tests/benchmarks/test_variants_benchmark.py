@@ -17,8 +17,9 @@ from bench.measure.flops import flop_counter_flops
 from bench.measure.memory import saved_tensor_bytes
 from bench.measure.params import count_params
 from bench.measure.workload import make_workload
+from bench.plan.designs import grid
 from bench.schema import TIMED_PHASES
-from variants import UNetSpec, grid
+from variants import UNetSpec
 
 BASE = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(8,), norm_groups=8)
 BATCH = 4

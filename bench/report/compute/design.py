@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bench.plan.designs.fractional import aliasing, resolution
 from bench.report.compute.frames import reference_level
 from variants import AXES
-from variants.fractional import aliasing, resolution
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,9 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from variants import AXES, BASES, UNetSpec, default_grid, get_axis
+
 from . import fractional
-from .axes import AXES, default_grid, get_axis
-from .bases import BASES
-from .spec import UNetSpec
 
 DESIGNS = ("factorial", "fractional", "one_at_a_time", "ladder")
 
@@ -42,7 +41,7 @@ def grid(base: UNetSpec = BASES["fmnist28"], design: str = "factorial", generato
     ``factorial``: every combination of the values given (with no axis given at all, the default grid's).
     ``one_at_a_time``: the baseline (each axis given at its first value) and, for each axis, each of its other
     values with every other axis at the baseline, as in ADM's ablation tables. ``fractional``: the runs of the
-    two-level fractional factorial ``generator`` (variants/fractional.py; default: resolution IV in the fewest
+    two-level fractional factorial ``generator`` (bench/plan/designs/fractional.py; default: resolution IV in the fewest
     runs), one word per axis given, each axis with exactly two values (the first at level -1). ``ladder``: the
     baseline, then each other value of each axis in the order given, each rung keeping every change before it
     (``ladder_rungs``; for rungs that change several axes at once, see ``ladder``). In every design an axis not

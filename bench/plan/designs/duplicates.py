@@ -11,8 +11,7 @@ from typing import Any
 
 import torch
 
-from .spec import UNetSpec
-from .unet import build
+from variants import UNetSpec, build
 
 
 def distinct_networks(specs: list[UNetSpec]) -> tuple[list[UNetSpec], list[tuple[UNetSpec, UNetSpec]]]:
