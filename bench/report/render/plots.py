@@ -62,6 +62,7 @@ def speedup_plot(rounds: pd.DataFrame, comparisons: pd.DataFrame, title: str) ->
     (parity), per phase (columns) and setting (rows)."""
     rounds = rounds.assign(phase=rounds["phase"].map(dict(SPEED)), value=rounds["ratio"])
     order = sorted(rounds["peer"].unique())
+    np.random.seed(0)  # seaborn jitters the dots with numpy's global generator: seeded, a report re-renders the same
     grid = sns.catplot(data=rounds, kind="strip", x="value", y="peer", col="phase", row="setting", order=order,
                        sharex=False, alpha=0.5, color="tab:blue", jitter=0.15,
                        height=max(2.0, 0.45 * len(order) + 1.0), aspect=1.8)
