@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -19,12 +20,27 @@ from variants import AXES
 STATUSES = ("ok", "oom", "error", "skipped")
 FAILED_STATUSES = ("error", "oom")  # of a measurement or cell that did not finish cleanly
 
-# Kinds of cell: what one worker process does (bench/plan/cells.py).
-KINDS = ("cost", "timing", "quality", "floor", "check", "tune")
+
+class Kind(StrEnum):
+    """A kind of cell: what one worker process does (bench/plan/cells.py). Equal to its text, as the table holds it."""
+
+    COST = "cost"
+    TIMING = "timing"
+    QUALITY = "quality"
+    FLOOR = "floor"
+    CHECK = "check"
+    TUNE = "tune"
+
+
+KINDS = tuple(Kind)
 # Cost and timing cells time things, so they run alone on the machine; their rows are a variant's costs.
-COST_KINDS = ("cost", "timing")
+COST_KINDS = (Kind.COST, Kind.TIMING)
 # Cells that train a variant with a recipe: their rows carry the recipe's columns (bench/plan/recipe.py).
-TRAINED_KINDS = ("quality", "check", "tune")
+TRAINED_KINDS = (Kind.QUALITY, Kind.CHECK, Kind.TUNE)
+
+# The timed metrics of a row of a timing cell: wall-clock and process CPU seconds per iteration.
+SECONDS_PER_ITER = "seconds_per_iter"
+CPU_SECONDS_PER_ITER = "cpu_seconds_per_iter"
 
 # Phases of a row. Timed and measured in memory: the training step and inference. Counted in FLOPs: the forward
 # pass and the training step (the forward of inference is the same computation).
@@ -44,7 +60,7 @@ ALONG_TRAINING = "along_training"
 # better than held-out loss on the committed quick CPU run (FiLM's effect t = -14.5 against -9.6 with the
 # seed-blocked model, 18 residual df; SD between the variants' means over SD within them, across seeds: 3.25
 # against 1.84), and is what ADM's tables report (FID).
-PRIMARY_TIME = ("train_step", "seconds_per_iter")
+PRIMARY_TIME = ("train_step", SECONDS_PER_ITER)
 PRIMARY_QUALITY = ("sample", "fd")
 
 # The default execution: rows at these values go unnamed in a setting's label (``cpu``, not ``cpu · float32``).

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.recipe import RECIPE_AXES, recipe_of, recipe_text, with_recipe
-from bench.schema import COST_KINDS, DEFAULT_EXECUTION, TRAINED_KINDS
+from bench.schema import COST_KINDS, DEFAULT_EXECUTION, TRAINED_KINDS, Kind
 from variants import AXES, UNetSpec
 
 
@@ -67,7 +67,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        if self.kind == "timing":
+        if self.kind == Kind.TIMING:
             return f"{self.kind:<7} {len(self.members)} models in randomized rounds on {self.device}" + \
                 self._options_label()
         what = self.variant if self.spec else "real data"

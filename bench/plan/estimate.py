@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.models.sizes import parameter_count
 from bench.plan.cells import Cell
 from bench.plan.sweep import RoundsBudget
-from bench.schema import COST_KINDS
+from bench.schema import COST_KINDS, Kind
 from variants import BASES
 
 PRIORS = tomllib.loads((Path(__file__).parent / "priors.toml").read_text())
@@ -45,25 +45,31 @@ def estimate(cells: list[Cell], rounds: RoundsBudget, jobs: int) -> Estimate:
         if seconds is None:
             out.unknown.append(cell)
             continue
-        share = seconds / (1 if cell.kind in COST_KINDS else jobs)
+        share = wall_seconds(cell, seconds, jobs)
         out.seconds += share
         out.by_kind[cell.kind] = out.by_kind.get(cell.kind, 0.0) + share
     return out
+
+
+def wall_seconds(cell: Cell, seconds: float, jobs: int) -> float:
+    """The wall time a cell of ``seconds`` adds to a run: timed kinds run alone, the others ``jobs`` at a time
+    (bench/run/backends.py), so each takes a ``jobs``-th of the machine's time."""
+    return seconds / (1 if cell.kind in COST_KINDS else jobs)
 
 
 def cell_seconds(cell: Cell, rounds: RoundsBudget) -> float | None:
     """One cell's prior in seconds, or None when none covers it."""
     if cell.device != "cpu":
         return None
-    if cell.kind == "timing":
-        members = sum(_scaled(PRIORS["timing"]["member"], m) or 0.0 for m in cell.members)
+    if cell.kind == Kind.TIMING:
+        members = sum(_scaled(PRIORS[Kind.TIMING]["member"], m) or 0.0 for m in cell.members)
         # a round times every member's two phases for at least a block each; rounds go on for max_seconds
         rounds_seconds = max(rounds.max_seconds, rounds.min_rounds * len(cell.members) * 2 * rounds.block_seconds)
-        return PRIORS["timing"]["start"] + members * (1 + rounds.warmup) + rounds_seconds
-    if cell.kind == "cost":
-        return _scaled(PRIORS["cost"], cell)
+        return PRIORS[Kind.TIMING]["start"] + members * (1 + rounds.warmup) + rounds_seconds
+    if cell.kind == Kind.COST:
+        return _scaled(PRIORS[Kind.COST], cell)
     # a tuning cell trains and scores as a quality cell does
-    prior = PRIORS.get("quality" if cell.kind == "tune" else cell.kind, {}).get(cell.quality)
+    prior = PRIORS.get(Kind.QUALITY if cell.kind == Kind.TUNE else cell.kind, {}).get(cell.quality)
     if prior is not None and len(cell.seeds) > 1:  # seeds trained together in one cell
         prior *= len(cell.seeds) * PRIORS["packed"]["seed_share"]
     return prior

@@ -8,6 +8,7 @@ import torch
 
 from bench.models.sizes import planned_state_bytes
 from bench.plan.cells import Cell
+from bench.schema import Kind
 from variants import AXES, UNetSpec
 
 # The models' states may take this share of the device's memory; the rest is for one step's activations.
@@ -39,8 +40,8 @@ def timing_cells(costs: list[Cell], budget_bytes: int) -> list[Cell]:
         return []
     ours = [c for c in costs if not c.peer]
     baseline = min(ours, key=lambda c: (c.rung_index, _levels_off_reference(c.spec))) if ours else costs[0]
-    members = [dataclasses.replace(c, kind="timing") for c in costs if c is not baseline]
-    anchor = [dataclasses.replace(baseline, kind="timing"), dataclasses.replace(baseline, kind="timing", replica=1)]
+    members = [dataclasses.replace(c, kind=Kind.TIMING) for c in costs if c is not baseline]
+    anchor = [dataclasses.replace(baseline, kind=Kind.TIMING), dataclasses.replace(baseline, kind=Kind.TIMING, replica=1)]
     room = budget_bytes - sum(planned_state_bytes(m.spec) for m in anchor)
     groups: list[list[Cell]] = [[]]
     for member in members:
@@ -49,7 +50,7 @@ def timing_cells(costs: list[Cell], budget_bytes: int) -> list[Cell]:
             groups.append([])
         groups[-1].append(member)
     first = costs[0]
-    return [dataclasses.replace(first, kind="timing", spec=None, peer="", replica=0, rung="", rung_index=0,
+    return [dataclasses.replace(first, kind=Kind.TIMING, spec=None, peer="", replica=0, rung="", rung_index=0,
                                 members=tuple(anchor + group))
             for group in groups]
 

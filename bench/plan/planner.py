@@ -23,7 +23,7 @@ from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
 from bench.plan.recipe import recipe_changes, value_text
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from bench.plan.tuning import tuning_grid, tuning_seeds
-from bench.schema import DEFAULT_EXECUTION
+from bench.schema import DEFAULT_EXECUTION, Kind
 from variants import BASES, UNetSpec
 
 # Sweep keys newer than some run folders, at the value those runs had: left out of run.json, so they resume.
@@ -52,7 +52,7 @@ class Plan:
         if not self.sweep.tune:
             return []
         out = []
-        for cell in (c for c in self.cells if c.kind == "quality"):
+        for cell in (c for c in self.cells if c.kind == Kind.QUALITY):
             changes = [recipe_changes(QUALITY_PRESETS[cell.quality], p) for p in tuning_grid(self.sweep.tune)]
             if any(changes):
                 out.append(dataclasses.replace(cell, recipe=next(c for c in changes if c)))
@@ -138,7 +138,7 @@ def check_fits(cells: list[Cell], chosen_by: str) -> list[Cell]:
     names first. Returns ``cells``."""
     largest: dict[tuple[str, int, str], UNetSpec] = {}
     for cell in cells:
-        if cell.spec is None or cell.peer or cell.kind == "timing":
+        if cell.spec is None or cell.peer or cell.kind == Kind.TIMING:
             continue
         batch = cell.batch_size or QUALITY_PRESETS[cell.quality].batch_size
         key = (cell.base_config, batch, cell.device)
@@ -271,15 +271,15 @@ def _cost_cells(sweep: Sweep, base_name: str, variants: list[Variant], base: UNe
         for execution in product:
             common = dict(batch_size=sweep.batch_size, threads=options.threads, base_config=base_name,
                           **execution.cell_fields())
-            costs = [Cell("cost", v.spec, device, rung=v.rung, rung_index=v.rung_index, **common) for v in variants]
-            costs += [Cell("cost", base, device, peer=peer, **common) for peer in sweep.peers]
+            costs = [Cell(Kind.COST, v.spec, device, rung=v.rung, rung_index=v.rung_index, **common) for v in variants]
+            costs += [Cell(Kind.COST, base, device, peer=peer, **common) for peer in sweep.peers]
             cells += costs + timing_cells(costs, memory_budget(device))
-            cells += [Cell("cost", v.spec, device, **common) for v in pairing]
+            cells += [Cell(Kind.COST, v.spec, device, **common) for v in pairing]
         for execution in sweep.baseline_executions:
             if execution in product:
                 continue  # measured already, with every model
             execution.check(device)
-            costs = [Cell("cost", base, device, batch_size=sweep.batch_size, threads=options.threads,
+            costs = [Cell(Kind.COST, base, device, batch_size=sweep.batch_size, threads=options.threads,
                           base_config=base_name, **execution.cell_fields())]
             cells += costs + timing_cells(costs, memory_budget(device))
     return cells
@@ -306,8 +306,8 @@ def _quality_network_cost_cells(sweep: Sweep, quality: str, variants: list[Varia
     device = _quality_device(sweep)
     common = dict(dtype=quality_dtype(device), batch_size=config.batch_size, threads=options.threads,
                   base_config=base_name(config.base))
-    costs = [Cell("cost", v.spec, device, rung=v.rung, rung_index=v.rung_index, **common) for v in variants]
-    pairing = [Cell("cost", v.spec, device, **common) for v in _pairing_variants(config.base, sweep, variants)]
+    costs = [Cell(Kind.COST, v.spec, device, rung=v.rung, rung_index=v.rung_index, **common) for v in variants]
+    pairing = [Cell(Kind.COST, v.spec, device, **common) for v in _pairing_variants(config.base, sweep, variants)]
     return costs + timing_cells(costs, memory_budget(device)) + pairing
 
 
@@ -395,13 +395,13 @@ def _quality_cells(sweep: Sweep, quality: str, variants: list[Variant], options:
                      rung_index=v.rung_index, recipe=changes, **common) for v in functional for chunk in chunks]
 
     seeds = list(range(sweep.seeds))
-    cells = [Cell("floor", None, seed=seed, **common) for seed in seeds]
+    cells = [Cell(Kind.FLOOR, None, seed=seed, **common) for seed in seeds]
     for recipe in tuning_grid(sweep.recipe):
-        cells += trained("quality", seeds, recipe)
+        cells += trained(Kind.QUALITY, seeds, recipe)
     for point in tuning_grid(sweep.tune) if sweep.tune else ():
-        cells += trained("tune", tuning_seeds(sweep.tune_seeds), point)
+        cells += trained(Kind.TUNE, tuning_seeds(sweep.tune_seeds), point)
     if any(v.spec.checkpoint for v in variants):
-        cells.append(Cell("check", functional[0].spec.replace(checkpoint=True), seed=0, **common))
+        cells.append(Cell(Kind.CHECK, functional[0].spec.replace(checkpoint=True), seed=0, **common))
     return cells
 
 

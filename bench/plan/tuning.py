@@ -18,7 +18,7 @@ import pandas as pd
 from bench.plan.cells import Cell
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.recipe import RECIPE_COLUMNS, recipe_changes, recipe_of, recipe_text
-from bench.schema import PRIMARY_QUALITY
+from bench.schema import PRIMARY_QUALITY, Kind
 
 TUNING_SEED_OFFSET = 10_000
 # What identifies one tuned variant: its quality preset and network, its variant and ladder rung.
@@ -39,7 +39,7 @@ def tuning_grid(grid: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 def criteria(table: pd.DataFrame) -> pd.DataFrame:
     """Per tuned variant and grid point: the criterion (``CRITERION``) and the tuning seeds it averages."""
     phase, metric = PRIMARY_QUALITY
-    rows = table[(table["kind"] == "tune") & (table["phase"] == phase) & (table["metric"] == metric)
+    rows = table[(table["kind"] == Kind.TUNE) & (table["phase"] == phase) & (table["metric"] == metric)
                  & (table["status"] == "ok")]
     rows = rows[rows["value"].map(lambda v: math.isfinite(v))]  # a diverged run's NaN or inf picks nothing
     if rows.empty:
@@ -74,7 +74,7 @@ def tuned_cells(cells: list[Cell], table: pd.DataFrame) -> list[Cell]:
     planned, out = set(cells), []
     for cell in cells:
         values = chosen.get((cell.quality, cell.base_config, cell.variant, cell.rung))
-        if cell.kind != "quality" or values is None:
+        if cell.kind != Kind.QUALITY or values is None:
             continue
         config = QUALITY_PRESETS[cell.quality]
         twin = dataclasses.replace(cell, recipe=recipe_changes(config, recipe_of(cell.config) | _typed(values)))

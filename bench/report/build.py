@@ -27,7 +27,7 @@ from bench.report.sections.tables import tables_section
 from bench.report.sections.tuning import tuning_section
 from bench.report.sections.verdict import verdict_section
 from bench.schema import KINDS
-from bench.store.folder import atomic_write_text
+from bench.store.atomic import atomic_write_text
 
 
 def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.measure.quality import InceptionUnavailable, require_inception
 from bench.plan.cells import Cell
-from bench.plan.estimate import LONG_RUN_SECONDS, cell_seconds, clock, estimate
+from bench.plan.estimate import LONG_RUN_SECONDS, cell_seconds, clock, estimate, wall_seconds
 from bench.plan.options import SweepOptions
 from bench.plan.planner import Plan, make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
@@ -22,8 +22,9 @@ from bench.plan.sweep import RoundsBudget
 from bench.plan.tuning import UNIT, choices, tuned_cells
 from bench.run import envinfo
 from bench.run.backends import execute
-from bench.schema import COST_KINDS, FAILED_STATUSES
-from bench.store.folder import RunStore, atomic_write_text, read_json, rows_frame
+from bench.schema import FAILED_STATUSES, Kind
+from bench.store.atomic import atomic_write_text
+from bench.store.folder import RunStore, read_json, rows_frame
 from bench.store.lock import hold_run_folder
 
 
@@ -169,7 +170,7 @@ def _chosen_cells(plan: Plan, store: RunStore) -> list[Cell]:
     from the tuning cells' rows (bench/plan/tuning.py); a variant none of whose tuning cells finished is named."""
     table = store.table()
     chosen = tuned_cells(plan.cells, table)
-    tuned = {(c.quality, c.base_config, c.variant, c.rung) for c in plan.cells if c.kind == "tune"}
+    tuned = {(c.quality, c.base_config, c.variant, c.rung) for c in plan.cells if c.kind == Kind.TUNE}
     have = set(map(tuple, choices(table)[UNIT].itertuples(index=False)))
     for quality, _, variant, rung in sorted(tuned - have):
         print(f"notice: no tuning cell of {variant}{f' (rung {rung})' if rung else ''} at --quality {quality} "
@@ -230,7 +231,7 @@ class Progress:
         self.spent.setdefault(cell.kind, []).append(seconds)
         if self.prior[cell]:
             self.pace.setdefault(cell.kind, []).append(seconds / self.prior[cell])
-        left = sum(self._seconds(c) / (1 if c.kind in COST_KINDS else self.jobs) for c in self.remaining)
+        left = sum(wall_seconds(c, self._seconds(c), self.jobs) for c in self.remaining)
         elapsed = time.perf_counter() - self.start
         print(f"[{self.count}/{self.total}] {cell.label}: {status}, {seconds:.1f} s "
               f"(elapsed {clock(elapsed)}, about {clock(left)} left)", flush=True)

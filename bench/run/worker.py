@@ -19,8 +19,9 @@ from typing import Iterator
 
 from bench.measure.processes import guarded
 from bench.plan.cells import Cell
-from bench.schema import KINDS, Measurement, exception_failure, failure
-from bench.store.folder import RunStore, atomic_write_text
+from bench.schema import KINDS, Kind, Measurement, exception_failure, failure
+from bench.store.atomic import atomic_write_text
+from bench.store.folder import RunStore
 
 
 @dataclass
@@ -135,12 +136,12 @@ def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], opti
 
 def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> None:
     # Each kind's measurement code is imported only by the cells that need it: a worker starts fast.
-    if cell.kind == "cost":
+    if cell.kind == Kind.COST:
         from bench.measure.cost_cell import measure_cost
 
         measure_cost(cell, rows, RunStore(run_dir).scratch)
         return
-    if cell.kind == "timing":
+    if cell.kind == Kind.TIMING:
         from bench.measure.timing_cell import time_in_rounds
         from bench.plan.sweep import RoundsBudget
 
@@ -150,12 +151,12 @@ def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> N
 
     config = cell.config  # the quality preset with the cell's recipe
     cache = Path(options["cache_dir"])
-    if cell.kind in ("quality", "tune"):
+    if cell.kind in (Kind.QUALITY, Kind.TUNE):
         rows += quality.run_quality_seeds(cell.spec, config, cell.seeds or (cell.seed,), cell.device, run_dir, cache,
-                                          tuning=cell.kind == "tune")
-    elif cell.kind == "floor":
+                                          tuning=cell.kind == Kind.TUNE)
+    elif cell.kind == Kind.FLOOR:
         rows += quality.real_floor(config, cell.seed, run_dir, cache)
-    elif cell.kind == "check":
+    elif cell.kind == Kind.CHECK:
         rows += quality.checkpoint_equivalence(cell.spec, config, cell.seed)
     else:
         raise ValueError(f"cell kind {cell.kind!r} is unknown; valid: {', '.join(KINDS)}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,29 +18,12 @@ import pandas as pd
 
 from bench.plan.cells import Cell
 from bench.schema import Measurement, columns, typed
+from bench.store.atomic import atomic_write, atomic_write_text
 
 # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns; 4: a column per
 # declared axis, quality_preset beside the real dataset; 5: EDM2's axes (residual_join replaces skip_rescale), rung,
 # rung_index and cuda_graphs columns; 6: recipe axes (lr, lr_schedule, weight_decay, ema_decay), tune cells
 SCHEMA_VERSION = 6
-
-
-def atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename over ``path``; the temporary lives beside it (same filesystem)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read and shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def rows_frame(run_id: str, cell: Cell, measurements: Iterable[Measurement], **worker: str) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.plan.cells import Cell
-from bench.schema import Measurement, columns
+from bench.schema import SECONDS_PER_ITER, Kind, Measurement, columns
 from variants import UNetSpec
 
 BENCHMARK_METHOD = "pytest-benchmark"
@@ -36,7 +36,7 @@ def import_benchmark_json(path: str | Path) -> pd.DataFrame:
         if missing:
             raise ValueError(f"{path}: benchmark {bench.get('fullname', bench.get('name'))!r} lacks extra_info "
                              f"{missing}; valid: benchmarks from tests/benchmarks/test_variants_benchmark.py")
-        cell = Cell("cost", UNetSpec.from_json(info["spec"]), info["device"], dtype=info["dtype"],
+        cell = Cell(Kind.COST, UNetSpec.from_json(info["spec"]), info["device"], dtype=info["dtype"],
                     batch_size=info["batch_size"], threads=info["torch_threads"], base_config=BENCHMARK_METHOD)
         identity = {"run_id": run_id, **cell.identity_columns(), "device_name": info["device_name"], "host": host}
         rows += [{**identity, **m.as_dict()} for m in _timings(bench, info) + _counts(info)]
@@ -48,7 +48,7 @@ def _timings(bench: dict, info: dict) -> list[Measurement]:
     phase, batch, stats = info["phase"], info["batch_size"], bench["stats"]
     if stats.get("data"):
         return [m for repeat, seconds in enumerate(stats["data"]) for m in (
-            Measurement(phase, "seconds_per_iter", seconds, "s", BENCHMARK_METHOD, repeat=repeat, n=batch),
+            Measurement(phase, SECONDS_PER_ITER, seconds, "s", BENCHMARK_METHOD, repeat=repeat, n=batch),
             Measurement(phase, "images_per_s", batch / seconds, "images/s", BENCHMARK_METHOD, repeat=repeat, n=batch),
         )]
     # Statistics over rounds: n is the number of rounds behind each.

@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.store.folder import (
-    SCHEMA_VERSION,
-    RunStore,
-    atomic_write_text,
-    config_differences,
-    read_json,
-    read_part,
-    same_schema,
-)
+from bench.store.atomic import atomic_write_text
+from bench.store.folder import SCHEMA_VERSION, RunStore, config_differences, read_json, read_part, same_schema
 
 # Options that may differ between the folders of one sweep.
 PER_FOLDER = ("shard",)

@@ -5,14 +5,13 @@ Trained once per (dataset, split, seed, architecture) on the train split only, t
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from bench.measure.quality.data import DatasetSplits
+from bench.store.atomic import atomic_write
 
 ARCH_VERSION = "cnn-v2"  # bump when the architecture or its training recipe changes: invalidates caches
 FEATURES = 64
@@ -60,7 +59,8 @@ def load_or_train_classifier(data: DatasetSplits, seed: int, epochs: int, cache_
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     else:
         model = train_classifier(data, seed, epochs)
-        _atomic_save(model.state_dict(), path)
+        # Workers may train the same classifier at once: each writes a whole file, the last one stays.
+        atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
     return model.to(device).eval().requires_grad_(False)
 
 
@@ -104,16 +104,3 @@ def _random_shift(x: Tensor, generator: torch.Generator, max_shift: int = 1) -> 
     """Roll the whole batch by up to ``max_shift`` pixels in each direction (background is -1 at edges)."""
     dy, dx = torch.randint(-max_shift, max_shift + 1, (2,), generator=generator).tolist()
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-
-
-def _atomic_save(state: dict, path: Path) -> None:
-    # Workers may train the same classifier at once: write to a temporary file, then rename.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.schema import FAILED_STATUSES
+from bench.schema import FAILED_STATUSES, Kind
 
 # What a report lacks without the cells of a kind.
 LEFT_OUT = {
-    "cost": "no counts or memory of those variants",
-    "timing": "no time effects",
-    "quality": "fewer seeds, or no quality, for those variants",
-    "floor": "no real-versus-real floor",
-    "check": "checkpointing's equivalence unchecked",
+    Kind.COST: "no counts or memory of those variants",
+    Kind.TIMING: "no time effects",
+    Kind.QUALITY: "fewer seeds, or no quality, for those variants",
+    Kind.FLOOR: "no real-versus-real floor",
+    Kind.CHECK: "checkpointing's equivalence unchecked",
 }
 
 

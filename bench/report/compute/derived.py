@@ -21,7 +21,7 @@ from bench.report.compute.peer_ratios import peer_comparisons, peer_rounds
 from bench.report.compute.quality_model import quality_effects
 from bench.report.compute.recipes import SHARED, main_recipe, with_recipes
 from bench.report.compute.rounds_model import timing_effects
-from bench.schema import ALONG_TRAINING
+from bench.schema import ALONG_TRAINING, Kind
 from variants import AXES
 
 
@@ -97,7 +97,7 @@ class Derived:
     @cached_property
     def all_quality_values(self) -> pd.DataFrame:
         """One value per variant, recipe (compute/recipes.py), seed, quality metric and checkpoint."""
-        return with_recipes(frames.quality_values(self.table, "quality"), self.table)
+        return with_recipes(frames.scored_values(self.table, Kind.QUALITY), self.table)
 
     @cached_property
     def main_recipe(self) -> str:
@@ -120,7 +120,7 @@ class Derived:
     @cached_property
     def floor_values(self) -> pd.DataFrame:
         """One value per seed and metric of the real-versus-real floor."""
-        return frames.quality_values(self.table, "floor")
+        return frames.scored_values(self.table, Kind.FLOOR)
 
     @cached_property
     def quality_fits(self) -> pd.DataFrame:

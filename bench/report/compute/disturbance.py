@@ -13,19 +13,20 @@ import pandas as pd
 
 MIN_BUSY_SHARE = 0.8
 MAX_EXCESS_LOAD = 0.5
+from bench.schema import CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, Kind
 
 
 def disturbance(table: pd.DataFrame, cores: int | None) -> pd.DataFrame:
     """Per base config and setting of the CPU timing cells: rounds, median load, CPU/wall ratio, threads, and
     ``disturbed`` with ``why`` (e.g. ``load 3.9 on 2 cores``)."""
-    timing = table[(table["kind"] == "timing") & (table["status"] == "ok") & (table["device"] == "cpu")]
+    timing = table[(table["kind"] == Kind.TIMING) & (table["status"] == "ok") & (table["device"] == "cpu")]
     if timing.empty:
         return pd.DataFrame(columns=["base_config", "setting", "rounds", "load", "cpu_per_wall", "threads",
                                      "disturbed", "why"])
     keys = ["cell_id", "repeat", "position", "phase", "variant", "replica"]
-    wall = timing[timing["metric"] == "seconds_per_iter"].set_index(keys)["value"]
-    cpu = timing[timing["metric"] == "cpu_seconds_per_iter"].set_index(keys)["value"]
-    blocks = timing[timing["metric"] == "seconds_per_iter"].set_index(keys)[["base_config", "setting", "threads"]]
+    wall = timing[timing["metric"] == SECONDS_PER_ITER].set_index(keys)["value"]
+    cpu = timing[timing["metric"] == CPU_SECONDS_PER_ITER].set_index(keys)["value"]
+    blocks = timing[timing["metric"] == SECONDS_PER_ITER].set_index(keys)[["base_config", "setting", "threads"]]
     blocks = blocks.assign(ratio=(cpu / wall).reindex(blocks.index)).reset_index()
     load = timing[timing["metric"] == "loadavg_1min"]
     out = []

@@ -9,7 +9,7 @@ import pandas as pd
 from bench.plan.recipe import RECIPE_COLUMNS
 from bench.report.compute.headline import HEADLINE_QUALITY
 from bench.report.compute.stats import summarise
-from bench.schema import ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES
+from bench.schema import ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES, Kind
 from variants import AXES  # every declared axis, plugins' included once imported
 
 # Besides the other axes, what must be equal for two cells to form a pair.
@@ -64,7 +64,7 @@ def by_variant(cells: pd.DataFrame, values: Iterable[Any]) -> pd.Series:
     return pd.Series(list(values), index=pd.MultiIndex.from_frame(cells[["variant", "setting"]]))
 
 
-def quality_values(table: pd.DataFrame, kind: str = "quality") -> pd.DataFrame:
+def scored_values(table: pd.DataFrame, kind: Kind = Kind.QUALITY) -> pd.DataFrame:
     """One value per variant, recipe, seed and metric: sample metrics as recorded (the last checkpoint's as phase
     "sample"), training curves at their last step (``FINAL_STEP``), and the headline quality metrics at the earlier
     checkpoints (``ALONG_TRAINING``, at their ``step``)."""
@@ -86,7 +86,7 @@ def quality_values(table: pd.DataFrame, kind: str = "quality") -> pd.DataFrame:
 
 
 def per_variant_quality(values: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% t-interval over seeds per variant and metric, from ``quality_values``."""
+    """Mean and 95% t-interval over seeds per variant and metric, from ``scored_values``."""
     return summarise(values, ["variant", "base_config", "dataset", *MEASURE, "sample_size"], "value")
 
 
@@ -172,14 +172,14 @@ def cost_pairs(cells: pd.DataFrame) -> pd.DataFrame:
     """Per axis (or per rung of a ladder), % change of every cost cell's measurement (block totals: counts and
     memory) over matched pairs, per setting, from ``cost_cells``. Time is not paired cell by cell: it comes from
     the timing rounds' model (rounds_model.py). Peers have no axes to switch: they are left out."""
-    cells = cells[(cells["kind"] == "cost") & (cells["block"] == "total") & (cells["peer"] == "")]
+    cells = cells[(cells["kind"] == Kind.COST) & (cells["block"] == "total") & (cells["peer"] == "")]
     return _steps_and_axes(cells.drop(columns="kind"), (*COST_CONTEXT, *MEASURE))
 
 
 def rung_changes(table: pd.DataFrame) -> dict[str, str]:
     """What each rung of a ladder sets on top of the rung before, as ``--axis`` writes it (``layers=mp, ...``),
     read from the cells' axis columns; the first rung: its levels off their reference."""
-    rows = table[(table["rung"] != "") & (table["kind"].isin(("cost", "quality")))]
+    rows = table[(table["rung"] != "") & (table["kind"].isin((Kind.COST, Kind.QUALITY)))]
     if rows.empty:
         return {}
     first = rows[rows["base_config"] == rows["base_config"].iloc[0]]

@@ -2,7 +2,7 @@
 cost columns. One list, so that "training FLOPs" means the same everywhere."""
 from __future__ import annotations
 
-from bench.schema import FINAL_STEP, PRIMARY_QUALITY, PRIMARY_TIME  # noqa: F401 (re-exported)
+from bench.schema import FINAL_STEP, PRIMARY_QUALITY, PRIMARY_TIME, SECONDS_PER_ITER  # noqa: F401 (re-exported)
 
 # Training FLOPs are the work a step does, checkpointing's recompute included (``model_flops`` leaves it out).
 TRAINING_FLOPS = "flops"
@@ -10,8 +10,8 @@ TRAINING_FLOPS = "flops"
 HEADLINE_COSTS = (
     ("parameters", "model", ("params",)),
     ("training FLOPs", "train_step", (TRAINING_FLOPS,)),
-    ("training step", "train_step", ("seconds_per_iter",)),
-    ("inference", "inference", ("seconds_per_iter",)),
+    ("training step", "train_step", (SECONDS_PER_ITER,)),
+    ("inference", "inference", (SECONDS_PER_ITER,)),
     ("peak memory", "train_step", ("peak_allocated_bytes", "peak_rss_bytes")),
     ("saved activations", "train_step", ("saved_tensor_bytes",)),
 )

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.compute.stats import bootstrap_interval
+from bench.schema import SECONDS_PER_ITER, Kind
 from variants import AXES
 
 SETTING = ["setting", "batch_size", "base_config", "threads"]
@@ -21,7 +22,7 @@ SPEED = (("train_step", "training step"), ("inference", "inference"))
 def peer_rounds(table: pd.DataFrame) -> pd.DataFrame:
     """Per peer, phase and round: our throughput over the peer's (peer seconds / ours), ours being our U-Net at
     the spec the peer approximates, timed in the same round. Above 1, ours is faster."""
-    rows = table[(table["kind"] == "timing") & (table["status"] == "ok") & (table["metric"] == "seconds_per_iter")
+    rows = table[(table["kind"] == Kind.TIMING) & (table["status"] == "ok") & (table["metric"] == SECONDS_PER_ITER)
                  & (table["replica"] == 0)]
     peers = rows[rows["peer"] != ""]
     if peers.empty:

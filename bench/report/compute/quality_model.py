@@ -64,7 +64,7 @@ def seed_blocked_model(frame: pd.DataFrame, factors: list[str], reference: dict,
 
 
 def quality_effects(values: pd.DataFrame, axes: tuple[str, ...], reference: dict) -> pd.DataFrame:
-    """Every axis's main effect on every quality measurement (``frames.quality_values`` with its ``recipe``), per
+    """Every axis's main effect on every quality measurement (``frames.scored_values`` with its ``recipe``), per
     base config, setting, data set, recipe reading and checkpoint, in the measurement's own unit."""
     if values.empty:
         return pd.DataFrame()

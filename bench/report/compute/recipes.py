@@ -21,7 +21,7 @@ TUNED = "tuned"
 
 
 def with_recipes(values: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """``values`` (frames.quality_values) with a ``recipe`` column, and the tuned variants' runs once more as
+    """``values`` (frames.scored_values) with a ``recipe`` column, and the tuned variants' runs once more as
     ``tuned``."""
     if values.empty:
         return values.assign(recipe=pd.Series(dtype=str))

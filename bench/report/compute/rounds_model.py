@@ -28,8 +28,9 @@ import pandas as pd
 import statsmodels.api as sm
 
 from bench.report.compute.stats import BOOTSTRAP_SEED, N_RESAMPLES, PERCENTILES
+from bench.schema import CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, Kind
 
-TIMED_METRICS = ("seconds_per_iter", "cpu_seconds_per_iter")
+TIMED_METRICS = (SECONDS_PER_ITER, CPU_SECONDS_PER_ITER)
 CONTROL = "control"
 # Fewer rounds than this give a bootstrap over too few clusters to trust: estimate, but do not test.
 MIN_ROUNDS_TO_TEST = 10
@@ -137,7 +138,7 @@ def _control_from_its_own_instances(fit: pd.DataFrame, instances: pd.DataFrame, 
 def timing_blocks(table: pd.DataFrame) -> pd.DataFrame:
     """The timed rows of our variants' timing blocks (peers excluded), with a ``block`` column: the round
     within its timing cell (groups of one setting share the baseline, so they fit together)."""
-    rows = table[(table["kind"] == "timing") & (table["status"] == "ok") & table["metric"].isin(TIMED_METRICS)
+    rows = table[(table["kind"] == Kind.TIMING) & (table["status"] == "ok") & table["metric"].isin(TIMED_METRICS)
                  & (table["peer"] == "") & table["value"].gt(0)]
     return rows.assign(block=rows["cell_id"] + "/" + rows["repeat"].astype(str))
 

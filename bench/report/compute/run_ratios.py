@@ -19,10 +19,11 @@ from bench.report.compute.effects import COUNTED_METRICS
 from bench.report.compute.frames import add_labels
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.compute.stats import bootstrap_interval, excludes
+from bench.schema import CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, Kind
 
 TIMED_UNITS = ("s", "images/s", "FLOP/s", "ratio")
 # How a measurement scales with the batch, for pairing cells of different batches (the rest do not scale).
-PER_IMAGE_METRICS = ("flops", "model_flops", "seconds_per_iter", "cpu_seconds_per_iter")
+PER_IMAGE_METRICS = ("flops", "model_flops", SECONDS_PER_ITER, CPU_SECONDS_PER_ITER)
 UNPAIRABLE_UNITS = ("bytes",)
 
 
@@ -60,7 +61,7 @@ def cost_values(run: Derived) -> pd.DataFrame:
     return rows.groupby(keys, sort=True)["value"].apply(lambda v: v.to_numpy(float)).rename("values").reset_index()
 
 
-def quality_values(run: Derived) -> pd.DataFrame:
+def quality_over_seeds(run: Derived) -> pd.DataFrame:
     """One row per variant (and the real floor) and metric, its values over seeds."""
     frames = [run.quality_values, run.floor_values]
     frames = [add_labels(f) for f in frames if not f.empty]
@@ -74,7 +75,7 @@ def quality_values(run: Derived) -> pd.DataFrame:
 def time_floor(run: Derived) -> dict[tuple[str, str], float]:
     """(setting, phase) -> the A/A control's noise floor in %: the largest |bound| of its 95% interval."""
     fits = run.timing_fits
-    fits = fits[(fits["factor"] == CONTROL) & (fits["metric"] == "seconds_per_iter")] if not fits.empty else fits
+    fits = fits[(fits["factor"] == CONTROL) & (fits["metric"] == SECONDS_PER_ITER)] if not fits.empty else fits
     return {(r.setting, r.phase): max(abs(r.ci_low), abs(r.ci_high)) for r in fits.itertuples()
             if pd.notna(r.ci_low)}
 
@@ -158,11 +159,11 @@ def _beyond_floor(row: dict, value_a: float, value_b: float, floors: tuple[dict,
     return f"{max(bounds):.3g} {row['unit']} (real vs real)", abs(value_b - value_a) > max(bounds)
 
 
-def config_differences(a: Derived, b: Derived) -> str:
+def setup_differences(a: Derived, b: Derived) -> str:
     """Configuration columns whose values differ between the runs' cost cells (or quality cells)."""
     differ = []
-    for kind, columns in (("cost", ("base_config", "batch_size", "dtype", "threads")),
-                          ("quality", ("quality_preset", "dataset", "base_config"))):
+    for kind, columns in ((Kind.COST, ("base_config", "batch_size", "dtype", "threads")),
+                          (Kind.QUALITY, ("quality_preset", "dataset", "base_config"))):
         rows_a, rows_b = a.table[a.table["kind"] == kind], b.table[b.table["kind"] == kind]
         if rows_a.empty or rows_b.empty:
             continue

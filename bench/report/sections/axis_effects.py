@@ -15,6 +15,7 @@ from bench.report.compute.headline import KEY_MEASUREMENTS
 from bench.report.render.document import Section, Table, save_figure
 from bench.report.render.plots import effect_forest
 from bench.report.render.wording import add_effect_labels, describe_effect, effect_frame
+from bench.schema import SECONDS_PER_ITER
 from variants import AXES
 
 AXIS_EFFECTS_NOTE = (
@@ -70,7 +71,7 @@ def checkpoint_section(derived: Derived, figures_dir: Path) -> Section | None:
                       "model), from effects.csv.")
     rows = effects[(effects["axis"] == "checkpoint") & (effects["phase"] == "train_step")
                    & effects["metric"].isin(("saved_tensor_bytes", "peak_rss_bytes", "peak_allocated_bytes",
-                                             "peak_reserved_bytes", "seconds_per_iter", "flops"))]
+                                             "peak_reserved_bytes", SECONDS_PER_ITER, "flops"))]
     if rows.empty:
         return None  # checkpointing was not varied in this run's cost cells
     rows = add_effect_labels(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from bench.report.compute.derived import Derived
 from bench.report.compute.design import summarise_design
 from bench.report.render.document import Section, Text
+from bench.schema import Kind
 
 ROMAN = {3: "III", 4: "IV", 5: "V", 6: "VI"}
 
@@ -16,7 +17,7 @@ def design_section(derived: Derived) -> Section | None:
                       "with the round as a block. Main effects only: what an effect may be confounded with follows.")
     values, costs = derived.quality_values, derived.cost_medians
     # the timed variants, not every cost variant: a fractional design adds cost cells outside its runs for pairing
-    timed = costs[costs["kind"] == "timing"] if not costs.empty else costs
+    timed = costs[costs["kind"] == Kind.TIMING] if not costs.empty else costs
     if not values.empty:
         source, rows = "quality runs", values
     elif not timed.empty:

@@ -8,6 +8,7 @@ from bench.report.compute.effects import controls, failed_controls
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table
 from bench.report.render.wording import describe_effect, effect_frame
+from bench.schema import SECONDS_PER_ITER
 
 
 def noise_section(derived: Derived) -> Section:
@@ -59,7 +60,7 @@ def load_table(busy: pd.DataFrame) -> pd.DataFrame:
 def noise_floor_sentence(derived: Derived) -> str:
     """One line for the top of the report: the A/A control's effect on time, per setting and phase."""
     effects = derived.effects
-    control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == "seconds_per_iter")]
+    control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == SECONDS_PER_ITER)]
     if control.empty:
         return ""
     parts = [f"{row['phase']} on {row['setting']} {describe_effect(row)}" for _, row in control.iterrows()]

@@ -11,7 +11,7 @@ from bench.report.compute.stats import apart, pareto_front
 from bench.report.render.document import Image, Section, save_figure
 from bench.report.render.plots import learning_curves, pareto_plot
 from bench.report.render.wording import interval
-from bench.schema import FINAL_STEP
+from bench.schema import FINAL_STEP, SECONDS_PER_ITER, Kind
 
 # Lower is better for each; the first one the run has is drawn against cost (all appear in the tables).
 PARETO_METRICS = ("fd", "kid", "swd", "heldout_loss")
@@ -70,10 +70,10 @@ def _cost_axes(derived: Derived):
                   & (cells["execution"] == "")] if not cells.empty else cells
     if not cells.empty:
         devices = list(cells["device"].unique())
-        quality_devices = table.loc[table["kind"] == "quality", "device"].unique()
+        quality_devices = table.loc[table["kind"] == Kind.QUALITY, "device"].unique()
         device = next((d for d in devices if d in quality_devices), devices[0])
         for metric, unit, what in (("flops", "FLOP", "training-step FLOPs"),
-                                   ("seconds_per_iter", "s", "training-step time")):
+                                   (SECONDS_PER_ITER, "s", "training-step time")):
             rows = cells[(cells["phase"] == "train_step") & (cells["metric"] == metric) & (cells["unit"] == unit)
                          & (cells["device"] == device)]
             if not rows.empty:
@@ -107,7 +107,7 @@ def curves_section(derived: Derived, figures_dir: Path) -> Section | None:
     section = Section("Learning curves", "Held-out measurements during training: mean over seeds, band = 95% "
                       "t-interval over seeds at each step. Against wall time, each step is placed at its mean "
                       "wall time over seeds.")
-    rows = table[(table["kind"] == "quality") & (table["phase"] == "train") & (table["status"] == "ok")
+    rows = table[(table["kind"] == Kind.QUALITY) & (table["phase"] == "train") & (table["status"] == "ok")
                  & table["value"].notna()]
     shown = derived.quality_values  # the main recipe's runs, on the first network trained
     if not shown.empty:

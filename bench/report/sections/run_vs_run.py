@@ -27,13 +27,13 @@ def compare_sections(a: Derived, b: Derived, figures_dir: Path) -> tuple[Section
            if across_devices else "matched by variant, device and measurement")
     cost = run_ratios.ratios(run_ratios.cost_values(a), run_ratios.cost_values(b), match, np.median,
                              (run_ratios.time_floor(a), run_ratios.time_floor(b)))
-    quality = run_ratios.ratios(run_ratios.quality_values(a), run_ratios.quality_values(b),
+    quality = run_ratios.ratios(run_ratios.quality_over_seeds(a), run_ratios.quality_over_seeds(b),
                                 ("variant", "base_config", "label", "unit"), np.mean,
                                 (run_ratios.quality_floor(a), run_ratios.quality_floor(b)))
     method = " ".join(run_ratios.__doc__.split(chr(10) + chr(10))[1:]).replace(chr(10), " ")
     unpaired = cost.attrs.get("unpaired", 0) if not cost.empty else 0
     note = " ".join(filter(None, (
-        run_ratios.config_differences(a, b),
+        run_ratios.setup_differences(a, b),
         f"{unpaired} memory measurement(s) of cells of different batches are not paired." if unpaired else "",
         f"Ratio = {label_b} / {label_a}; cells {how}. Costs: medians over repeats or rounds; quality: means over "
         f"seeds. {method}")))

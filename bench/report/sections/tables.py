@@ -7,7 +7,7 @@ from bench.report.compute.derived import Derived
 from bench.report.compute.frames import add_labels, by_variant, env_frame, failed_rows
 from bench.report.render.document import Section, Table
 from bench.report.render.wording import scale_for
-from bench.schema import MACHINE_PHASES
+from bench.schema import MACHINE_PHASES, Kind
 
 
 def tables_section(derived: Derived) -> Section:
@@ -26,7 +26,7 @@ def tables_section(derived: Derived) -> Section:
     machine = machine_table(table)
     if not machine.empty:
         section.items.append(Table("Machine measurements during the run (not properties of a variant)", machine))
-    checks = table[table["kind"] == "check"]
+    checks = table[table["kind"] == Kind.CHECK]
     if not checks.empty:
         section.items.append(Table("Checks", checks[["variant", "device", "phase", "metric", "value", "unit", "method",
                                                      "status", "message"]].reset_index(drop=True)))

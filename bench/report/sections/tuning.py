@@ -7,13 +7,14 @@ from bench.plan.recipe import recipe_text
 from bench.plan.tuning import CRITERION
 from bench.report.compute.derived import Derived
 from bench.report.render.document import Section, Table
+from bench.schema import Kind
 
 
 def tuning_section(derived: Derived) -> Section | None:
     chosen = derived.tuning
     if chosen.empty:
         return None  # the run tuned nothing
-    tune = derived.table[derived.table["kind"] == "tune"]
+    tune = derived.table[derived.table["kind"] == Kind.TUNE]
     seeds = ", ".join(str(s) for s in sorted(tune["seed"].dropna().unique()))
     note = (f"Each variant trained at every point of the grid with tuning seeds ({seeds}) that no final score uses, "
             f"and was scored against validation images of the held-out split that the final scores never see "

@@ -18,6 +18,7 @@ from bench.report.compute.recipes import SHARED, confirmatory_recipes
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import describe_effect, effect_interval, signed
+from bench.schema import SECONDS_PER_ITER, Kind
 
 RESOLVED = " ✓"
 EXPLORATORY = " (✓)"
@@ -45,7 +46,7 @@ def verdict_section(derived: Derived) -> Section:
     cost_bases = sorted(set(effects.loc[effects["unit"] == "%", "base_config"]))
     main = main_base(effects)
     context = _quality_context(table, trained)
-    checks = table[table["kind"] == "check"]
+    checks = table[table["kind"] == Kind.CHECK]
     checked = len(checks) > 0 and bool((checks["status"] == "ok").all())
     floors = _floors(derived)
     recipes = confirmatory_recipes(effects.loc[effects["unit"] != "%", "recipe"]) if trained else []
@@ -241,7 +242,7 @@ def _plain(row: pd.Series) -> str:
 def _time_readings(mine: pd.DataFrame, cost_base: str) -> list[str]:
     """The training step (the primary time question) and inference (exploratory): a resolved effect reads its size,
     an unresolved one the largest change its interval allows."""
-    rows = [(name, _pick(mine, cost_base, phase, ("seconds_per_iter",), "%"))
+    rows = [(name, _pick(mine, cost_base, phase, (SECONDS_PER_ITER,), "%"))
             for name, phase in (("training step", "train_step"), ("inference", "inference"))]
     rows = [(name, row) for name, row in rows if row is not None]
     if not rows:
@@ -307,7 +308,7 @@ def resolvable_sentences(effects: pd.DataFrame, floors: dict[str, float]) -> lis
 
 def _quality_context(table: pd.DataFrame, base: str | None) -> str:
     """``at 1,500 steps on digits`` for the quality cells of ``base``."""
-    rows = table[(table["kind"] == "quality") & (table["base_config"] == base)]
+    rows = table[(table["kind"] == Kind.QUALITY) & (table["base_config"] == base)]
     if rows.empty:
         return ""
     steps = rows.loc[rows["phase"] == "train", "step"].max()
@@ -319,7 +320,7 @@ def noise_floor(derived: Derived, base: str) -> str:
     """The run's noise floors, stated once: the A/A timing control and the real-versus-real quality floor."""
     effects = derived.effects
     parts = []
-    control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == "seconds_per_iter")
+    control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == SECONDS_PER_ITER)
                       & (effects["base_config"] == base)]
     for _, row in control.iterrows():
         parts.append(f"{row['phase']} {describe_effect(row)}")
