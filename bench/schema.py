@@ -41,6 +41,8 @@ TRAINED_KINDS = (Kind.QUALITY, Kind.CHECK, Kind.TUNE)
 # The timed metrics of a row of a timing cell: wall-clock and process CPU seconds per iteration.
 SECONDS_PER_ITER = "seconds_per_iter"
 CPU_SECONDS_PER_ITER = "cpu_seconds_per_iter"
+# A quality cell's learning curve: its training time so far (evaluations excluded) at each checkpoint.
+WALL_TIME = "wall_time"
 
 # Phases of a row. Timed and measured in memory: the training step and inference. Counted in FLOPs: the forward
 # pass and the training step (the forward of inference is the same computation).

@@ -6,7 +6,7 @@ activation is a free view of (B, K*C, H, W): every Conv2d / ConvTranspose2d runs
 while every composite block's own forward (ResnetBlock, attention, FiLM, the skip concatenations) runs unchanged.
 A submodule whose buffers differ between the seeds (the ``fourier`` noise embedding's random frequencies), or a
 parametric module without a packed form (a plugin's), runs under ``torch.func.vmap`` over its K stacked states.
-The fused AdamW and the EMA's ``_foreach_lerp_`` are elementwise, so they act on each model as on its own.
+The fused AdamW and torch's EMA (``_foreach_lerp_``) are elementwise, so they act on each model as on its own.
 
 Faithful to training the seeds one by one (bench/measure/quality/train.py): the same initial weights
 (``torch.manual_seed(seed); build(spec)``), batches, noise levels and noise, drawn from per-seed generators that
@@ -18,7 +18,6 @@ Dropout would draw one mask for all K models from the global generator, so a net
 from __future__ import annotations
 
 import copy
-import time
 from typing import Iterator
 
 import torch
@@ -27,7 +26,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from bench.measure.quality.data import DatasetSplits
-from bench.measure.quality.train import PHASE, AtCheckpoint, HeldoutLoss, make_schedule, optimizer_and_schedule
+from bench.measure.quality.train import (AtCheckpoint, HeldoutLoss, curve_rows, make_schedule, train_loop,
+                                         optimizer_and_schedule)
 from bench.plan.quality_presets import QualityConfig
 from bench.schema import Measurement
 from variants import UNetSpec, build
@@ -272,50 +272,23 @@ def packed_steps(wide: nn.Module, data: DatasetSplits, config: QualityConfig, se
 def train_packed(spec: UNetSpec, data: DatasetSplits, config: QualityConfig, seeds: list[int] | tuple[int, ...],
                  device: str | torch.device, at_checkpoint: AtCheckpoint | None = None
                  ) -> tuple[list[nn.Module], list[list[Measurement]]]:
-    """``train`` for every seed at once: per seed, the model to sample from (the EMA when enabled) and its
-    learning-curve rows; ``at_checkpoint`` gets the seeds' unpacked models, in the order of ``seeds``. Each seed's
-    held-out loss is taken on its own unpacked weights by ``HeldoutLoss``; its
-    wall time is the shared training time divided by K (the method says so)."""
+    """``train`` for every seed at once, in the same loop: per seed, the model to sample from (the EMA when
+    enabled) and its learning-curve rows; ``at_checkpoint`` gets the seeds' unpacked models, in the order of
+    ``seeds``. Each seed's held-out loss is taken on its own unpacked weights by ``HeldoutLoss``; its wall time is
+    the shared training time divided by K (the method says so)."""
     k = len(seeds)
     wide = pack(initial_models(spec, seeds)).to(device)
-    ema = copy.deepcopy(wide) if config.ema_decay > 0 else None  # AveragedModel: a copy, then lerp per step
-    scored = ema if ema is not None else wide
-    averaged = [t for t in (*ema.parameters(), *ema.buffers()) if t.is_floating_point()] if ema is not None else []
-    current = [t for t in (*wide.parameters(), *wide.buffers()) if t.is_floating_point()]
     heldout = HeldoutLoss(data.heldout_x, config, device)
-    weights = f"EMA({config.ema_decay:g}) weights" if ema is not None else "raw weights"
     models = [build(spec).to(device) for _ in seeds]
     rows: list[list[Measurement]] = [[] for _ in seeds]
-    cuda = torch.device(device).type == "cuda"
-    elapsed = 0.0
 
-    def log(step: int) -> None:
+    def log(step: int, elapsed: float, scored: nn.Module) -> None:
+        timing = f"time.perf_counter, training only; {k} seeds trained at once, each charged 1/{k} of their time"
         for i, (seed, model, state) in enumerate(zip(seeds, models, unpack(scored, k))):
             model.load_state_dict(state)
-            rows[i].append(Measurement(PHASE, "heldout_loss", heldout(model), "mse", f"{heldout.method}; {weights}",
-                                       seed=seed, step=step, n=heldout.n))
-            rows[i].append(Measurement(PHASE, "wall_time", elapsed / k, "s",
-                                       f"time.perf_counter, training only; {k} seeds trained at once, each "
-                                       f"charged 1/{k} of their time", seed=seed, step=step,
-                                       n=step * config.batch_size, message="n: training images seen"))
+            rows[i].extend(curve_rows(heldout, model, config, seed, step, elapsed / k, timing))
+        if at_checkpoint is not None and 0 < step < config.train_steps:
+            at_checkpoint(step, models)
 
-    log(0)
-    start = time.perf_counter()
-    for step, _ in packed_steps(wide, data, config, seeds, device, config.train_steps):
-        if ema is not None:
-            with torch.no_grad():
-                if step == 1:
-                    torch._foreach_copy_(averaged, current)
-                else:
-                    torch._foreach_lerp_(averaged, current, 1 - config.ema_decay)
-        if step % config.eval_every == 0 or step == config.train_steps:
-            if cuda:
-                torch.cuda.synchronize()
-            elapsed += time.perf_counter() - start
-            log(step)  # leaves each seed's current weights in ``models``
-            if at_checkpoint is not None and step < config.train_steps:
-                at_checkpoint(step, models)
-            start = time.perf_counter()
-    for model, state in zip(models, unpack(scored, k)):
-        model.load_state_dict(state)
-    return models, rows
+    train_loop(packed_steps(wide, data, config, seeds, device, config.train_steps), wide, config, device, log)
+    return models, rows  # the last log left each seed's scored weights in ``models``
