@@ -17,12 +17,16 @@ from bench.report.sections.against_edm2 import edm2_section
 from bench.report.sections.against_paper import paper_section
 from bench.report.sections.along_training import along_training_section
 from bench.report.sections.against_peers import peers_section
-from bench.report.sections.axis_effects import axis_effects_section, checkpoint_section
+from bench.report.sections.axis_effects import axis_effects_section
+from bench.report.sections.both_runs_tables import both_runs_tables_section
+from bench.report.sections.checkpointing import checkpoint_section
 from bench.report.sections.cost_per_variant import cost_section
 from bench.report.sections.design import design_section
 from bench.report.sections.noise_floor import noise_floor_sentence, noise_section
-from bench.report.sections.quality_vs_cost import curves_section, pareto_section, samples_section
-from bench.report.sections.run_vs_run import compare_sections
+from bench.report.sections.learning_curves import curves_section
+from bench.report.sections.quality_vs_cost import pareto_section
+from bench.report.sections.run_vs_run import run_vs_run_section
+from bench.report.sections.sample_grids import samples_section
 from bench.report.sections.tables import tables_section
 from bench.report.sections.tuning import tuning_section
 from bench.report.sections.verdict import verdict_section
@@ -59,10 +63,10 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
         title = f"Comparison: {a.name} vs {b.name}"
         intro = " ".join(f"{label} — {' '.join(filter(None, (run.completeness.sentence(), overview(run))))}"
                          for run, label in ((a, label_a), (b, label_b)))
-        ratios, tables = compare_sections(a, b, figures_dir)
+        ratios = run_vs_run_section(a, b, figures_dir)
         both = cost_section(side_by_side_rows(a, b), figures_dir, hue="run", name="compare_cost")
         both.title = "Cost per variant, both runs"
-        sections = [ratios, both, tables]
+        sections = [ratios, both, both_runs_tables_section(a, b)]
     atomic_write_text(out_dir / "report.md", to_markdown(title, intro, sections, out_dir))
     atomic_write_text(out_dir / "report.html", to_html(title, intro, sections))
     return out_dir / "report.html"

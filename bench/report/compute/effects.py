@@ -44,7 +44,7 @@ from bench.report.compute.headline import PRIMARY_QUALITY, PRIMARY_TIME
 from bench.report.compute.recipes import confirmatory_recipes
 from bench.report.compute.rounds_model import CONTROL, MIN_ROUNDS_TO_TEST, ROUNDS_MODEL_METHOD
 from bench.report.compute.stats import ALPHA, excludes, t_interval
-from bench.schema import KNOWN_NULLS
+from bench.schema import KNOWN_NULLS, SECONDS_PER_ITER
 from variants import AXES
 
 COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "recipe", "phase", "step", "metric", "unit",
@@ -151,6 +151,12 @@ def _is_control(effects: pd.DataFrame) -> pd.Series:
 def controls(effects: pd.DataFrame) -> pd.DataFrame:
     """The effects whose true value is zero: the A/A control and the known nulls."""
     return effects[_is_control(effects)]
+
+
+def aa_control(effects: pd.DataFrame, base: str | None = None) -> pd.DataFrame:
+    """The A/A control's time effects (the baseline timed twice, as two instances), on ``base`` if given."""
+    rows = effects[(effects["axis"] == CONTROL) & (effects["metric"] == SECONDS_PER_ITER)]
+    return rows if base is None else rows[rows["base_config"] == base]
 
 
 def failed_controls(effects: pd.DataFrame) -> pd.DataFrame:

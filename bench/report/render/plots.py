@@ -16,6 +16,7 @@ import seaborn as sns  # noqa: E402
 from bench.report.compute.peer_ratios import SPEED  # noqa: E402
 from bench.report.compute.stats import pareto_front, t_interval  # noqa: E402
 from bench.report.render.wording import scale_for  # noqa: E402
+from bench.schema import WALL_TIME  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
 PAGE_WIDTH_INCHES = 11  # the widest a figure may be, legend aside: the HTML report's 1,200 px column at 90 dpi
@@ -122,7 +123,7 @@ def pareto_plot(points: pd.DataFrame, panels: list[tuple[str, str, str]], y_labe
 
 def learning_curves(curves: pd.DataFrame, metric_label: str, has_wall_time: bool, title: str) -> plt.Figure:
     """Mean over seeds with a 95% t-interval band, against step and (if recorded) mean wall time."""
-    panels = [("step", "training step")] + ([("wall_time", "training wall time [s] (mean over seeds)")]
+    panels = [("step", "training step")] + ([(WALL_TIME, "training wall time [s] (mean over seeds)")]
                                               if has_wall_time else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, (x, x_label) in zip(axes[0], panels):

@@ -5,6 +5,7 @@ import math
 
 import pandas as pd
 
+from bench.report.compute.effects import DISTURBED
 from bench.schema import ALONG_TRAINING
 
 PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
@@ -110,3 +111,48 @@ def effect_frame(rows: pd.DataFrame, with_axis: bool = False) -> pd.DataFrame:
 
 # effects.csv's families as the tables name them (compute/effects.py)
 FAMILY_LABELS = {"primary": "primary", "control": "control", "secondary": "exploratory"}
+
+
+def effects_reading(rows: pd.DataFrame, top: int = 4) -> str:
+    """The resolved effects, largest first, then how many are not resolved."""
+    parts = []
+    for (comparison, setting), group in rows.groupby(["comparison", "setting"], sort=True):
+        resolved = group[group["resolved"].astype(bool)].assign(size=lambda f: f["estimate"].abs())
+        resolved = resolved.sort_values("size", ascending=False)
+        text = [f"{r['label']} {describe_effect(r)}" for _, r in resolved.head(top).iterrows()]
+        if len(resolved) > top:
+            text.append(f"{len(resolved) - top} more resolved")
+        unresolved = group.drop(resolved.index)
+        if len(unresolved):
+            text.append("not resolved: " + ", ".join(unresolved["label"]))
+        parts.append(f"{comparison} on {setting}: " + "; ".join(text))
+    return " | ".join(parts)
+
+
+RESOLVED = " ✓"
+EXPLORATORY = " (✓)"
+
+
+def effect_cell(row: pd.Series | None) -> str:
+    """A verdict table's cell: an exact count's change (with its range over settings), a disturbed or untested time
+    effect, or the estimate and interval marked resolved (primary) or exploratory-resolved (secondary)."""
+    if row is None:
+        return "—"
+    unit = "%" if row["unit"] == "%" else ""
+    if str(row["method"]).startswith("exact"):
+        if row["ci_low"] == row["ci_high"]:
+            return signed(row["estimate"], unit)
+        return f"{signed(row['estimate'], unit)} ({signed(row['ci_low'], unit)} to {signed(row['ci_high'], unit)})"
+    if DISTURBED in str(row["method"]):
+        return f"{signed(row['estimate'], unit)} (disturbed)"
+    if pd.isna(row["ci_low"]):
+        return f"{signed(row['estimate'], unit)} (untested)"
+    text = effect_interval(row, unit)
+    if not bool(row["resolved"]):
+        return text
+    return text + (EXPLORATORY if row["family"] == "secondary" else RESOLVED)
+
+
+def plain_cell(row: pd.Series) -> str:
+    """A cell without its resolved mark."""
+    return effect_cell(row).removesuffix(RESOLVED).removesuffix(EXPLORATORY)

@@ -1,6 +1,6 @@
-"""Sections: the effect of switching one axis with everything else equal, and checkpointing's trade-off.
+"""Section: the effect of switching one axis (or climbing one rung) with everything else equal.
 
-Both are drawn from the run's effects (compute/effects.py, written as effects.csv), so the report and the file
+Drawn from the run's effects (compute/effects.py, written as effects.csv), so the report and the file
 cannot disagree.
 """
 from __future__ import annotations
@@ -14,8 +14,7 @@ from bench.report.compute.effects import CORRECTION_TEXT
 from bench.report.compute.headline import KEY_MEASUREMENTS
 from bench.report.render.document import Section, Table, save_figure
 from bench.report.render.plots import effect_forest
-from bench.report.render.wording import add_effect_labels, describe_effect, effect_frame
-from bench.schema import SECONDS_PER_ITER
+from bench.report.render.wording import add_effect_labels, effect_frame, effects_reading
 from variants import AXES
 
 AXIS_EFFECTS_NOTE = (
@@ -62,39 +61,6 @@ def axis_effects_section(derived: Derived, figures_dir: Path) -> Section:
                 section.items.append(Table(f"{axis}: does the cost effect survive the setting (device, dtype, memory "
                                            "format, compilation)?", across_settings(subset), detail=True))
     return section
-
-
-def checkpoint_section(derived: Derived, figures_dir: Path) -> Section | None:
-    effects = derived.effects
-    section = Section("Checkpointing trade-off", "Checkpointing on vs off in the training step: the memory it "
-                      "saves (exact saved-tensor bytes; measured peaks) against the time it adds (timing rounds' "
-                      "model), from effects.csv.")
-    rows = effects[(effects["axis"] == "checkpoint") & (effects["phase"] == "train_step")
-                   & effects["metric"].isin(("saved_tensor_bytes", "peak_rss_bytes", "peak_allocated_bytes",
-                                             "peak_reserved_bytes", SECONDS_PER_ITER, "flops"))]
-    if rows.empty:
-        return None  # checkpointing was not varied in this run's cost cells
-    rows = add_effect_labels(rows)
-    title = "Checkpointing: memory saved against time added"
-    section.items.append(save_figure(effect_forest(rows, title), figures_dir, "checkpoint_tradeoff", title,
-                                     effects_reading(rows, top=len(rows))))
-    return section
-
-
-def effects_reading(rows: pd.DataFrame, top: int = 4) -> str:
-    """The resolved effects, largest first, then how many are not resolved."""
-    parts = []
-    for (comparison, setting), group in rows.groupby(["comparison", "setting"], sort=True):
-        resolved = group[group["resolved"].astype(bool)].assign(size=lambda f: f["estimate"].abs())
-        resolved = resolved.sort_values("size", ascending=False)
-        text = [f"{r['label']} {describe_effect(r)}" for _, r in resolved.head(top).iterrows()]
-        if len(resolved) > top:
-            text.append(f"{len(resolved) - top} more resolved")
-        unresolved = group.drop(resolved.index)
-        if len(unresolved):
-            text.append("not resolved: " + ", ".join(unresolved["label"]))
-        parts.append(f"{comparison} on {setting}: " + "; ".join(text))
-    return " | ".join(parts)
 
 
 def across_settings(rows: pd.DataFrame) -> pd.DataFrame:

@@ -4,11 +4,9 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.effects import controls, failed_controls
-from bench.report.compute.rounds_model import CONTROL
+from bench.report.compute.effects import aa_control, controls, failed_controls
 from bench.report.render.document import Section, Table
 from bench.report.render.wording import describe_effect, effect_frame
-from bench.schema import SECONDS_PER_ITER
 
 
 def noise_section(derived: Derived) -> Section:
@@ -60,7 +58,7 @@ def load_table(busy: pd.DataFrame) -> pd.DataFrame:
 def noise_floor_sentence(derived: Derived) -> str:
     """One line for the top of the report: the A/A control's effect on time, per setting and phase."""
     effects = derived.effects
-    control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == SECONDS_PER_ITER)]
+    control = aa_control(effects)
     if control.empty:
         return ""
     parts = [f"{row['phase']} on {row['setting']} {describe_effect(row)}" for _, row in control.iterrows()]

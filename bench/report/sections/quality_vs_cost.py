@@ -1,21 +1,19 @@
-"""Sections: quality against cost, learning curves, and the sample grids."""
+"""Section: quality against cost, and the Pareto front of the variants."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-from bench.plan.recipe import RECIPE_COLUMNS
 from bench.report.compute.derived import Derived
 from bench.report.compute.stats import apart, pareto_front
-from bench.report.render.document import Image, Section, save_figure
-from bench.report.render.plots import learning_curves, pareto_plot
+from bench.report.render.document import Section, save_figure
+from bench.report.render.plots import pareto_plot
 from bench.report.render.wording import interval
-from bench.schema import FINAL_STEP, SECONDS_PER_ITER, Kind
+from bench.schema import FINAL_STEP, SECONDS_PER_ITER, WALL_TIME, Kind
 
 # Lower is better for each; the first one the run has is drawn against cost (all appear in the tables).
 PARETO_METRICS = ("fd", "kid", "swd", "heldout_loss")
-CURVE_X = "wall_time"
 
 
 def pareto_section(derived: Derived, figures_dir: Path) -> Section | None:
@@ -79,7 +77,7 @@ def _cost_axes(derived: Derived):
             if not rows.empty:
                 config = ", ".join(sorted({f"{b} batch {n}" for b, n in zip(rows["base_config"], rows["batch_size"])}))
                 yield metric, f"{what} ({config}, {device})", unit, rows.groupby("variant")["value"].median()
-    wall = quality[(quality["phase"] == FINAL_STEP) & (quality["metric"] == CURVE_X)]
+    wall = quality[(quality["phase"] == FINAL_STEP) & (quality["metric"] == WALL_TIME)]
     if not wall.empty:
         yield "train_wall_time", "training wall time (quality cells, mean over seeds)", "s", \
             wall.groupby("variant")["mean"].first()
@@ -100,54 +98,3 @@ def _pareto_reading(points: pd.DataFrame, panels, floor: pd.Series | None, unit:
     if floor is not None:
         text += f"; real-data floor {interval(floor, unit)}"
     return text + f"; front against {panels[0][1]}: {', '.join(names)}"
-
-
-def curves_section(derived: Derived, figures_dir: Path) -> Section | None:
-    table = derived.table
-    section = Section("Learning curves", "Held-out measurements during training: mean over seeds, band = 95% "
-                      "t-interval over seeds at each step. Against wall time, each step is placed at its mean "
-                      "wall time over seeds.")
-    rows = table[(table["kind"] == Kind.QUALITY) & (table["phase"] == "train") & (table["status"] == "ok")
-                 & table["value"].notna()]
-    shown = derived.quality_values  # the main recipe's runs, on the first network trained
-    if not shown.empty:
-        runs = ["variant", "base_config", "seed", *RECIPE_COLUMNS]
-        shown = shown[shown["base_config"] == shown["base_config"].min()][runs].drop_duplicates()
-        rows = rows.merge(shown, on=runs)
-    metrics = sorted(set(rows["metric"]) - {CURVE_X})
-    if not metrics:
-        return None  # no training curves (no quality cells, or none that recorded a curve)
-    wall = rows[rows["metric"] == CURVE_X].groupby(["variant", "step"])["value"].mean().rename(CURVE_X)
-    for metric in metrics:
-        curves = rows[rows["metric"] == metric].merge(wall, left_on=["variant", "step"], right_index=True, how="left")
-        unit = curves["unit"].iloc[0]
-        title = f"Learning curves: {metric}"
-        fig = learning_curves(curves, f"{metric} [{unit}]", curves[CURVE_X].notna().any(), title)
-        quality = derived.quality[derived.quality["base_config"] == derived.quality["base_config"].min()]
-        final = quality[(quality["phase"] == FINAL_STEP) & (quality["metric"] == metric)]
-        section.items.append(save_figure(fig, figures_dir, f"curves_{metric}", title, _curve_reading(final, unit),
-                                         detail=bool(section.items)))  # the first curve in view, the rest collapsed
-    return section
-
-
-def _curve_reading(final: pd.DataFrame, unit: str) -> str:
-    """The lowest and highest variant at the last step (``final``: per-variant means and intervals)."""
-    final = final.reset_index(drop=True)
-    best, worst = final.loc[final["mean"].idxmin()], final.loc[final["mean"].idxmax()]
-    if len(final) == 1:
-        return f"One variant only; at the last step: {best['variant']} {interval(best, unit)}"
-    text = f"At the last step, lowest: {best['variant']} {interval(best, unit)}; highest: {worst['variant']} " \
-           f"{interval(worst, unit)}"
-    if best["variant"] != worst["variant"] and not apart(best, worst):
-        text += "; the intervals overlap: the difference is not resolved at this N"
-    return text
-
-
-def samples_section(samples: list[Path]) -> Section | None:
-    section = Section("Sample grids", "Images written by the quality cells (generated samples per variant and seed, "
-                      "and a grid of real data), embedded as they are.")
-    if not samples:
-        return None  # the run wrote no sample grids
-    for path in samples:
-        section.items.append(Image(path=path, caption=path.stem))
-    return section

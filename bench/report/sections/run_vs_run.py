@@ -8,14 +8,13 @@ import pandas as pd
 
 from bench.report.compute import run_ratios
 from bench.report.compute.derived import Derived
-from bench.report.compute.frames import env_frame, failed_rows
 from bench.report.render.document import Section, Table, save_figure
 from bench.report.render.plots import ratio_heatmap
 from bench.report.render.wording import number
 
 
-def compare_sections(a: Derived, b: Derived, figures_dir: Path) -> tuple[Section, Section]:
-    """The ratio section, and the tables of both runs (failed cells, environments)."""
+def run_vs_run_section(a: Derived, b: Derived, figures_dir: Path) -> Section:
+    """Each cost and quality measurement of both runs as a ratio B / A, flagged where it beats both noise floors."""
     label_a, label_b = run_ratios.run_labels(a, b)
     devices_a, devices_b = set(a.table["device"]) - {""}, set(b.table["device"]) - {""}
     across_devices = run_ratios.across_devices(a, b)
@@ -52,12 +51,7 @@ def compare_sections(a: Derived, b: Derived, figures_dir: Path) -> tuple[Section
                                    "" if len(flagged) else "None: every change is within the noise."))
         section.items.append(Table(f"{what.capitalize()}: every value and ratio",
                                    _ratio_table(ratios, label_a, label_b), detail=True))
-    failed = pd.concat([failed_rows(r.table).assign(run=label) for r, label in ((a, label_a), (b, label_b))])
-    env = env_frame(a.env).merge(env_frame(b.env), on="field", how="outer", suffixes=(f" ({label_a})", f" ({label_b})"))
-    env["differs"] = np.where(env.iloc[:, 1].fillna("") != env.iloc[:, 2].fillna(""), "yes", "")
-    tables = Section("Tables", items=[Table("Failed cells of both runs", failed.reset_index(drop=True)),
-                                      Table("Environments side by side (env.json)", env)])
-    return section, tables
+    return section
 
 
 def _ratio_table(ratios: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:

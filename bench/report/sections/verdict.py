@@ -12,16 +12,16 @@ import pandas as pd
 from bench.plan.recipe import recipe_text
 from bench.report.compute.derived import Derived
 from bench.report.compute.frames import parameter_count
-from bench.report.compute.effects import DISTURBED, failed_controls, main_base, quality_base
+from bench.report.compute.effects import DISTURBED, aa_control, failed_controls, main_base, quality_base
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
 from bench.report.compute.recipes import SHARED, confirmatory_recipes
-from bench.report.compute.rounds_model import CONTROL
+from bench.report.compute.switches import checkpoint_checked, floor_means, pick, switch_effects
+from bench.report.compute.switches import switches as run_switches
 from bench.report.render.document import Section, Table, Text
-from bench.report.render.wording import describe_effect, effect_interval, signed
+from bench.report.render.wording import (EXPLORATORY, RESOLVED, describe_effect, effect_cell, effect_interval,
+                                         plain_cell, signed)
 from bench.schema import SECONDS_PER_ITER, Kind
 
-RESOLVED = " ✓"
-EXPLORATORY = " (✓)"
 FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
            "quality: difference (lower is better; from a model over every run of the design, the seed as a block), "
            "each with its 95% interval. "
@@ -38,7 +38,7 @@ def verdict_section(derived: Derived) -> Section:
     effects, table, rungs = derived.effects, derived.table, derived.rungs
     section = Section("Verdict", " ".join(filter(None, (derived.completeness.sentence(), _failed_control(effects),
                                                         LADDER_NOTE if rungs else NOTE))))
-    switches = effects[effects["axis"] != CONTROL][["axis", "from_level", "to_level"]].drop_duplicates()
+    switches = run_switches(effects)
     if switches.empty:
         section.note = "No axis has two levels in this run, so there is nothing to weigh."
         return section
@@ -46,9 +46,8 @@ def verdict_section(derived: Derived) -> Section:
     cost_bases = sorted(set(effects.loc[effects["unit"] == "%", "base_config"]))
     main = main_base(effects)
     context = _quality_context(table, trained)
-    checks = table[table["kind"] == Kind.CHECK]
-    checked = len(checks) > 0 and bool((checks["status"] == "ok").all())
-    floors = _floors(derived)
+    checked = checkpoint_checked(table)
+    floors = floor_means(derived.floor)
     recipes = confirmatory_recipes(effects.loc[effects["unit"] != "%", "recipe"]) if trained else []
     holds = _Robustness(derived, trained)
     section.items.append(Text([_sentence(effects, s, main, trained, context, checked, floors, rungs, recipes)
@@ -70,14 +69,14 @@ def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str,
     (no quality columns without a quality base)."""
     rows = []
     for switch in switches.itertuples():
-        mine = _switch_effects(effects, switch)
+        mine = switch_effects(effects, switch)
         row = {"switch": _switch_name(switch, rungs or {})}
         for column, phase, metrics in HEADLINE_COSTS:
-            row[column] = _cell(_pick(mine, cost_base, phase, metrics, "%"))
+            row[column] = effect_cell(pick(mine, cost_base, phase, metrics, "%"))
         for recipe in recipes if quality_base else ():
             for column, phase, metric in HEADLINE_QUALITY:
                 name = column if len(recipes) == 1 else f"{column} ({recipe})"
-                row[name] = _cell(_pick(mine, quality_base, phase, (metric,), None, recipe))
+                row[name] = effect_cell(pick(mine, quality_base, phase, (metric,), None, recipe))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -89,59 +88,21 @@ def _switch_name(switch, rungs: dict[str, str]) -> str:
     return f"{switch.axis}: {switch.from_level} → {switch.to_level}"
 
 
-def _switch_effects(effects: pd.DataFrame, switch) -> pd.DataFrame:
-    """The rows of effects.csv of one axis switch (``switch``: a row with axis, from_level, to_level)."""
-    return effects[(effects["axis"] == switch.axis) & (effects["from_level"] == switch.from_level)
-                   & (effects["to_level"] == switch.to_level)]
-
-
-def _pick(effects: pd.DataFrame, base: str | None, phase: str, metrics: tuple[str, ...], unit: str | None,
-          recipe: str = "") -> pd.Series | None:
-    """The effect on the first of ``metrics`` recorded at ``base`` and ``recipe`` (a quality reading; costs have
-    none), in its default setting (the shortest name)."""
-    rows = effects[(effects["base_config"] == base) & (effects["phase"] == phase) & (effects["recipe"] == recipe)]
-    rows = rows[rows["unit"] == "%"] if unit == "%" else rows[rows["unit"] != "%"]
-    for metric in metrics:
-        found = rows[rows["metric"] == metric]
-        if len(found):
-            found = found.assign(order=found["setting"].str.len()).sort_values(["order", "method"])
-            return found.iloc[0]
-    return None
-
-
-def _cell(row: pd.Series | None) -> str:
-    if row is None:
-        return "—"
-    unit = "%" if row["unit"] == "%" else ""
-    if str(row["method"]).startswith("exact"):
-        if row["ci_low"] == row["ci_high"]:
-            return signed(row["estimate"], unit)
-        return f"{signed(row['estimate'], unit)} ({signed(row['ci_low'], unit)} to {signed(row['ci_high'], unit)})"
-    if DISTURBED in str(row["method"]):
-        return f"{signed(row['estimate'], unit)} (disturbed)"
-    if pd.isna(row["ci_low"]):
-        return f"{signed(row['estimate'], unit)} (untested)"
-    text = effect_interval(row, unit)
-    if not bool(row["resolved"]):
-        return text
-    return text + (EXPLORATORY if row["family"] == "secondary" else RESOLVED)
-
-
 def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None, context: str,
               checked: bool, floors: dict[str, float], rungs: dict[str, str], recipes: list[str]) -> str:
-    mine = _switch_effects(effects, switch)
+    mine = switch_effects(effects, switch)
     parts = []
-    params = _pick(mine, cost_base, "model", ("params",), "%")
+    params = pick(mine, cost_base, "model", ("params",), "%")
     if params is not None:
         parts.append(f"{signed(params['estimate'], '%')} parameters" if params["estimate"] else "same parameters")
     parts += _time_readings(mine, cost_base)
-    saved = _pick(mine, cost_base, "train_step", ("saved_tensor_bytes",), "%")
+    saved = pick(mine, cost_base, "train_step", ("saved_tensor_bytes",), "%")
     if saved is not None and abs(saved["estimate"]) >= 1:  # smaller changes are rounding of a few tensors
         parts.append(f"saved activations {signed(saved['estimate'], '%')}")
-    peak = _pick(mine, cost_base, "train_step", ("peak_allocated_bytes", "peak_rss_bytes"), "%")
+    peak = pick(mine, cost_base, "train_step", ("peak_allocated_bytes", "peak_rss_bytes"), "%")
     if peak is not None and bool(peak["resolved"]):
-        parts.append(f"peak memory {_plain(peak)}")
-    readings = [(recipe, _pick(mine, trained, PRIMARY_QUALITY[0], (PRIMARY_QUALITY[1],), None, recipe))
+        parts.append(f"peak memory {plain_cell(peak)}")
+    readings = [(recipe, pick(mine, trained, PRIMARY_QUALITY[0], (PRIMARY_QUALITY[1],), None, recipe))
                 for recipe in recipes]
     readings = [(recipe, row) for recipe, row in readings if row is not None]
     if readings:
@@ -174,11 +135,8 @@ class _Robustness:
         return "".join(f" {text}." for text in (self._recipes(switch), self._training(switch), self._scales(switch))
                        if text)
 
-    def _rows(self, frame: pd.DataFrame, switch) -> pd.DataFrame:
-        return frame if frame.empty else _switch_effects(frame, switch)  # an empty reading has no columns
-
     def _recipes(self, switch) -> str:
-        rows = self._rows(self.derived.across_recipes, switch)
+        rows = switch_effects(self.derived.across_recipes, switch)
         rows = rows[rows["base_config"] == self.trained] if len(rows) else rows
         if rows.empty:
             return ""
@@ -199,7 +157,7 @@ class _Robustness:
         return "; ".join(parts)
 
     def _training(self, switch) -> str:
-        trends = self._rows(self.derived.trends, switch)
+        trends = switch_effects(self.derived.trends, switch)
         if trends.empty:
             return ""
         rows = trends[(trends["base_config"] == self.trained) & (trends["metric"] == PRIMARY_QUALITY[1])]
@@ -214,7 +172,7 @@ class _Robustness:
         return ("Along training: " + "; ".join(t.removeprefix("along training ") for t in out)) if out else ""
 
     def _scales(self, switch) -> str:
-        rows = self._rows(self.derived.across_scales, switch)
+        rows = switch_effects(self.derived.across_scales, switch)
         if rows.empty:
             return ""
         return "Across scales: " + "; ".join(
@@ -234,15 +192,10 @@ def _failed_control(effects: pd.DataFrame) -> str:
             "apart from it.")
 
 
-def _plain(row: pd.Series) -> str:
-    """A cell without its resolved mark."""
-    return _cell(row).removesuffix(RESOLVED).removesuffix(EXPLORATORY)
-
-
 def _time_readings(mine: pd.DataFrame, cost_base: str) -> list[str]:
     """The training step (the primary time question) and inference (exploratory): a resolved effect reads its size,
     an unresolved one the largest change its interval allows."""
-    rows = [(name, _pick(mine, cost_base, phase, (SECONDS_PER_ITER,), "%"))
+    rows = [(name, pick(mine, cost_base, phase, (SECONDS_PER_ITER,), "%"))
             for name, phase in (("training step", "train_step"), ("inference", "inference"))]
     rows = [(name, row) for name, row in rows if row is not None]
     if not rows:
@@ -256,7 +209,7 @@ def _time_readings(mine: pd.DataFrame, cost_base: str) -> list[str]:
         if pd.isna(row["ci_low"]):
             readings.append(f"{name} untested (too few rounds)")
         elif bool(row["resolved"]):
-            readings.append(f"{name} {_plain(row)}" + (" (exploratory)" if row["family"] == "secondary" else ""))
+            readings.append(f"{name} {plain_cell(row)}" + (" (exploratory)" if row["family"] == "secondary" else ""))
         elif row["family"] == "primary":
             readings.append(f"{name}: no difference beyond ±{row['bound']:.3g}%")
     return readings
@@ -266,7 +219,7 @@ def _quality_reading(row: pd.Series, context: str, floors: dict[str, float]) -> 
     """(reading, judgement) of the primary quality effect: its size when resolved, else the largest difference its
     family-adjusted interval allows, in the metric's unit and as a fraction of the real-versus-real floor."""
     name = row["metric"].upper() if len(row["metric"]) <= 3 else row["metric"]
-    reading = f"{name} {_plain(row)} {context}"
+    reading = f"{name} {plain_cell(row)} {context}"
     if bool(row["resolved"]):
         size = abs(row["estimate"])
         return reading, f"{'better' if row['estimate'] < 0 else 'worse'} by {size:.3g} {name}" \
@@ -279,12 +232,6 @@ def _quality_reading(row: pd.Series, context: str, floors: dict[str, float]) -> 
 def _of_floor(value: float, row: pd.Series, floors: dict[str, float]) -> str:
     floor = floors.get(row["metric"])
     return f" ({value / floor:.2g} of the real-versus-real floor, {floor:.3g})" if floor else ""
-
-
-def _floors(derived: Derived) -> dict[str, float]:
-    """The real-versus-real floor's mean per sample metric (no floor: no entry)."""
-    floor = derived.floor
-    return {} if floor.empty else dict(zip(floor["metric"], floor["mean"]))
 
 
 def resolvable_sentences(effects: pd.DataFrame, floors: dict[str, float]) -> list[str]:
@@ -320,9 +267,7 @@ def noise_floor(derived: Derived, base: str) -> str:
     """The run's noise floors, stated once: the A/A timing control and the real-versus-real quality floor."""
     effects = derived.effects
     parts = []
-    control = effects[(effects["axis"] == CONTROL) & (effects["metric"] == SECONDS_PER_ITER)
-                      & (effects["base_config"] == base)]
-    for _, row in control.iterrows():
+    for _, row in aa_control(effects, base).iterrows():
         parts.append(f"{row['phase']} {describe_effect(row)}")
     text = ("Noise floor: the A/A control (the baseline timed twice, as two instances) reads "
             + "; ".join(parts) if parts else "Noise floor: no A/A timing control in this run")

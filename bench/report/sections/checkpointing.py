@@ -1,0 +1,27 @@
+"""Section: checkpointing's trade-off, the memory it saves against the time it adds, from effects.csv."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.report.compute.derived import Derived
+from bench.report.render.document import Section, save_figure
+from bench.report.render.plots import effect_forest
+from bench.report.render.wording import add_effect_labels, effects_reading
+from bench.schema import SECONDS_PER_ITER
+
+
+def checkpoint_section(derived: Derived, figures_dir: Path) -> Section | None:
+    effects = derived.effects
+    section = Section("Checkpointing trade-off", "Checkpointing on vs off in the training step: the memory it "
+                      "saves (exact saved-tensor bytes; measured peaks) against the time it adds (timing rounds' "
+                      "model), from effects.csv.")
+    rows = effects[(effects["axis"] == "checkpoint") & (effects["phase"] == "train_step")
+                   & effects["metric"].isin(("saved_tensor_bytes", "peak_rss_bytes", "peak_allocated_bytes",
+                                             "peak_reserved_bytes", SECONDS_PER_ITER, "flops"))]
+    if rows.empty:
+        return None  # checkpointing was not varied in this run's cost cells
+    rows = add_effect_labels(rows)
+    title = "Checkpointing: memory saved against time added"
+    section.items.append(save_figure(effect_forest(rows, title), figures_dir, "checkpoint_tradeoff", title,
+                                     effects_reading(rows, top=len(rows))))
+    return section
