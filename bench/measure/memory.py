@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from bench.measure.processes import guarded
 from bench.measure.workload import Workload, make_workload
+from bench.models.sizes import saved_bytes
 from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, Measurement, exception_failure
 from variants import AXES, UNetSpec
 
@@ -32,42 +32,9 @@ MMAP_THRESHOLD_BYTES = 65536
 
 def saved_tensor_bytes(workload: Workload) -> Measurement:
     model = workload.model.train()
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages: dict[int, int] = {}
-
-    def remember(t: torch.Tensor) -> None:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params:
-            storages[ptr] = t.untyped_storage().nbytes()
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        remember(t)
-        return t
-
-    def hold_inputs(module: nn.Module, args: tuple) -> None:
-        if torch.is_grad_enabled():
-            for a in args:
-                if isinstance(a, torch.Tensor):
-                    remember(a)
-
-    # Checkpointed blocks keep their inputs alive for the recompute, outside autograd's saved tensors.
-    hooks = []
-    if model.spec.checkpoint:
-        hooks = [m.register_forward_pre_hook(hold_inputs) for m in _checkpointed_blocks(model)]
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = model.get_loss(workload.x0, workload.sigma, workload.eps)
-    finally:
-        for h in hooks:
-            h.remove()
-    del loss
-    return Measurement("train_step", "saved_tensor_bytes", float(sum(storages.values())), "bytes",
-                       "saved_tensors_hooks", n=workload.batch_size)
-
-
-def _checkpointed_blocks(model: nn.Module) -> list[nn.Module]:
-    blocks = [block for level in (*model.downs, *model.ups) for block in level.blocks]
-    return blocks + [model.mid]
+    saved = saved_bytes(model, workload.x0, workload.sigma, workload.eps)
+    return Measurement("train_step", "saved_tensor_bytes", float(saved), "bytes", "saved_tensors_hooks",
+                       n=workload.batch_size)
 
 
 def cuda_peak_memory(workload: Workload, warmup: int = 1) -> list[Measurement]:

@@ -1,9 +1,11 @@
-"""The memory a model's training state takes, planned before any work from a meta-device build (no storage)."""
+"""The memory a model's training step takes: its state and the activations it saves, counted the same way for
+the plan (a meta-device build, no storage) and the measurement."""
 from __future__ import annotations
 
 import functools
 
 import torch
+from torch import nn
 
 from variants import AXES, UNetSpec, build
 
@@ -20,28 +22,54 @@ def planned_state_bytes(spec: UNetSpec) -> int:
     return STATE_BYTES_PER_PARAM * params
 
 
+def saved_bytes(model: nn.Module, x0: torch.Tensor, sigma: torch.Tensor, eps: torch.Tensor) -> int:
+    """Bytes autograd keeps for backward in one training step of ``model`` (``get_loss`` at x0, sigma, eps): every
+    tensor ``saved_tensors_hooks`` packs, plus the block inputs checkpointing holds for its recompute; parameters
+    excluded; a storage shared by several saved tensors counted once. Any device, the meta device included, so
+    the plan and the measurement count alike."""
+    params = {p.untyped_storage()._cdata for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def remember(t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        if storage._cdata not in params:
+            storages[storage._cdata] = storage.nbytes()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        remember(t)
+        return t
+
+    def hold_inputs(module: nn.Module, args: tuple) -> None:
+        if torch.is_grad_enabled():
+            for a in args:
+                if isinstance(a, torch.Tensor):
+                    remember(a)
+
+    # Checkpointed blocks keep their inputs alive for the recompute, outside autograd's saved tensors.
+    blocks = [block for level in (*model.downs, *model.ups) for block in level.blocks] + [model.mid] \
+        if model.spec.checkpoint else []
+    hooks = [block.register_forward_pre_hook(hold_inputs) for block in blocks]
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = model.get_loss(x0, sigma, eps)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    del loss
+    return sum(storages.values())
+
+
 @functools.lru_cache(maxsize=None)
 def planned_step_bytes(spec: UNetSpec, batch_size: int) -> int:
     """Bytes one training step of our U-Net at ``spec`` holds at its peak, planned before any work: its state
-    (``planned_state_bytes``) and the activations autograd saves for backward at ``batch_size``, counted by a
-    forward on the meta device (shapes only; storages shared by several saved tensors counted once, within ~15%
-    of the real saved bytes on the 8x8 and 28x28 bases)."""
+    (``planned_state_bytes``) and the activations autograd saves for backward at ``batch_size``
+    (``saved_bytes`` on the meta device: exact with checkpointing, else an upper bound of the real count, whose
+    CPU kernels share storages and save a byte-per-element dropout mask)."""
     with torch.device("meta"):
         model = build(spec).train()
         x0 = torch.randn(batch_size, *model.input_dims)
         sigma, eps = torch.ones(batch_size, 1, 1, 1), torch.randn_like(x0)
-    params = {p.untyped_storage()._cdata for p in model.parameters()}
-    saved: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage._cdata not in params:
-            saved[storage._cdata] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model.get_loss(x0, sigma, eps)
-    return planned_state_bytes(spec) + sum(saved.values())
+        return planned_state_bytes(spec) + saved_bytes(model, x0, sigma, eps)
 
 
 def parameter_count(spec: UNetSpec) -> int:
