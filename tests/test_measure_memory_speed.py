@@ -45,8 +45,8 @@ def test_saved_tensor_bytes_count_checkpoint_inputs_that_autograd_does_not_see()
 def test_the_plan_s_saved_bytes_bound_the_measured_ones(checkpoint):
     """The planner's count (bench/models/sizes.py: the same counter on the meta device) against the real step's,
     on two shapes: exact with checkpointing; without it an upper bound, 1.19-1.34x here (the meta device runs
-    torch's dropout, a float mask, where the CPU runs ours, a byte per element, and the CPU's kernels share
-    storages that the meta device's do not), so the plan refuses no step that fits."""
+    torch's dropout, a float mask, where the CPU runs ours, a byte per element; the rest of the gap is not
+    traced), so the plan refuses no step that fits."""
     for spec in SMALL_SPECS.values():
         for dropout in (0.0, 0.1):
             spec = spec.replace(checkpoint=checkpoint, dropout=dropout)

@@ -116,7 +116,7 @@ def curve_rows(heldout: HeldoutLoss, model: nn.Module, config: QualityConfig, se
 
 
 def train_loop(steps: Iterator[tuple[int, Tensor]], model: nn.Module, config: QualityConfig,
-                 device: str | torch.device, log: Callable[[int, float, nn.Module], None]) -> nn.Module:
+               device: str | torch.device, log: Callable[[int, float, nn.Module], None]) -> nn.Module:
     """The loop every quality cell trains in, one seed (``training_steps``) or K packed (``packed_steps``):
     ``steps`` optimises ``model``; after each step the EMA (when enabled) follows it, and at step 0 and at every
     checkpoint ``log`` gets the step, the training time so far (evaluations excluded) and the weights to score.
@@ -155,7 +155,7 @@ def train(model: nn.Module, data: DatasetSplits, config: QualityConfig, seed: in
             at_checkpoint(step, [scored])
 
     scored = train_loop(training_steps(model, data, config, seed, device, config.train_steps), model, config,
-                          device, log)
+                        device, log)
     return scored, rows
 
 
