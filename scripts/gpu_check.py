@@ -9,7 +9,7 @@ Run from a checkout that holds a folder of wheels made beforehand on a machine w
 3. tests: pytest on the CUDA tests (``-m cuda``);
 4. benchmarks: pytest-benchmark on CUDA;
 5. run: ``python -m bench run --preset gpu`` with ``--time-limit`` set to what the limit leaves after a reserve for
-   the report, so it stops cleanly and keeps every finished cell;
+   the report (or ``--run-limit``, if that is less), so it stops cleanly and keeps every finished cell;
 6. report: ``python -m bench report`` of whatever finished.
 
 Everything lands in ``--out`` as at most 8 files: gpu-check.log (all output), summary.json (each stage's status and
@@ -239,9 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per worker")
     parser.add_argument("--report-seconds", type=float, default=60.0,
                         help="kept back from the run for its report and the packing (default 60)")
+    parser.add_argument("--run-limit", type=float, default=None,
+                        help="seconds on the run's own clock at most (default: whatever the time limit leaves)")
     args = parser.parse_args(argv)
-    if not args.time_limit > 0:
-        parser.error(f"--time-limit {args.time_limit:g} is invalid; valid: seconds, a positive number")
+    for flag, value in (("--time-limit", args.time_limit), ("--run-limit", args.run_limit)):
+        if value is not None and not value > 0:
+            parser.error(f"{flag} {value:g} is invalid; valid: seconds, a positive number")
     check = Check(args)
     check.say(f"gpu-check: {args.device}, {'smoke' if args.smoke else 'gpu'} preset, {args.time_limit:g} s in all, "
               f"results in {check.out}")
@@ -262,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     run = check.work / "run"
     budget = check.left() - args.report_seconds
     run_limit = budget - RUN_START_STOP_S  # the run's own clock: its share less its start and stop
+    if args.run_limit is not None:
+        run_limit, budget = min(run_limit, args.run_limit), min(budget, args.run_limit + RUN_START_STOP_S)
     if run_limit > 5:
         check.stage("run", check.python("-m", "bench", "run", "--preset", "smoke" if args.smoke else "gpu",
                                         "--device", args.device, "--only", args.only, "--threads", str(args.threads),
