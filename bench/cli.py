@@ -210,9 +210,12 @@ def _report(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _import(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.store.importer import import_benchmark_json
+    from bench.store.importer import comparison_names, import_benchmark_json
 
     table = import_benchmark_json(args.json)
+    for name in comparison_names(args.json):
+        print(f"left out {name}: a side-by-side comparison, not one variant's timing (its figures are in its "
+              f"extra_info)", file=sys.stderr)
     if args.out is None:
         print(table.to_string())
     elif args.out.suffix == ".parquet":

@@ -12,7 +12,7 @@ from bench.measure.flops import flop_counter_flops
 from bench.measure.params import count_params
 from bench.plan.cells import Cell
 from bench.schema import columns
-from bench.store.importer import import_benchmark_json
+from bench.store.importer import comparison_names, import_benchmark_json
 from variants import build
 
 from benchmarks import test_variants_benchmark as suite  # its VARIANTS, BATCH and ROUNDS
@@ -93,3 +93,18 @@ def test_foreign_benchmarks_are_rejected_by_name(benchmark_json, tmp_path):
     path.write_text("[]")
     with pytest.raises(ValueError, match="not a pytest-benchmark JSON file"):
         import_benchmark_json(path)
+
+
+def test_side_by_side_comparisons_are_left_out_by_name(benchmark_json, tmp_path):
+    data = json.loads(benchmark_json.read_text())
+    comparison = {"name": "test_our_training_step_against_smalldiffusion", "fullname": "tests/benchmarks/x.py::cmp",
+                  "extra_info": {"kind": "comparison", "ratio_median": 1.02}, "stats": data["benchmarks"][0]["stats"]}
+    data["benchmarks"].append(comparison)
+    path = tmp_path / "whole-suite.json"
+    path.write_text(json.dumps(data))
+    assert import_benchmark_json(path).equals(import_benchmark_json(benchmark_json))
+    assert comparison_names(path) == ["tests/benchmarks/x.py::cmp"] and comparison_names(benchmark_json) == []
+    result = subprocess.run([sys.executable, "-m", "bench", "import", str(path), "--out", str(tmp_path / "t.csv")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "left out tests/benchmarks/x.py::cmp: a side-by-side comparison" in result.stderr

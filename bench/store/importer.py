@@ -4,7 +4,10 @@ The JSON comes from ``pytest --benchmark-only --benchmark-json=FILE`` over
 tests/benchmarks/test_variants_benchmark.py (or its ``--benchmark-autosave`` file). With
 ``--benchmark-save-data`` each timed round becomes a row (``repeat`` = round); without it only
 pytest-benchmark's summary statistics exist, and each becomes its own metric (``seconds_median`` ...).
-FLOPs, parameters and saved-tensor bytes come from each benchmark's ``extra_info``.
+FLOPs, parameters and saved-tensor bytes come from each benchmark's ``extra_info``. The side-by-side
+comparisons in tests/benchmarks (``extra_info["kind"] == "comparison"``: seeds one by one against packed, our
+builder against smalldiffusion) time two things against each other, not one variant: they are left out and
+named by ``comparison_names``, so the JSON of a whole ``pytest --benchmark-only`` imports.
 """
 from __future__ import annotations
 
@@ -20,18 +23,32 @@ from variants import UNetSpec
 BENCHMARK_METHOD = "pytest-benchmark"
 REQUIRED_EXTRA_INFO = ("spec", "phase", "device", "dtype", "batch_size", "device_name", "torch_threads")
 SUMMARY_STATS = ("min", "max", "mean", "median", "stddev", "iqr")
+COMPARISON = "comparison"  # extra_info["kind"] of a benchmark that compares two things side by side
+
+
+def _read(path: str | Path) -> dict:
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        raise ValueError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
+    return data
+
+
+def comparison_names(path: str | Path) -> list[str]:
+    """The side-by-side comparisons in the file, which ``import_benchmark_json`` leaves out."""
+    return [b.get("fullname", b.get("name")) for b in _read(path)["benchmarks"]
+            if b.get("extra_info", {}).get("kind") == COMPARISON]
 
 
 def import_benchmark_json(path: str | Path) -> pd.DataFrame:
     """One row per observation, with every column of ``bench.schema.columns()``."""
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict) or "benchmarks" not in data:
-        raise ValueError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
+    data = _read(path)
     run_id = f"pytest-benchmark-{data.get('datetime', Path(path).stem)}"
     host = data.get("machine_info", {}).get("node", "")
     rows = []
     for bench in data["benchmarks"]:
         info = bench.get("extra_info", {})
+        if info.get("kind") == COMPARISON:
+            continue
         missing = [key for key in REQUIRED_EXTRA_INFO if key not in info]
         if missing:
             raise ValueError(f"{path}: benchmark {bench.get('fullname', bench.get('name'))!r} lacks extra_info "

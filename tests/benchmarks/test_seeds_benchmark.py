@@ -20,6 +20,7 @@ import pytest
 
 from bench.plan.cells import Cell
 from bench.run.worker import run_cell
+from bench.store.importer import COMPARISON
 
 SEEDS = int(os.environ.get("BENCH_SEEDS", "4"))
 REPEATS = int(os.environ.get("BENCH_SEED_REPEATS", "1"))  # each an A B B A block
@@ -66,7 +67,7 @@ def test_seed_trainings_per_cpu_minute(benchmark, tmp_path, monkeypatch):
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     serial, packed = (sum(v) / len(v) for v in (spent["one by one"], spent["together"]))
-    benchmark.extra_info.update(seeds=SEEDS, train_steps=config.train_steps, repeats=REPEATS,
+    benchmark.extra_info.update(kind=COMPARISON, seeds=SEEDS, train_steps=config.train_steps, repeats=REPEATS,
                                 cpu_seconds_per_seed=spent, ratio=serial / packed)
     print(f"\n{SEEDS} seeds x {config.train_steps} steps, CPU seconds per seed: one by one "
           f"{[round(v, 1) for v in spent['one by one']]}, together {[round(v, 1) for v in spent['together']]}; "
