@@ -39,9 +39,8 @@ def check_backend(options: BackendOptions) -> None:
 
 PARTS = ("cost", "quality")
 # Beyond these a count is a typo, and would fail only later: torch takes threads as a C int, every seed is a
-# cell planned up front, and no batch this large fits a device.
-MAXIMA = {"--threads": 1024, "--batch-size": 65536, "--seeds": 1000, "--jobs": 1024, "--seeds-at-once": 64,
-          "--tune-seeds": 1000}
+# cell planned up front, and no batch this large fits a device. Keyed by SweepOptions field; the flag is derived.
+MAXIMA = {"threads": 1024, "batch_size": 65536, "seeds": 1000, "jobs": 1024, "seeds_at_once": 64, "tune_seeds": 1000}
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,19 @@ class SweepOptions:
     compile: tuple[str, ...] | None = None  # bench.plan.execution.COMPILE_MODES
     jobs: int | None = None
     time_limit: float | None = None         # seconds: at this much wall time the run stops, keeping what finished
+
+
+def flag(field_name: str) -> str:
+    """The command-line flag of a SweepOptions field."""
+    return "--" + field_name.replace("_", "-")
+
+
+def check_counts(options: SweepOptions) -> None:
+    """Every count option within 1 and its maximum (None: the sweep's own)."""
+    for name, maximum in MAXIMA.items():
+        value = getattr(options, name)
+        if value is not None and not 1 <= value <= maximum:
+            raise ValueError(f"{flag(name)} {value} is invalid; valid: an integer from 1 to {maximum}")
 
 
 def parse_axes(texts: list[str], option: str = "--axis"

@@ -18,7 +18,7 @@ from bench.plan.designs import (DESIGNS, describe_merge, distinct_networks, frac
 from bench.plan.estimate import Estimate, estimate
 from bench.plan.execution import executions
 from bench.plan.groups import device_memory, memory_budget, timing_cells
-from bench.plan.options import MAXIMA, PARTS, SweepOptions, check_backend, import_plugins
+from bench.plan.options import PARTS, SweepOptions, check_backend, check_counts, import_plugins
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
 from bench.plan.recipe import recipe_changes, value_text
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
@@ -89,11 +89,7 @@ def make_plan(options: SweepOptions) -> Plan:
     """Check every option, then list the cells; ValueError before any work."""
     import_plugins(options.plugins)  # first: a plugin may add the variants and axes the sweep names
     sweep = _resolve(options)
-    for option, value in (("--threads", options.threads), ("--batch-size", options.batch_size),
-                          ("--seeds", options.seeds), ("--jobs", options.jobs),
-                          ("--seeds-at-once", options.seeds_at_once), ("--tune-seeds", options.tune_seeds)):
-        if value is not None and not 1 <= value <= MAXIMA[option]:
-            raise ValueError(f"{option} {value} is invalid; valid: an integer from 1 to {MAXIMA[option]}")
+    check_counts(options)
     if options.time_limit is not None and not 0 < options.time_limit < math.inf:
         raise ValueError(f"--time-limit {options.time_limit:g} is invalid; valid: seconds, a positive number")
     if not options.parts:
@@ -155,15 +151,16 @@ def check_fits(cells: list[Cell], chosen_by: str) -> list[Cell]:
     return cells
 
 
+# A command-line option with a sweep field of the same name replaces the sweep's value when given; the axes merge
+# axis by axis (below) and the base is resolved with the network (make_plan).
+OVERRIDES = tuple(sorted({f.name for f in dataclasses.fields(SweepOptions)}
+                         & {f.name for f in dataclasses.fields(Sweep)} - {"base", "axes", "recipe", "tune"}))
+
+
 def _resolve(options: SweepOptions) -> Sweep:
     """The sweep (file or preset) with the command line's overrides."""
     sweep = load_sweep(options.sweep_file) if options.sweep_file else get_preset(options.preset)
-    overrides = {"devices": options.devices, "batch_size": options.batch_size, "design": options.design,
-                 "generator": options.generator,
-                 "seeds": options.seeds, "seeds_at_once": options.seeds_at_once, "quality": options.quality,
-                 "tune_seeds": options.tune_seeds,
-                 "jobs": options.jobs, "peers": options.peers,
-                 "memory_formats": options.memory_formats, "dtypes": options.dtypes, "compile": options.compile}
+    overrides = {name: getattr(options, name) for name in OVERRIDES}
     source = "--axis" if options.axes else (options.sweep_file.name if options.sweep_file else f"preset {sweep.name}")
     sweep = dataclasses.replace(sweep, axes=sweep.axes | options.axes, recipe=sweep.recipe | options.recipe,
                                 tune=options.tune or sweep.tune, axes_source=source,
