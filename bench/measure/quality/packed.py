@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from bench.measure.quality.data import DatasetSplits
-from bench.measure.quality.train import (AtCheckpoint, HeldoutLoss, curve_rows, make_schedule, train_loop,
-                                         optimizer_and_schedule)
+from bench.measure.quality.train import (AtCheckpoint, HeldoutLoss, curve_rows, make_schedule,
+                                         optimizer_and_schedule, scored_midway, train_loop)
 from bench.plan.quality_presets import QualityConfig
 from bench.schema import Measurement
 from variants import UNetSpec, build
@@ -287,7 +287,7 @@ def train_packed(spec: UNetSpec, data: DatasetSplits, config: QualityConfig, see
         for i, (seed, model, state) in enumerate(zip(seeds, models, unpack(scored, k))):
             model.load_state_dict(state)
             rows[i].extend(curve_rows(heldout, model, config, seed, step, elapsed / k, timing))
-        if at_checkpoint is not None and 0 < step < config.train_steps:
+        if at_checkpoint is not None and scored_midway(step, config):
             at_checkpoint(step, models)
 
     train_loop(packed_steps(wide, data, config, seeds, device, config.train_steps), wide, config, device, log)

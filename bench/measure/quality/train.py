@@ -115,6 +115,12 @@ def curve_rows(heldout: HeldoutLoss, model: nn.Module, config: QualityConfig, se
                         message="n: training images seen")]
 
 
+def scored_midway(step: int, config: QualityConfig) -> bool:
+    """A checkpoint where ``at_checkpoint`` scores samples: neither step 0 (the untrained network) nor the last
+    step, which the quality cell scores itself."""
+    return 0 < step < config.train_steps
+
+
 def train_loop(steps: Iterator[tuple[int, Tensor]], model: nn.Module, config: QualityConfig,
                device: str | torch.device, log: Callable[[int, float, nn.Module], None]) -> nn.Module:
     """The loop every quality cell trains in, one seed (``training_steps``) or K packed (``packed_steps``):
@@ -151,7 +157,7 @@ def train(model: nn.Module, data: DatasetSplits, config: QualityConfig, seed: in
 
     def log(step: int, elapsed: float, scored: nn.Module) -> None:
         rows.extend(curve_rows(heldout, scored, config, seed, step, elapsed, "time.perf_counter, training only"))
-        if at_checkpoint is not None and 0 < step < config.train_steps:
+        if at_checkpoint is not None and scored_midway(step, config):
             at_checkpoint(step, [scored])
 
     scored = train_loop(training_steps(model, data, config, seed, device, config.train_steps), model, config,
