@@ -10,6 +10,7 @@ from bench.measure.timing_cell import RoundsBudget
 from bench.measure.workload import make_workload
 from bench.models.sizes import planned_state_bytes, planned_step_bytes
 from variants import BASES
+from variants import unet as unet_module
 
 from conftest import SMALL_SPECS
 
@@ -29,16 +30,31 @@ def test_checkpointing_trades_saved_bytes_for_recompute():
     assert 0 < ckpt < plain / 2
 
 
-def test_saved_tensor_bytes_count_checkpoint_inputs_that_autograd_does_not_see():
-    workload = make_workload(TINY.replace(checkpoint=True), 2)
+@pytest.mark.parametrize("resblock_updown", [False, True])
+def test_every_input_checkpointing_keeps_is_a_saved_tensor_the_count_sees(monkeypatch, resblock_updown):
+    """The count hooks autograd's saved tensors only: that covers what checkpointing keeps for its recompute
+    because non-reentrant checkpoint saves its inputs as saved tensors. Every block the U-Net checkpoints (the
+    stages, the middle and, with resblock_updown, the resampling blocks) is checked."""
+    inputs = []
+
+    def recording_checkpoint(block, h, *args, **kwargs):
+        inputs.append(h)
+        return torch.utils.checkpoint.checkpoint(block, h, *args, **kwargs)
+
+    monkeypatch.setattr(unet_module, "checkpoint", recording_checkpoint)
+    workload = make_workload(TINY.replace(checkpoint=True, resblock_updown=resblock_updown), 2)
+    packed = set()
+
+    def pack(t):
+        packed.add(t.untyped_storage()._cdata)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        workload.model.get_loss(workload.x0, workload.sigma, workload.eps)
     model = workload.model
-    seen = []
-    hooks = [m.register_forward_pre_hook(lambda m, args: seen.append(args[0])) for m in [model.mid]]
-    counted = saved_tensor_bytes(workload).value
-    for h in hooks:
-        h.remove()
-    # the middle block's input is held for recompute: it must be inside the count
-    assert counted >= seen[0].untyped_storage().nbytes()
+    stages = sum(len(level.blocks) for level in (*model.downs, *model.ups)) + 1
+    assert len(inputs) == stages + (2 * (len(model.downs) - 1) if resblock_updown else 0)
+    assert all(h.untyped_storage()._cdata in packed for h in inputs)
 
 
 @pytest.mark.parametrize("checkpoint", [False, True])

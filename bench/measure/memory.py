@@ -1,8 +1,8 @@
 """Memory of a training step and of inference.
 
 - saved_tensor_bytes: bytes autograd keeps for backward in one training step (every tensor packed by
-  ``saved_tensors_hooks`` plus the block inputs that checkpointing holds for its recompute; parameters
-  excluded; a storage shared by several saved tensors counted once). Exact and device-independent:
+  ``saved_tensors_hooks``, which includes the block inputs non-reentrant checkpointing keeps for its recompute;
+  parameters excluded; a storage shared by several saved tensors counted once). Exact and device-independent:
   this is what gradient checkpointing trades for recompute.
 - CUDA: peak ``max_memory_allocated`` / ``max_memory_reserved`` of one step after resetting the peaks.
 - CPU: peak resident set (``VmHWM`` after resetting it through ``/proc/self/clear_refs``) of one step in

@@ -24,37 +24,20 @@ def planned_state_bytes(spec: UNetSpec) -> int:
 
 def saved_bytes(model: nn.Module, x0: torch.Tensor, sigma: torch.Tensor, eps: torch.Tensor) -> int:
     """Bytes autograd keeps for backward in one training step of ``model`` (``get_loss`` at x0, sigma, eps): every
-    tensor ``saved_tensors_hooks`` packs, plus the block inputs checkpointing holds for its recompute; parameters
-    excluded; a storage shared by several saved tensors counted once. Any device, the meta device included, so
-    the plan and the measurement count alike."""
+    tensor ``saved_tensors_hooks`` packs, the inputs that non-reentrant checkpointing keeps for its recompute
+    among them; parameters excluded; a storage shared by several saved tensors counted once. Any device, the meta
+    device included, so the plan and the measurement count alike."""
     params = {p.untyped_storage()._cdata for p in model.parameters()}
     storages: dict[int, int] = {}
 
-    def remember(t: torch.Tensor) -> None:
+    def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
         if storage._cdata not in params:
             storages[storage._cdata] = storage.nbytes()
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        remember(t)
         return t
 
-    def hold_inputs(module: nn.Module, args: tuple) -> None:
-        if torch.is_grad_enabled():
-            for a in args:
-                if isinstance(a, torch.Tensor):
-                    remember(a)
-
-    # Checkpointed blocks keep their inputs alive for the recompute, outside autograd's saved tensors.
-    blocks = [block for level in (*model.downs, *model.ups) for block in level.blocks] + [model.mid] \
-        if model.spec.checkpoint else []
-    hooks = [block.register_forward_pre_hook(hold_inputs) for block in blocks]
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = model.get_loss(x0, sigma, eps)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model.get_loss(x0, sigma, eps)
     del loss
     return sum(storages.values())
 
