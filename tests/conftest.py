@@ -1,7 +1,18 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from filelock import FileLock
 
 from variants import UNetSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+# Two cost cells of the tiny smoke base and their setting's timing cell: every code path of a run, seconds each.
+SMOKE_RUN = ["--preset", "smoke", "--only", "cost", "--threads", "1", "--axis", "checkpoint=false"]
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +31,18 @@ SMALL_SPECS = {
     "8x8x1": UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(8,), norm_groups=8),
     "32x32x3": UNetSpec(in_dim=32, in_ch=3, out_ch=3, ch=16, ch_mult=(1, 2, 2), attn_resolutions=(16,), norm_groups=8),
 }
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, worker_id) -> Path:
+    """A finished ``bench run`` of SMOKE_RUN, made once per test session however many pytest-xdist workers ask:
+    the first makes it under a lock, the others wait for it and read it. Shared: copy it before changing it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # the folder every worker's own base sits in
+    out = shared / "smoke-run"
+    with FileLock(str(shared / "smoke-run.lock")):
+        if not (out / "metrics.parquet").exists():
+            shutil.rmtree(out, ignore_errors=True)  # what a worker that died making it left
+            subprocess.run([sys.executable, "-m", "bench", "run", "--out", str(out), *SMOKE_RUN], cwd=ROOT,
+                           env=os.environ | {"PYTHONPATH": str(ROOT)}, check=True, capture_output=True, timeout=600)
+    return out

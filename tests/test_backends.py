@@ -22,11 +22,10 @@ def cells_of(folder):
     return set(table["cell_id"]), table
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("local") / "run"
-    bench("run", "--out", str(out), *SMALL, check=True, timeout=600)
-    return out
+@pytest.fixture
+def local_run(smoke_run):
+    """The cells local workers give: the session's shared smoke run, made with SMALL's options."""
+    return smoke_run
 
 
 def test_ray_backend_gives_the_local_cells(local_run, tmp_path):

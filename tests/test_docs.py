@@ -120,15 +120,15 @@ def sized(command: str, mode: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def checkout(tmp_path_factory):
-    """A scratch folder laid out like the repository, with a small finished run at runs/smoke."""
+def checkout(tmp_path_factory, smoke_run):
+    """A scratch folder laid out like the repository, with a small finished run at runs/smoke (a copy of the
+    session's shared smoke run: the commands write reports into it)."""
     root = tmp_path_factory.mktemp("checkout")
     for name in ("bench", "variants", "tests", "docs", "Makefile", "pyproject.toml", ".venv"):
         if (ROOT / name).exists():
             (root / name).symlink_to(ROOT / name)
     shutil.copytree(ROOT / "results", root / "results", ignore=shutil.ignore_patterns("report.*", "figures"))
-    run(root, f"{sys.executable} -m bench run --preset smoke --only cost --threads 1 --axis checkpoint=false "
-              "--out runs/smoke")
+    shutil.copytree(smoke_run, root / "runs" / "smoke")
     return root
 
 

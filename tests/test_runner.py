@@ -12,10 +12,11 @@ import torch
 from bench.cli import main
 from bench.schema import columns
 
+from conftest import SMOKE_RUN
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ | {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'plugins'}"}
-# Two cost cells of the tiny smoke base: enough for every code path, seconds each.
-SMALL = ["--preset", "smoke", "--only", "cost", "--threads", "1", "--axis", "checkpoint=false"]
+SMALL = SMOKE_RUN  # the shared smoke run's options (conftest.smoke_run)
 
 
 def bench(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
