@@ -5,17 +5,22 @@ trained together), ``real_floor`` per seed and
 ``checkpoint_equivalence`` once; each returns ``bench.schema.Measurement`` rows. What a cell does (data,
 steps, sampler, scoring sizes) is its quality preset: bench/plan/quality_presets.py.
 """
-from bench.measure.quality.cells import (
-                                         checkpoint_equivalence,
-                                         real_floor,
-                                         run_quality_cell,
-                                         run_quality_seeds,
-                                         save_grid,
-)
-from bench.measure.quality.data import DatasetSplits, load_dataset
 from bench.measure.quality.inception import InceptionUnavailable, require_inception
 
 __all__ = [
     "DatasetSplits", "InceptionUnavailable", "checkpoint_equivalence", "load_dataset", "real_floor",
     "require_inception", "run_quality_cell", "run_quality_seeds", "save_grid",
 ]
+_CELLS = ("checkpoint_equivalence", "real_floor", "run_quality_cell", "run_quality_seeds", "save_grid")
+
+
+def __getattr__(name: str) -> object:
+    # The training and scoring code (torchmetrics, torchvision) is imported when first asked for, not by every
+    # process that only checks for the Inception weights: the command line starts a second sooner.
+    if name in _CELLS:
+        from bench.measure.quality import cells
+        return getattr(cells, name)
+    if name in ("DatasetSplits", "load_dataset"):
+        from bench.measure.quality import data
+        return getattr(data, name)
+    raise AttributeError(f"module 'bench.measure.quality' has no attribute {name!r}")

@@ -10,11 +10,17 @@ import itertools
 import math
 
 import numpy as np
-from pydoe import fracfact, fracfact_by_res, fracfact_opt
 
 DEFAULT_RESOLUTION = 4       # main effects free of two-factor interactions
 # Beyond this many factors pydoe's minimum-aberration search takes seconds; its resolution search does not.
 MAX_SEARCHED_FACTORS = 8
+
+
+def _pydoe():
+    # Imported on first use: pydoe imports scipy.stats, which a command that plans no fractional design never needs.
+    import pydoe
+
+    return pydoe
 
 
 def resolve_generator(factors: int, generator: str | None = None) -> str:
@@ -27,7 +33,7 @@ def resolve_generator(factors: int, generator: str | None = None) -> str:
             raise ValueError(f"generator {generator!r} has {len(words)} word(s) for {factors} two-level axes; valid: "
                              f"one word per axis, in the order the axes are given (e.g. {_example(factors)!r})")
         try:
-            fracfact(" ".join(words))
+            _pydoe().fracfact(" ".join(words))
         except (ValueError, IndexError) as err:
             raise ValueError(f"generator {generator!r} is invalid ({err}); valid: pydoe's fracfact syntax, "
                              f"base factors as single letters, the others their products, e.g. "
@@ -35,10 +41,10 @@ def resolve_generator(factors: int, generator: str | None = None) -> str:
         return " ".join(words)
     if factors < 2:
         raise ValueError(f"a fractional design needs at least 2 two-level axes; {factors} given")
-    smallest = fracfact_by_res(factors, DEFAULT_RESOLUTION)
+    smallest = _pydoe().fracfact_by_res(factors, DEFAULT_RESOLUTION)
     base = int(math.log2(len(smallest)))
     chosen = _generator_of(smallest, base) if factors > MAX_SEARCHED_FACTORS else \
-        fracfact_opt(factors, factors - base)[0]
+        _pydoe().fracfact_opt(factors, factors - base)[0]
     return _with_reference_run(chosen)
 
 
@@ -56,7 +62,7 @@ def _example(factors: int) -> str:
 def _generator_of(design: np.ndarray, base: int) -> str:
     """The generator string whose ``fracfact`` is ``design``: each column as a signed product of the full
     factorial's columns (the rows of a pydoe design follow ``ff2n(base)``)."""
-    full = fracfact(" ".join("abcdefghijklmnopqrstuvwxyz"[:base]))
+    full = _pydoe().fracfact(" ".join("abcdefghijklmnopqrstuvwxyz"[:base]))
     words = []
     for column in design.T:
         for size in range(1, base + 1):
@@ -71,7 +77,7 @@ def _generator_of(design: np.ndarray, base: int) -> str:
 
 def runs(generator: str) -> np.ndarray:
     """The design's runs, one row per run and one column per factor, levels -1 and +1."""
-    return fracfact(generator)
+    return _pydoe().fracfact(generator)
 
 
 def resolution(design: np.ndarray) -> int | None:
