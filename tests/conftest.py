@@ -12,7 +12,22 @@ from variants import UNetSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 # Two cost cells of the tiny smoke base and their setting's timing cell: every code path of a run, seconds each.
-SMOKE_RUN = ["--preset", "smoke", "--only", "cost", "--threads", "1", "--axis", "checkpoint=false"]
+# At batch size 1, the edge a new user meets first (tests/test_run_folder.py checks that it measures everything).
+SMOKE_RUN = ["--preset", "smoke", "--only", "cost", "--threads", "1", "--batch-size", "1", "--axis", "checkpoint=false"]
+
+# The files that run for minutes (real sweeps and signals, a cold compiler, the GPU-check rehearsal), in the order
+# pytest-xdist hands them out under `--dist loadfile --no-loadscope-reorder` (make test): started first, they run
+# beside the short files instead of last and alone. The first does not need the shared smoke run at once and the
+# second makes it, so no worker starts by waiting for the other.
+LONG_FIRST = ("test_interrupts.py", "test_backends.py", "test_docs.py", "test_gpu_check.py", "test_execution.py",
+              "test_axes.py", "test_run_folder.py", "test_runner.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    missing = [name for name in LONG_FIRST if not (ROOT / "tests" / name).exists()]
+    assert not missing, f"conftest.LONG_FIRST names files that do not exist: {missing}"
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))  # stable: the rest keep their order
 
 
 @pytest.fixture(autouse=True)

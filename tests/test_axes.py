@@ -123,7 +123,9 @@ def test_a_plugin_axis_changes_how_every_block_is_built(norm_axis):
 @pytest.mark.slow
 def test_a_plugin_axis_from_one_file_is_swept_and_reported(tmp_path):
     out = tmp_path / "run"
-    run = bench("run", "--out", str(out), *SMALL, "--import", "norm_axis", "--axis", "norm=group,layer")
+    # one upsampler: the two norms are the sweep (2 cost cells and their timing cell)
+    run = bench("run", "--out", str(out), *SMALL, "--import", "norm_axis", "--axis", "norm=group,layer",
+                "--axis", "upsample=nearest_conv")
     assert run.returncode == 0, run.stderr
     table = pd.read_parquet(out / "metrics.parquet")
     assert set(table.loc[table["kind"] == "cost", "norm"]) == {"group", "layer"}

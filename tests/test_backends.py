@@ -77,7 +77,7 @@ def test_merge_refuses_different_sweeps_and_schemas(local_run, tmp_path, capsys)
     run["config"]["batch_size"] = 7
     (other / "run.json").write_text(json.dumps(run))
     err = refused(capsys, "merge", str(local_run), str(other), "--out", str(tmp_path / "m1"))
-    assert "are different sweeps (batch_size: 4 vs 7)" in err
+    assert "are different sweeps (batch_size: 1 vs 7)" in err
     run["config"]["batch_size"] = None
     run["schema_version"] = 99
     (other / "run.json").write_text(json.dumps(run))

@@ -63,17 +63,8 @@ def test_a_stale_holder_file_is_taken_over_and_a_damaged_one_is_named(tmp_path, 
     assert f"holder unknown: {tmp_path / HOLDER_FILE} is missing or unreadable" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def batch_of_one(tmp_path_factory):
-    """The smoke preset's cost cells at batch size 1, run as a new user would."""
-    out = tmp_path_factory.mktemp("b1") / "run"
-    result = bench("run", "--out", str(out), *SMALL, "--batch-size", "1", timeout=600)
-    return out, result
-
-
-def test_batch_size_one_measures_every_cost_cell(batch_of_one):
-    out, result = batch_of_one
-    assert result.returncode == 0, result.stderr
+def test_batch_size_one_measures_every_cost_cell(smoke_run):
+    out = smoke_run  # the smoke preset's cost cells at batch size 1, run as a new user would (it exited 0)
     table = pd.read_parquet(out / "metrics.parquet")
     assert table["cell_id"].nunique() == 3 and set(table["batch_size"]) == {1}  # 2 cost cells and their timing cell
     assert set(table["status"]) == {"ok"}, table[table["status"] != "ok"][["metric", "message"]]
@@ -81,14 +72,13 @@ def test_batch_size_one_measures_every_cost_cell(batch_of_one):
     assert not (out / HOLDER_FILE).exists() and (out / ".lock").exists()
 
 
-def test_a_damaged_part_is_set_aside_and_its_cell_measured_again(batch_of_one, tmp_path):
-    original, _ = batch_of_one
+def test_a_damaged_part_is_set_aside_and_its_cell_measured_again(smoke_run, tmp_path):
     out = tmp_path / "run"
-    shutil.copytree(original, out)
+    shutil.copytree(smoke_run, out)
     part = sorted((out / "cells").glob("*.parquet"))[0]
     truncated = part.read_bytes()[:100]  # as a full disk or a copy cut short leaves it
     part.write_bytes(truncated)
-    result = bench("run", "--out", str(out), "--resume", *SMALL, "--batch-size", "1", timeout=600)
+    result = bench("run", "--out", str(out), "--resume", *SMALL, timeout=600)
     assert result.returncode == 0, result.stderr
     assert f"warning: {part} is damaged (" in result.stderr
     assert f"moved it to {out / 'damaged' / part.name}, and its cell will be measured again" in result.stderr
@@ -100,20 +90,18 @@ def test_a_damaged_part_is_set_aside_and_its_cell_measured_again(batch_of_one, t
 
 
 @pytest.mark.parametrize("name", ["run.json", "env.json"])
-def test_a_damaged_run_or_env_file_is_named_with_what_to_do(batch_of_one, tmp_path, capsys, name):
-    original, _ = batch_of_one
+def test_a_damaged_run_or_env_file_is_named_with_what_to_do(smoke_run, tmp_path, capsys, name):
     out = tmp_path / "run"
-    shutil.copytree(original, out)
+    shutil.copytree(smoke_run, out)
     (out / name).write_text('{"run_id": "a\x01b"}')
-    err = refused(capsys, "run", "--out", str(out), "--resume", *SMALL, "--batch-size", "1")
+    err = refused(capsys, "run", "--out", str(out), "--resume", *SMALL)
     assert err.startswith(f"error: {out / name} is damaged (Invalid control character at: line 1 column 14")
     assert "restore it from a copy" in err and err.count("\n") == 1
 
 
-def test_merge_and_report_name_a_damaged_file(batch_of_one, tmp_path, capsys):
-    original, _ = batch_of_one
+def test_merge_and_report_name_a_damaged_file(smoke_run, tmp_path, capsys):
     out = tmp_path / "run"
-    shutil.copytree(original, out)
+    shutil.copytree(smoke_run, out)
     part = sorted((out / "cells").glob("*.parquet"))[0]
     part.write_bytes(b"not parquet")
     err = refused(capsys, "merge", str(out), "--out", str(tmp_path / "merged"))

@@ -144,7 +144,7 @@ def test_rerun_without_resume_is_refused_and_resume_with_other_options_too(finis
     out, _ = finished_run
     assert "pass --resume" in refused(capsys, "run", "--out", str(out), *SMALL)
     err = refused(capsys, "run", "--out", str(out), "--resume", *SMALL, "--batch-size", "3")
-    assert "batch_size: stored 4, now 3" in err
+    assert "batch_size: stored 1, now 3" in err
 
 
 def test_resume_removes_temporaries_a_killed_write_left_behind(tmp_path):
