@@ -1,5 +1,6 @@
 """A cost or quality cell: each measurement fails on its own, as a row with its status and message, and the
 cell's other measurements are still taken and kept; only a model that does not build fails the cell."""
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ import torch
 import bench.measure.cost_cell
 import bench.measure.quality.cells
 from bench.measure.cost_cell import measure_cost
+from bench.measure.memory import _net_peak_row
 from bench.measure.quality import real_floor
 from bench.plan.cells import Cell
 from bench.plan.quality_presets import QUALITY_PRESETS
@@ -18,6 +20,7 @@ from bench.schema import measure_into
 from conftest import SMALL_SPECS
 
 SPEC = SMALL_SPECS["8x8x1"]
+BELOW_RSS = "below what the resident set resolves"
 
 
 def cost_rows(tmp_path: Path, batch_size: int = 2) -> list:
@@ -41,9 +44,21 @@ def by_metric(rows: list) -> dict[str, set[str]]:
 
 
 def test_a_batch_of_one_measures_everything(tmp_path):
-    statuses = by_metric(cost_rows(tmp_path, batch_size=1))
-    assert all(s == {"ok"} for s in statuses.values()), statuses
+    rows = cost_rows(tmp_path, batch_size=1)
+    statuses = by_metric(rows)
+    assert all(s == {"ok"} for m, s in statuses.items() if m != "peak_rss_bytes"), statuses
     assert {"params", "flops", "model_flops", "saved_tensor_bytes", "peak_rss_bytes"} <= statuses.keys()
+    for r in rows:  # a step this small may not lift the resident set: then it says so instead of a size
+        if r.metric == "peak_rss_bytes":
+            assert (r.status, r.value > 0) == ("ok", True) or (r.status == "skipped" and BELOW_RSS in r.message), r
+
+
+def test_a_step_that_does_not_lift_the_resident_set_is_no_size():
+    assert _net_peak_row("inference", 8192, 1).value == 8192.0
+    for net in (0, -16384):  # what a batch-1 inference step of the smoke base read here
+        row = _net_peak_row("inference", net, 1)
+        assert row.status == "skipped" and math.isnan(row.value) and BELOW_RSS in row.message
+    assert "read -16 KiB" in _net_peak_row("inference", -16384, 1).message
 
 
 def test_failed_flop_counting_and_peak_rss_leave_rows_and_every_other_measurement(tmp_path, monkeypatch):

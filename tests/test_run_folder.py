@@ -67,7 +67,9 @@ def test_batch_size_one_measures_every_cost_cell(smoke_run):
     out = smoke_run  # the smoke preset's cost cells at batch size 1, run as a new user would (it exited 0)
     table = pd.read_parquet(out / "metrics.parquet")
     assert table["cell_id"].nunique() == 3 and set(table["batch_size"]) == {1}  # 2 cost cells and their timing cell
-    assert set(table["status"]) == {"ok"}, table[table["status"] != "ok"][["metric", "message"]]
+    not_ok = table[table["status"] != "ok"]  # a batch-1 step may not lift the resident set: it says so
+    assert (not_ok["metric"] == "peak_rss_bytes").all() and (not_ok["status"] == "skipped").all(), not_ok
+    assert not_ok["message"].str.startswith("below what the resident set resolves").all(), not_ok["message"]
     assert {"flops", "model_flops", "peak_rss_bytes", "images_per_s"} <= set(table["metric"])
     assert not (out / HOLDER_FILE).exists() and (out / ".lock").exists()
 

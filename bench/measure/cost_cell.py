@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.measure.execution import ExecutedWorkload, apply, compile_seconds
 from bench.measure.flops import count_flops, total_flop_rows
-from bench.measure.memory import cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
+from bench.measure.memory import RSS_METHOD, cpu_peak_rss, cuda_peak_memory, saved_tensor_bytes
 from bench.measure.params import count_params
 from bench.measure.workload import Workload, make_workload
 from bench.models.peers import PeerUnavailable, model_builder
@@ -70,7 +70,7 @@ def _peak_memory(cell: Cell, workload: ExecutedWorkload, scratch: Path) -> list[
     if cell.device.startswith("cuda"):
         return cuda_peak_memory(workload)
     if cell.peer or not workload.execution.is_default:
-        return [_skipped(phase, "peak_rss_bytes", "bytes", "VmHWM-net-of-baseline",
+        return [_skipped(phase, "peak_rss_bytes", "bytes", RSS_METHOD,
                          "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only")
                 for phase in TIMED_PHASES]
     return cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)

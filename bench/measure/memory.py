@@ -28,6 +28,7 @@ from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, Measurement, exception
 from variants import AXES, UNetSpec
 
 MMAP_THRESHOLD_BYTES = 65536
+RSS_METHOD = "VmHWM-net-of-baseline"
 
 
 def saved_tensor_bytes(workload: Workload) -> Measurement:
@@ -114,7 +115,17 @@ def _peak_rss_rows(spec: UNetSpec, batch_size: int) -> list[Measurement]:
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
         baseline = _status_kib("VmRSS")
         run()
-        peak = _status_kib("VmHWM")
-        rows.append(Measurement(phase, "peak_rss_bytes", float((peak - baseline) * 1024), "bytes",
-                                "VmHWM-net-of-baseline", n=batch_size))
+        net = (_status_kib("VmHWM") - baseline) * 1024
+        rows.append(_net_peak_row(phase, net, batch_size))
     return rows
+
+
+def _net_peak_row(phase: str, net_bytes: int, batch_size: int) -> Measurement:
+    """The step's peak over its baseline; none when the step did not lift the resident set above it. The resident
+    set moves by pages as the interpreter itself allocates, so a step smaller than that reads zero or less, which is
+    the limit of the method, not a size."""
+    if net_bytes > 0:
+        return Measurement(phase, "peak_rss_bytes", float(net_bytes), "bytes", RSS_METHOD, n=batch_size)
+    return Measurement(phase, "peak_rss_bytes", float("nan"), "bytes", RSS_METHOD, n=batch_size, status="skipped",
+                       message=f"below what the resident set resolves: the step's peak read {net_bytes / 1024:+.0f} "
+                               "KiB from the resident set before it (a larger batch lifts it above)")
