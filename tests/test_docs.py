@@ -2,6 +2,7 @@
 the table is documented, every relative link resolves."""
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli import main
 from bench.schema import columns
 from variants import AXES
 from variants.axes import markdown_table
@@ -132,6 +134,18 @@ def checkout(tmp_path_factory, smoke_run):
     return root
 
 
+def bench_args(command: str) -> list[str] | None:
+    """The arguments of a plain `python -m bench ...` command, which runs as ``bench.cli.main(ARGS)`` in this process:
+    the same parser and code without a new interpreter's seconds of imports. None for anything else: shell syntax,
+    other programs, and `--import` (a plugin would register its variants in this process for every later test)."""
+    if re.search(r"[|&;<>$`]", command):
+        return None
+    argv = shlex.split(command)
+    if argv[:3] != [sys.executable, "-m", "bench"] or "--import" in argv:
+        return None
+    return argv[3:]
+
+
 def run(cwd: Path, command: str) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONPATH": f"{cwd}{os.pathsep}{ROOT}"}
     result = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
@@ -140,7 +154,7 @@ def run(cwd: Path, command: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("page, mode, lang, body", blocks())
-def test_every_command_and_example_runs_as_printed(checkout, page, mode, lang, body):
+def test_every_command_and_example_runs_as_printed(checkout, page, mode, lang, body, monkeypatch, capsys):
     if mode.startswith("by "):
         file, _, name = mode.removeprefix("by ").partition("::")
         text = (ROOT / file).read_text()
@@ -155,6 +169,14 @@ def test_every_command_and_example_runs_as_printed(checkout, page, mode, lang, b
             run(checkout, f"{sys.executable} - <<'EOF'\n{body}EOF")
         return
     for command in map(lambda c: sized(c, mode), commands(body)):
-        if command not in RAN:  # README and docs share commands: each runs once
+        if command in RAN:  # README and docs share commands: each runs once
+            continue
+        args = bench_args(command)
+        if args is None:
             run(checkout, command)
-            RAN.add(command)
+        else:
+            monkeypatch.chdir(checkout)
+            status = main(args)
+            out, err = capsys.readouterr()
+            assert status == 0, f"{command}\n{out[-2000:]}\n{err[-2000:]}"
+        RAN.add(command)

@@ -38,6 +38,18 @@ def start(out, args: list[str] = SMALL) -> subprocess.Popen:
                             start_new_session=True, preexec_fn=as_a_terminal_has_it)
 
 
+def unfinished_copy(smoke_run, out, cost_cells: int) -> None:
+    """The shared smoke run copied to ``out`` less its timing cell and its last ``cost_cells`` cost cells: a sweep
+    stopped midway, which ``bench run --resume`` with SMALL finishes. Tests start there rather than measure the
+    cells before the moment they interrupt."""
+    shutil.copytree(smoke_run, out)
+    table = pd.read_parquet(out / "metrics.parquet")
+    cost = sorted(table.loc[table["kind"] == "cost", "cell_id"].unique())
+    timing = list(table.loc[table["kind"] == "timing", "cell_id"].unique())
+    for cell_id in timing + cost[len(cost) - cost_cells:]:
+        (out / "cells" / f"{cell_id}.parquet").unlink()
+
+
 def a_worker(proc: subprocess.Popen, timeout: float = 300) -> psutil.Process:
     """The first cell's worker process, once it is running."""
     deadline = time.time() + timeout
@@ -84,9 +96,10 @@ def test_a_ctrl_c_that_lands_while_a_worker_starts_is_answered_not_lost(tmp_path
         signal.signal(signal.SIGINT, previous)
 
 
-def test_sigterm_stops_the_run_in_one_line_with_exit_143_and_resume_finishes(tmp_path):
+def test_sigterm_stops_the_run_in_one_line_with_exit_143_and_resume_finishes(tmp_path, smoke_run):
     out = tmp_path / "run"
-    proc = start(out)
+    unfinished_copy(smoke_run, out, cost_cells=1)
+    proc = start(out, ["--resume", *SMALL])
     a_worker(proc)
     time.sleep(1.0)
     proc.terminate()
@@ -99,9 +112,10 @@ def test_sigterm_stops_the_run_in_one_line_with_exit_143_and_resume_finishes(tmp
     assert result.returncode == 0, result.stderr
 
 
-def test_a_lost_worker_is_a_row_and_the_run_goes_on_without_a_traceback(tmp_path):
+def test_a_lost_worker_is_a_row_and_the_run_goes_on_without_a_traceback(tmp_path, smoke_run):
     out = tmp_path / "run"
-    proc = start(out)
+    unfinished_copy(smoke_run, out, cost_cells=1)
+    proc = start(out, ["--resume", *SMALL])
     a_worker(proc).kill()  # as the kernel's OOM killer would
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 1
@@ -109,21 +123,22 @@ def test_a_lost_worker_is_a_row_and_the_run_goes_on_without_a_traceback(tmp_path
     table = pd.read_parquet(out / "metrics.parquet")
     lost = table[(table["phase"] == "cell") & (table["status"] == "error")]
     assert len(lost) == 1 and lost["message"].iloc[0] == "worker process died with signal SIGKILL"
-    assert table["cell_id"].nunique() == 3  # the other cells were measured
+    assert table["cell_id"].nunique() == 3  # the copied cell, the lost one, and the timing cell measured after it
 
 
-def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_path):
+def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_path, smoke_run):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL]
+    unfinished_copy(smoke_run, out, cost_cells=1)
+    args = [sys.executable, "-m", "bench", "run", "--out", str(out), "--resume", *SMALL]
     proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
-    while not list((out / "cells").glob("*.parquet")) and time.time() < deadline:
+    while len(list((out / "cells").glob("*.parquet"))) < 2 and time.time() < deadline:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker, mid-sweep
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker, mid-sweep: just after a cell landed
     proc.wait()
     first = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.parquet")}
-    assert 1 <= len(first) < 3
+    assert len(first) == 2  # the copied cell and the one this run finished
 
     result = bench("run", "--out", str(out), "--resume", *SMALL, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -141,9 +156,7 @@ def test_sigkill_mid_sweep_then_resume_ends_with_every_cell_exactly_once(tmp_pat
 
 def test_a_kill_during_the_timing_cell_leaves_no_rounds_and_resume_times_them_once(tmp_path, smoke_run):
     out = tmp_path / "run"
-    shutil.copytree(smoke_run, out)  # a finished run less its timing cell: resuming it runs that cell alone
-    timing = pd.read_parquet(out / "metrics.parquet").query("kind == 'timing'")["cell_id"].unique()
-    (out / "cells" / f"{timing.item()}.parquet").unlink()
+    unfinished_copy(smoke_run, out, cost_cells=0)  # both cost cells finished: resuming runs the timing cell alone
     args = [sys.executable, "-m", "bench", "run", "--out", str(out), "--resume", *SMALL]
     proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
