@@ -7,11 +7,9 @@ steps, sampler, scoring sizes) is its quality preset: bench/plan/quality_presets
 """
 from bench.measure.quality.inception import InceptionUnavailable, require_inception
 
-__all__ = [
-    "DatasetSplits", "InceptionUnavailable", "checkpoint_equivalence", "load_dataset", "real_floor",
-    "require_inception", "run_quality_cell", "run_quality_seeds", "save_grid",
-]
 _CELLS = ("checkpoint_equivalence", "real_floor", "run_quality_cell", "run_quality_seeds", "save_grid")
+_DATA = ("DatasetSplits", "load_dataset")
+__all__ = ["InceptionUnavailable", "require_inception", *_CELLS, *_DATA]
 
 
 def __getattr__(name: str) -> object:
@@ -20,7 +18,7 @@ def __getattr__(name: str) -> object:
     if name in _CELLS:
         from bench.measure.quality import cells
         return getattr(cells, name)
-    if name in ("DatasetSplits", "load_dataset"):
+    if name in _DATA:
         from bench.measure.quality import data
         return getattr(data, name)
     raise AttributeError(f"module 'bench.measure.quality' has no attribute {name!r}")
