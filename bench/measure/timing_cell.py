@@ -48,12 +48,17 @@ class _Model:
     """One member, built and warmed up: a block timer per phase, its model FLOPs per call, and the attention
     kernels one eager call of each phase ran (recorded before compilation: attention_kernels.py says why)."""
 
-    def __init__(self, member: Cell, budget: RoundsBudget) -> None:
+    def __init__(self, member: Cell, budget: RoundsBudget, original: _Model | None = None) -> None:
+        """``original``: the model this member is a second instance of (the A/A control), whose FLOPs and attention
+        kernels it shares: the same spec, shapes and dtype make the same counts and the same kernel choices."""
         workload = make_workload(member.spec, member.batch_size, member.device, build_model=model_builder(member.peer))
-        self.flops = timed_phase_flops(workload.model, workload.x0, workload.sigma)
+        self.flops = original.flops if original else timed_phase_flops(workload.model, workload.x0, workload.sigma)
         self.workload = prepare(workload, Execution.of(member))
         self.attention_rows: list[Measurement] = []  # a failure here is a row; the member is still timed
-        measure_into(self.attention_rows, BOTH_TIMED_PHASES, "sdpa_calls", lambda: sdpa_rows(self.workload))
+        if original:
+            self.attention_rows = list(original.attention_rows)
+        else:
+            measure_into(self.attention_rows, BOTH_TIMED_PHASES, "sdpa_calls", lambda: sdpa_rows(self.workload))
         compile_model(self.workload)
         self.timers = {phase: BlockTimer(functools.partial(_call, self.workload, phase), member.device, budget.warmup,
                                          budget.block_seconds) for phase in TIMED_PHASES}
@@ -76,7 +81,7 @@ def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement]) ->
     models: dict[int, _Model] = {}
     for index, member in enumerate(cell.members):
         try:
-            models[index] = _Model(member, budget)
+            models[index] = _Model(member, budget, models.get(0) if member.replica else None)
         except PeerUnavailable as err:
             rows.append(dataclasses.replace(failure("cell", "skipped", str(err)), member=index))
         except Exception as err:  # one member's failure is a row; the others are still timed
