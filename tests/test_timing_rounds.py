@@ -145,8 +145,26 @@ def test_rounds_time_every_member_once_per_round_in_the_recorded_order():
     cpu = [r for r in rows if r.metric == "cpu_seconds_per_iter"]
     assert len(cpu) == len(timed) and all(r.value >= 0 for r in cpu)
     assert {r.metric for r in rows if r.phase == "group"} == {"planned_state_bytes", "state_bytes", "resident_bytes",
-                                                              "memory_budget_bytes"}
+                                                              "memory_budget_bytes", "time_precision_target"}
+    # the model gives intervals from 10 rounds: 3 have no precision to record, only the target and the rounds
+    assert [r.n for r in rows if r.metric == "time_precision_target"] == [3]
     assert sum(r.phase == "calibration" for r in rows) == 2 * 3  # two matmuls after every round
+
+
+@pytest.mark.parametrize("precision, max_seconds, why", [(1e3, 60.0, "precision"), (1e-6, 0.0, "cap")])
+def test_the_rounds_stop_at_the_precision_or_at_the_cap_and_say_which(precision, max_seconds, why):
+    costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1) for spec in
+             grid(TINY, upsample=("nearest_conv", "conv_transpose"), attn_heads=(1,), checkpoint=(False,))]
+    [group] = timing_cells(costs, budget_bytes=10**12)
+    budget = RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=10, max_seconds=max_seconds, precision=precision)
+    rows: list = []
+    time_in_rounds(group, budget, rows)
+    assert {r.repeat for r in rows if r.metric == "seconds_per_iter"} == set(range(10))
+    [stop] = [r for r in rows if r.metric == "time_precision"]
+    [asked] = [r for r in rows if r.metric == "time_precision_target"]
+    assert (stop.status, stop.message, stop.n, stop.unit) == ("ok", why, 10, "%")
+    assert (stop.value <= precision) == (why == "precision") and stop.value > 0
+    assert (asked.value, asked.n) == (precision, 10)
 
 
 def test_a_member_that_fails_leaves_a_row_and_the_others_are_still_timed(monkeypatch):

@@ -11,6 +11,15 @@ A group's first two members are the baseline and a second, separately built inst
 their difference is the run's A/A control, whose true effect is zero. The matmul peak is measured once per
 round, after its last block, and that round's ``fraction_of_peak`` rows are against it. Each member also records
 which attention kernels its phases ran (``sdpa_calls*`` rows, bench/measure/attention_kernels.py).
+
+Rounds go on until the report's own model, fitted to this cell's rounds so far, gives every primary time effect
+(each axis's main effect on each phase's wall time) a 95% interval within ``budget.precision`` percentage points
+either side, or until ``budget.max_seconds``, and never fewer than ``budget.min_rounds``. The rule looks at the
+intervals' widths alone, never at an estimate or its sign: a width is a function of the residual scatter, which
+(for roughly normal log-times) is independent of the estimates, so stopping on it leaves the estimates unbiased and
+the intervals covering as often as at a fixed number of rounds (Chow and Robbins 1965's fixed-width sequential
+interval; tests/test_time_precision.py checks both on synthetic rounds with known effects). The
+``group / time_precision`` row records the width reached, the rounds used (``n``) and why the rounds stopped.
 """
 from __future__ import annotations
 
@@ -20,6 +29,7 @@ import os
 import time
 
 import numpy as np
+import pandas as pd
 import psutil
 import torch
 
@@ -34,8 +44,14 @@ from bench.plan.cells import Cell
 from bench.plan.execution import Execution
 from bench.plan.groups import MEMORY_SHARE, memory_budget
 from bench.plan.sweep import RoundsBudget
+from bench.report.compute.frames import references
+from bench.report.compute.rounds_model import MIN_ROUNDS_TO_TEST, timing_effects, widest_half_width
 from bench.schema import (BOTH_TIMED_PHASES, CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, TIMED_PHASES, Measurement,
                           exception_failure, failure, measure_into)
+from variants import AXES
+
+PRECISION_METHOD = ("widest 95% interval half-width, in percentage points, of the main effects on wall time "
+                    "(rounds_model, this cell's rounds); message: why the rounds stopped (precision or cap)")
 
 
 def round_order(size: int, seed: int, round_index: int) -> list[int]:
@@ -89,10 +105,49 @@ def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement]) ->
     rows += _memory_rows(cell, models)
     rows += [dataclasses.replace(row, member=index) for index, model in models.items() for row in model.attention_rows]
     peak = MatmulPeak(cell.device, torch_dtype(cell.dtype))
-    start, round_index = time.perf_counter(), 0
-    while models and (round_index < budget.min_rounds or time.perf_counter() - start < budget.max_seconds):
+    # the model gives no interval before MIN_ROUNDS_TO_TEST rounds: no fit before then
+    check_from = max(budget.min_rounds, MIN_ROUNDS_TO_TEST)
+    start, round_index, reached, why = time.perf_counter(), 0, float("nan"), None
+    while models:
         rows += _round(cell, models, budget.seed, round_index, peak)
         round_index += 1
+        reached = precision_so_far(cell, rows) if round_index >= check_from else float("nan")
+        why = stop_reason(budget, round_index, time.perf_counter() - start, reached)
+        if why:
+            break
+    rows += _stop_rows(reached, why, round_index, budget.precision)
+
+
+def stop_reason(budget: RoundsBudget, rounds: int, seconds: float, reached: float) -> str | None:
+    """Why the rounds stop after ``rounds`` of them, ``seconds`` in: ``precision`` (every primary effect within
+    the target: ``reached``, NaN while an interval is missing) or ``cap``; None to go on."""
+    if rounds < budget.min_rounds:
+        return None
+    if reached <= budget.precision:
+        return "precision"
+    return "cap" if seconds >= budget.max_seconds else None
+
+
+def precision_so_far(cell: Cell, rows: list[Measurement]) -> float:
+    """The widest interval half-width (percentage points) of the primary time effects in ``rows``: the report's
+    model (rounds_model.timing_effects) on this cell's wall-time blocks so far. NaN while an interval is missing."""
+    timed = [dict(cell.identity_columns(r.member), phase=r.phase, metric=r.metric, value=r.value, repeat=r.repeat,
+                  status=r.status, setting=cell.device)
+             for r in rows if r.metric == SECONDS_PER_ITER and r.status == "ok" and r.member is not None]
+    if not timed:
+        return float("nan")
+    return widest_half_width(timing_effects(pd.DataFrame(timed), tuple(AXES), references()))
+
+
+def _stop_rows(reached: float, why: str | None, rounds: int, target: float) -> list[Measurement]:
+    """The target and the rounds used; and, where the model gave every interval (10 rounds or more), the precision
+    reached and why the rounds stopped. A smoke run's few rounds have no precision, which is no failure."""
+    asked = Measurement("group", "time_precision_target", target, "%", "--precision (or the sweep's rounds.precision)",
+                        n=rounds)
+    if np.isnan(reached):
+        return [asked]
+    return [asked, Measurement("group", "time_precision", reached, "%", PRECISION_METHOD, n=rounds,
+                               message=why or "cap")]
 
 
 def _round(cell: Cell, models: dict[int, _Model], seed: int, round_index: int, peak: MatmulPeak) -> list[Measurement]:

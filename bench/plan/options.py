@@ -75,6 +75,7 @@ class SweepOptions:
     compile: tuple[str, ...] | None = None  # bench.plan.execution.COMPILE_MODES
     jobs: int | None = None
     time_limit: float | None = None         # seconds: at this much wall time the run stops, keeping what finished
+    precision: float | None = None          # % points: timing rounds stop when every main effect is this precise
 
 
 def flag(field_name: str) -> str:

@@ -165,6 +165,11 @@ def _resolve(options: SweepOptions) -> Sweep:
     sweep = dataclasses.replace(sweep, axes=sweep.axes | options.axes, recipe=sweep.recipe | options.recipe,
                                 tune=options.tune or sweep.tune, axes_source=source,
                                 **{k: v for k, v in overrides.items() if v is not None})
+    if options.precision is not None:
+        if not 0 < options.precision < math.inf:
+            raise ValueError(f"--precision {options.precision:g} is invalid; valid: percentage points, a positive "
+                             "number (1 asks for every main effect on time within +-1%)")
+        sweep = dataclasses.replace(sweep, rounds=dataclasses.replace(sweep.rounds, precision=options.precision))
     if sweep.design not in DESIGNS:
         raise ValueError(f"--design {sweep.design!r} is invalid; valid: {', '.join(DESIGNS)}")
     if options.design is not None and options.design != "fractional" and options.generator is None:

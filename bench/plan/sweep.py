@@ -30,13 +30,15 @@ class RoundsBudget:
     warmup: int = 2              # untimed calls per model and phase before the first round
     block_seconds: float = 0.2   # a block repeats the call until it lasts this long (one timed call decides)
     min_rounds: int = 10
-    max_seconds: float = 300.0   # no new round starts after this much time in rounds (min_rounds first)
+    max_seconds: float = 300.0   # the cap: no new round starts after this much time in rounds (min_rounds first)
     seed: int = 0                # round r's order is drawn from (seed, r)
+    precision: float = 1.0       # stop once every main effect's 95% interval is within +- this many % points
 
     def __post_init__(self) -> None:
-        if self.warmup < 0 or self.min_rounds < 2 or self.block_seconds <= 0 or self.max_seconds < 0:
+        if (self.warmup < 0 or self.min_rounds < 2 or self.block_seconds <= 0 or self.max_seconds < 0
+                or not self.precision > 0):
             raise ValueError(f"rounds budget {self} is invalid; valid: warmup >= 0, min_rounds >= 2, "
-                             "block_seconds > 0, max_seconds >= 0")
+                             "block_seconds > 0, max_seconds >= 0, precision > 0 (percentage points)")
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,28 @@ def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
         return pd.DataFrame()
     fits = pd.concat(out, ignore_index=True)
     return fits.assign(estimate=percent(fits["beta"]), ci_low=percent(fits["low"]), ci_high=percent(fits["high"]))
+
+
+def widest_half_width(effects: pd.DataFrame) -> float:
+    """The widest 95% interval half-width, in percentage points, of the primary time effects in ``effects``
+    (timing_effects' rows): every main effect, or ladder step, on the wall time of each timed phase. A timing cell
+    stops once this is within its precision target (bench/measure/timing_cell.py). With no effect but the A/A
+    control (a sweep of one variant), the control's. NaN while some interval is missing (too few rounds)."""
+    wall = effects[effects["metric"] == SECONDS_PER_ITER] if len(effects) else effects
+    if wall.empty:
+        return float("nan")
+    primary = wall[wall["factor"] != CONTROL]
+    half = (primary if len(primary) else wall).eval("(ci_high - ci_low) / 2")
+    return float("nan") if half.isna().any() else float(half.max())
+
+
+
+def timing_stops(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per timing cell that recorded how its rounds stopped: ``base_config``, ``setting``, ``target`` and
+    ``reached`` (% points; NaN: no interval), ``rounds`` and ``why`` (precision, cap, or why there is no reading)."""
+    timing = table[table["kind"] == Kind.TIMING]
+    asked = timing[timing["metric"] == "time_precision_target"]
+    reached = timing[timing["metric"] == "time_precision"].set_index("cell_id").reindex(asked["cell_id"])
+    return pd.DataFrame({"base_config": asked["base_config"].to_numpy(), "setting": asked["setting"].to_numpy(),
+                         "target": asked["value"].to_numpy(), "reached": reached["value"].to_numpy(),
+                         "rounds": asked["n"].to_numpy(), "why": reached["message"].to_numpy()})

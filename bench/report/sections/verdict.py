@@ -15,6 +15,7 @@ from bench.report.compute.frames import parameter_count
 from bench.report.compute.effects import DISTURBED, aa_control, failed_controls, main_base, quality_base
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
 from bench.report.compute.recipes import SHARED, confirmatory_recipes
+from bench.report.compute.rounds_model import MIN_ROUNDS_TO_TEST, timing_stops
 from bench.report.compute.switches import checkpoint_checked, floor_means, pick, switch_effects
 from bench.report.compute.switches import switches as run_switches
 from bench.report.render.document import Section, Table, Text
@@ -59,8 +60,25 @@ def verdict_section(derived: Derived) -> Section:
         frame = verdict_frame(effects, switches, base, None, rungs)
         scale = "at a larger scale" if parameter_count(table, base) > parameter_count(table, main) else "on another network"
         section.items.append(Table(f"The same choice {scale}: costs on {base} (no quality measured there)", frame))
-    section.items.append(Text([noise_floor(derived, main), *resolvable_sentences(effects, floors)]))
+    section.items.append(Text([noise_floor(derived, main), *precision_sentences(derived.table),
+                               *resolvable_sentences(effects, floors)]))
     return section
+
+
+def precision_sentences(table: pd.DataFrame) -> list[str]:
+    """How each timing cell's rounds stopped: at the precision asked for, or at the cap short of it."""
+    out = []
+    for stop in timing_stops(table).itertuples():
+        where = f"Timing precision on {stop.base_config} ({stop.setting})"
+        if pd.isna(stop.reached):
+            out.append(f"{where}: no interval after {stop.rounds:.0f} rounds (the model gives one from "
+                       f"{MIN_ROUNDS_TO_TEST}), none of the ±{stop.target:g}% asked for.")
+        elif stop.why == "precision":
+            out.append(f"{where}: reached ±{stop.reached:.2g}% in {stop.rounds:.0f} rounds (asked ±{stop.target:g}%).")
+        else:
+            out.append(f"{where}: stopped at the cap after {stop.rounds:.0f} rounds with ±{stop.reached:.2g}%: not "
+                       f"the ±{stop.target:g}% asked for.")
+    return out
 
 
 def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str, quality_base: str | None,
