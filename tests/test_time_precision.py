@@ -113,8 +113,9 @@ def test_the_verdict_says_how_each_timing_cell_s_rounds_stopped():
 
     table = pd.DataFrame(cell("a", "digits8", 1.0, 0.84, 41, "precision") + cell("b", "fmnist28", 1.0, 1.63, 14, "cap")
                          + cell("c", "tiny", 0.5, None, 3, None))
+    table.loc[table["cell_id"] == "c", "setting"] = "tiny · cpu"  # a run of several networks names it already
     assert precision_sentences(table) == [
-        "Timing precision on digits8 (cpu): reached ±0.84% in 41 rounds (asked ±1%).",
-        "Timing precision on fmnist28 (cpu): stopped at the cap after 14 rounds with ±1.6%: not the ±1% asked for.",
-        "Timing precision on tiny (cpu): no interval after 3 rounds (the model gives one from 10), none of the ±0.5% "
+        "Timing precision on digits8 · cpu: reached ±0.84% in 41 rounds (asked ±1%).",
+        "Timing precision on fmnist28 · cpu: stopped at the cap after 14 rounds with ±1.6%: not the ±1% asked for.",
+        "Timing precision on tiny · cpu: no interval after 3 rounds (the model gives one from 10), none of the ±0.5% "
         "asked for."]

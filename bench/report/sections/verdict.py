@@ -69,7 +69,9 @@ def precision_sentences(table: pd.DataFrame) -> list[str]:
     """How each timing cell's rounds stopped: at the precision asked for, or at the cap short of it."""
     out = []
     for stop in timing_stops(table).itertuples():
-        where = f"Timing precision on {stop.base_config} ({stop.setting})"
+        # a run of several networks names the network in its setting already
+        where = "Timing precision on " + (stop.setting if stop.setting.startswith(stop.base_config)
+                                          else f"{stop.base_config} · {stop.setting}")
         if pd.isna(stop.reached):
             out.append(f"{where}: no interval after {stop.rounds:.0f} rounds (the model gives one from "
                        f"{MIN_ROUNDS_TO_TEST}), none of the ±{stop.target:g}% asked for.")
