@@ -112,10 +112,12 @@ def test_the_verdict_says_how_each_timing_cell_s_rounds_stopped():
         return [asked] + ([common | dict(metric="time_precision", value=reached, message=why)] if why else [])
 
     table = pd.DataFrame(cell("a", "digits8", 1.0, 0.84, 41, "precision") + cell("b", "fmnist28", 1.0, 1.63, 14, "cap")
-                         + cell("c", "tiny", 0.5, None, 3, None))
+                         + cell("c", "tiny", 0.5, None, 3, None)
+                         + cell("d", "edm2", 1.0, 2.5, 12, "every member failed"))
     table.loc[table["cell_id"] == "c", "setting"] = "tiny · cpu"  # a run of several networks names it already
     assert precision_sentences(table) == [
         "Timing precision on digits8 · cpu: reached ±0.84% in 41 rounds (asked ±1%).",
         "Timing precision on fmnist28 · cpu: stopped at the cap after 14 rounds with ±1.6%: not the ±1% asked for.",
         "Timing precision on tiny · cpu: no interval after 3 rounds (the model gives one from 10), none of the ±0.5% "
-        "asked for."]
+        "asked for.",
+        "Timing precision on edm2 · cpu: ±2.5% after 12 rounds, when every member failed: not the ±1% asked for."]

@@ -29,7 +29,6 @@ import os
 import time
 
 import numpy as np
-import pandas as pd
 import psutil
 import torch
 
@@ -48,10 +47,12 @@ from bench.report.compute.frames import references
 from bench.report.compute.rounds_model import MIN_ROUNDS_TO_TEST, timing_effects, widest_half_width
 from bench.schema import (BOTH_TIMED_PHASES, CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, TIMED_PHASES, Measurement,
                           exception_failure, failure, measure_into)
+from bench.store.folder import rows_frame
 from variants import AXES
 
 PRECISION_METHOD = ("widest 95% interval half-width, in percentage points, of the main effects on wall time "
-                    "(rounds_model, this cell's rounds); message: why the rounds stopped (precision or cap)")
+                    "(rounds_model, this cell's rounds); message: why the rounds stopped (precision, cap, or every member "
+                    "failed)")
 
 
 def round_order(size: int, seed: int, round_index: int) -> list[int]:
@@ -131,12 +132,11 @@ def stop_reason(budget: RoundsBudget, rounds: int, seconds: float, reached: floa
 def precision_so_far(cell: Cell, rows: list[Measurement]) -> float:
     """The widest interval half-width (percentage points) of the primary time effects in ``rows``: the report's
     model (rounds_model.timing_effects) on this cell's wall-time blocks so far. NaN while an interval is missing."""
-    timed = [dict(cell.identity_columns(r.member), phase=r.phase, metric=r.metric, value=r.value, repeat=r.repeat,
-                  status=r.status, setting=cell.device)
-             for r in rows if r.metric == SECONDS_PER_ITER and r.status == "ok" and r.member is not None]
+    timed = [r for r in rows if r.metric == SECONDS_PER_ITER]
     if not timed:
         return float("nan")
-    return widest_half_width(timing_effects(pd.DataFrame(timed), tuple(AXES), references()))
+    table = rows_frame("", cell, timed).assign(setting=cell.device)  # the table's rows; one cell is one setting
+    return widest_half_width(timing_effects(table, tuple(AXES), references()))
 
 
 def _stop_rows(reached: float, why: str | None, rounds: int, target: float) -> list[Measurement]:
@@ -147,7 +147,7 @@ def _stop_rows(reached: float, why: str | None, rounds: int, target: float) -> l
     if np.isnan(reached):
         return [asked]
     return [asked, Measurement("group", "time_precision", reached, "%", PRECISION_METHOD, n=rounds,
-                               message=why or "cap")]
+                               message=why or "every member failed")]
 
 
 def _round(cell: Cell, models: dict[int, _Model], seed: int, round_index: int, peak: MatmulPeak) -> list[Measurement]:

@@ -188,10 +188,10 @@ def widest_half_width(effects: pd.DataFrame) -> float:
     return float("nan") if half.isna().any() else float(half.max())
 
 
-
 def timing_stops(table: pd.DataFrame) -> pd.DataFrame:
     """One row per timing cell that recorded how its rounds stopped: ``base_config``, ``setting``, ``target`` and
-    ``reached`` (% points; NaN: no interval), ``rounds`` and ``why`` (precision, cap, or why there is no reading)."""
+    ``reached`` (% points; NaN: no interval), ``rounds`` and ``why`` (timing_cell's message: precision, cap, or every
+    member failed; NaN with no interval)."""
     timing = table[table["kind"] == Kind.TIMING]
     asked = timing[timing["metric"] == "time_precision_target"]
     reached = timing[timing["metric"] == "time_precision"].set_index("cell_id").reindex(asked["cell_id"])

@@ -77,9 +77,12 @@ def precision_sentences(table: pd.DataFrame) -> list[str]:
                        f"{MIN_ROUNDS_TO_TEST}), none of the ±{stop.target:g}% asked for.")
         elif stop.why == "precision":
             out.append(f"{where}: reached ±{stop.reached:.2g}% in {stop.rounds:.0f} rounds (asked ±{stop.target:g}%).")
-        else:
+        elif stop.why == "cap":
             out.append(f"{where}: stopped at the cap after {stop.rounds:.0f} rounds with ±{stop.reached:.2g}%: not "
                        f"the ±{stop.target:g}% asked for.")
+        else:
+            out.append(f"{where}: ±{stop.reached:.2g}% after {stop.rounds:.0f} rounds, when {stop.why}: not the "
+                       f"±{stop.target:g}% asked for.")
     return out
 
 
