@@ -64,9 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--base", help=f"base spec: {', '.join(BASES)} or a UNetSpec as JSON")
     run.add_argument("--batch-size", type=int, help="cost batch size (default: the sweep's)")
     run.add_argument("--threads", type=int, default=2, help="torch threads in every worker (default 2)")
-    run.add_argument("--jobs", type=int, help="quality, floor and check cells run this many at a time on the local "
-                                              "backend, sharing the threads (default: the preset's); cost cells, "
-                                              "which time, always run alone")
+    run.add_argument("--jobs", type=int, help="cells that time nothing (cost, quality, floor, check) run this many "
+                                              "at a time on the local backend (default: the preset's); timing and "
+                                              "compiled cost cells, which time, always run alone")
     run.add_argument("--precision", type=float, help="timing rounds stop once every axis's main effect on each "
                      "phase's time has a 95%% interval within +- this many percentage points, or at the preset's cap "
                      "(default: the sweep's, 1)")

@@ -33,7 +33,7 @@ class Kind(StrEnum):
 
 
 KINDS = tuple(Kind)
-# Cost and timing cells time things, so they run alone on the machine; their rows are a variant's costs.
+# The kinds whose rows are a variant's costs: counts, memory and (timing cells) time.
 COST_KINDS = (Kind.COST, Kind.TIMING)
 # Cells that train a variant with a recipe: their rows carry the recipe's columns (bench/plan/recipe.py).
 TRAINED_KINDS = (Kind.QUALITY, Kind.CHECK, Kind.TUNE)

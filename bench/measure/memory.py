@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from bench.measure.processes import guarded
+from bench.measure.processes import child_environment, guarded
 from bench.measure.workload import Workload, make_workload
 from bench.models.sizes import saved_bytes
 from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, Measurement, exception_failure
@@ -60,17 +60,10 @@ def cpu_peak_rss(spec: UNetSpec, batch_size: int, threads: int, scratch: Path) -
     """Run the measurement in a fresh spawned process so nothing else this process did is counted."""
     out = scratch / f"rss-{spec.hash}-{os.getpid()}.json"
     ctx = multiprocessing.get_context("spawn")
-    saved = os.environ.get("MALLOC_MMAP_THRESHOLD_")
-    os.environ["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD_BYTES)  # read by glibc when the child starts
-    try:
-        proc = ctx.Process(target=guarded, args=(os.getpid(), "bench.measure.memory:_rss_worker", spec.to_json(),
-                                                 batch_size, threads, str(out), _variant_modules(spec)))
+    proc = ctx.Process(target=guarded, args=(os.getpid(), "bench.measure.memory:_rss_worker", spec.to_json(),
+                                             batch_size, threads, str(out), _variant_modules(spec)))
+    with child_environment(MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD_BYTES)):
         proc.start()
-    finally:
-        if saved is None:
-            del os.environ["MALLOC_MMAP_THRESHOLD_"]
-        else:
-            os.environ["MALLOC_MMAP_THRESHOLD_"] = saved
     proc.join()
     if proc.exitcode != 0 or not out.exists():
         raise RuntimeError(f"peak-RSS worker exited with code {proc.exitcode}")

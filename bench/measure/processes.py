@@ -6,12 +6,13 @@ new process asks for its parent's death signal within milliseconds of starting, 
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 
 def die_with_parent() -> None:
@@ -29,3 +30,19 @@ def guarded(parent: int, target: str, *args: Any) -> None:
         os._exit(0)
     module, _, function = target.partition(":")
     getattr(importlib.import_module(module), function)(*args)
+
+
+@contextlib.contextmanager
+def child_environment(**values: str) -> Iterator[None]:
+    """Environment variables for the processes started inside, which read them as they start (glibc's malloc,
+    libgomp's threads); this process's own are restored after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value

@@ -58,6 +58,13 @@ class Cell:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
     @property
+    def runs_alone(self) -> bool:
+        """Whether the cell needs the machine to itself: a timing cell times its members, a compiled cost cell
+        times its compiler. Other cost cells count, and take a process's own peak memory, which no neighbour
+        changes, so they run ``jobs`` at a time with the untimed kinds."""
+        return self.kind == Kind.TIMING or (self.kind == Kind.COST and self.compile)
+
+    @property
     def variant(self) -> str:
         if self.members:
             return "group"  # a timing cell's own rows (memory, calibration); its members' rows name theirs

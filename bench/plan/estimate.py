@@ -1,7 +1,8 @@
 """How long a plan will take, from measured priors per kind of cell and network (priors.toml), before any work.
 
 A cost cell's prior is scaled to its network by parameter count and to its batch; a timing cell is its rounds
-budget plus building and warming up its members; quality, floor and check cells run ``jobs`` at a time. A cell
+budget plus building and warming up its members; every cell but a timing or compiled cost cell runs ``jobs`` at a
+time. A cell
 no prior covers (a CUDA cell, a quality preset never timed here) is counted apart, never guessed.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from bench.models.sizes import parameter_count
 from bench.plan.cells import Cell
 from bench.plan.sweep import RoundsBudget
-from bench.schema import COST_KINDS, Kind
+from bench.schema import Kind
 from variants import BASES
 
 PRIORS = tomllib.loads((Path(__file__).parent / "priors.toml").read_text())
@@ -52,9 +53,9 @@ def estimate(cells: list[Cell], rounds: RoundsBudget, jobs: int) -> Estimate:
 
 
 def wall_seconds(cell: Cell, seconds: float, jobs: int) -> float:
-    """The wall time a cell of ``seconds`` adds to a run: timed kinds run alone, the others ``jobs`` at a time
-    (bench/run/backends.py), so each takes a ``jobs``-th of the machine's time."""
-    return seconds / (1 if cell.kind in COST_KINDS else jobs)
+    """The wall time a cell of ``seconds`` adds to a run: a cell that times runs alone, the others ``jobs`` at a
+    time (bench/run/backends.py), so each takes a ``jobs``-th of the machine's time."""
+    return seconds / (1 if cell.runs_alone else jobs)
 
 
 def cell_seconds(cell: Cell, rounds: RoundsBudget) -> float | None:

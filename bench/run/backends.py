@@ -15,7 +15,7 @@ from typing import Iterator
 from bench.plan.cells import Cell
 from bench.plan.options import BackendOptions
 from bench.run.worker import CellResult, RunningCell, device_name, run_cell
-from bench.schema import COST_KINDS, failure
+from bench.schema import Kind, failure
 
 
 def execute(cells: list[Cell], run_dir: Path, plugins: tuple[str, ...], worker_options: dict,
@@ -32,24 +32,29 @@ def execute(cells: list[Cell], run_dir: Path, plugins: tuple[str, ...], worker_o
 
 
 def _local(cells, run_dir, plugins, worker_options, jobs: int) -> Iterator[CellResult]:
-    """Cost and timing cells one at a time, alone on the machine: they measure time and memory. Then the
-    untimed cells (quality,
-    floor, check), ``jobs`` at a time; the first of them alone, so that it fills the caches (the feature
-    classifier) that the others read instead of each training its own."""
-    timed = [c for c in cells if c.kind in COST_KINDS]
-    untimed = [c for c in cells if c.kind not in COST_KINDS]
-    for cell in timed:
+    """The cells that time (``Cell.runs_alone``) one at a time, alone on the machine; then the others ``jobs`` at a
+    time. The first of those that trains fills the caches (the feature classifier) that the later ones read
+    instead of each training its own: until it is done, only cost cells, which read none, run beside it."""
+    for cell in [c for c in cells if c.runs_alone]:
         yield run_cell(cell, run_dir, plugins, worker_options)
-    if untimed:
-        yield run_cell(untimed[0], run_dir, plugins, worker_options)
-    waiting, running = untimed[1:], []
+    shared = [c for c in cells if not c.runs_alone]
+    trained = [c for c in shared if c.kind != Kind.COST]
+    waiting = trained[:1] + [c for c in shared if c.kind == Kind.COST] + trained[1:]
+    filling, running = trained[:1], []
+
+    def may_start(cell: Cell) -> bool:
+        return cell.kind == Kind.COST or not filling or cell is filling[0]
+
     try:
         while waiting or running:
-            while waiting and len(running) < jobs:
-                running.append(RunningCell(waiting.pop(0), run_dir, plugins, worker_options))
-            ready = multiprocessing.connection.wait([r.sentinel for r in running])
-            for done in [r for r in running if r.sentinel in ready]:
+            while len(running) < jobs and (ready := next((c for c in waiting if may_start(c)), None)):
+                waiting.remove(ready)
+                running.append(RunningCell(ready, run_dir, plugins, worker_options))
+            done_now = multiprocessing.connection.wait([r.sentinel for r in running])
+            for done in [r for r in running if r.sentinel in done_now]:
                 running.remove(done)
+                if done.cell in filling:
+                    filling.clear()
                 yield done.result()
     finally:  # Ctrl-C, or the runner stopped reading: no worker goes on in the background
         for left in running:

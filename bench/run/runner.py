@@ -1,4 +1,5 @@
-"""Runs a plan's cells one worker process at a time (untimed ones ``jobs`` at a time), with progress and resume."""
+"""Runs a plan's cells in worker processes (the cells that time one at a time, the rest ``jobs`` at a time), with
+progress and resume."""
 from __future__ import annotations
 
 import contextlib
@@ -214,8 +215,8 @@ def cell_outcome(frame: pd.DataFrame) -> str:
 
 class Progress:
     """Prints one line per cell with the time left: each remaining cell's prior (bench/plan/estimate.py), times how
-    much slower or faster than its prior this machine has run the cells of that kind so far; untimed kinds run
-    ``jobs`` at a time."""
+    much slower or faster than its prior this machine has run the cells of that kind so far; the cells that time
+    nothing run ``jobs`` at a time."""
 
     def __init__(self, todo: list[Cell], rounds: RoundsBudget, jobs: int = 1) -> None:
         self.prior = {cell: cell_seconds(cell, rounds) for cell in todo}
