@@ -354,6 +354,8 @@ def test_a_run_compared_with_itself_changes_nothing_beyond_the_noise(runs, tmp_p
     assert "**Cost: changes beyond both runs' noise floors**" in markdown
     section = markdown.split("**Cost: changes beyond both runs' noise floors**")[1].split("**")[0]
     assert "None: every change is within the noise." in section
+    effects = markdown.split("**Time effects on the wall time: each run's own 95% interval, and B vs A**")[1]
+    assert re.search(r"None of the \d+ effects differs between the runs", effects.split("**")[0])
 
 
 def test_bad_input_fails_early_with_a_clear_message(tmp_path):

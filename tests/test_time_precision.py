@@ -22,12 +22,13 @@ N_RESAMPLES = 199
 RUNS = 80
 
 
-def synthetic_round(rng: np.random.Generator, index: int) -> pd.DataFrame:
+def synthetic_round(rng: np.random.Generator, index: int, true: dict[str, float] = TRUE_PERCENT) -> pd.DataFrame:
+    """One round of the four models' training-step blocks, with ``true`` effects in %."""
     shared = rng.normal(0, ROUND_SD)
     rows = []
     for upsample, time_injection in MODELS:
-        effect = np.log1p(TRUE_PERCENT["upsample"] / 100) * (upsample != "nearest_conv") + \
-            np.log1p(TRUE_PERCENT["time_injection"] / 100) * (time_injection != "additive")
+        effect = np.log1p(true["upsample"] / 100) * (upsample != "nearest_conv") + \
+            np.log1p(true["time_injection"] / 100) * (time_injection != "additive")
         rows.append(references() | dict(upsample=upsample, time_injection=time_injection, kind=Kind.TIMING,
                                         status="ok", metric=SECONDS_PER_ITER, peer="", cell_id="synthetic",
                                         repeat=index, base_config="base", setting="cpu", phase="train_step",

@@ -1,4 +1,5 @@
-"""Two runs side by side (CPU vs CUDA, before vs after): ratios B / A per variant and measurement.
+"""Two runs side by side (CPU vs CUDA, before vs after): ratios B / A per variant and measurement, and each time
+effect as both runs estimate it (``effect_differences``).
 
 Each ratio carries a 95% percentile bootstrap interval that resamples each run's own repeats or timing rounds
 (costs) or seeds (quality), independently. A change is flagged when its interval excludes 1 and it exceeds both
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.effects import COUNTED_METRICS
+from bench.report.compute.effects import COUNTED_METRICS, Z95
 from bench.report.compute.frames import add_labels
 from bench.report.compute.rounds_model import CONTROL
-from bench.report.compute.stats import bootstrap_interval, excludes
+from bench.report.compute.stats import ALPHA, bootstrap_interval, excludes
 from bench.schema import CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, Kind
 
 TIMED_UNITS = ("s", "images/s", "FLOP/s", "ratio")
@@ -78,6 +81,41 @@ def time_floor(run: Derived) -> dict[tuple[str, str], float]:
     fits = fits[(fits["factor"] == CONTROL) & (fits["metric"] == SECONDS_PER_ITER)] if not fits.empty else fits
     return {(r.setting, r.phase): max(abs(r.ci_low), abs(r.ci_high)) for r in fits.itertuples()
             if pd.notna(r.ci_low)}
+
+
+# Keys of a time effect: which network, setting, phase and effect (timing_effects' rows).
+EFFECT_KEYS = ("base_config", "setting", "phase", "factor", "reference", "level")
+EFFECT_DIFFERENCE_METHOD = (
+    "Time effects: each run's own estimate and 95% interval (its rounds model); B vs A is the ratio of the two "
+    "runs' (1 + effect) as a % change, exp(beta_B - beta_A) - 1, with a normal interval on the log scale whose "
+    "standard error combines both runs' (each read from its own interval: the runs are independent); an effect "
+    f"differs when Holm's correction over the table's effects (family-wise error {ALPHA:g}) rejects B = A. Two runs "
+    "of the same code differ nowhere but by chance.")
+
+
+def effect_differences(fits_a: pd.DataFrame, fits_b: pd.DataFrame, across_devices: bool = False) -> pd.DataFrame:
+    """Each time effect on the wall time that both runs estimate with an interval (timing_effects' rows: main effects,
+    ladder steps, the A/A control), matched by network, setting (not across devices), phase and effect: both runs'
+    estimates and intervals, and B vs A (EFFECT_DIFFERENCE_METHOD) with ``low``, ``high``, ``p_value``,
+    ``p_adjusted`` and ``differs``."""
+    keys = [k for k in EFFECT_KEYS if not (across_devices and k == "setting")]
+    tested = [f[(f["metric"] == SECONDS_PER_ITER) & f["low"].notna()] if not f.empty else f for f in (fits_a, fits_b)]
+    if any(f.empty for f in tested):
+        return pd.DataFrame()
+    columns = [*keys, "setting", "beta", "low", "high", "estimate", "ci_low", "ci_high"]
+    merged = tested[0][list(dict.fromkeys(columns))].astype({"reference": str, "level": str}).merge(
+        tested[1][list(dict.fromkeys(columns))].astype({"reference": str, "level": str}), on=keys,
+        suffixes=("_a", "_b"))
+    if merged.empty:
+        return merged
+    se = np.hypot(*((merged[f"high_{s}"] - merged[f"low_{s}"]) / (2 * Z95) for s in ("a", "b")))
+    difference = merged["beta_b"] - merged["beta_a"]
+    merged["difference"] = 100 * np.expm1(difference)
+    merged["low"], merged["high"] = 100 * np.expm1(difference - Z95 * se), 100 * np.expm1(difference + Z95 * se)
+    merged["p_value"] = 2 * stats.norm.sf(np.abs(difference / se))
+    merged["p_adjusted"] = multipletests(merged["p_value"], ALPHA, "holm")[1]
+    merged["differs"] = merged["p_adjusted"] < ALPHA
+    return merged.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def quality_floor(run: Derived) -> dict[str, float]:

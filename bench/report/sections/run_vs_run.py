@@ -10,7 +10,7 @@ from bench.report.compute import run_ratios
 from bench.report.compute.derived import Derived
 from bench.report.render.document import Section, Table, save_figure
 from bench.report.render.plots import ratio_heatmap
-from bench.report.render.wording import number
+from bench.report.render.wording import effect_interval, number
 
 
 def run_vs_run_section(a: Derived, b: Derived, figures_dir: Path) -> Section:
@@ -37,6 +37,8 @@ def run_vs_run_section(a: Derived, b: Derived, figures_dir: Path) -> Section:
         f"Ratio = {label_b} / {label_a}; cells {how}. Costs: medians over repeats or rounds; quality: means over "
         f"seeds. {method}")))
     section = Section("Run against run", note)
+    section.items.append(_effects_table(run_ratios.effect_differences(a.timing_fits, b.timing_fits, across_devices),
+                                        label_a, label_b))
     for name, ratios, what in (("cost", cost, "cost"), ("quality", quality, "quality")):
         if ratios.empty:
             section.items.append(Table(f"{what.capitalize()} ratios", pd.DataFrame(),
@@ -52,6 +54,31 @@ def run_vs_run_section(a: Derived, b: Derived, figures_dir: Path) -> Section:
         section.items.append(Table(f"{what.capitalize()}: every value and ratio",
                                    _ratio_table(ratios, label_a, label_b), detail=True))
     return section
+
+
+def _effects_table(differences: pd.DataFrame, label_a: str, label_b: str) -> Table:
+    """Each time effect as both runs estimate it, and B vs A: the runs agree where it does not differ."""
+    title = "Time effects on the wall time: each run's own 95% interval, and B vs A"
+    if differences.empty:
+        return Table(title, pd.DataFrame(), "No time effect has an interval in both runs.")
+    differs = int(differences["differs"].sum())
+    table = pd.DataFrame({
+        "network": differences["base_config"],
+        **({"setting": differences["setting"]} if "setting" in differences.columns else
+           {"setting A": differences["setting_a"], "setting B": differences["setting_b"]}),
+        "phase": differences["phase"],
+        "effect": [f"{f}: {r} -> {lv}" for f, r, lv in
+                   zip(differences["factor"], differences["reference"], differences["level"])],
+        **{label: [effect_interval({"estimate": e, "ci_low": lo, "ci_high": hi}, "%") for e, lo, hi in
+                   zip(*(differences[f"{column}_{side}"] for column in ("estimate", "ci_low", "ci_high")))]
+           for label, side in ((label_a, "a"), (label_b, "b"))},
+        "B vs A [95% CI]": [effect_interval({"estimate": d, "ci_low": lo, "ci_high": hi}, "%") for d, lo, hi in
+                            zip(differences["difference"], differences["low"], differences["high"])],
+        "differs (Holm)": differences["differs"].map(lambda d: "yes" if d else ""),
+    })
+    reading = (f"{differs} of {len(table)} effects differ between the runs beyond both runs' intervals" if differs
+               else f"None of the {len(table)} effects differs between the runs beyond both runs' intervals")
+    return Table(title, table, f"{reading}. {run_ratios.EFFECT_DIFFERENCE_METHOD}")
 
 
 def _ratio_table(ratios: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:
