@@ -186,11 +186,15 @@ def _resolvable(row: pd.Series, level: float) -> float:
     return float((stats.t.ppf(1 - level / 2, row["df"]) + stats.t.ppf(POWER, row["df"])) * row["se"])
 
 
+def log_standard_error(ci_low: pd.Series, ci_high: pd.Series) -> pd.Series:
+    """A time effect's standard error on the log scale, read from its 95% interval in % (a normal approximation)."""
+    return (np.log1p(ci_high / 100) - np.log1p(ci_low / 100)) / (2 * Z95)
+
+
 def _time(fits: pd.DataFrame, disturbance: pd.DataFrame) -> pd.DataFrame:
     if fits.empty:
         return pd.DataFrame()
-    # the standard error on the log scale, from the 95% percentile interval
-    se = (np.log1p(fits["ci_high"] / 100) - np.log1p(fits["ci_low"] / 100)) / (2 * Z95)
+    se = log_standard_error(fits["ci_low"], fits["ci_high"])
     time = pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
         "base_config": fits["base_config"], "setting": fits["setting"], "recipe": "", "phase": fits["phase"],

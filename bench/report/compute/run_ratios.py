@@ -18,7 +18,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.effects import COUNTED_METRICS, Z95
+from bench.report.compute.effects import COUNTED_METRICS, Z95, log_standard_error
 from bench.report.compute.frames import add_labels
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.compute.stats import ALPHA, bootstrap_interval, excludes
@@ -102,13 +102,12 @@ def effect_differences(fits_a: pd.DataFrame, fits_b: pd.DataFrame, across_device
     tested = [f[(f["metric"] == SECONDS_PER_ITER) & f["low"].notna()] if not f.empty else f for f in (fits_a, fits_b)]
     if any(f.empty for f in tested):
         return pd.DataFrame()
-    columns = [*keys, "setting", "beta", "low", "high", "estimate", "ci_low", "ci_high"]
-    merged = tested[0][list(dict.fromkeys(columns))].astype({"reference": str, "level": str}).merge(
-        tested[1][list(dict.fromkeys(columns))].astype({"reference": str, "level": str}), on=keys,
-        suffixes=("_a", "_b"))
+    columns = list(dict.fromkeys([*keys, "setting", "beta", "estimate", "ci_low", "ci_high"]))
+    a, b = (f[columns].astype({"reference": str, "level": str}) for f in tested)
+    merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
     if merged.empty:
         return merged
-    se = np.hypot(*((merged[f"high_{s}"] - merged[f"low_{s}"]) / (2 * Z95) for s in ("a", "b")))
+    se = np.hypot(*(log_standard_error(merged[f"ci_low_{s}"], merged[f"ci_high_{s}"]) for s in ("a", "b")))
     difference = merged["beta_b"] - merged["beta_a"]
     merged["difference"] = 100 * np.expm1(difference)
     merged["low"], merged["high"] = 100 * np.expm1(difference - Z95 * se), 100 * np.expm1(difference + Z95 * se)
