@@ -50,11 +50,20 @@ def unfinished_copy(smoke_run, out, cost_cells: int) -> None:
         (out / "cells" / f"{cell_id}.parquet").unlink()
 
 
+def command_line(process: psutil.Process) -> str:
+    """The process's command line, or "" once it has ended: the runner's short-lived children (a probe of the
+    machine, a worker just done) can exit, and turn zombie, between listing and reading."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.NoSuchProcess:  # ZombieProcess is one
+        return ""
+
+
 def a_worker(proc: subprocess.Popen, timeout: float = 300) -> psutil.Process:
     """The first cell's worker process, once it is running."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        children = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        children = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in command_line(c)]
         if children:
             return children[0]
         time.sleep(0.1)
