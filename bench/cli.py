@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", type=float, help="timing rounds stop once every axis's main effect on each "
                      "phase's time has a 95%% interval within +- this many percentage points, or at the preset's cap "
                      "(default: the sweep's, 1)")
+    run.add_argument("--processes", type=int, help="fresh worker processes each timing cell's rounds are spread "
+                     "over, so the intervals see how a process's layout moves its timings (default: the sweep's, 3)")
     run.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: cost, quality")
     run.add_argument("--seeds", type=int, help="quality seeds per variant (default: the preset's)")
     run.add_argument("--seeds-at-once", type=int, help="seeds of one variant trained together in one quality cell "
@@ -153,7 +155,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                                slurm_gpus=args.slurm_gpus),
         peers=_names(args.peers), memory_formats=_names(args.memory_format), dtypes=_names(args.dtype),
         compile=_names(args.compile), jobs=args.jobs, time_limit=args.time_limit,
-        precision=args.precision,
+        precision=args.precision, processes=args.processes,
     )
     if args.plan:
         print(make_plan(options).describe())

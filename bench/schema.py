@@ -82,11 +82,12 @@ SETTING_COLUMNS = (
 )
 # What was measured, filled in by the measurement code.
 MEASUREMENT_COLUMNS = (
-    "phase", "block", "metric", "value", "unit", "method", "repeat", "position", "seed", "step", "n", "status",
-    "message",
+    "phase", "block", "metric", "value", "unit", "method", "repeat", "position", "process", "seed", "step", "n",
+    "status", "message",
 )
 # Integer columns: nullable, so "no seed" stays distinct from seed 0 through CSV and Parquet round trips.
-INT_COLUMNS = ("threads", "batch_size", "replica", "rung_index", "repeat", "position", "seed", "step", "n")
+INT_COLUMNS = ("threads", "batch_size", "replica", "rung_index", "repeat", "position", "process", "seed", "step",
+               "n")
 BOOL_COLUMNS = ("compile", "cuda_graphs")
 # Filled with a neutral default when a table predates a column, so a report still renders; an axis column a
 # table predates gets the axis's reference level (one level: no effect is claimed for it).
@@ -96,7 +97,7 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA, "peer": "",
     "memory_format": DEFAULT_EXECUTION["memory_format"], "compile": DEFAULT_EXECUTION["compile"],
     "cuda_graphs": DEFAULT_EXECUTION["cuda_graphs"], "replica": 0,
-    "position": pd.NA, "rung": "", "rung_index": pd.NA,
+    "position": pd.NA, "process": pd.NA, "rung": "", "rung_index": pd.NA,
     **{name: axis.empty for name, axis in RECIPE_AXES.items()},
 }
 
@@ -133,6 +134,8 @@ class Measurement:
     method: how it was measured (``fvcore``, ``torch.utils.flop_counter``, ``time.perf_counter blocks``, ...)
     repeat: index of a repeated measurement; repeats are rows, never pre-averaged (a timing round's index)
     position: where in its round's random order a timed block ran (0 = first)
+    process: which of a timing cell's worker processes timed the row (0 = the first): rounds are spread over
+            several fresh processes, a level of variation of its own
     seed:   training / sampling seed, where one applies
     step:   training step a learning-curve row was taken at
     n:      sample size behind a statistic (images scored, tokens timed, ...)
@@ -148,6 +151,7 @@ class Measurement:
     block: str = "total"
     repeat: int = 0
     position: int | None = None
+    process: int | None = None
     seed: int | None = None
     step: int | None = None
     n: int | None = None

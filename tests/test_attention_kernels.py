@@ -76,7 +76,7 @@ def test_each_member_of_a_timing_cell_carries_its_attention_rows():
                     for spec, replica in ((TINY, 0), (TINY, 1), (TINY.replace(attn_heads=4), 0)))
     cell = Cell("timing", None, "cpu", batch_size=2, threads=1, members=members)
     rows = []
-    time_in_rounds(cell, RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=2, max_seconds=0), rows)
+    time_in_rounds(cell, RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=2, max_seconds=0, processes=1), rows)
     recorded = {(r.member, r.phase) for r in rows if r.metric == "sdpa_calls" and r.value == ATTENTION_BLOCKS}
     assert recorded == {(m, p) for m in range(3) for p in ("train_step", "inference")}
     assert all(r.status == "ok" for r in rows)

@@ -51,8 +51,8 @@ def test_every_axis_is_a_column_and_the_default_grid_is_its_16_variants():
         "clip_act", "lr", "lr_schedule", "weight_decay", "ema_decay", "base_config", "quality_preset", "dataset",
         "device", "device_name", "host", "dtype",
         "threads", "batch_size", "peer", "memory_format", "compile", "cuda_graphs", "replica", "rung", "rung_index",
-        "phase", "block", "metric", "value", "unit", "method", "repeat", "position", "seed", "step", "n", "status",
-        "message")
+        "phase", "block", "metric", "value", "unit", "method", "repeat", "position", "process", "seed", "step", "n",
+        "status", "message")
     assert default_grid() == {"upsample": ("nearest_conv", "conv_transpose"), "time_injection": ("additive", "film"),
                               "attn_heads": (1, 4), "checkpoint": (False, True)}
     assert len(grid()) == 16

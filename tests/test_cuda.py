@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 SPEC = UNetSpec(in_dim=16, in_ch=3, out_ch=3, ch=32, ch_mult=(1, 2), attn_resolutions=(8,), norm_groups=8,
                 num_res_blocks=1, dropout=0.0)
 ATTENTION_BLOCKS = 4
-BUDGET = RoundsBudget(warmup=3, block_seconds=0.005, min_rounds=3, max_seconds=0)
+BUDGET = RoundsBudget(warmup=3, block_seconds=0.005, min_rounds=3, max_seconds=0, processes=1)
 
 
 def backends(rows, phase: str) -> dict[str, float]:

@@ -112,6 +112,8 @@ def test_matmul_peak_rows_and_bad_budgets():
     assert peak == max(r.value for r in rows)
     with pytest.raises(ValueError, match="rounds budget .* is invalid"):
         RoundsBudget(min_rounds=1)
+    with pytest.raises(ValueError, match="processes >= 1"):
+        RoundsBudget(processes=0)
     with pytest.raises(ValueError, match="phase='backward' is invalid; valid: train_step, inference"):
         make_workload(TINY, 1).phase("backward")
 

@@ -31,7 +31,7 @@ def synthetic_round(rng: np.random.Generator, index: int, true: dict[str, float]
             np.log1p(true["time_injection"] / 100) * (time_injection != "additive")
         rows.append(references() | dict(upsample=upsample, time_injection=time_injection, kind=Kind.TIMING,
                                         status="ok", metric=SECONDS_PER_ITER, peer="", cell_id="synthetic",
-                                        repeat=index, base_config="base", setting="cpu", phase="train_step",
+                                        repeat=index, process=0, base_config="base", setting="cpu", phase="train_step",
                                         replica=0, rung="", rung_index=None, variant=f"{upsample}+{time_injection}",
                                         value=0.1 * np.exp(shared + effect + rng.normal(0, BLOCK_SD))))
     return pd.DataFrame(rows)

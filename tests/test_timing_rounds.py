@@ -34,19 +34,26 @@ def test_each_round_order_is_a_permutation_and_the_seed_fixes_it():
 
 
 def synthetic_rounds(effects: dict[str, float], rounds: int, rng: np.random.Generator, noise: float = 0.05,
-                     drift: float = 0.3) -> pd.DataFrame:
+                     drift: float = 0.3, processes: int = 1, process_speed: float = 0.0,
+                     process_model: float = 0.0) -> pd.DataFrame:
     """A 2^3 design plus an A/A copy of the baseline, timed in rounds: each round has its own speed (drift up to
-    +-30%), a trend within the round, and log-normal block noise. ``effects`` are true log effects."""
+    +-30%), a trend within the round, and log-normal block noise. ``effects`` are true log effects. The rounds are
+    dealt to ``processes`` in turn, each with its own speed (SD ``process_speed``) and, for each model, its own
+    offset (SD ``process_model``: a process's layout favouring one model), all on the log scale."""
     rows = []
     members = [dict(zip(AXES, levels), replica=0) for levels in itertools.product((0, 1), repeat=3)]
     members.insert(1, dict(a=0, b=0, c=0, replica=1))
+    speed = rng.normal(0, process_speed, processes)
+    offset = rng.normal(0, process_model, (processes, len(members)))
     for r in range(rounds):
-        level = rng.uniform(-drift, drift)
+        process = r * processes // rounds
+        level = rng.uniform(-drift, drift) + speed[process]
         order = rng.permutation(len(members))
         for position, index in enumerate(order):
             m = members[index]
-            log_t = level + 0.02 * position + sum(effects[k] * m[k] for k in AXES) + rng.normal(0, noise)
-            rows.append(m | {"block": r, "value": np.exp(log_t)})
+            log_t = (level + 0.02 * position + sum(effects[k] * m[k] for k in AXES) + offset[process, index]
+                     + rng.normal(0, noise))
+            rows.append(m | {"block": r, "process": process, "value": np.exp(log_t)})
     return pd.DataFrame(rows)
 
 
@@ -75,6 +82,50 @@ def test_intervals_cover_the_truth_at_about_the_nominal_rate():
     assert 0.90 <= rate <= 0.99, rate  # 95% nominal; a percentile bootstrap over 20 clusters runs a bit short
 
 
+def test_over_processes_the_intervals_resample_processes_and_cover_what_one_process_cannot_show():
+    # each of 4 processes favours some models by its own 4% (SD): rounds within a process cannot see it
+    truth = {"a": 0.10, "b": -0.05, "c": 0.0}
+    factors, reference = [*AXES, "replica"], dict.fromkeys([*AXES, "replica"], 0)
+    rng = np.random.default_rng(3)
+    covered = {"processes, then rounds": [], "rounds alone": []}
+    for run in range(40):
+        frame = synthetic_rounds(truth, 40, rng, noise=0.01, drift=0.1, processes=4, process_model=0.04)
+        for how, process in (("processes, then rounds", "process"), ("rounds alone", None)):
+            fit = blocked_factorial(frame, factors, reference, process=process, n_resamples=499, seed=run)
+            covered[how] += [low <= truth.get(f, 0.0) <= high for f, low, high in zip(fit["factor"], fit["low"],
+                                                                                     fit["high"])]
+        assert (fit["processes"] == (4 if process else 1)).all()
+    rate = {how: np.mean(hits) for how, hits in covered.items()}
+    # 95% nominal: 4 processes estimate their spread roughly (0.89 here); intervals blind to the process level
+    # cover far too rarely (0.61)
+    assert rate["processes, then rounds"] >= 0.85, rate
+    assert rate["rounds alone"] <= 0.75, rate
+
+
+def test_with_one_process_the_bootstrap_is_the_rounds_one():
+    frame = synthetic_rounds({"a": 0.1, "b": 0.0, "c": 0.0}, 12, np.random.default_rng(4)).assign(process=0)
+    factors, reference = [*AXES, "replica"], dict.fromkeys([*AXES, "replica"], 0)
+    one = blocked_factorial(frame, factors, reference, process="process", n_resamples=199)
+    rounds = blocked_factorial(frame, factors, reference, n_resamples=199)
+    pd.testing.assert_frame_equal(one, rounds)
+    assert one["process_sd"].isna().all() and (one["processes"] == 1).all()
+
+
+def test_the_noise_levels_recover_known_standard_deviations():
+    frame = synthetic_rounds({"a": 0.1, "b": 0.0, "c": 0.0}, 400, np.random.default_rng(5), noise=0.02, drift=0.0,
+                             processes=40, process_speed=0.05, process_model=0.03)
+    frame["value"] *= np.exp(np.random.default_rng(6).normal(0, 0.1, 400))[frame["block"]]  # each round's speed
+    fit = blocked_factorial(frame, [*AXES, "replica"], dict.fromkeys([*AXES, "replica"], 0), process="process",
+                            n_resamples=9).iloc[0]
+    # a block's residual holds the noise, the position trend (0.02 a place in a random order: SD 0.02 * 2.6) and
+    # its model's offset in its process
+    assert fit["block_sd"] == pytest.approx(np.sqrt(0.02 ** 2 + 0.02 ** 2 * (9 ** 2 - 1) / 12 + 0.03 ** 2), rel=0.1)
+    assert fit["round_sd"] == pytest.approx(0.1, rel=0.15)
+    assert fit["process_speed_sd"] == pytest.approx(0.05, rel=0.3)
+    # a model's offset against its process's mean offset over the 9 models: SD 0.03 * sqrt(8 / 9)
+    assert fit["process_sd"] == pytest.approx(0.03 * np.sqrt(8 / 9), rel=0.15)
+
+
 def test_the_control_reads_the_baseline_s_two_instances_not_the_main_effects_fit_that_interactions_bend():
     # a 2^2 design whose interaction the main-effects model leaves out: it misses every cell by 0.3 / 4 in log time
     rng = np.random.default_rng(2)
@@ -84,7 +135,7 @@ def test_the_control_reads_the_baseline_s_two_instances_not_the_main_effects_fit
         level = rng.uniform(-0.3, 0.3)
         for m in members:
             log_t = level + 0.2 * m["a"] + 0.2 * m["b"] + 0.3 * m["a"] * m["b"] + rng.normal(0, 0.01)
-            rows.append(m | dict(variant=f"a{m['a']}b{m['b']}", cell_id="t", repeat=r, value=np.exp(log_t)))
+            rows.append(m | dict(variant=f"a{m['a']}b{m['b']}", cell_id="t", repeat=r, process=0, value=np.exp(log_t)))
     table = pd.DataFrame(rows).assign(kind="timing", status="ok", metric="seconds_per_iter", peer="", rung="",
                                       base_config="x", setting="cpu", phase="train_step")
     fits = timing_effects(table, ("a", "b"), {"a": 0, "b": 0}, n_resamples=999)
@@ -133,7 +184,7 @@ def test_rounds_time_every_member_once_per_round_in_the_recorded_order():
     costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1) for spec in
              grid(TINY, upsample=("nearest_conv", "conv_transpose"), attn_heads=(1,), checkpoint=(False,))]
     [group] = timing_cells(costs, budget_bytes=10**12)
-    budget = RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=3, max_seconds=0.0, seed=7)
+    budget = RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=3, max_seconds=0.0, seed=7, processes=1)
     rows: list = []
     time_in_rounds(group, budget, rows)
     timed = [r for r in rows if r.metric == "seconds_per_iter"]
@@ -156,7 +207,8 @@ def test_the_rounds_stop_at_the_precision_or_at_the_cap_and_say_which(precision,
     costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1) for spec in
              grid(TINY, upsample=("nearest_conv", "conv_transpose"), attn_heads=(1,), checkpoint=(False,))]
     [group] = timing_cells(costs, budget_bytes=10**12)
-    budget = RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=10, max_seconds=max_seconds, precision=precision)
+    budget = RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=10, max_seconds=max_seconds, precision=precision,
+                          processes=1)
     rows: list = []
     time_in_rounds(group, budget, rows)
     assert {r.repeat for r in rows if r.metric == "seconds_per_iter"} == set(range(10))
@@ -175,7 +227,36 @@ def test_a_member_that_fails_leaves_a_row_and_the_others_are_still_timed(monkeyp
              Cell("cost", TINY.replace(upsample="exploding"), "cpu", batch_size=2, threads=1)]
     [group] = timing_cells(costs, budget_bytes=10**12)
     rows: list = []
-    time_in_rounds(group, RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=2, max_seconds=0.0), rows)
+    budget = RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=2, max_seconds=0.0, processes=1)
+    time_in_rounds(group, budget, rows)
     failed = [r for r in rows if r.status == "error"]
     assert len(failed) == 1 and failed[0].member == 2 and "injected failure" in failed[0].message
     assert {r.member for r in rows if r.metric == "seconds_per_iter"} == {0, 1}
+
+
+def test_rounds_spread_over_fresh_processes_and_a_member_that_fails_drops_out_of_the_later_ones(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))  # spawned processes inherit sys.path
+    import faulty_variants  # noqa: F401  registers the 'exploding' upsampler, here and (by name) in each process
+
+    costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1)
+             for spec in (TINY, TINY.replace(upsample="conv_transpose"), TINY.replace(upsample="exploding"))]
+
+    [group] = timing_cells(costs, budget_bytes=10**12)
+    budget = RoundsBudget(warmup=1, block_seconds=0.001, min_rounds=6, max_seconds=0.0, seed=3, processes=3)
+    rows: list = []
+    time_in_rounds(group, budget, rows, plugins=("faulty_variants",))
+    exploding = next(i for i, m in enumerate(group.members) if m.spec.upsample == "exploding")
+    [failed] = [r for r in rows if r.status == "error"]
+    assert (failed.member, failed.process) == (exploding, 0) and "injected failure" in failed.message
+    timed = [r for r in rows if r.metric == "seconds_per_iter" and r.phase == "train_step"]
+    live = [i for i in range(len(group.members)) if i != exploding]
+    # 6 rounds, 2 in each process, every live member once per round in that round's order
+    assert sorted({(r.process, r.repeat) for r in timed}) == [(p, r) for p in range(3) for r in (2 * p, 2 * p + 1)]
+    for round_index in range(6):
+        order = [r.member for r in sorted((r for r in timed if r.repeat == round_index), key=lambda r: r.position)]
+        assert order == [i for i in round_order(len(group.members), 3, round_index) if i in live]
+    # the first process counts, records kernels and memory; the others reuse its counts
+    assert {r.process for r in rows if r.phase == "group" and r.metric != "time_precision_target"} == {0}
+    assert {r.process for r in rows if r.metric == "sdpa_calls"} == {0}
+    flops = {r.process for r in rows if r.metric == "achieved_flop_per_s" and r.value > 0}
+    assert flops == {0, 1, 2}

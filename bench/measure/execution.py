@@ -6,13 +6,15 @@ option may move the outputs from fp32 eager (tests/test_execution.py checks it).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import time
 from dataclasses import dataclass, field
-from typing import ContextManager
+from typing import ContextManager, Sequence
 
 import torch
 
 from bench.measure.workload import Workload
+from bench.plan.cells import Cell
 from bench.plan.execution import Execution
 from bench.schema import TIMED_PHASES, Measurement
 
@@ -88,6 +90,17 @@ AUTOCAST_DTYPES = ("bfloat16", "float16")
 def torch_dtype(name: str) -> torch.dtype:
     """The torch dtype of an execution dtype: ``tf32`` computes on fp32 tensors."""
     return torch.float32 if name == "tf32" else getattr(torch, name)
+
+
+def enter_cell(cell_json: str, plugins: Sequence[str]) -> Cell:
+    """The cell a fresh process measures, with the process set up for it: the user's variant modules imported
+    first (the cell's spec may name their variants), then torch's threads and precision set."""
+    for module in plugins:  # user modules that register extra variants
+        importlib.import_module(module)
+    cell = Cell.from_json(cell_json)
+    torch.set_num_threads(cell.threads)
+    set_precision(cell.device, cell.dtype)  # quality cells too: on CUDA their dtype says whether TF32 is on
+    return cell
 
 
 def set_precision(device: torch.device | str, dtype: str) -> None:

@@ -12,6 +12,14 @@ their difference is the run's A/A control, whose true effect is zero. The matmul
 round, after its last block, and that round's ``fraction_of_peak`` rows are against it. Each member also records
 which attention kernels its phases ran (``sdpa_calls*`` rows, bench/measure/attention_kernels.py).
 
+A process's memory layout and library state can shift its timings in a way no number of rounds inside it reveals
+(Kalibera and Jones 2013 treat executions as a level of their own), so the rounds are spread over
+``budget.processes`` fresh processes, one after another, each building and warming up every member anew: the
+first ``processes - 1`` take an equal share of the rounds (of ``min_rounds`` and of ``max_seconds``), the last runs
+on until the rule below stops it. Rows record their ``process``; the report's model resamples processes, then
+rounds within them, so its intervals include the variation between processes. With ``processes`` 1 the rounds run
+in the cell's own worker.
+
 Rounds go on until the report's own model, fitted to this cell's rounds so far, gives every primary time effect
 (each axis's main effect on each phase's wall time) a 95% interval within ``budget.precision`` percentage points
 either side, or until ``budget.max_seconds``, and never fewer than ``budget.min_rounds``. The rule looks at the
@@ -25,15 +33,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import multiprocessing
 import os
+import signal
 import time
+from typing import Sequence
 
 import numpy as np
 import psutil
 import torch
 
 from bench.measure.attention_kernels import sdpa_rows
-from bench.measure.execution import compile_model, prepare, torch_dtype
+from bench.measure.execution import compile_model, enter_cell, prepare, torch_dtype
+from bench.measure.processes import guarded
 from bench.measure.flops import timed_phase_flops
 from bench.measure.speed import CPU_TIME_METHOD, WALL_METHOD, BlockTimer, MatmulPeak
 from bench.measure.workload import Workload, make_workload
@@ -65,16 +78,19 @@ class _Model:
     """One member, built and warmed up: a block timer per phase, its model FLOPs per call, and the attention
     kernels one eager call of each phase ran (recorded before compilation: attention_kernels.py says why)."""
 
-    def __init__(self, member: Cell, budget: RoundsBudget, original: _Model | None = None) -> None:
+    def __init__(self, member: Cell, budget: RoundsBudget, original: _Model | None = None,
+                 flops: dict[str, float] | None = None) -> None:
         """``original``: the model this member is a second instance of (the A/A control), whose FLOPs and attention
-        kernels it shares: the same spec, shapes and dtype make the same counts and the same kernel choices."""
+        kernels it shares: the same spec, shapes and dtype make the same counts and the same kernel choices.
+        ``flops``: the member's counts from an earlier process, which counted them and recorded its kernels."""
         workload = make_workload(member.spec, member.batch_size, member.device, build_model=model_builder(member.peer))
-        self.flops = original.flops if original else timed_phase_flops(workload.model, workload.x0, workload.sigma)
+        counted = flops or (original.flops if original else None)
+        self.flops = counted or timed_phase_flops(workload.model, workload.x0, workload.sigma)
         self.workload = prepare(workload, Execution.of(member))
         self.attention_rows: list[Measurement] = []  # a failure here is a row; the member is still timed
         if original:
             self.attention_rows = list(original.attention_rows)
-        else:
+        elif not flops:
             measure_into(self.attention_rows, BOTH_TIMED_PHASES, "sdpa_calls", lambda: sdpa_rows(self.workload))
         compile_model(self.workload)
         self.timers = {phase: BlockTimer(functools.partial(_call, self.workload, phase), member.device, budget.warmup,
@@ -91,32 +107,152 @@ def _call(workload: Workload, phase: str) -> None:
     workload.phase(phase)()  # sets the model's mode each call: the phases of one model alternate
 
 
-def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement]) -> None:
+def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement], plugins: Sequence[str] = ()) -> None:
     """Append the group's rows to ``rows`` as they are measured: memory of holding every model, then per round
     and block the seconds per call (wall and CPU), images/s, achieved FLOP/s and its fraction of the round's
-    matmul peak. A member that fails to build or run leaves a row saying why and drops out; the rest go on."""
-    models: dict[int, _Model] = {}
-    for index, member in enumerate(cell.members):
-        try:
-            models[index] = _Model(member, budget, models.get(0) if member.replica else None)
-        except PeerUnavailable as err:
-            rows.append(dataclasses.replace(failure("cell", "skipped", str(err)), member=index))
-        except Exception as err:  # one member's failure is a row; the others are still timed
-            rows.append(dataclasses.replace(exception_failure("cell", err), member=index))
-    rows += _memory_rows(cell, models)
-    rows += [dataclasses.replace(row, member=index) for index, model in models.items() for row in model.attention_rows]
-    peak = MatmulPeak(cell.device, torch_dtype(cell.dtype))
+    matmul peak. A member that fails to build or run leaves a row saying why and drops out; the rest go on.
+    ``plugins``: the user's variant modules, imported by every timing process."""
     # the model gives no interval before MIN_ROUNDS_TO_TEST rounds: no fit before then
     check_from = max(budget.min_rounds, MIN_ROUNDS_TO_TEST)
-    start, round_index, reached, why = time.perf_counter(), 0, float("nan"), None
-    while models:
-        rows += _round(cell, models, budget.seed, round_index, peak)
-        round_index += 1
-        reached = precision_so_far(cell, rows) if round_index >= check_from else float("nan")
-        why = stop_reason(budget, round_index, time.perf_counter() - start, reached)
-        if why:
+    share_rounds, share_seconds = math.ceil(budget.min_rounds / budget.processes), budget.max_seconds / budget.processes
+    members, flops = list(range(len(cell.members))), None
+    round_index, seconds, reached, why = 0, 0.0, float("nan"), None
+    for process in range(budget.processes):
+        last = process == budget.processes - 1
+        try:
+            timer = (RoundTimer(cell, budget, members, flops, process) if budget.processes == 1
+                     else SpawnedRoundTimer(cell, budget, members, flops, process, plugins))
+        except TimingProcessDied as died:
+            rows.append(died.row)
+            break
+        rows += timer.setup_rows
+        flops = flops or timer.flops
+        start, own_rounds = time.perf_counter(), 0
+        try:
+            while timer.members:
+                rows += timer.round(round_index)
+                round_index, own_rounds = round_index + 1, own_rounds + 1
+                own_seconds = time.perf_counter() - start
+                if not last:
+                    if own_rounds >= share_rounds and own_seconds >= share_seconds:
+                        break
+                    continue
+                reached = precision_so_far(cell, rows) if round_index >= check_from else float("nan")
+                why = stop_reason(budget, round_index, seconds + own_seconds, reached)
+                if why:
+                    break
+        except TimingProcessDied as died:
+            rows.append(died.row)
+            break
+        finally:
+            timer.close()
+        seconds += time.perf_counter() - start
+        members = timer.members
+        if not members:
             break
     rows += _stop_rows(reached, why, round_index, budget.precision)
+
+
+class RoundTimer:
+    """Every live member of a setting, built and warmed up in this process, timed one round at a time. The first
+    process also records what holding them takes and which attention kernels they run; later ones reuse its FLOP
+    counts (``flops``, by member)."""
+
+    def __init__(self, cell: Cell, budget: RoundsBudget, members: list[int], flops: dict[int, dict] | None,
+                 process: int) -> None:
+        self.cell, self.seed, self.process = cell, budget.seed, process
+        self.models: dict[int, _Model] = {}
+        self.setup_rows: list[Measurement] = []
+        for index in members:
+            member = cell.members[index]
+            try:
+                self.models[index] = _Model(member, budget, self.models.get(0) if member.replica else None,
+                                            flops[index] if flops else None)
+            except PeerUnavailable as err:
+                self.setup_rows.append(dataclasses.replace(failure("cell", "skipped", str(err)), member=index))
+            except Exception as err:  # one member's failure is a row; the others are still timed
+                self.setup_rows.append(dataclasses.replace(exception_failure("cell", err), member=index))
+        if flops is None:
+            self.setup_rows += _memory_rows(cell, self.models)
+            self.setup_rows += [dataclasses.replace(row, member=index) for index, model in self.models.items()
+                                for row in model.attention_rows]
+        self.setup_rows = [dataclasses.replace(row, process=process) for row in self.setup_rows]
+        self.peak = MatmulPeak(cell.device, torch_dtype(cell.dtype))
+
+    @property
+    def members(self) -> list[int]:
+        return list(self.models)
+
+    @property
+    def flops(self) -> dict[int, dict]:
+        return {index: model.flops for index, model in self.models.items()}
+
+    def round(self, round_index: int) -> list[Measurement]:
+        rows = _round(self.cell, self.models, self.seed, round_index, self.peak)
+        return [dataclasses.replace(row, process=self.process) for row in rows]
+
+    def close(self) -> None:
+        self.models.clear()
+
+
+class TimingProcessDied(Exception):
+    """A spawned timing process ended without answering (a segfault, the OOM killer); ``row`` says how."""
+
+    def __init__(self, process: int, code: int | None) -> None:
+        how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
+        self.row = failure("cell", "error", f"timing process {process} died with {how}")
+        super().__init__(self.row.message)
+
+
+class SpawnedRoundTimer:
+    """A RoundTimer in a fresh spawned process, driven round by round over a pipe: this process decides when the
+    rounds stop, the child times them. The child dies with this process (bench/measure/processes.py)."""
+
+    def __init__(self, cell: Cell, budget: RoundsBudget, members: list[int], flops: dict[int, dict] | None,
+                 process: int, plugins: Sequence[str]) -> None:
+        self.process = process
+        context = multiprocessing.get_context("spawn")
+        self.connection, child_end = context.Pipe()
+        self.child = context.Process(
+            target=guarded, name=f"bench-timing-{cell.id}-{process}",
+            args=(os.getpid(), "bench.measure.timing_cell:_serve_rounds", child_end, cell.to_json(),
+                  dataclasses.asdict(budget), members, flops, process, tuple(plugins)))
+        self.child.start()
+        child_end.close()
+        self.setup_rows, self.flops, self.members = self._answer()
+
+    def round(self, round_index: int) -> list[Measurement]:
+        self.connection.send(round_index)
+        rows, self.members = self._answer()
+        return rows
+
+    def close(self) -> None:
+        if self.child.is_alive():
+            try:
+                self.connection.send(None)
+            except OSError:  # it ended between the check and the send
+                pass
+        self.child.join()
+        self.connection.close()
+
+    def _answer(self) -> tuple:
+        try:
+            return self.connection.recv()
+        except EOFError:
+            self.child.join()
+            raise TimingProcessDied(self.process, self.child.exitcode) from None
+
+
+def _serve_rounds(connection, cell_json: str, budget: dict, members: list[int], flops: dict[int, dict] | None,
+                  process: int, plugins: tuple[str, ...]) -> None:
+    """A spawned timing process: build and warm up, then time the round each message names, until None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner alone answers Ctrl-C (bench/run/worker.py)
+    cell = enter_cell(cell_json, plugins)
+    timer = RoundTimer(cell, RoundsBudget(**budget), members, flops, process)
+    connection.send((timer.setup_rows, timer.flops, timer.members))
+    while (round_index := connection.recv()) is not None:
+        rows = timer.round(round_index)
+        connection.send((rows, timer.members))
 
 
 def stop_reason(budget: RoundsBudget, rounds: int, seconds: float, reached: float) -> str | None:

@@ -66,7 +66,8 @@ def cell_seconds(cell: Cell, rounds: RoundsBudget) -> float | None:
         members = sum(_scaled(PRIORS[Kind.TIMING]["member"], m) or 0.0 for m in cell.members)
         # a round times every member's two phases for at least a block each; rounds go on for max_seconds
         rounds_seconds = max(rounds.max_seconds, rounds.min_rounds * len(cell.members) * 2 * rounds.block_seconds)
-        return PRIORS[Kind.TIMING]["start"] + members * (1 + rounds.warmup) + rounds_seconds
+        # every timing process starts, builds and warms up each member anew
+        return rounds.processes * (PRIORS[Kind.TIMING]["start"] + members * (1 + rounds.warmup)) + rounds_seconds
     if cell.kind == Kind.COST:
         return _scaled(PRIORS[Kind.COST], cell)
     # a tuning cell trains and scores as a quality cell does

@@ -76,6 +76,7 @@ class SweepOptions:
     jobs: int | None = None
     time_limit: float | None = None         # seconds: at this much wall time the run stops, keeping what finished
     precision: float | None = None          # % points: timing rounds stop when every main effect is this precise
+    processes: int | None = None            # fresh worker processes a timing cell's rounds are spread over
 
 
 def flag(field_name: str) -> str:

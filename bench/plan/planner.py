@@ -170,6 +170,11 @@ def _resolve(options: SweepOptions) -> Sweep:
             raise ValueError(f"--precision {options.precision:g} is invalid; valid: percentage points, a positive "
                              "number (1 asks for every main effect on time within +-1%)")
         sweep = dataclasses.replace(sweep, rounds=dataclasses.replace(sweep.rounds, precision=options.precision))
+    if options.processes is not None:
+        if options.processes < 1:
+            raise ValueError(f"--processes {options.processes} is invalid; valid: a whole number of worker processes, "
+                             "1 or more (3 spreads each timing cell's rounds over three fresh processes)")
+        sweep = dataclasses.replace(sweep, rounds=dataclasses.replace(sweep.rounds, processes=options.processes))
     if sweep.design not in DESIGNS:
         raise ValueError(f"--design {sweep.design!r} is invalid; valid: {', '.join(DESIGNS)}")
     if options.design is not None and options.design != "fractional" and options.generator is None:

@@ -33,12 +33,14 @@ class RoundsBudget:
     max_seconds: float = 300.0   # the cap: no new round starts after this much time in rounds (min_rounds first)
     seed: int = 0                # round r's order is drawn from (seed, r)
     precision: float = 1.0       # stop once every main effect's 95% interval is within +- this many % points
+    processes: int = 3           # fresh worker processes the rounds are spread over (1: the cell's own worker)
 
     def __post_init__(self) -> None:
         if (self.warmup < 0 or self.min_rounds < 2 or self.block_seconds <= 0 or self.max_seconds < 0
-                or not self.precision > 0):
+                or not self.precision > 0 or self.processes < 1):
             raise ValueError(f"rounds budget {self} is invalid; valid: warmup >= 0, min_rounds >= 2, "
-                             "block_seconds > 0, max_seconds >= 0, precision > 0 (percentage points)")
+                             "block_seconds > 0, max_seconds >= 0, precision > 0 (percentage points), "
+                             "processes >= 1")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ writes its rows to a file as JSON; if it dies (segfault, OOM killer), the parent
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import multiprocessing
 import os
@@ -120,25 +119,19 @@ def device_name(device: str) -> str:
 
 def _main(cell_json: str, run_dir: str, out: str, plugins: tuple[str, ...], options: dict) -> None:
     _ignore_sigint()
-    import torch
+    from bench.measure.execution import enter_cell
 
-    for module in plugins:  # user modules that register extra variants
-        importlib.import_module(module)
-    from bench.measure.execution import set_precision
-
-    cell = Cell.from_json(cell_json)
-    torch.set_num_threads(cell.threads)
-    set_precision(cell.device, cell.dtype)  # quality cells too: on CUDA their dtype says whether TF32 is on
+    cell = enter_cell(cell_json, plugins)
     rows: list[Measurement] = []
     try:
-        _run(cell, Path(run_dir), rows, options)
+        _run(cell, Path(run_dir), rows, plugins, options)
     except Exception as err:  # one cell's failure is a row, and the sweep goes on
         rows.append(exception_failure("cell", err))
     report = {"rows": [r.as_dict() for r in rows], "device_name": device_name(cell.device)}
     atomic_write_text(Path(out), json.dumps(report))
 
 
-def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> None:
+def _run(cell: Cell, run_dir: Path, rows: list[Measurement], plugins: tuple[str, ...], options: dict) -> None:
     # Each kind's measurement code is imported only by the cells that need it: a worker starts fast.
     if cell.kind == Kind.COST:
         from bench.measure.cost_cell import measure_cost
@@ -149,7 +142,7 @@ def _run(cell: Cell, run_dir: Path, rows: list[Measurement], options: dict) -> N
         from bench.measure.timing_cell import time_in_rounds
         from bench.plan.sweep import RoundsBudget
 
-        time_in_rounds(cell, RoundsBudget(**options["rounds"]), rows)
+        time_in_rounds(cell, RoundsBudget(**options["rounds"]), rows, plugins)
         return
     from bench.measure import quality
 

@@ -22,8 +22,9 @@ from bench.store.atomic import atomic_write, atomic_write_text
 
 # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns; 4: a column per
 # declared axis, quality_preset beside the real dataset; 5: EDM2's axes (residual_join replaces skip_rescale), rung,
-# rung_index and cuda_graphs columns; 6: recipe axes (lr, lr_schedule, weight_decay, ema_decay), tune cells
-SCHEMA_VERSION = 6
+# rung_index and cuda_graphs columns; 6: recipe axes (lr, lr_schedule, weight_decay, ema_decay), tune cells;
+# 7: the process column (a timing cell's rounds spread over worker processes)
+SCHEMA_VERSION = 7
 
 
 def rows_frame(run_id: str, cell: Cell, measurements: Iterable[Measurement], **worker: str) -> pd.DataFrame:

@@ -87,11 +87,12 @@ class Derived:
 
     @cached_property
     def noise_levels(self) -> pd.DataFrame:
-        """Per setting, phase and timed metric: rounds, and the SD of one block and of the rounds (log scale)."""
+        """Per setting, phase and timed metric: rounds, processes, and the SD at each level (log scale:
+        compute/rounds_model.py)."""
         if self.timing_fits.empty:
             return pd.DataFrame()
-        return self.timing_fits.groupby(["setting", "phase", "metric"])[["n", "block_sd", "round_sd"]].first() \
-            .reset_index()
+        levels = ["n", "processes", "block_sd", "round_sd", "process_speed_sd", "process_sd"]
+        return self.timing_fits.groupby(["setting", "phase", "metric"])[levels].first().reset_index()
 
     # --- quality ---------------------------------------------------------------------------------
     @cached_property

@@ -15,9 +15,21 @@ move away from the baseline's own time (by 9% in the adm_table1 reference run), 
 carry anything but the timing's own bias.
 
 Intervals resample whole rounds (a cluster bootstrap: the round is the independent unit), percentile
-method; the two-sided p-value comes from the same resamples. With fewer than ``MIN_ROUNDS_TO_TEST`` rounds
-an effect is estimated but gets neither interval nor test. Estimates are quoted as % change,
-``100 * (exp(beta) - 1)``.
+method; the two-sided p-value comes from the same resamples. When the rounds ran in several worker processes
+(bench/measure/timing_cell.py), a process's layout can favour one model over another for all its rounds, so the
+rounds of a process are not independent: the bootstrap then resamples processes, then rounds within each drawn
+process (a two-stage bootstrap; Davison and Hinkley 1997, section 3.8), and the intervals include the variation
+between processes. With fewer than ``MIN_ROUNDS_TO_TEST`` rounds an effect is estimated but gets neither interval
+nor test. Estimates are quoted as % change, ``100 * (exp(beta) - 1)``.
+
+The noise by level, on the log scale (method-of-moments estimates of nested variance components, as Kalibera and
+Jones 2013 estimate theirs): ``block_sd``, one block around its model within its round; ``round_sd``, the rounds'
+own speed within their process (drift; the round as a block takes it out); ``process_speed_sd``, the processes'
+own speed (taken out with the rounds); ``process_sd``, a model's own speed in one process (against that
+process's speed) beyond its mean over the processes: the part no number of rounds in one process averages away,
+which the two-stage intervals include. A block's residual holds its model's offset in its process, so
+``block_sd`` includes ``process_sd``: the noise within a round alone is their difference in variance. Each process
+level is corrected for the level below it, and is NaN with one process.
 """
 from __future__ import annotations
 
@@ -36,6 +48,9 @@ CONTROL = "control"
 MIN_ROUNDS_TO_TEST = 10
 ROUNDS_MODEL_METHOD = ("OLS of log(time) with the round as a block and every axis as a main effect (statsmodels); "
           f"95% percentile cluster bootstrap over rounds ({N_RESAMPLES} resamples)")
+# Over several processes the bootstrap has two stages: the methods say so in place of the one-stage phrase.
+OVER_ROUNDS = "cluster bootstrap over rounds"
+OVER_PROCESSES = "two-stage bootstrap (processes, then rounds within each)"
 # A ladder's rungs as one factor, coded cumulatively: the column of rung k is 1 on rung k and every rung after it,
 # so its coefficient is the step from rung k - 1 to rung k.
 RUNG = "rung"
@@ -80,11 +95,12 @@ def design(frame: pd.DataFrame, factors: list[str], reference: dict) -> tuple[np
 
 
 def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, block: str = "block",
-                      value: str = "value", n_resamples: int = N_RESAMPLES,
+                      value: str = "value", process: str | None = None, n_resamples: int = N_RESAMPLES,
                       seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
     """One row per term: ``beta`` (effect on log value), its 95% bootstrap interval ``low``/``high``, the
-    bootstrap p-value and ``n`` (blocks). Also ``block_sd`` and ``round_sd``: the residual SD of one block and
-    the SD of the round effects, on the log scale (where the noise comes from)."""
+    bootstrap p-value, ``n`` (blocks) and ``processes``. ``process``: the column naming the process each block ran
+    in (blocks nest in processes); with two or more, the bootstrap has two stages. Also the noise by level on the
+    log scale (the module's docstring): ``block_sd``, ``round_sd``, ``process_speed_sd`` and ``process_sd``."""
     x, terms = design(frame, factors, reference)
     if not terms:
         return pd.DataFrame()
@@ -102,8 +118,9 @@ def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, 
     np.add.at(xtx, codes, x_w[:, :, None] * x_w[:, None, :])
     xty = np.zeros((len(blocks), x.shape[1]))
     np.add.at(xty, codes, x_w * y_w[:, None])
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(len(blocks), np.full(len(blocks), 1 / len(blocks)), size=n_resamples).astype(float)
+    block_process = (pd.factorize(pd.Series(frame[process].to_numpy()).groupby(codes).first())[0] if process
+                     else np.zeros(len(blocks), dtype=int))
+    weights = resampled_block_weights(np.random.default_rng(seed), n_resamples, block_process)
     resampled_xtx = np.einsum("rb,bij->rij", weights, xtx)
     resampled_xty = weights @ xty
     boot = np.einsum("rij,rj->ri", np.linalg.pinv(resampled_xtx), resampled_xty)
@@ -114,33 +131,85 @@ def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, 
         low, high, p = np.full_like(beta, np.nan), np.full_like(beta, np.nan), np.full_like(beta, np.nan)
     residual = y_w - x_w @ beta
     dof = max(1, len(y) - len(blocks) - len(terms))
-    round_effects = y_mean - x_mean @ beta
+    levels = noise_levels(residual @ residual / dof, residual, x, codes, y_mean - x_mean @ beta, block_process)
     return pd.DataFrame({
         "factor": [t.factor for t in terms], "reference": [t.reference for t in terms],
         "level": [t.level for t in terms], "beta": beta, "low": low, "high": high, "p_value": p,
-        "n": len(blocks), "block_sd": float(np.sqrt(residual @ residual / dof)),
-        "round_sd": float(np.std(round_effects, ddof=1)) if len(blocks) > 1 else np.nan,
+        "n": len(blocks), "processes": int(block_process.max()) + 1, **levels,
     })
+
+
+def resampled_block_weights(rng: np.random.Generator, n_resamples: int, block_process: np.ndarray) -> np.ndarray:
+    """How often each block enters each resample (``n_resamples`` x blocks). Blocks of one process: drawn with
+    replacement. Of several (``block_process``: each block's process, 0 to P - 1): processes drawn with
+    replacement, then, for each draw of a process, its blocks with replacement."""
+    n_blocks = len(block_process)
+    n_processes = int(block_process.max()) + 1
+    if n_processes == 1:
+        return rng.multinomial(n_blocks, np.full(n_blocks, 1 / n_blocks), size=n_resamples).astype(float)
+    draws = rng.multinomial(n_processes, np.full(n_processes, 1 / n_processes), size=n_resamples)
+    weights = np.zeros((n_resamples, n_blocks))
+    for process in range(n_processes):
+        own = np.flatnonzero(block_process == process)
+        weights[:, own] = rng.multinomial(draws[:, process] * len(own), np.full(len(own), 1 / len(own)))
+    return weights
+
+
+def noise_levels(block_variance: float, residual: np.ndarray, x: np.ndarray, codes: np.ndarray,
+                 round_effects: np.ndarray, block_process: np.ndarray) -> dict[str, float]:
+    """The SD at each level (the module's docstring) from a fit's within-round residuals (rows), design rows ``x``
+    (a model is a distinct row), each row's block ``codes``, the blocks' own effects and their processes."""
+    n_processes = int(block_process.max()) + 1
+    n_blocks = len(round_effects)
+    process_mean = np.bincount(block_process, round_effects) / np.bincount(block_process)
+    within = round_effects - process_mean[block_process]
+    round_var = within @ within / (n_blocks - n_processes) if n_blocks > n_processes else np.nan
+    levels = {"block_sd": float(np.sqrt(block_variance)), "round_sd": float(np.sqrt(round_var)),
+              "process_speed_sd": np.nan, "process_sd": np.nan}
+    if n_processes < 2:
+        return levels
+    rounds_per_process = n_blocks / n_processes
+    speed_var = np.var(process_mean, ddof=1) - round_var / rounds_per_process
+    # a model's mean residual per process, against its mean over the processes
+    model = np.unique(x, axis=0, return_inverse=True)[1].ravel()
+    cell = pd.DataFrame({"model": model, "process": block_process[codes], "residual": residual})
+    means = cell.groupby(["model", "process"])["residual"].agg(["mean", "size"]).reset_index()
+    deviation = means["mean"] - means.groupby("model")["mean"].transform("mean")
+    spread = (deviation ** 2).sum() / (means["model"].nunique() * (n_processes - 1))
+    # a block's residual holds its model's offset in its process: spread = var_p + (block_var - var_p) * share,
+    # with share the mean of 1 / rounds over a model's processes
+    share = np.mean(1 / means["size"])
+    model_var = (spread - block_variance * share) / (1 - share)
+    levels["process_speed_sd"] = float(np.sqrt(max(0.0, speed_var)))
+    levels["process_sd"] = float(np.sqrt(max(0.0, model_var)))
+    return levels
 
 
 def _control_from_its_own_instances(fit: pd.DataFrame, instances: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
     """``fit`` with its control row (factor ``replica``) estimated from the baseline's two instances alone."""
-    own = blocked_factorial(instances, ["replica"], {"replica": 0}, n_resamples=n_resamples)
+    own = blocked_factorial(instances, ["replica"], {"replica": 0}, process="process", n_resamples=n_resamples)
     if own.empty:
         return fit
     row = fit["factor"] == "replica"
     for column in ("beta", "low", "high", "p_value", "n"):
         fit.loc[row, column] = own[column].iloc[0]
-    fit.loc[row, "method"] = CONTROL_METHOD
+    fit.loc[row, "method"] = _over_processes(CONTROL_METHOD, own["processes"].iloc[0])
     return fit
+
+
+def _over_processes(method: str, processes: int) -> str:
+    """A method's words for the bootstrap its fit used: over rounds, or over processes then rounds."""
+    return method.replace(OVER_ROUNDS, OVER_PROCESSES) if processes > 1 else method
 
 
 def timing_blocks(table: pd.DataFrame) -> pd.DataFrame:
     """The timed rows of our variants' timing blocks (peers excluded), with a ``block`` column: the round
-    within its timing cell (groups of one setting share the baseline, so they fit together)."""
+    within its timing cell (groups of one setting share the baseline, so they fit together); and a ``process``
+    column: the worker process within its timing cell (a table from before processes were recorded: one)."""
     rows = table[(table["kind"] == Kind.TIMING) & (table["status"] == "ok") & table["metric"].isin(TIMED_METRICS)
                  & (table["peer"] == "") & table["value"].gt(0)]
-    return rows.assign(block=rows["cell_id"] + "/" + rows["repeat"].astype(str))
+    return rows.assign(block=rows["cell_id"] + "/" + rows["repeat"].astype(str),
+                       process=rows["cell_id"] + "/" + rows["process"].fillna(0).astype(str))
 
 
 def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
@@ -153,10 +222,12 @@ def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
                                                               sort=True):
         ladder = (frame["rung"] != "").all()  # a ladder's steps change several axes at once: fit the rungs
         factors = [RUNG, "replica"] if ladder else [*axes, "replica"]
-        fit = blocked_factorial(frame, factors, reference | {"replica": 0}, n_resamples=n_resamples)
+        fit = blocked_factorial(frame, factors, reference | {"replica": 0}, process="process",
+                                n_resamples=n_resamples)
         if fit.empty:
             continue
-        fit["method"] = LADDER_MODEL_METHOD if ladder else ROUNDS_MODEL_METHOD
+        fit["method"] = _over_processes(LADDER_MODEL_METHOD if ladder else ROUNDS_MODEL_METHOD,
+                                        fit["processes"].iloc[0])
         baseline = frame.loc[frame["replica"] == 1, "variant"]
         if len(baseline):
             fit = _control_from_its_own_instances(fit, frame[frame["variant"] == baseline.iloc[0]], n_resamples)

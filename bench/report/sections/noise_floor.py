@@ -17,6 +17,12 @@ def noise_section(derived: Derived) -> Section:
                       "it does nothing). Neither may come out resolved; if one does, the timing has a bias the "
                       "design did not remove. Noise by level: the residual SD of one timed block within its round, "
                       "and the SD of the rounds' own speed (drift the round-as-block model takes out).")
+    if (derived.noise_levels.get("processes", pd.Series(dtype=int)) > 1).any():
+        section.note += (" The rounds ran in several fresh processes: their own speed is taken out with the rounds, "
+                         "but a process's layout can also favour one model over another for all its rounds. That "
+                         "part (a model in its process) is in every time effect's interval, which resamples "
+                         "processes, then rounds within them; the shares say how much of a block's variance each "
+                         "level holds.")
     null = controls(effects)
     if null.empty:
         section.note = "This run has no timing rounds, so no timing control and no noise floor."
@@ -38,12 +44,25 @@ def noise_section(derived: Derived) -> Section:
 
 
 def noise_levels(levels: pd.DataFrame) -> pd.DataFrame:
-    """The noise by level in percent, from ``Derived.noise_levels``."""
+    """The noise by level in percent, from ``Derived.noise_levels``; with the process levels and each level's share
+    of the variance when some setting's rounds ran in several processes."""
     if levels.empty:
         return pd.DataFrame()
-    return pd.DataFrame({"setting": levels["setting"], "phase": levels["phase"], "metric": levels["metric"],
-                         "rounds": levels["n"], "one block, within its round [%]": (100 * levels["block_sd"]).round(2),
-                         "between rounds [%]": (100 * levels["round_sd"]).round(2)})
+    table = pd.DataFrame({"setting": levels["setting"], "phase": levels["phase"], "metric": levels["metric"],
+                          "rounds": levels["n"], "one block, within its round [%]": (100 * levels["block_sd"]).round(2),
+                          "between rounds [%]": (100 * levels["round_sd"]).round(2)})
+    if not (levels["processes"] > 1).any():
+        return table
+    process = levels["process_sd"].fillna(0) ** 2
+    variance = {"within a round": levels["block_sd"] ** 2 - process, "rounds": levels["round_sd"] ** 2,
+                "processes' speed": levels["process_speed_sd"].fillna(0) ** 2, "a model in its process": process}
+    total = sum(variance.values())
+    table.insert(4, "processes", levels["processes"])
+    table["processes' own speed [%]"] = (100 * levels["process_speed_sd"]).round(2)
+    table["a model in its process [%]"] = (100 * levels["process_sd"]).round(2)
+    for level, part in variance.items():
+        table[f"share: {level}"] = (100 * part / total).round(0).astype("Int64").astype(str) + "%"
+    return table
 
 
 def load_table(busy: pd.DataFrame) -> pd.DataFrame:
