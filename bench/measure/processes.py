@@ -32,6 +32,12 @@ def guarded(parent: int, target: str, *args: Any) -> None:
     getattr(importlib.import_module(module), function)(*args)
 
 
+def how_it_ended(exit_code: int | None) -> str:
+    """A process's exit code in words: ``signal SIGKILL`` (a negative code, as multiprocessing gives it) or
+    ``exit code N``."""
+    return f"signal {signal.Signals(-exit_code).name}" if exit_code and exit_code < 0 else f"exit code {exit_code}"
+
+
 @contextlib.contextmanager
 def child_environment(**values: str) -> Iterator[None]:
     """Environment variables for the processes started inside, which read them as they start (glibc's malloc,

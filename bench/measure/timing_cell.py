@@ -46,8 +46,8 @@ import torch
 
 from bench.measure.attention_kernels import sdpa_rows
 from bench.measure.execution import compile_model, enter_cell, prepare, torch_dtype
-from bench.measure.processes import guarded
 from bench.measure.flops import timed_phase_flops
+from bench.measure.processes import guarded, how_it_ended
 from bench.measure.speed import CPU_TIME_METHOD, WALL_METHOD, BlockTimer, MatmulPeak
 from bench.measure.workload import Workload, make_workload
 from bench.models.peers import PeerUnavailable, model_builder
@@ -199,8 +199,7 @@ class TimingProcessDied(Exception):
     """A spawned timing process ended without answering (a segfault, the OOM killer); ``row`` says how."""
 
     def __init__(self, process: int, code: int | None) -> None:
-        how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
-        self.row = failure("cell", "error", f"timing process {process} died with {how}")
+        self.row = failure("cell", "error", f"timing process {process} died with {how_it_ended(code)}")
         super().__init__(self.row.message)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from bench.measure.processes import child_environment, guarded
+from bench.measure.processes import child_environment, guarded, how_it_ended
 from bench.plan.cells import Cell
 from bench.schema import KINDS, Kind, Measurement, exception_failure, failure
 from bench.store.atomic import atomic_write_text
@@ -71,8 +71,7 @@ class RunningCell:
         rows = [Measurement(**r) for r in report["rows"]]
         code = self.proc.exitcode
         if code != 0:
-            why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            rows.append(failure("cell", "error", f"worker process died with {why}"))
+            rows.append(failure("cell", "error", f"worker process died with {how_it_ended(code)}"))
         return CellResult(self.cell, rows, socket.gethostname(), report["device_name"],
                           time.perf_counter() - self.started)
 
