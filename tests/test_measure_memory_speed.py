@@ -95,6 +95,14 @@ def test_a_block_times_wall_and_cpu_seconds_per_call():
     assert len(calls) == timer.number >= 1 and wall > 0 and cpu >= 0
 
 
+def test_a_block_timer_told_its_calls_per_block_warms_up_without_a_calibrating_call():
+    calls = []
+    timer = BlockTimer(lambda: calls.append(1), "cpu", warmup=2, block_seconds=10.0, number=3)
+    assert (len(calls), timer.number) == (2, 3)
+    timer()
+    assert len(calls) == 5
+
+
 def test_train_step_updates_weights_and_inference_does_not():
     workload = make_workload(TINY, 2)
     before = [p.detach().clone() for p in workload.model.parameters()]

@@ -194,7 +194,9 @@ def test_the_estimate_scales_each_kind_s_measured_prior():
     wider = Cell("cost", BASES["fmnist28"].replace(ch=128), "cpu", batch_size=16, base_config="fmnist28[ch=128]")
     assert cell_seconds(wider, rounds) > 3 * cell_seconds(base, rounds)  # ~4x the parameters
     timing = Cell("timing", None, "cpu", base_config="fmnist28", members=(base, base))
-    processes = rounds.processes  # each starts, builds and warms up both members
-    assert cell_seconds(timing, rounds) == pytest.approx(processes * (PRIORS["timing"]["start"] + 2 * 2 *
-                                                                      PRIORS["timing"]["member"]["fmnist28"]) + 100.0)
+    # each process starts and sets up both members: the first counts them too, so it takes longer
+    priors, processes = PRIORS["timing"], rounds.processes
+    set_up = 2 * (priors["first"]["fmnist28"] + (processes - 1) * priors["later"]["fmnist28"])
+    assert cell_seconds(timing, rounds) == pytest.approx(processes * priors["start"] + set_up + 100.0)
+    assert priors["first"]["fmnist28"] > priors["later"]["fmnist28"]
     assert cell_seconds(Cell("cost", BASES["fmnist28"], "cuda", batch_size=16, base_config="fmnist28"), rounds) is None

@@ -2,6 +2,7 @@
 is asserted."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.measure.timing_cell import round_order, time_in_rounds
+from bench.measure.timing_cell import RoundTimer, round_order, time_in_rounds
 from bench.models.sizes import planned_state_bytes
 from bench.plan.cells import Cell
 from bench.plan.designs import grid
@@ -260,3 +261,17 @@ def test_rounds_spread_over_fresh_processes_and_a_member_that_fails_drops_out_of
     assert {r.process for r in rows if r.metric == "sdpa_calls"} == {0}
     flops = {r.process for r in rows if r.metric == "achieved_flop_per_s" and r.value > 0}
     assert flops == {0, 1, 2}
+
+
+def test_a_later_process_times_blocks_of_its_first_process_length_and_reuses_its_counts():
+    costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1) for spec in (TINY, TINY.replace(time_injection="film"))]
+    [group] = timing_cells(costs, budget_bytes=10**12)
+    budget = RoundsBudget(warmup=1, block_seconds=0.05, min_rounds=2, max_seconds=0.0)
+    members = list(range(len(group.members)))
+    first = RoundTimer(group, budget, members, None, 0)
+    counted = first.counted
+    assert all(c.calls_per_block["inference"] > 1 and c.flops["train_step"] > 0 for c in counted.values())
+    # told blocks ten times as long, a later process still times the first one's calls per block
+    later = RoundTimer(group, dataclasses.replace(budget, block_seconds=0.5), members, counted, 1)
+    assert later.counted == counted
+    assert not any(r.phase == "group" or r.metric == "sdpa_calls" for r in later.setup_rows)

@@ -24,14 +24,15 @@ MATMULS = ("torch.mm", "1x1 conv, channels_last")
 
 class BlockTimer:
     """Seconds per call of ``fn``, one block of calls at a time; ``warmup`` untimed calls first, then as many
-    calls per block as make a block last at least ``block_seconds`` (one timed call decides)."""
+    calls per block as make a block last at least ``block_seconds`` (one timed call decides), or ``number``
+    calls where the caller already knows how many."""
 
     def __init__(self, fn: Callable[[], object], device: torch.device | str, warmup: int,
-                 block_seconds: float) -> None:
+                 block_seconds: float, number: int | None = None) -> None:
         self.fn, self.device, self.number = fn, torch.device(device), 1
         for _ in range(warmup):
             fn()
-        self.number = max(1, math.ceil(block_seconds / self()[0]))
+        self.number = number or max(1, math.ceil(block_seconds / self()[0]))
 
     def __call__(self) -> tuple[float, float]:
         """(wall seconds, CPU seconds) per call over one block."""

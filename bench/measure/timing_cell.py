@@ -14,9 +14,10 @@ which attention kernels its phases ran (``sdpa_calls*`` rows, bench/measure/atte
 
 A process's memory layout and library state can shift its timings in a way no number of rounds inside it reveals
 (Kalibera and Jones 2013 treat executions as a level of their own), so the rounds are spread over
-``budget.processes`` fresh processes, one after another, each building and warming up every member anew: the
-first ``processes - 1`` take an equal share of the rounds (of ``min_rounds`` and of ``max_seconds``), the last runs
-on until the rule below stops it. Rows record their ``process``; the report's model resamples processes, then
+``budget.processes`` fresh processes, one after another, each building and warming up every member anew (the first
+also counts each member's FLOPs and sets its calls per block; the later ones reuse both, so every process times
+blocks of the same length): the first ``processes - 1`` take an equal share of the rounds (of ``min_rounds`` and
+of ``max_seconds``), the last runs on until the rule below stops it. Rows record their ``process``; the report's model resamples processes, then
 rounds within them, so its intervals include the variation between processes. With ``processes`` 1 the rounds run
 in the cell's own worker.
 
@@ -64,8 +65,8 @@ from bench.store.folder import rows_frame
 from variants import AXES
 
 PRECISION_METHOD = ("widest 95% interval half-width, in percentage points, of the main effects on wall time "
-                    "(rounds_model, this cell's rounds); message: why the rounds stopped (precision, cap, or every member "
-                    "failed)")
+                    "(rounds_model, this cell's rounds); message: why the rounds stopped (precision, cap, or every "
+                    "member failed)")
 
 
 def round_order(size: int, seed: int, round_index: int) -> list[int]:
@@ -74,27 +75,41 @@ def round_order(size: int, seed: int, round_index: int) -> list[int]:
     return np.random.default_rng([seed, round_index]).permutation(size).tolist()
 
 
+@dataclasses.dataclass(frozen=True)
+class Counted:
+    """What a member's first process measured once for every process: model FLOPs per call and calls per block,
+    by phase."""
+
+    flops: dict[str, float]
+    calls_per_block: dict[str, int]
+
+
 class _Model:
     """One member, built and warmed up: a block timer per phase, its model FLOPs per call, and the attention
     kernels one eager call of each phase ran (recorded before compilation: attention_kernels.py says why)."""
 
     def __init__(self, member: Cell, budget: RoundsBudget, original: _Model | None = None,
-                 flops: dict[str, float] | None = None) -> None:
+                 counted: Counted | None = None) -> None:
         """``original``: the model this member is a second instance of (the A/A control), whose FLOPs and attention
         kernels it shares: the same spec, shapes and dtype make the same counts and the same kernel choices.
-        ``flops``: the member's counts from an earlier process, which counted them and recorded its kernels."""
+        ``counted``: what an earlier process, which also recorded the member's kernels, measured of it."""
         workload = make_workload(member.spec, member.batch_size, member.device, build_model=model_builder(member.peer))
-        counted = flops or (original.flops if original else None)
-        self.flops = counted or timed_phase_flops(workload.model, workload.x0, workload.sigma)
+        self.flops = (counted.flops if counted else original.flops if original
+                      else timed_phase_flops(workload.model, workload.x0, workload.sigma))
         self.workload = prepare(workload, Execution.of(member))
         self.attention_rows: list[Measurement] = []  # a failure here is a row; the member is still timed
         if original:
             self.attention_rows = list(original.attention_rows)
-        elif not flops:
+        elif not counted:
             measure_into(self.attention_rows, BOTH_TIMED_PHASES, "sdpa_calls", lambda: sdpa_rows(self.workload))
         compile_model(self.workload)
         self.timers = {phase: BlockTimer(functools.partial(_call, self.workload, phase), member.device, budget.warmup,
-                                         budget.block_seconds) for phase in TIMED_PHASES}
+                                         budget.block_seconds, counted.calls_per_block[phase] if counted else None)
+                       for phase in TIMED_PHASES}
+
+    @property
+    def counted(self) -> Counted:
+        return Counted(self.flops, {phase: timer.number for phase, timer in self.timers.items()})
 
     def state_bytes(self) -> int:
         tensors = [t for p in self.workload.model.parameters() for t in (p, p.grad) if t is not None]
@@ -115,18 +130,18 @@ def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement], pl
     # the model gives no interval before MIN_ROUNDS_TO_TEST rounds: no fit before then
     check_from = max(budget.min_rounds, MIN_ROUNDS_TO_TEST)
     share_rounds, share_seconds = math.ceil(budget.min_rounds / budget.processes), budget.max_seconds / budget.processes
-    members, flops = list(range(len(cell.members))), None
+    members, counted = list(range(len(cell.members))), None
     round_index, seconds, reached, why = 0, 0.0, float("nan"), None
     for process in range(budget.processes):
         last = process == budget.processes - 1
         try:
-            timer = (RoundTimer(cell, budget, members, flops, process) if budget.processes == 1
-                     else SpawnedRoundTimer(cell, budget, members, flops, process, plugins))
+            timer = (RoundTimer(cell, budget, members, counted, process) if budget.processes == 1
+                     else SpawnedRoundTimer(cell, budget, members, counted, process, plugins))
         except TimingProcessDied as died:
             rows.append(died.row)
             break
         rows += timer.setup_rows
-        flops = flops or timer.flops
+        counted = counted or timer.counted
         start, own_rounds = time.perf_counter(), 0
         try:
             while timer.members:
@@ -155,10 +170,10 @@ def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement], pl
 
 class RoundTimer:
     """Every live member of a setting, built and warmed up in this process, timed one round at a time. The first
-    process also records what holding them takes and which attention kernels they run; later ones reuse its FLOP
-    counts (``flops``, by member)."""
+    process also records what holding them takes and which attention kernels they run; later ones reuse what it
+    counted (``counted``, by member)."""
 
-    def __init__(self, cell: Cell, budget: RoundsBudget, members: list[int], flops: dict[int, dict] | None,
+    def __init__(self, cell: Cell, budget: RoundsBudget, members: list[int], counted: dict[int, Counted] | None,
                  process: int) -> None:
         self.cell, self.seed, self.process = cell, budget.seed, process
         self.models: dict[int, _Model] = {}
@@ -167,12 +182,12 @@ class RoundTimer:
             member = cell.members[index]
             try:
                 self.models[index] = _Model(member, budget, self.models.get(0) if member.replica else None,
-                                            flops[index] if flops else None)
+                                            counted[index] if counted else None)
             except PeerUnavailable as err:
                 self.setup_rows.append(dataclasses.replace(failure("cell", "skipped", str(err)), member=index))
             except Exception as err:  # one member's failure is a row; the others are still timed
                 self.setup_rows.append(dataclasses.replace(exception_failure("cell", err), member=index))
-        if flops is None:
+        if counted is None:
             self.setup_rows += _memory_rows(cell, self.models)
             self.setup_rows += [dataclasses.replace(row, member=index) for index, model in self.models.items()
                                 for row in model.attention_rows]
@@ -184,8 +199,8 @@ class RoundTimer:
         return list(self.models)
 
     @property
-    def flops(self) -> dict[int, dict]:
-        return {index: model.flops for index, model in self.models.items()}
+    def counted(self) -> dict[int, Counted]:
+        return {index: model.counted for index, model in self.models.items()}
 
     def round(self, round_index: int) -> list[Measurement]:
         rows = _round(self.cell, self.models, self.seed, round_index, self.peak)
@@ -207,7 +222,7 @@ class SpawnedRoundTimer:
     """A RoundTimer in a fresh spawned process, driven round by round over a pipe: this process decides when the
     rounds stop, the child times them. The child dies with this process (bench/measure/processes.py)."""
 
-    def __init__(self, cell: Cell, budget: RoundsBudget, members: list[int], flops: dict[int, dict] | None,
+    def __init__(self, cell: Cell, budget: RoundsBudget, members: list[int], counted: dict[int, Counted] | None,
                  process: int, plugins: Sequence[str]) -> None:
         self.process = process
         context = multiprocessing.get_context("spawn")
@@ -215,10 +230,10 @@ class SpawnedRoundTimer:
         self.child = context.Process(
             target=guarded, name=f"bench-timing-{cell.id}-{process}",
             args=(os.getpid(), "bench.measure.timing_cell:_serve_rounds", child_end, cell.to_json(),
-                  dataclasses.asdict(budget), members, flops, process, tuple(plugins)))
+                  dataclasses.asdict(budget), members, counted, process, tuple(plugins)))
         self.child.start()
         child_end.close()
-        self.setup_rows, self.flops, self.members = self._answer()
+        self.setup_rows, self.counted, self.members = self._answer()
 
     def round(self, round_index: int) -> list[Measurement]:
         self.connection.send(round_index)
@@ -242,13 +257,13 @@ class SpawnedRoundTimer:
             raise TimingProcessDied(self.process, self.child.exitcode) from None
 
 
-def _serve_rounds(connection, cell_json: str, budget: dict, members: list[int], flops: dict[int, dict] | None,
+def _serve_rounds(connection, cell_json: str, budget: dict, members: list[int], counted: dict[int, Counted] | None,
                   process: int, plugins: tuple[str, ...]) -> None:
     """A spawned timing process: build and warm up, then time the round each message names, until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner alone answers Ctrl-C (bench/run/worker.py)
     cell = enter_cell(cell_json, plugins)
-    timer = RoundTimer(cell, RoundsBudget(**budget), members, flops, process)
-    connection.send((timer.setup_rows, timer.flops, timer.members))
+    timer = RoundTimer(cell, RoundsBudget(**budget), members, counted, process)
+    connection.send((timer.setup_rows, timer.counted, timer.members))
     while (round_index := connection.recv()) is not None:
         rows = timer.round(round_index)
         connection.send((rows, timer.members))

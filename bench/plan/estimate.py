@@ -1,9 +1,8 @@
 """How long a plan will take, from measured priors per kind of cell and network (priors.toml), before any work.
 
 A cost cell's prior is scaled to its network by parameter count and to its batch; a timing cell is its rounds
-budget plus building and warming up its members; every cell but a timing or compiled cost cell runs ``jobs`` at a
-time. A cell
-no prior covers (a CUDA cell, a quality preset never timed here) is counted apart, never guessed.
+budget plus each process's start and its members' set-up (more in the first process, which counts); every cell
+but a timing or compiled cost cell runs ``jobs`` at a time. A cell no prior covers (a CUDA cell, a quality preset never timed here) is counted apart, never guessed.
 """
 from __future__ import annotations
 
@@ -63,11 +62,12 @@ def cell_seconds(cell: Cell, rounds: RoundsBudget) -> float | None:
     if cell.device != "cpu":
         return None
     if cell.kind == Kind.TIMING:
-        members = sum(_scaled(PRIORS[Kind.TIMING]["member"], m) or 0.0 for m in cell.members)
+        priors = PRIORS[Kind.TIMING]
+        first, later = (sum(_scaled(priors[which], m) or 0.0 for m in cell.members) for which in ("first", "later"))
         # a round times every member's two phases for at least a block each; rounds go on for max_seconds
         rounds_seconds = max(rounds.max_seconds, rounds.min_rounds * len(cell.members) * 2 * rounds.block_seconds)
-        # every timing process starts, builds and warms up each member anew
-        return rounds.processes * (PRIORS[Kind.TIMING]["start"] + members * (1 + rounds.warmup)) + rounds_seconds
+        # every timing process starts, builds and warms up each member anew; the first also counts and calibrates
+        return rounds.processes * priors["start"] + first + (rounds.processes - 1) * later + rounds_seconds
     if cell.kind == Kind.COST:
         return _scaled(PRIORS[Kind.COST], cell)
     # a tuning cell trains and scores as a quality cell does
