@@ -262,10 +262,13 @@ def widest_half_width(effects: pd.DataFrame) -> float:
 def timing_stops(table: pd.DataFrame) -> pd.DataFrame:
     """One row per timing cell that recorded how its rounds stopped: ``base_config``, ``setting``, ``target`` and
     ``reached`` (% points; NaN: no interval), ``rounds`` and ``why`` (timing_cell's message: precision, cap, or every
-    member failed; NaN with no interval)."""
+    member failed; NaN with no interval), and ``rounds_for_target``: the fewest rounds that could reach the target
+    at the noise seen. A half-width falls as 1/sqrt(rounds) where the noise is between rounds; the part between
+    processes does not fall with more rounds in them, so this is a lower bound."""
     timing = table[table["kind"] == Kind.TIMING]
     asked = timing[timing["metric"] == "time_precision_target"]
     reached = timing[timing["metric"] == "time_precision"].set_index("cell_id").reindex(asked["cell_id"])
-    return pd.DataFrame({"base_config": asked["base_config"].to_numpy(), "setting": asked["setting"].to_numpy(),
-                         "target": asked["value"].to_numpy(), "reached": reached["value"].to_numpy(),
-                         "rounds": asked["n"].to_numpy(), "why": reached["message"].to_numpy()})
+    out = pd.DataFrame({"base_config": asked["base_config"].to_numpy(), "setting": asked["setting"].to_numpy(),
+                        "target": asked["value"].to_numpy(), "reached": reached["value"].to_numpy(),
+                        "rounds": asked["n"].to_numpy(), "why": reached["message"].to_numpy()})
+    return out.assign(rounds_for_target=np.ceil(out["rounds"] * (out["reached"] / out["target"]) ** 2))

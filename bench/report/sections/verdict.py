@@ -79,7 +79,8 @@ def precision_sentences(table: pd.DataFrame) -> list[str]:
             out.append(f"{where}: reached ±{stop.reached:.2g}% in {stop.rounds:.0f} rounds (asked ±{stop.target:g}%).")
         elif stop.why == "cap":
             out.append(f"{where}: stopped at the cap after {stop.rounds:.0f} rounds with ±{stop.reached:.2g}%: not "
-                       f"the ±{stop.target:g}% asked for.")
+                       f"the ±{stop.target:g}% asked for, which at this noise needs at least "
+                       f"{stop.rounds_for_target:.0f} rounds.")
         else:
             out.append(f"{where}: ±{stop.reached:.2g}% after {stop.rounds:.0f} rounds, when {stop.why}: not the "
                        f"±{stop.target:g}% asked for.")
