@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.measure.timing_cell import RoundTimer, round_order, time_in_rounds
+from bench.measure.rounds import RoundTimer, round_order
+from bench.measure.timing_cell import time_in_rounds
 from bench.models.sizes import planned_state_bytes
 from bench.plan.cells import Cell
 from bench.plan.designs import grid

@@ -15,13 +15,12 @@ from __future__ import annotations
 import gc
 import importlib
 import json
-import multiprocessing
 import os
 from pathlib import Path
 
 import torch
 
-from bench.measure.processes import child_environment, guarded
+from bench.measure.processes import spawn_guarded
 from bench.measure.workload import Workload, make_workload
 from bench.models.sizes import saved_bytes
 from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, Measurement, exception_failure
@@ -59,11 +58,8 @@ def cuda_peak_memory(workload: Workload, warmup: int = 1) -> list[Measurement]:
 def cpu_peak_rss(spec: UNetSpec, batch_size: int, threads: int, scratch: Path) -> list[Measurement]:
     """Run the measurement in a fresh spawned process so nothing else this process did is counted."""
     out = scratch / f"rss-{spec.hash}-{os.getpid()}.json"
-    ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=guarded, args=(os.getpid(), "bench.measure.memory:_rss_worker", spec.to_json(),
-                                             batch_size, threads, str(out), _variant_modules(spec)))
-    with child_environment(MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD_BYTES)):
-        proc.start()
+    proc = spawn_guarded("bench.measure.memory:_rss_worker", spec.to_json(), batch_size, threads, str(out),
+                         _variant_modules(spec), MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD_BYTES))
     proc.join()
     if proc.exitcode != 0 or not out.exists():
         raise RuntimeError(f"peak-RSS worker exited with code {proc.exitcode}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib
+import multiprocessing
 import os
 import signal
 import sys
@@ -30,6 +31,16 @@ def guarded(parent: int, target: str, *args: Any) -> None:
         os._exit(0)
     module, _, function = target.partition(":")
     getattr(importlib.import_module(module), function)(*args)
+
+
+def spawn_guarded(target: str, *args: Any, name: str | None = None, **environment: str) -> multiprocessing.Process:
+    """A fresh spawned process, started, that runs ``target`` ("module:function") with ``args`` and dies with this
+    one; ``environment``: variables it reads as it starts (child_environment)."""
+    process = multiprocessing.get_context("spawn").Process(target=guarded, args=(os.getpid(), target, *args),
+                                                           name=name)
+    with child_environment(**environment):
+        process.start()
+    return process
 
 
 def how_it_ended(exit_code: int | None) -> str:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
-import os
 import signal
 import socket
 import time
@@ -16,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from bench.measure.processes import child_environment, guarded, how_it_ended
+from bench.measure.processes import how_it_ended, spawn_guarded
 from bench.plan.cells import Cell
 from bench.schema import KINDS, Kind, Measurement, exception_failure, failure
 from bench.store.atomic import atomic_write_text
@@ -42,16 +40,13 @@ class RunningCell:
         scratch.mkdir(parents=True, exist_ok=True)
         self.out = scratch / f"{cell.id}.json"
         self.out.unlink(missing_ok=True)
-        ctx = multiprocessing.get_context("spawn")
-        self.proc = ctx.Process(target=guarded, args=(os.getpid(), "bench.run.worker:_main", cell.to_json(),
-                                                      str(run_dir), str(self.out), plugins, options),
-                                name=f"bench-cell-{cell.id}")
         # A cell beside others waits for work asleep: libgomp's waiting threads spin by default, taking the core
         # a neighbour needs (6 cost cells two at a time took 95 s spinning, 38 s asleep, 66 s one at a time).
         # A cell that times keeps the default it is timed under.
         waiting = {} if cell.runs_alone else {"OMP_WAIT_POLICY": "PASSIVE"}
-        with _sigint_held(), child_environment(**waiting):
-            self.proc.start()
+        with _sigint_held():
+            self.proc = spawn_guarded("bench.run.worker:_main", cell.to_json(), str(run_dir), str(self.out), plugins,
+                                      options, name=f"bench-cell-{cell.id}", **waiting)
 
     @property
     def sentinel(self) -> int:
