@@ -6,7 +6,7 @@ import torch
 
 from bench.measure.memory import cpu_peak_rss, saved_tensor_bytes
 from bench.measure.speed import BlockTimer, MatmulPeak, matmul_as_conv
-from bench.measure.timing_cell import RoundsBudget
+from bench.plan.sweep import RoundsBudget
 from bench.measure.workload import make_workload
 from bench.models.sizes import planned_state_bytes, planned_step_bytes
 from variants import BASES

@@ -194,9 +194,14 @@ def test_the_estimate_scales_each_kind_s_measured_prior():
     wider = Cell("cost", BASES["fmnist28"].replace(ch=128), "cpu", batch_size=16, base_config="fmnist28[ch=128]")
     assert cell_seconds(wider, rounds) > 3 * cell_seconds(base, rounds)  # ~4x the parameters
     timing = Cell("timing", None, "cpu", base_config="fmnist28", members=(base, base))
-    # each process starts and sets up both members: the first counts them too, so it takes longer
+    # each process starts and sets up both members: the first counts them too, so it takes longer; a later one's
+    # set-up is its warm-up calls, measured at priors["warmup"] of them (here one fewer in every process)
     priors, processes = PRIORS["timing"], rounds.processes
-    set_up = 2 * (priors["first"]["fmnist28"] + (processes - 1) * priors["later"]["fmnist28"])
+    call = priors["later"]["fmnist28"] / priors["warmup"]
+    set_up = 2 * (priors["first"]["fmnist28"] - call + (processes - 1) * call * rounds.warmup)
+    assert (rounds.warmup, priors["warmup"]) == (1, 2)
     assert cell_seconds(timing, rounds) == pytest.approx(processes * priors["start"] + set_up + 100.0)
     assert priors["first"]["fmnist28"] > priors["later"]["fmnist28"]
+    warmer = RoundsBudget(warmup=5, block_seconds=0.1, min_rounds=10, max_seconds=100.0)
+    assert cell_seconds(timing, warmer) == pytest.approx(cell_seconds(timing, rounds) + 2 * 4 * call * processes)
     assert cell_seconds(Cell("cost", BASES["fmnist28"], "cuda", batch_size=16, base_config="fmnist28"), rounds) is None

@@ -122,12 +122,15 @@ class RoundTimer:
         self.models.clear()
 
 
-def serve_rounds(connection, cell_json: str, budget: dict, members: list[int], counted: dict[int, Counted] | None,
-                  process: int, plugins: tuple[str, ...]) -> None:
-    """A spawned timing process: build and warm up, then time the round each message names, until None."""
+def serve_rounds(connection, cell_json: str, budget: dict, members: list[int], counted: dict[int, dict] | None,
+                 process: int, plugins: tuple[str, ...]) -> None:
+    """A spawned timing process: build and warm up, then time the round each message names, until None.
+    ``counted``: each member's Counted as a plain dict, so unpickling the arguments imports nothing heavy before
+    the process has asked to die with its parent (bench/measure/processes.py)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner alone answers Ctrl-C (bench/run/worker.py)
     cell = enter_cell(cell_json, plugins)
-    timer = RoundTimer(cell, RoundsBudget(**budget), members, counted, process)
+    timer = RoundTimer(cell, RoundsBudget(**budget), members,
+                       {index: Counted(**fields) for index, fields in counted.items()} if counted else None, process)
     connection.send((timer.setup_rows, timer.counted, timer.members))
     while (round_index := connection.recv()) is not None:
         rows = timer.round(round_index)

@@ -1,8 +1,9 @@
 """How long a plan will take, from measured priors per kind of cell and network (priors.toml), before any work.
 
 A cost cell's prior is scaled to its network by parameter count and to its batch; a timing cell is its rounds
-budget plus each process's start and its members' set-up (more in the first process, which counts); every cell
-but a timing or compiled cost cell runs ``jobs`` at a time. A cell no prior covers (a CUDA cell, a quality preset never timed here) is counted apart, never guessed.
+budget plus each process's start and its members' set-up (more in the first process, which counts and calibrates;
+the warm-up scaled to the budget's calls); every cell but a timing or compiled cost cell runs ``jobs`` at a time. A
+cell no prior covers (a CUDA cell, a quality preset never timed here) is counted apart, never guessed.
 """
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ def cell_seconds(cell: Cell, rounds: RoundsBudget) -> float | None:
     if cell.kind == Kind.TIMING:
         priors = PRIORS[Kind.TIMING]
         first, later = (sum(_scaled(priors[which], m) or 0.0 for m in cell.members) for which in ("first", "later"))
+        # a later process's set-up is its warm-up calls; the first makes one more call per warm-up call the budget
+        # adds or removes against the priors' own count
+        warmup_call = later / priors["warmup"]
+        first, later = first + warmup_call * (rounds.warmup - priors["warmup"]), warmup_call * rounds.warmup
         # a round times every member's two phases for at least a block each; rounds go on for max_seconds
         rounds_seconds = max(rounds.max_seconds, rounds.min_rounds * len(cell.members) * 2 * rounds.block_seconds)
         # every timing process starts, builds and warms up each member anew; the first also counts and calibrates
