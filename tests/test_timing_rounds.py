@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.measure.rounds import RoundTimer, round_order
-from bench.measure.timing_cell import _plain, time_in_rounds
+from bench.measure.rounds import RoundTimer, plain_counts, round_order
+from bench.measure.timing_cell import time_in_rounds
 from bench.models.sizes import planned_state_bytes
 from bench.plan.cells import Cell
 from bench.plan.designs import grid
@@ -279,4 +279,4 @@ def test_a_later_process_times_blocks_of_its_first_process_length_and_reuses_its
     assert not any(r.phase == "group" or r.metric == "sdpa_calls" for r in later.setup_rows)
     # a spawned process gets them as plain data: unpickling its arguments must not import torch before it has
     # asked to die with its parent
-    assert b"bench.measure" not in pickle.dumps(_plain(counted))
+    assert b"bench.measure" not in pickle.dumps(plain_counts(counted))

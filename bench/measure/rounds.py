@@ -122,6 +122,11 @@ class RoundTimer:
         self.models.clear()
 
 
+def plain_counts(counted: dict[int, Counted] | None) -> dict[int, dict] | None:
+    """Counted as plain dicts, the form serve_rounds takes them in."""
+    return {index: dataclasses.asdict(c) for index, c in counted.items()} if counted else None
+
+
 def serve_rounds(connection, cell_json: str, budget: dict, members: list[int], counted: dict[int, dict] | None,
                  process: int, plugins: tuple[str, ...]) -> None:
     """A spawned timing process: build and warm up, then time the round each message names, until None.

@@ -42,7 +42,7 @@ from typing import Sequence
 import numpy as np
 
 from bench.measure.processes import how_it_ended, spawn_guarded
-from bench.measure.rounds import Counted, RoundTimer
+from bench.measure.rounds import Counted, RoundTimer, plain_counts
 from bench.plan.cells import Cell
 from bench.plan.sweep import RoundsBudget
 from bench.report.compute.frames import references
@@ -119,7 +119,7 @@ class SpawnedRoundTimer:
         self.process = process
         self.connection, child_end = multiprocessing.Pipe()
         self.child = spawn_guarded("bench.measure.rounds:serve_rounds", child_end, cell.to_json(),
-                                   dataclasses.asdict(budget), members, _plain(counted), process, tuple(plugins),
+                                   dataclasses.asdict(budget), members, plain_counts(counted), process, tuple(plugins),
                                    name=f"bench-timing-{cell.id}-{process}")
         child_end.close()
         self.setup_rows, self.counted, self.members = self._answer()
@@ -144,11 +144,6 @@ class SpawnedRoundTimer:
         except EOFError:
             self.child.join()
             raise TimingProcessDied(self.process, self.child.exitcode) from None
-
-
-def _plain(counted: dict[int, Counted] | None) -> dict[int, dict] | None:
-    """Counted as plain dicts for a spawned process's arguments (rounds.serve_rounds says why)."""
-    return {index: dataclasses.asdict(c) for index, c in counted.items()} if counted else None
 
 
 def stop_reason(budget: RoundsBudget, rounds: int, seconds: float, reached: float) -> str | None:
