@@ -16,7 +16,7 @@ from bench.plan.planner import make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.recipe import RECIPE_AXES
 from bench.plan.sweep import PRESETS
-from bench.run.runner import TimeLimitReached, run_sweep
+from bench.run.runner import TimeLimitReached, probed_pace, run_sweep
 from variants import AXES, BASES
 from variants.axes import markdown_table
 
@@ -158,7 +158,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         precision=args.precision, processes=args.processes,
     )
     if args.plan:
-        print(make_plan(options).describe())
+        plan = make_plan(options)
+        print(plan.describe(probed_pace(plan, plan.cells)))
         return 0
     try:
         table = run_sweep(options, argv)

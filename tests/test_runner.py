@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -173,13 +174,60 @@ def test_resuming_with_other_code_warns_and_keeps_every_revision(tmp_path, capsy
     assert "earlier_revisions" not in same and capsys.readouterr().err == ""
 
 
-def test_plan_prints_the_cells_and_their_time_and_runs_nothing(tmp_path, capsys):
+def test_plan_prints_the_cells_and_their_time_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    from bench.plan.planner import make_plan
+    from bench.plan.options import SweepOptions
+
+    monkeypatch.setattr("bench.run.runner.machine_pace", lambda threads, jobs: 1.5)  # a machine at 1.5x the priors' time
     out = tmp_path / "run"
     assert main(["run", "--out", str(out), "--preset", "quick", "--plan"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("quick: 47 cells (factorial design on fmnist28); about ")
-    assert "on a 2-core CPU (cost " in text and "  timing: 2 cell(s)" in text and "  quality: 8 cell(s)" in text
+    paced = make_plan(SweepOptions(preset="quick", out=out)).estimate(1.5)
+    assert text.startswith(f"quick: 47 cells (factorial design on fmnist28); {paced.describe()}\n")
+    assert "on this machine, whose probe ran at 1.50x the priors' time (cost " in text
+    assert "  timing: 2 cell(s)" in text and "  quality: 8 cell(s)" in text
     assert not out.exists()
+
+
+def test_only_a_plan_longer_than_a_minute_probes_the_machine(monkeypatch):
+    from bench.plan.estimate import PROBE_ABOVE_SECONDS, estimate
+    from bench.plan.options import SweepOptions
+    from bench.plan.planner import make_plan
+    from bench.run.runner import probed_pace
+
+    def probe(threads: int, jobs: int) -> float:
+        probed.append((threads, jobs))
+        return 0.8
+
+    probed = []
+    monkeypatch.setattr("bench.run.runner.machine_pace", probe)
+    plan = make_plan(SweepOptions(preset="smoke", out=Path("unused"), threads=2))
+    short = [c for c in plan.cells if c.kind == "cost"][:1]
+    assert estimate(short, plan.sweep.rounds, plan.jobs).seconds <= PROBE_ABOVE_SECONDS < plan.estimate().seconds
+    assert probed_pace(plan, short) is None and probed == []
+    assert probed_pace(plan, plan.cells) == 0.8 and probed == [(2, plan.jobs)]  # as the run's untimed cells run
+
+
+def test_the_pace_probe_times_training_steps_in_each_worker_and_leaves_the_thread_count_as_it_was(monkeypatch):
+    from bench.measure import machine_pace
+
+    timed = []  # (thread, torch threads) of every block the probe times
+    real_timer = machine_pace.BlockTimer
+
+    def watched_timer(*args, **kwargs):
+        timer = real_timer(*args, **kwargs)
+
+        def block():
+            timed.append((threading.get_ident(), torch.get_num_threads()))
+            return timer()
+        return block
+
+    monkeypatch.setattr(machine_pace, "BlockTimer", watched_timer)
+    before = torch.get_num_threads()
+    seconds = machine_pace.probe_seconds(threads=2, jobs=2)
+    assert 0 < seconds < 10 and torch.get_num_threads() == before
+    assert len(timed) == 2 * machine_pace.PROBE_BLOCKS and len({ident for ident, _ in timed}) == 2
+    assert {threads for _, threads in timed} == {1}  # two workers share the two threads
 
 
 def test_the_estimate_scales_each_kind_s_measured_prior():
@@ -205,3 +253,8 @@ def test_the_estimate_scales_each_kind_s_measured_prior():
     warmer = RoundsBudget(warmup=5, block_seconds=0.1, min_rounds=10, max_seconds=100.0)
     assert cell_seconds(timing, warmer) == pytest.approx(cell_seconds(timing, rounds) + 2 * 4 * call * processes)
     assert cell_seconds(Cell("cost", BASES["fmnist28"], "cuda", batch_size=16, base_config="fmnist28"), rounds) is None
+    # on a machine at twice the priors' time every prior doubles but a timing cell's rounds, which stop on the clock
+    quality = Cell("quality", BASES["digits8_ch16"], "cpu", base_config="digits8_ch16", quality="quick", seeds=(0,))
+    for cell in (base, wider, quality):
+        assert cell_seconds(cell, rounds, pace=2.0) == pytest.approx(2 * cell_seconds(cell, rounds))
+    assert cell_seconds(timing, rounds, pace=2.0) == pytest.approx(2 * cell_seconds(timing, rounds) - 100.0)

@@ -4,6 +4,9 @@ A cost cell's prior is scaled to its network by parameter count and to its batch
 budget plus each process's start and its members' set-up (more in the first process, which counts and calibrates;
 the warm-up scaled to the budget's calls); every cell but a timing or compiled cost cell runs ``jobs`` at a time. A
 cell no prior covers (a CUDA cell, a quality preset never timed here) is counted apart, never guessed.
+
+``pace`` is this machine's time for the same work over the priors' machine's (bench/measure/machine_pace.py): it
+scales every prior but a timing cell's rounds, which stop at their budget's clock on any machine.
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ from variants import BASES
 PRIORS = tomllib.loads((Path(__file__).parent / "priors.toml").read_text())
 # A run whose estimate exceeds this says so, with its cell count, before its first cell.
 LONG_RUN_SECONDS = 600
+# A plan estimated longer than this at the priors' pace probes the machine's pace first: the probe's two seconds
+# are then a small part of the run.
+PROBE_ABOVE_SECONDS = 60
 
 
 @dataclass
@@ -28,21 +34,24 @@ class Estimate:
     seconds: float = 0.0                                     # of the cells with a prior
     by_kind: dict[str, float] = field(default_factory=dict)  # seconds per kind of cell
     unknown: list[Cell] = field(default_factory=list)        # cells no prior covers
+    pace: float | None = None                                # measured, or None for the priors' machine
 
     def describe(self) -> str:
         known = ", ".join(f"{kind} {clock(s)}" for kind, s in self.by_kind.items())
-        text = f"about {clock(self.seconds)} on a 2-core CPU ({known})"
+        where = "on the priors' 2-core CPU" if self.pace is None else \
+            f"on this machine, whose probe ran at {self.pace:.2f}x the priors' time"
+        text = f"about {clock(self.seconds)} {where} ({known})"
         if self.unknown:
             kinds = sorted({f"{c.kind} on {c.device}" for c in self.unknown})
             text += f", plus {len(self.unknown)} cell(s) with no measured prior ({', '.join(kinds)})"
         return text
 
 
-def estimate(cells: list[Cell], rounds: RoundsBudget, jobs: int) -> Estimate:
-    """The time ``cells`` take one after another, the untimed kinds ``jobs`` at a time."""
-    out = Estimate()
+def estimate(cells: list[Cell], rounds: RoundsBudget, jobs: int, pace: float | None = None) -> Estimate:
+    """The time ``cells`` take one after another, the untimed kinds ``jobs`` at a time, at ``pace``."""
+    out = Estimate(pace=pace)
     for cell in cells:
-        seconds = cell_seconds(cell, rounds)
+        seconds = cell_seconds(cell, rounds, pace or 1.0)
         if seconds is None:
             out.unknown.append(cell)
             continue
@@ -58,8 +67,8 @@ def wall_seconds(cell: Cell, seconds: float, jobs: int) -> float:
     return seconds / (1 if cell.runs_alone else jobs)
 
 
-def cell_seconds(cell: Cell, rounds: RoundsBudget) -> float | None:
-    """One cell's prior in seconds, or None when none covers it."""
+def cell_seconds(cell: Cell, rounds: RoundsBudget, pace: float = 1.0) -> float | None:
+    """One cell's prior in seconds at ``pace``, or None when none covers it."""
     if cell.device != "cpu":
         return None
     if cell.kind == Kind.TIMING:
@@ -72,14 +81,16 @@ def cell_seconds(cell: Cell, rounds: RoundsBudget) -> float | None:
         # a round times every member's two phases for at least a block each; rounds go on for max_seconds
         rounds_seconds = max(rounds.max_seconds, rounds.min_rounds * len(cell.members) * 2 * rounds.block_seconds)
         # every timing process starts, builds and warms up each member anew; the first also counts and calibrates
-        return rounds.processes * priors["start"] + first + (rounds.processes - 1) * later + rounds_seconds
+        set_up = rounds.processes * priors["start"] + first + (rounds.processes - 1) * later
+        return pace * set_up + rounds_seconds
     if cell.kind == Kind.COST:
-        return _scaled(PRIORS[Kind.COST], cell)
+        prior = _scaled(PRIORS[Kind.COST], cell)
+        return None if prior is None else pace * prior
     # a tuning cell trains and scores as a quality cell does
     prior = PRIORS.get(Kind.QUALITY if cell.kind == Kind.TUNE else cell.kind, {}).get(cell.quality)
     if prior is not None and len(cell.seeds) > 1:  # seeds trained together in one cell
         prior *= len(cell.seeds) * PRIORS["packed"]["seed_share"]
-    return prior
+    return None if prior is None else pace * prior
 
 
 def _scaled(priors: dict, cell: Cell) -> float | None:

@@ -43,8 +43,9 @@ class Plan:
     def jobs(self) -> int:
         return self.sweep.jobs
 
-    def estimate(self) -> Estimate:
-        return estimate(self.cells, self.sweep.rounds, self.jobs)
+    def estimate(self, pace: float | None = None) -> Estimate:
+        """The plan's time at ``pace`` (bench/plan/estimate.py), or at the priors' own when None."""
+        return estimate(self.cells, self.sweep.rounds, self.jobs, pace)
 
     def after_tuning(self) -> list[Cell]:
         """The most quality cells tuning can add: every tuned variant's, were its choice not its preset's recipe
@@ -58,16 +59,16 @@ class Plan:
                 out.append(dataclasses.replace(cell, recipe=next(c for c in changes if c)))
         return out
 
-    def describe(self) -> str:
+    def describe(self, pace: float | None = None) -> str:
         """What ``bench run --plan`` prints: the notices the run prints first, the cells by kind, each one's label,
-        and the time they will take."""
+        and the time they will take at ``pace``."""
         lines = [f"notice: {notice}" for notice in self.notices]
         lines.append(f"{self.sweep.name}: {len(self.cells)} cells ({self.sweep.design} design on {self.base_name}); "
-                     f"{self.estimate().describe()}")
+                     f"{self.estimate(pace).describe()}")
         tuned = self.after_tuning()
         if tuned:
             lines.append(f"  then, after tuning, up to {len(tuned)} quality cells at the variants' chosen recipes: "
-                         f"{estimate(tuned, self.sweep.rounds, self.jobs).describe()}")
+                         f"{estimate(tuned, self.sweep.rounds, self.jobs, pace).describe()}")
         for kind in dict.fromkeys(c.kind for c in self.cells):
             cells = [c for c in self.cells if c.kind == kind]
             lines.append(f"  {kind}: {len(cells)} cell(s)")

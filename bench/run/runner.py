@@ -13,9 +13,10 @@ from typing import Iterator
 
 import pandas as pd
 
+from bench.measure.machine_pace import machine_pace
 from bench.measure.quality import InceptionUnavailable, require_inception
 from bench.plan.cells import Cell
-from bench.plan.estimate import LONG_RUN_SECONDS, cell_seconds, clock, estimate, wall_seconds
+from bench.plan.estimate import LONG_RUN_SECONDS, PROBE_ABOVE_SECONDS, cell_seconds, clock, estimate, wall_seconds
 from bench.plan.options import SweepOptions
 from bench.plan.planner import Plan, make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
@@ -113,9 +114,10 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
           f"-> {options.out}", flush=True)
     for notice in plan.notices:
         print(f"notice: {notice}", flush=True)
-    remaining = estimate(todo, sweep.rounds, plan.jobs)
+    pace = probed_pace(plan, todo)
+    remaining = estimate(todo, sweep.rounds, plan.jobs, pace)
     after = [c for c in plan.after_tuning() if not store.is_finished(c)]
-    then = f"; then up to {len(after)} after tuning: {estimate(after, sweep.rounds, plan.jobs).describe()}" \
+    then = f"; then up to {len(after)} after tuning: {estimate(after, sweep.rounds, plan.jobs, pace).describe()}" \
         if after else ""
     if remaining.seconds > LONG_RUN_SECONDS or remaining.unknown:  # say so before the first cell starts
         print(f"{len(todo)} cells to run: {remaining.describe()}{then}; Ctrl-C stops it, --resume finishes it",
@@ -124,9 +126,9 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
     stopped = None
     try:
         with time_limit(None if deadline is None else deadline - time.monotonic()):
-            failed = _run_cells(plan, todo, store, run_id, worker_options)
+            failed = _run_cells(plan, todo, store, run_id, worker_options, pace)
             if plan.sweep.tune:  # the second stage: each tuned variant at its chosen recipe
-                failed += _run_cells(plan, _chosen_cells(plan, store), store, run_id, worker_options)
+                failed += _run_cells(plan, _chosen_cells(plan, store), store, run_id, worker_options, pace)
     except TimeLimitReached as err:
         stopped = err
         print(f"\n{err}: the cells that finished are kept in {options.out}, the cells still running were stopped; "
@@ -144,10 +146,19 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
     return table
 
 
-def _run_cells(plan: Plan, todo: list[Cell], store: RunStore, run_id: str, worker_options: dict) -> int:
+def probed_pace(plan: Plan, cells: list[Cell]) -> float | None:
+    """This machine's pace against the priors' (bench/measure/machine_pace.py), probed as its untimed cells run when
+    ``cells`` take over PROBE_ABOVE_SECONDS at the priors' pace; None, the priors' pace, for a shorter run."""
+    if estimate(cells, plan.sweep.rounds, plan.jobs).seconds <= PROBE_ABOVE_SECONDS:
+        return None
+    return machine_pace(plan.options.threads, plan.jobs)
+
+
+def _run_cells(plan: Plan, todo: list[Cell], store: RunStore, run_id: str, worker_options: dict,
+               pace: float | None) -> int:
     """Run ``todo``, writing each finished cell's rows as it finishes; returns how many did not finish cleanly."""
     options = plan.options
-    progress = Progress(todo, plan.sweep.rounds, plan.jobs if options.backend.name == "local" else 1)
+    progress = Progress(todo, plan.sweep.rounds, plan.jobs if options.backend.name == "local" else 1, pace)
     failed = 0
     results = execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend, plan.jobs)
     try:
@@ -214,12 +225,12 @@ def cell_outcome(frame: pd.DataFrame) -> str:
 
 
 class Progress:
-    """Prints one line per cell with the time left: each remaining cell's prior (bench/plan/estimate.py), times how
-    much slower or faster than its prior this machine has run the cells of that kind so far; the cells that time
-    nothing run ``jobs`` at a time."""
+    """Prints one line per cell with the time left: each remaining cell's prior (bench/plan/estimate.py) at the
+    probed ``pace``, times how much slower or faster than that this machine has run the cells of that kind so far;
+    the cells that time nothing run ``jobs`` at a time."""
 
-    def __init__(self, todo: list[Cell], rounds: RoundsBudget, jobs: int = 1) -> None:
-        self.prior = {cell: cell_seconds(cell, rounds) for cell in todo}
+    def __init__(self, todo: list[Cell], rounds: RoundsBudget, jobs: int = 1, pace: float | None = None) -> None:
+        self.prior = {cell: cell_seconds(cell, rounds, pace or 1.0) for cell in todo}
         self.remaining = list(todo)
         self.jobs = jobs
         self.pace: dict[str, list[float]] = {}   # per kind: seconds taken over the prior
