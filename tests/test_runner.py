@@ -223,6 +223,7 @@ def test_the_pace_probe_times_training_steps_in_each_worker_and_leaves_the_threa
         return block
 
     monkeypatch.setattr(machine_pace, "BlockTimer", watched_timer)
+    monkeypatch.setattr(machine_pace, "PROBE_BLOCKS", 3)  # the count is the probe's; the test checks it is obeyed
     before = torch.get_num_threads()
     seconds = machine_pace.probe_seconds(threads=2, jobs=2)
     assert 0 < seconds < 10 and torch.get_num_threads() == before

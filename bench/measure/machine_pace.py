@@ -6,8 +6,10 @@ median seconds per step over the priors' reading of the same probe is the pace e
 shared machine running at half its quiet speed, a run is estimated twice as long. Running the probe as the cells
 run matters on a busy machine: beside one busy process, a lone 1-thread step reads no slower than on a quiet
 machine and a 2-thread step 2.5x slower (one of its threads waits on the other at every barrier), while two 1-thread
-steps side by side read the 1.5x the quality cells then take. A probe of about two seconds reads the machine at the
-start only; the progress lines go on calibrating on the cells that finish (bench/run/runner.py).
+steps side by side read the 1.5x the quality cells then take. A shared host's speed also swings within seconds
+(two-second probes a few seconds apart read 0.86x to 1.34x), so the probe takes the median of its blocks over about
+five seconds, which a burst shorter than half of that does not move. It reads the machine at the start only; the
+progress lines go on calibrating on the cells that finish (bench/run/runner.py).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from bench.plan.estimate import PRIORS
 from variants import BASES
 
 PROBE_NETWORK, PROBE_BATCH = "digits8_ch16", 64
-PROBE_WARMUP, PROBE_BLOCKS, PROBE_STEPS = 3, 9, 4  # untimed steps, then blocks of steps: about 2 s on 2 cores
+PROBE_WARMUP, PROBE_BLOCKS, PROBE_STEPS = 3, 27, 4  # untimed steps, then blocks of steps: about 5 s on 2 cores
 
 
 def probe_seconds(threads: int, jobs: int = 1) -> float:

@@ -24,7 +24,7 @@ from variants import BASES
 PRIORS = tomllib.loads((Path(__file__).parent / "priors.toml").read_text())
 # A run whose estimate exceeds this says so, with its cell count, before its first cell.
 LONG_RUN_SECONDS = 600
-# A plan estimated longer than this at the priors' pace probes the machine's pace first: the probe's two seconds
+# A plan estimated longer than this at the priors' pace probes the machine's pace first: the probe's five seconds
 # are then a small part of the run.
 PROBE_ABOVE_SECONDS = 60
 
