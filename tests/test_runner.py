@@ -178,7 +178,7 @@ def test_plan_prints_the_cells_and_their_time_and_runs_nothing(tmp_path, capsys,
     from bench.plan.planner import make_plan
     from bench.plan.options import SweepOptions
 
-    monkeypatch.setattr("bench.run.runner.machine_pace", lambda threads, jobs: 1.5)  # a machine at 1.5x the priors' time
+    monkeypatch.setattr("bench.run.runner.machine_pace", lambda: 1.5)  # a machine at 1.5x the priors' time
     out = tmp_path / "run"
     assert main(["run", "--out", str(out), "--preset", "quick", "--plan"]) == 0
     text = capsys.readouterr().out
@@ -189,26 +189,35 @@ def test_plan_prints_the_cells_and_their_time_and_runs_nothing(tmp_path, capsys,
     assert not out.exists()
 
 
-def test_only_a_plan_longer_than_a_minute_probes_the_machine(monkeypatch):
+def test_only_a_plan_longer_than_a_minute_and_run_here_probes_the_machine(monkeypatch):
     from bench.plan.estimate import PROBE_ABOVE_SECONDS, estimate
-    from bench.plan.options import SweepOptions
+    from bench.plan.options import BackendOptions, SweepOptions
     from bench.plan.planner import make_plan
     from bench.run.runner import probed_pace
 
-    def probe(threads: int, jobs: int) -> float:
-        probed.append((threads, jobs))
-        return 0.8
-
-    probed = []
-    monkeypatch.setattr("bench.run.runner.machine_pace", probe)
+    probes = []
+    monkeypatch.setattr("bench.run.runner.machine_pace", lambda: probes.append(1) or 0.8)
     plan = make_plan(SweepOptions(preset="smoke", out=Path("unused"), threads=2))
     short = [c for c in plan.cells if c.kind == "cost"][:1]
     assert estimate(short, plan.sweep.rounds, plan.jobs).seconds <= PROBE_ABOVE_SECONDS < plan.estimate().seconds
-    assert probed_pace(plan, short) is None and probed == []
-    assert probed_pace(plan, plan.cells) == 0.8 and probed == [(2, plan.jobs)]  # as the run's untimed cells run
+    assert probed_pace(plan, short) is None and probes == []
+    assert probed_pace(plan, plan.cells) == 0.8 and probes == [1]
+    elsewhere = make_plan(SweepOptions(preset="smoke", out=Path("unused"), threads=2,
+                                       backend=BackendOptions("ray")))
+    assert probed_pace(elsewhere, elsewhere.cells) is None and probes == [1]  # its cells run on other machines
 
 
-def test_the_pace_probe_times_training_steps_in_each_worker_and_leaves_the_thread_count_as_it_was(monkeypatch):
+def test_a_ctrl_c_while_the_machine_is_probed_says_what_was_kept_in_one_line(tmp_path, monkeypatch, capsys):
+    def interrupted() -> float:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bench.run.runner.machine_pace", interrupted)
+    assert main(["run", "--preset", "smoke", "--out", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted by SIGINT: every finished cell is kept in {tmp_path / 'run'}; rerun with --resume" in err
+
+
+def test_the_pace_probe_times_two_one_thread_workers_and_leaves_the_thread_count_as_it_was(monkeypatch):
     from bench.measure import machine_pace
 
     timed = []  # (thread, torch threads) of every block the probe times
@@ -224,11 +233,40 @@ def test_the_pace_probe_times_training_steps_in_each_worker_and_leaves_the_threa
 
     monkeypatch.setattr(machine_pace, "BlockTimer", watched_timer)
     monkeypatch.setattr(machine_pace, "PROBE_BLOCKS", 3)  # the count is the probe's; the test checks it is obeyed
-    before = torch.get_num_threads()
-    seconds = machine_pace.probe_seconds(threads=2, jobs=2)
-    assert 0 < seconds < 10 and torch.get_num_threads() == before
+    torch.set_num_threads(3)  # not the probe's 1, so a probe that left it changed would show
+    seconds = machine_pace.probe_seconds()
+    assert 0 < seconds < 10 and torch.get_num_threads() == 3
     assert len(timed) == 2 * machine_pace.PROBE_BLOCKS and len({ident for ident, _ in timed}) == 2
-    assert {threads for _, threads in timed} == {1}  # two workers share the two threads
+    assert {threads for _, threads in timed} == {1}
+
+
+def test_a_pace_probe_worker_that_fails_fails_the_probe(monkeypatch):
+    from bench.measure import machine_pace
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no memory for the probe")
+
+    monkeypatch.setattr(machine_pace, "BlockTimer", broken)
+    torch.set_num_threads(3)
+    with pytest.raises(RuntimeError, match="no memory for the probe"):  # not a median of the other worker's blocks
+        machine_pace.probe_seconds()
+    assert torch.get_num_threads() == 3
+
+
+def test_progress_predicts_the_paced_estimate_and_corrects_only_what_the_pace_missed(capsys):
+    from bench.plan.estimate import cell_seconds, clock, estimate
+    from bench.plan.options import SweepOptions
+    from bench.plan.planner import make_plan
+    from bench.run.runner import Progress
+
+    plan = make_plan(SweepOptions(preset="smoke", out=Path("unused"), parts=("cost",), threads=2))
+    cells, rounds = plan.cells, plan.sweep.rounds
+    progress = Progress(cells, rounds, plan.jobs, pace=2.0)
+    first = cells[0]
+    progress.done(first, progress.prior[first], "ok")  # took exactly its paced prior: nothing left to correct
+    left = estimate(cells[1:], rounds, plan.jobs, pace=2.0).seconds
+    assert f"about {clock(left)} left" in capsys.readouterr().out
+    assert progress.prior[first] == pytest.approx(2 * cell_seconds(first, rounds))
 
 
 def test_the_estimate_scales_each_kind_s_measured_prior():

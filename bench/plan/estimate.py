@@ -51,7 +51,7 @@ def estimate(cells: list[Cell], rounds: RoundsBudget, jobs: int, pace: float | N
     """The time ``cells`` take one after another, the untimed kinds ``jobs`` at a time, at ``pace``."""
     out = Estimate(pace=pace)
     for cell in cells:
-        seconds = cell_seconds(cell, rounds, pace or 1.0)
+        seconds = cell_seconds(cell, rounds, pace)
         if seconds is None:
             out.unknown.append(cell)
             continue
@@ -67,10 +67,11 @@ def wall_seconds(cell: Cell, seconds: float, jobs: int) -> float:
     return seconds / (1 if cell.runs_alone else jobs)
 
 
-def cell_seconds(cell: Cell, rounds: RoundsBudget, pace: float = 1.0) -> float | None:
-    """One cell's prior in seconds at ``pace``, or None when none covers it."""
+def cell_seconds(cell: Cell, rounds: RoundsBudget, pace: float | None = None) -> float | None:
+    """One cell's prior in seconds at ``pace`` (None: the priors' own), or None when none covers it."""
     if cell.device != "cpu":
         return None
+    scale = 1.0 if pace is None else pace
     if cell.kind == Kind.TIMING:
         priors = PRIORS[Kind.TIMING]
         first, later = (sum(_scaled(priors[which], m) or 0.0 for m in cell.members) for which in ("first", "later"))
@@ -82,15 +83,15 @@ def cell_seconds(cell: Cell, rounds: RoundsBudget, pace: float = 1.0) -> float |
         rounds_seconds = max(rounds.max_seconds, rounds.min_rounds * len(cell.members) * 2 * rounds.block_seconds)
         # every timing process starts, builds and warms up each member anew; the first also counts and calibrates
         set_up = rounds.processes * priors["start"] + first + (rounds.processes - 1) * later
-        return pace * set_up + rounds_seconds
+        return scale * set_up + rounds_seconds
     if cell.kind == Kind.COST:
         prior = _scaled(PRIORS[Kind.COST], cell)
-        return None if prior is None else pace * prior
+        return None if prior is None else scale * prior
     # a tuning cell trains and scores as a quality cell does
     prior = PRIORS.get(Kind.QUALITY if cell.kind == Kind.TUNE else cell.kind, {}).get(cell.quality)
     if prior is not None and len(cell.seeds) > 1:  # seeds trained together in one cell
         prior *= len(cell.seeds) * PRIORS["packed"]["seed_share"]
-    return None if prior is None else pace * prior
+    return None if prior is None else scale * prior
 
 
 def _scaled(priors: dict, cell: Cell) -> float | None:

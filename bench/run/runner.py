@@ -114,18 +114,12 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
           f"-> {options.out}", flush=True)
     for notice in plan.notices:
         print(f"notice: {notice}", flush=True)
-    pace = probed_pace(plan, todo)
-    remaining = estimate(todo, sweep.rounds, plan.jobs, pace)
-    after = [c for c in plan.after_tuning() if not store.is_finished(c)]
-    then = f"; then up to {len(after)} after tuning: {estimate(after, sweep.rounds, plan.jobs, pace).describe()}" \
-        if after else ""
-    if remaining.seconds > LONG_RUN_SECONDS or remaining.unknown:  # say so before the first cell starts
-        print(f"{len(todo)} cells to run: {remaining.describe()}{then}; Ctrl-C stops it, --resume finishes it",
-              flush=True)
     worker_options = {"rounds": dataclasses.asdict(sweep.rounds), "cache_dir": str(options.cache_dir.resolve())}
     stopped = None
     try:
         with time_limit(None if deadline is None else deadline - time.monotonic()):
+            pace = probed_pace(plan, todo)
+            _announce(plan, store, todo, pace)
             failed = _run_cells(plan, todo, store, run_id, worker_options, pace)
             if plan.sweep.tune:  # the second stage: each tuned variant at its chosen recipe
                 failed += _run_cells(plan, _chosen_cells(plan, store), store, run_id, worker_options, pace)
@@ -133,6 +127,11 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
         stopped = err
         print(f"\n{err}: the cells that finished are kept in {options.out}, the cells still running were stopped; "
               "rerun with --resume to finish", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+        print(f"{chr(10) if signum == signal.SIGINT else ''}interrupted by {signal.Signals(signum).name}: every "
+              f"finished cell is kept in {options.out}; rerun with --resume to finish", file=sys.stderr)
+        raise Stopped(signum) from None
     finally:
         env["load_end"] = envinfo.load_average()
         atomic_write_text(env_file, _json(env))
@@ -146,12 +145,26 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
     return table
 
 
+def _announce(plan: Plan, store: RunStore, todo: list[Cell], pace: float | None) -> None:
+    """Say how long a long run will take, before its first cell starts."""
+    rounds, jobs = plan.sweep.rounds, plan.jobs
+    remaining = estimate(todo, rounds, jobs, pace)
+    after = [c for c in plan.after_tuning() if not store.is_finished(c)]
+    then = f"; then up to {len(after)} after tuning: {estimate(after, rounds, jobs, pace).describe()}" if after else ""
+    if remaining.seconds > LONG_RUN_SECONDS or remaining.unknown:
+        print(f"{len(todo)} cells to run: {remaining.describe()}{then}; Ctrl-C stops it, --resume finishes it",
+              flush=True)
+
+
 def probed_pace(plan: Plan, cells: list[Cell]) -> float | None:
-    """This machine's pace against the priors' (bench/measure/machine_pace.py), probed as its untimed cells run when
-    ``cells`` take over PROBE_ABOVE_SECONDS at the priors' pace; None, the priors' pace, for a shorter run."""
+    """This machine's pace against the priors' (bench/measure/machine_pace.py) when ``cells`` take over
+    PROBE_ABOVE_SECONDS at the priors' pace and run here; None, the priors' pace, for a shorter run or one whose
+    cells run on other machines (ray, slurm)."""
+    if plan.options.backend.name != "local":
+        return None
     if estimate(cells, plan.sweep.rounds, plan.jobs).seconds <= PROBE_ABOVE_SECONDS:
         return None
-    return machine_pace(plan.options.threads, plan.jobs)
+    return machine_pace()
 
 
 def _run_cells(plan: Plan, todo: list[Cell], store: RunStore, run_id: str, worker_options: dict,
@@ -161,19 +174,13 @@ def _run_cells(plan: Plan, todo: list[Cell], store: RunStore, run_id: str, worke
     progress = Progress(todo, plan.sweep.rounds, plan.jobs if options.backend.name == "local" else 1, pace)
     failed = 0
     results = execute(todo, options.out.resolve(), options.plugins, worker_options, options.backend, plan.jobs)
-    try:
-        with contextlib.closing(results):
-            for result in results:
-                frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
-                store.write_cell(frame, result.cell)
-                store.consolidate()
-                failed += bool(frame["status"].isin(FAILED_STATUSES).any())
-                progress.done(result.cell, result.seconds, cell_outcome(frame))
-    except KeyboardInterrupt as stop:
-        signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
-        print(f"{chr(10) if signum == signal.SIGINT else ''}interrupted by {signal.Signals(signum).name}: every "
-              f"finished cell is kept in {options.out}; rerun with --resume to finish", file=sys.stderr)
-        raise Stopped(signum) from None
+    with contextlib.closing(results):  # a Ctrl-C or SIGTERM here stops the workers; _execute says what was kept
+        for result in results:
+            frame = rows_frame(run_id, result.cell, result.rows, device_name=result.device_name, host=result.host)
+            store.write_cell(frame, result.cell)
+            store.consolidate()
+            failed += bool(frame["status"].isin(FAILED_STATUSES).any())
+            progress.done(result.cell, result.seconds, cell_outcome(frame))
     return failed
 
 
@@ -230,10 +237,10 @@ class Progress:
     the cells that time nothing run ``jobs`` at a time."""
 
     def __init__(self, todo: list[Cell], rounds: RoundsBudget, jobs: int = 1, pace: float | None = None) -> None:
-        self.prior = {cell: cell_seconds(cell, rounds, pace or 1.0) for cell in todo}
+        self.prior = {cell: cell_seconds(cell, rounds, pace) for cell in todo}
         self.remaining = list(todo)
         self.jobs = jobs
-        self.pace: dict[str, list[float]] = {}   # per kind: seconds taken over the prior
+        self.drift: dict[str, list[float]] = {}  # per kind: seconds taken over the (paced) prior
         self.spent: dict[str, list[float]] = {}  # per kind: seconds taken, for cells without a prior
         self.total, self.count, self.start = len(todo), 0, time.perf_counter()
 
@@ -242,16 +249,16 @@ class Progress:
         self.remaining.remove(cell)
         self.spent.setdefault(cell.kind, []).append(seconds)
         if self.prior[cell]:
-            self.pace.setdefault(cell.kind, []).append(seconds / self.prior[cell])
+            self.drift.setdefault(cell.kind, []).append(seconds / self.prior[cell])
         left = sum(wall_seconds(c, self._seconds(c), self.jobs) for c in self.remaining)
         elapsed = time.perf_counter() - self.start
         print(f"[{self.count}/{self.total}] {cell.label}: {status}, {seconds:.1f} s "
               f"(elapsed {clock(elapsed)}, about {clock(left)} left)", flush=True)
 
     def _seconds(self, cell: Cell) -> float:
-        pace, spent = self.pace.get(cell.kind), self.spent.get(cell.kind)
+        drift, spent = self.drift.get(cell.kind), self.spent.get(cell.kind)
         if self.prior[cell]:
-            return self.prior[cell] * (statistics.median(pace) if pace else 1.0)
+            return self.prior[cell] * (statistics.median(drift) if drift else 1.0)
         return statistics.median(spent) if spent else 0.0
 
 
