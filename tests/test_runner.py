@@ -1,4 +1,5 @@
 """The runner: options fail before any work, failures become rows, and a killed sweep resumes exactly."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -202,8 +203,7 @@ def test_only_a_plan_longer_than_a_minute_and_run_here_probes_the_machine(monkey
     assert estimate(short, plan.sweep.rounds, plan.jobs).seconds <= PROBE_ABOVE_SECONDS < plan.estimate().seconds
     assert probed_pace(plan, short) is None and probes == []
     assert probed_pace(plan, plan.cells) == 0.8 and probes == [1]
-    elsewhere = make_plan(SweepOptions(preset="smoke", out=Path("unused"), threads=2,
-                                       backend=BackendOptions("ray")))
+    elsewhere = dataclasses.replace(plan, options=dataclasses.replace(plan.options, backend=BackendOptions("ray")))
     assert probed_pace(elsewhere, elsewhere.cells) is None and probes == [1]  # its cells run on other machines
 
 
@@ -211,10 +211,11 @@ def test_a_ctrl_c_while_the_machine_is_probed_says_what_was_kept_in_one_line(tmp
     def interrupted() -> float:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("bench.run.runner.machine_pace", interrupted)
+    monkeypatch.setattr("bench.run.runner.machine_pace", interrupted)  # the smoke plan is long enough to probe
     assert main(["run", "--preset", "smoke", "--out", str(tmp_path / "run")]) == 130
-    err = capsys.readouterr().err
-    assert f"interrupted by SIGINT: every finished cell is kept in {tmp_path / 'run'}; rerun with --resume" in err
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert lines == [f"interrupted by SIGINT: every finished cell is kept in {tmp_path / 'run'}; rerun with --resume "
+                     "to finish"]
 
 
 def test_the_pace_probe_times_two_one_thread_workers_and_leaves_the_thread_count_as_it_was(monkeypatch):
@@ -240,13 +241,54 @@ def test_the_pace_probe_times_two_one_thread_workers_and_leaves_the_thread_count
     assert {threads for _, threads in timed} == {1}
 
 
+def test_a_ctrl_c_during_the_probe_stops_its_workers_before_it_returns(monkeypatch):
+    """Workers still inside torch when the interpreter exits can abort it: the probe stops and waits for them."""
+    import signal
+
+    from bench.measure import machine_pace
+
+    timed, busy = [], []  # every block begun; one entry per worker inside torch (set-up, warm-up or a block)
+    real_timer = machine_pace.BlockTimer
+
+    def inside_torch(call):
+        busy.append(1)
+        try:
+            return call()
+        finally:
+            busy.pop()
+
+    def watched_timer(*args, **kwargs):
+        timer = inside_torch(lambda: real_timer(*args, **kwargs))
+        return lambda: timed.append(1) or inside_torch(timer)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(machine_pace, "BlockTimer", watched_timer)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)  # 108 steps take seconds: this lands while the workers time blocks
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            machine_pace.probe_seconds()
+        assert busy == [] and len(timed) < 2 * machine_pace.PROBE_BLOCKS  # stopped short, none inside torch
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_a_pace_probe_worker_that_fails_fails_the_probe(monkeypatch):
     from bench.measure import machine_pace
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("no memory for the probe")
+    real_timer, timers = machine_pace.BlockTimer, []
 
-    monkeypatch.setattr(machine_pace, "BlockTimer", broken)
+    def second_fails(*args, **kwargs):  # the first worker times its blocks, the second fails
+        timers.append(1)
+        if len(timers) == 2:
+            raise RuntimeError("no memory for the probe")
+        return real_timer(*args, **kwargs)
+
+    monkeypatch.setattr(machine_pace, "BlockTimer", second_fails)
+    monkeypatch.setattr(machine_pace, "PROBE_BLOCKS", 3)
     torch.set_num_threads(3)
     with pytest.raises(RuntimeError, match="no memory for the probe"):  # not a median of the other worker's blocks
         machine_pace.probe_seconds()

@@ -32,27 +32,40 @@ PROBE_WARMUP, PROBE_BLOCKS, PROBE_STEPS = 3, 27, 4  # untimed steps, then blocks
 def probe_seconds() -> float:
     """Median seconds per training step of the probe network in PROBE_WORKERS concurrent 1-thread workers (torch ops
     release the GIL, so the workers' steps overlap)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # process-wide: every worker's steps run on one thread
     blocks: list[float] = []
     failures: list[BaseException] = []
+    stop = threading.Event()
+    finished = [threading.Event() for _ in range(PROBE_WORKERS)]
 
-    def worker() -> None:
+    def worker(done: threading.Event) -> None:
         try:
             step = make_workload(BASES[PROBE_NETWORK], PROBE_BATCH).phase("train_step")
             timer = BlockTimer(step, "cpu", warmup=PROBE_WARMUP, block_seconds=0.0, number=PROBE_STEPS)
-            blocks.extend([timer()[0] for _ in range(PROBE_BLOCKS)])
+            for _ in range(PROBE_BLOCKS):
+                if stop.is_set():
+                    return
+                blocks.append(timer()[0])
         except BaseException as err:  # re-raised in the caller: a probe missing a worker would under-read
             failures.append(err)
+        finally:
+            done.set()
 
+    workers = [threading.Thread(target=worker, args=(done,)) for done in finished]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # process-wide: every worker's steps run on one thread
     try:
-        # daemons: a Ctrl-C while the caller waits ends the process without finishing the probe
-        workers = [threading.Thread(target=worker, daemon=True) for _ in range(PROBE_WORKERS)]
         for each in workers:
             each.start()
-        for each in workers:
-            each.join()
+        for done in finished:
+            done.wait()
     finally:
+        # on a Ctrl-C or the time limit the workers stop after their block: a thread still inside torch when the
+        # interpreter exits can abort the process. Not Thread.join: interrupted once, it reports a running thread
+        # as stopped (Python 3.11)
+        stop.set()
+        for each, done in zip(workers, finished):
+            if each.ident is not None:
+                done.wait()
         torch.set_num_threads(before)
     if failures:
         raise failures[0]
