@@ -66,6 +66,70 @@ def test_bad_options_fail_before_any_work(tmp_path, capsys, args, message):
     assert not out.exists()
 
 
+# A user's block that fails, fails in one line: a plugin the registry refuses, one whose own code raises, and a block
+# that raises while the plan builds it each exit 2 with one line naming the plugin's file and line.
+OLD_SIGNATURE_PLUGIN = """from torch import nn
+from variants import UPSAMPLERS
+
+@UPSAMPLERS.register("old_style")
+class OldUpsample(nn.Module):
+    def __init__(self, channels):  # written before blocks took `parts`
+        super().__init__()
+"""
+BROKEN_INIT_PLUGIN = """from variants import UPSAMPLERS, Parts, Upsampler
+
+@UPSAMPLERS.register("broken_init")
+class BrokenInit(Upsampler):
+    def __init__(self, channels: int, parts: Parts) -> None:
+        super().__init__()
+        raise RuntimeError("my block is broken")
+"""
+
+
+def test_a_plugin_with_an_old_signature_block_fails_in_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "old_signature.py").write_text(OLD_SIGNATURE_PLUGIN)
+    result = subprocess.run([sys.executable, "-m", "bench", "list", "--import", "old_signature"], cwd=ROOT,
+                            env=ENV | {"PYTHONPATH": f"{ENV['PYTHONPATH']}{os.pathsep}{tmp_path}"},
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == (
+        f"error: --import 'old_signature' failed at {tmp_path / 'old_signature.py'}:4: TypeError: upsample: "
+        "'old_style' is OldUpsample(channels), but the builder calls it as OldUpsample(channels, parts); valid: "
+        "def __init__(self, channels, parts) (blocks take `parts`, the toolbox they build their layers with: "
+        "docs/extending.md)\n")
+
+
+@pytest.fixture
+def user_plugins(tmp_path, monkeypatch):
+    """A folder on sys.path for the test's plugin modules; afterwards they and what they registered are gone."""
+    from variants import UPSAMPLERS
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for path in tmp_path.glob("*.py"):
+        sys.modules.pop(path.stem, None)
+    UPSAMPLERS.unregister("broken_init")
+
+
+def test_a_plugin_whose_code_raises_fails_in_one_line(user_plugins, tmp_path, capsys):
+    (user_plugins / "typo_plugin.py").write_text("from variants import UPSAMPLERS\n\nUPSAMPLERS.regster('x')\n")
+    err = refused(capsys, "run", "--out", str(tmp_path / "run"), *SMALL, "--import", "typo_plugin")
+    assert err.startswith("error: --import 'typo_plugin' failed at ") and err.count("\n") == 1
+    assert err.endswith("typo_plugin.py:3: AttributeError: 'Registry' object has no attribute 'regster'\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_block_that_raises_while_the_plan_builds_it_fails_in_one_line(user_plugins, tmp_path, capsys):
+    (user_plugins / "broken_init.py").write_text(BROKEN_INIT_PLUGIN)
+    err = refused(capsys, "run", "--out", str(tmp_path / "run"), *SMALL, "--import", "broken_init",
+                  "--axis", "upsample=nearest_conv,broken_init")
+    assert err.startswith("error: --import 'broken_init' failed at ") and err.count("\n") == 1
+    assert err.endswith("broken_init.py:7 (in BrokenInit.__init__): RuntimeError: my block is broken (while "
+                        "planning, which builds every variant before any cell runs)\n")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so asking for it is not an error")
 def test_missing_cuda_device_fails_before_any_work(tmp_path, capsys):
     err = refused(capsys, "run", "--out", str(tmp_path / "run"), "--device", "cpu,cuda", *SMALL)
@@ -135,6 +199,7 @@ def test_a_failing_cell_is_a_row_and_the_sweep_goes_on(finished_run):
     oom = table[table["upsample"] == "out_of_memory"]
     assert "oom" in set(oom["status"]) and "error" not in set(oom["status"])
     assert "did not finish cleanly" in result.stderr
+    assert "Traceback" not in result.stderr  # a user's block that raises is its cell's rows, not a traceback
 
 
 def test_summary_is_printed(finished_run):

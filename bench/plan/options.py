@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,11 +118,40 @@ def parse_axes(texts: list[str], option: str = "--axis"
 
 
 def import_plugins(modules: tuple[str, ...] | list[str]) -> None:
+    """Import the user's modules; any failure is a ValueError of one line (the command line prints it), not a
+    traceback: a block the registry refuses (the old signature), or any error in the module's own code."""
     for module in modules:
         try:
             importlib.import_module(module)
         except ImportError as err:
             raise ValueError(f"--import {module!r} cannot be imported: {err}") from err
+        except Exception as err:
+            failure = plugin_failure(err, (module,))
+            raise ValueError(failure or f"--import {module!r} failed: {_one_line(err)}") from err
+
+
+def plugin_failure(err: BaseException, modules: tuple[str, ...] | list[str]) -> str | None:
+    """One line saying which plugin's code raised ``err``, where, and what: ``--import 'mod' failed at
+    path:line (in function): Type: message``, from the innermost frame of its traceback in one of ``modules`` (or a
+    module inside one); None when no frame is in a plugin, so an error of the tool's own keeps its traceback."""
+    found = None
+    for frame, line in traceback.walk_tb(err.__traceback__):
+        name = frame.f_globals.get("__name__", "")
+        plugin = next((m for m in modules if name == m or name.startswith(f"{m}.")), None)
+        if plugin is not None:
+            found = plugin, frame.f_code, line
+    if found is None:
+        return None
+    plugin, code, line = found
+    path = os.path.relpath(code.co_filename)
+    path = code.co_filename if path.startswith("..") else path
+    where = f"{path}:{line}" + ("" if code.co_name == "<module>" else f" (in {code.co_qualname})")
+    return f"--import {plugin!r} failed at {where}: {_one_line(err)}"
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def parse_shard(text: str) -> tuple[int, int]:

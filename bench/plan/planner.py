@@ -18,7 +18,8 @@ from bench.plan.designs import (DESIGNS, describe_merge, distinct_networks, frac
 from bench.plan.estimate import Estimate, estimate
 from bench.plan.execution import executions
 from bench.plan.groups import device_memory, memory_budget, timing_cells
-from bench.plan.options import PARTS, SweepOptions, check_backend, check_counts, import_plugins
+from bench.plan.options import (PARTS, SweepOptions, check_backend, check_counts, import_plugins,
+                                plugin_failure)
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
 from bench.plan.recipe import recipe_changes, value_text
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
@@ -89,6 +90,16 @@ class Plan:
 def make_plan(options: SweepOptions) -> Plan:
     """Check every option, then list the cells; ValueError before any work."""
     import_plugins(options.plugins)  # first: a plugin may add the variants and axes the sweep names
+    try:
+        return _plan(options)
+    except Exception as err:  # planning builds every variant (on the meta device): a user's block that raises there
+        failure = plugin_failure(err, options.plugins)  # is refused in one line naming where; ours keep a traceback
+        if failure is None:
+            raise
+        raise ValueError(f"{failure} (while planning, which builds every variant before any cell runs)") from err
+
+
+def _plan(options: SweepOptions) -> Plan:
     sweep = _resolve(options)
     check_counts(options)
     if options.time_limit is not None and not 0 < options.time_limit < math.inf:
