@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider --benchmark-skip -n auto --dist loadfile --no-loadscope-reorder --durations=15
+	$(PY) -m pytest -q -p no:cacheprovider --benchmark-skip -n auto --dist loadfile --no-loadscope-reorder --durations=15 --pace-probe
 
 # Run a sweep into folder $(1) with options $(2), resuming what it holds; then write its report, even when
 # a cell failed (its row says why). The exit status is the run's.

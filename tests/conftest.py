@@ -28,6 +28,31 @@ LONG_FIRST = ("test_interrupts.py", "test_backends.py", "test_docs.py", "test_gp
               "test_axes.py", "test_run_folder.py", "test_runner.py")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--pace-probe", action="store_true",
+                     help="after the tests, probe this machine's pace (about 5 s) and print it beside the durations")
+
+
+@pytest.hookimpl(trylast=True)  # after --durations' table, which a builtin hook prints
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """`make test` ends with the pace probe's reading (bench/measure/machine_pace.py), taken once the tests are done
+    and the machine is as quiet as it gets, so that a slow day shows beside the slowest tests in every CI log. Only
+    the controller probes (xdist's workers have finished); a probe that fails says why and fails no test."""
+    if not config.getoption("--pace-probe") or hasattr(config, "workerinput") \
+            or exitstatus == pytest.ExitCode.INTERRUPTED:
+        return
+    try:
+        from bench.measure.machine_pace import probe_seconds
+        from bench.plan.estimate import PRIORS
+
+        seconds, reference = probe_seconds(), PRIORS["pace"]["probe_seconds"]
+        line = (f"pace probe: {seconds * 1e3:.1f} ms per step, {seconds / reference:.2f}x the priors' "
+                f"{reference * 1e3:g} ms")
+    except Exception as err:  # noqa: BLE001 -- the reading is a note: it must never fail the suite
+        line = f"pace probe: no reading ({type(err).__name__}: {' '.join(str(err).split())})"
+    terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     missing = [name for name in LONG_FIRST if not (ROOT / "tests" / name).exists()]
     assert not missing, f"conftest.LONG_FIRST names files that do not exist: {missing}"
