@@ -107,9 +107,9 @@ def test_the_gpu_preset_plans_the_cifar_shape_costs_every_setting_and_the_mnist5
     assert {c.spec for c in quality} <= measured and plan.jobs == 4
 
 
-# The smoke preset needs about 150 s here, so a 40 s run clock always stops it (after a cost cell or two), however
-# busy the machine; the overall limit is loose because the stages before the run took 31 s one day and 92 s another
-# under the whole suite's load.
+# The run's 40 s clock stops the smoke preset after none, one or a few of its cells, as the machine's speed has it:
+# the test asserts what holds however many finished. The overall limit is loose because the stages before the run
+# took 31 s one day and 92 s another under the whole suite's load.
 TIME_LIMIT_S, RUN_LIMIT_S, REPORT_S = 400, 40, 40
 
 
@@ -133,12 +133,15 @@ def test_the_rehearsal_on_cpu_stops_in_time_and_keeps_the_report_of_what_finishe
     stages = {s["stage"]: s for s in json.loads((out / "summary.json").read_text())["stages"]}
     assert list(stages) == ["install", "imports", "environment", "tests", "benchmarks", "run", "report"]
     assert all(s["status"] == "ok" for s in stages.values()), stages
-    assert stages["run"]["exit_code"] == 124, stages["run"]  # stopped by its limit, not finished
+    assert stages["run"]["exit_code"] in (0, 124), stages["run"]  # finished, or stopped by its limit
     environment = json.loads((out / "environment.json").read_text())
     assert environment["torch"] and environment["cuda_available"] is False and "matmul" in environment["tf32_at_start"]
     with tarfile.open(out / "run.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
     table = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
-    assert len(table) and (table["device"] == "cpu").all()
+    assert (table["device"] == "cpu").all()  # every row that finished, none or many
+    planned = json.loads((tmp_path / "run" / "run.json").read_text())["planned_cells"]
+    finished = table["cell_id"].nunique()
+    assert finished <= len(planned) and (finished == len(planned)) == (stages["run"]["exit_code"] == 0)
     assert "# " in (out / "report.md").read_text()
     assert "every stage ok" in (out / "gpu-check.log").read_text().splitlines()[-1]
