@@ -11,6 +11,7 @@ images: bench/plan/tuning.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class Cell:
         if self.recipe and not isinstance(self.recipe[0], tuple):  # from JSON: lists of [name, value]
             object.__setattr__(self, "recipe", tuple((name, value) for name, value in self.recipe))
 
-    @property
+    @functools.cached_property  # a timing cell's JSON holds every member: hashed once, not once per row
     def id(self) -> str:
         """Stable across processes and sessions: resume finds finished cells by it."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]

@@ -12,12 +12,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterable
 
 from bench.plan.cells import Cell
 from bench.schema import Measurement, columns, typed
+
+if TYPE_CHECKING:  # imported where a table is made or read, so `import bench.cli` needs no pandas
+    import pandas as pd
 from bench.store.atomic import atomic_write, atomic_write_text
 
 # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns; 4: a column per
@@ -30,8 +31,12 @@ SCHEMA_VERSION = 7
 def rows_frame(run_id: str, cell: Cell, measurements: Iterable[Measurement], **worker: str) -> pd.DataFrame:
     """The cell's rows with its identity columns (a timing cell's rows: their member's); ``worker`` gives
     device_name and host."""
+    import pandas as pd
+
     common = {"run_id": run_id} | worker
-    records = [cell.identity_columns(m.member) | common | m.as_dict() for m in measurements]
+    identity: dict[int | None, dict] = {}  # per member: a timing cell's id hashes every member, so compute it once
+    records = [(identity.get(m.member) or identity.setdefault(m.member, cell.identity_columns(m.member)))
+               | common | m.as_dict() for m in measurements]
     return typed(pd.DataFrame.from_records(records, columns=list(columns())))
 
 
@@ -48,6 +53,8 @@ def read_json(path: Path, what_to_do: str) -> dict[str, Any]:
 
 def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A Parquet table; ValueError naming the file if it cannot be read (truncated, not Parquet)."""
+    import pandas as pd
+
     try:
         return pd.read_parquet(path, columns=columns)
     except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
@@ -158,6 +165,8 @@ class RunStore:
         atomic_write(self.part(cell), lambda tmp: frame.to_parquet(tmp, index=False))
 
     def table(self) -> pd.DataFrame:
+        import pandas as pd
+
         frames = [frame for frame in map(self._read_or_set_aside, sorted(self.cells_dir.glob("*.parquet")))
                   if frame is not None]
         if not frames:
