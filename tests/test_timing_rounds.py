@@ -18,7 +18,7 @@ from bench.plan.cells import Cell
 from bench.plan.designs import grid
 from bench.plan.groups import timing_cells
 from bench.plan.sweep import RoundsBudget
-from bench.report.compute.rounds_model import blocked_factorial, percent, timing_effects
+from bench.report.compute.rounds_model import blocked_factorial, interval_method, percent, timing_effects
 from variants import default_grid
 
 from conftest import SMALL_SPECS
@@ -63,7 +63,7 @@ def synthetic_rounds(effects: dict[str, float], rounds: int, rng: np.random.Gene
 def test_the_model_recovers_known_effects_through_round_drift():
     truth = {"a": 0.10, "b": -0.05, "c": 0.0}
     fit = blocked_factorial(synthetic_rounds(truth, 30, np.random.default_rng(0)), [*AXES, "replica"],
-                            dict.fromkeys([*AXES, "replica"], 0), n_resamples=999)
+                            dict.fromkeys([*AXES, "replica"], 0))
     got = dict(zip(fit["factor"], fit["beta"]))
     for axis, beta in truth.items():
         assert got[axis] == pytest.approx(beta, abs=0.02)
@@ -72,54 +72,62 @@ def test_the_model_recovers_known_effects_through_round_drift():
     assert fit["round_sd"].iloc[0] > 2 * fit["block_sd"].iloc[0]  # drift is large; the model sees through it
 
 
-def test_intervals_cover_the_truth_at_about_the_nominal_rate():
+def test_intervals_over_rounds_cover_the_truth_at_the_nominal_rate():
     truth = {"a": 0.10, "b": -0.05, "c": 0.0}
     rng = np.random.default_rng(1)
     covered = []
-    for run in range(150):
-        fit = blocked_factorial(synthetic_rounds(truth, 20, rng), [*AXES, "replica"],
-                                dict.fromkeys([*AXES, "replica"], 0), n_resamples=499, seed=run)
-        for factor, low, high in zip(fit["factor"], fit["low"], fit["high"]):
-            covered.append(low <= truth.get(factor, 0.0) <= high)
-    rate = np.mean(covered)
-    assert 0.90 <= rate <= 0.99, rate  # 95% nominal; a percentile bootstrap over 20 clusters runs a bit short
+    for _ in range(300):
+        fit = blocked_factorial(synthetic_rounds(truth, 12, rng), [*AXES, "replica"],
+                                dict.fromkeys([*AXES, "replica"], 0))
+        assert (fit["unit"] == "round").all() and (fit["df"] == 11).all()
+        covered += [low <= truth.get(f, 0.0) <= high for f, low, high in zip(fit["factor"], fit["low"], fit["high"])]
+    # 1,200 intervals: a t-interval over 12 rounds is exact for normal noise; 93% is 3.6 standard errors below 95%
+    assert 0.93 <= np.mean(covered) <= 0.97, np.mean(covered)
 
 
-def test_over_processes_the_intervals_resample_processes_and_cover_what_one_process_cannot_show():
-    # each of 4 processes favours some models by its own 4% (SD): rounds within a process cannot see it
+@pytest.mark.parametrize("processes", [3, 4])
+def test_over_processes_the_intervals_take_the_process_as_the_unit_and_cover_what_rounds_alone_cannot(processes):
+    # each process favours some models by its own 4% (SD): rounds within a process cannot see it
     truth = {"a": 0.10, "b": -0.05, "c": 0.0}
     factors, reference = [*AXES, "replica"], dict.fromkeys([*AXES, "replica"], 0)
     rng = np.random.default_rng(3)
-    covered = {"processes, then rounds": [], "rounds alone": []}
-    for run in range(40):
-        frame = synthetic_rounds(truth, 40, rng, noise=0.01, drift=0.1, processes=4, process_model=0.04)
-        for how, process in (("processes, then rounds", "process"), ("rounds alone", None)):
-            fit = blocked_factorial(frame, factors, reference, process=process, n_resamples=499, seed=run)
+    covered = {"processes": [], "rounds alone": []}
+    for _ in range(150):
+        frame = synthetic_rounds(truth, 10 * processes, rng, noise=0.01, drift=0.1, processes=processes,
+                                 process_model=0.04)
+        for how, process in (("processes", "process"), ("rounds alone", None)):
+            fit = blocked_factorial(frame, factors, reference, process=process)
             covered[how] += [low <= truth.get(f, 0.0) <= high for f, low, high in zip(fit["factor"], fit["low"],
                                                                                      fit["high"])]
-        assert (fit["processes"] == (4 if process else 1)).all()
     rate = {how: np.mean(hits) for how, hits in covered.items()}
-    # 95% nominal: 4 processes estimate their spread roughly (0.89 here); intervals blind to the process level
-    # cover far too rarely (0.61)
-    assert rate["processes, then rounds"] >= 0.85, rate
+    # 600 intervals each: over processes the t-interval on P - 1 degrees of freedom holds its 95% (93% is 2.7
+    # standard errors below); intervals blind to the process level cover far too rarely
+    assert rate["processes"] >= 0.93, rate
     assert rate["rounds alone"] <= 0.75, rate
 
 
-def test_with_one_process_the_bootstrap_is_the_rounds_one():
-    frame = synthetic_rounds({"a": 0.1, "b": 0.0, "c": 0.0}, 12, np.random.default_rng(4)).assign(process=0)
+def test_with_fewer_than_three_processes_the_unit_is_the_round_and_the_method_says_what_it_leaves_out():
+    frame = synthetic_rounds({"a": 0.1, "b": 0.0, "c": 0.0}, 12, np.random.default_rng(4), processes=2)
     factors, reference = [*AXES, "replica"], dict.fromkeys([*AXES, "replica"], 0)
-    one = blocked_factorial(frame, factors, reference, process="process", n_resamples=199)
-    rounds = blocked_factorial(frame, factors, reference, n_resamples=199)
-    pd.testing.assert_frame_equal(one, rounds)
-    assert one["process_sd"].isna().all() and (one["processes"] == 1).all()
+    two = blocked_factorial(frame, factors, reference, process="process")
+    rounds = blocked_factorial(frame, factors, reference)
+    pd.testing.assert_frame_equal(two.drop(columns=["processes", "round_sd", "process_speed_sd", "process_sd"]),
+                                  rounds.drop(columns=["processes", "round_sd", "process_speed_sd", "process_sd"]))
+    assert (two["unit"] == "round").all() and (two["processes"] == 2).all()
+    assert "excludes the variation between processes" in interval_method("OLS", two.iloc[0])
+    assert "excludes" not in interval_method("OLS", rounds.iloc[0])
+    three = blocked_factorial(synthetic_rounds({"a": 0.1, "b": 0.0, "c": 0.0}, 12, np.random.default_rng(4),
+                                               processes=3), factors, reference, process="process")
+    assert (three["unit"] == "process").all() and (three["df"] == 2).all()
+    assert "over the processes" in interval_method("OLS", three.iloc[0])
 
 
 def test_the_noise_levels_recover_known_standard_deviations():
     frame = synthetic_rounds({"a": 0.1, "b": 0.0, "c": 0.0}, 400, np.random.default_rng(5), noise=0.02, drift=0.0,
                              processes=40, process_speed=0.05, process_model=0.03)
     frame["value"] *= np.exp(np.random.default_rng(6).normal(0, 0.1, 400))[frame["block"]]  # each round's speed
-    fit = blocked_factorial(frame, [*AXES, "replica"], dict.fromkeys([*AXES, "replica"], 0), process="process",
-                            n_resamples=9).iloc[0]
+    fit = blocked_factorial(frame, [*AXES, "replica"], dict.fromkeys([*AXES, "replica"], 0),
+                            process="process").iloc[0]
     # a block's residual holds the noise, the position trend (0.02 a place in a random order: SD 0.02 * 2.6) and
     # its model's offset in its process
     assert fit["block_sd"] == pytest.approx(np.sqrt(0.02 ** 2 + 0.02 ** 2 * (9 ** 2 - 1) / 12 + 0.03 ** 2), rel=0.1)
@@ -141,13 +149,13 @@ def test_the_control_reads_the_baseline_s_two_instances_not_the_main_effects_fit
             rows.append(m | dict(variant=f"a{m['a']}b{m['b']}", cell_id="t", repeat=r, process=0, value=np.exp(log_t)))
     table = pd.DataFrame(rows).assign(kind="timing", status="ok", metric="seconds_per_iter", peer="", rung="",
                                       base_config="x", setting="cpu", phase="train_step")
-    fits = timing_effects(table, ("a", "b"), {"a": 0, "b": 0}, n_resamples=999)
+    fits = timing_effects(table, ("a", "b"), {"a": 0, "b": 0})
     control = fits[fits["factor"] == "control"].iloc[0]
     assert abs(control["estimate"]) < 1.0 and control["ci_low"] < 0 < control["ci_high"], control
     assert "two instances" in control["method"]
     # read against the main-effects fit, the same two instances would show the misfit as a +7.8% "bias"
     full = blocked_factorial(table.assign(block=table["repeat"]), ["a", "b", "replica"],
-                             {"a": 0, "b": 0, "replica": 0}, n_resamples=99)
+                             {"a": 0, "b": 0, "replica": 0})
     assert percent(full.loc[full["factor"] == "replica", "beta"].iloc[0]) == pytest.approx(7.8, abs=1.0)
 
 
@@ -259,7 +267,7 @@ def test_rounds_spread_over_fresh_processes_and_a_member_that_fails_drops_out_of
         order = [r.member for r in sorted((r for r in timed if r.repeat == round_index), key=lambda r: r.position)]
         assert order == [i for i in round_order(len(group.members), 3, round_index) if i in live]
     # the first process counts, records kernels and memory; the others reuse its counts
-    assert {r.process for r in rows if r.phase == "group" and r.metric != "time_precision_target"} == {0}
+    assert {r.process for r in rows if r.phase == "group" and not r.metric.startswith("time_precision")} == {0}
     assert {r.process for r in rows if r.metric == "sdpa_calls"} == {0}
     flops = {r.process for r in rows if r.metric == "achieved_flop_per_s" and r.value > 0}
     assert flops == {0, 1, 2}

@@ -1,4 +1,4 @@
-"""Effects on time from the timing rounds: a blocked factorial model with a cluster bootstrap over rounds.
+"""Effects on time from the timing rounds: a blocked factorial model, with t-intervals over independent units.
 
 For one setting, phase and timed metric, every block of our variants is modelled as
 
@@ -14,20 +14,24 @@ full model it would read the second instance against the main-effects fit at the
 move away from the baseline's own time (by 9% in the adm_table1 reference run), and a control must not be able to
 carry anything but the timing's own bias.
 
-Intervals resample whole rounds (a cluster bootstrap: the round is the independent unit), percentile
-method; the two-sided p-value comes from the same resamples. When the rounds ran in several worker processes
-(bench/measure/timing_cell.py), a process's layout can favour one model over another for all its rounds, so the
-rounds of a process are not independent: the bootstrap then resamples processes, then rounds within each drawn
-process (a two-stage bootstrap; Davison and Hinkley 1997, section 3.8), and the intervals include the variation
-between processes. With fewer than ``MIN_ROUNDS_TO_TEST`` rounds an effect is estimated but gets neither interval
-nor test. Estimates are quoted as % change, ``100 * (exp(beta) - 1)``.
+Intervals: the model is fitted within each independent unit, and an effect is the mean of the units' estimates
+with a 95% t-interval on ``units - 1`` degrees of freedom (and the matching t-test). When the rounds ran in
+``MIN_PROCESSES`` or more worker processes (bench/measure/timing_cell.py), the unit is the process: a process's
+memory layout and build order can favour one model over another for all its rounds, so its rounds are not
+independent, and the process is the level at which the design replicates (Kalibera and Jones 2013). The mean of
+per-process estimates has variance (model-in-process variance + round noise / rounds) / processes whatever the
+split between the two, and the t-interval on processes - 1 degrees of freedom covers it exactly for normal errors;
+a bootstrap over three processes (ten possible resamples) does not. With fewer processes the unit is the round,
+and the interval says it leaves out the variation between processes. Too few units (fewer than
+``MIN_ROUNDS_TO_TEST`` rounds, or processes) give an estimate but neither interval nor test. Estimates are quoted
+as % change, ``100 * (exp(beta) - 1)``; the interval is symmetric on the log scale.
 
 The noise by level, on the log scale (method-of-moments estimates of nested variance components, as Kalibera and
 Jones 2013 estimate theirs): ``block_sd``, one block around its model within its round; ``round_sd``, the rounds'
 own speed within their process (drift; the round as a block takes it out); ``process_speed_sd``, the processes'
 own speed (taken out with the rounds); ``process_sd``, a model's own speed in one process (against that
 process's speed) beyond its mean over the processes: the part no number of rounds in one process averages away,
-which the two-stage intervals include. A block's residual holds its model's offset in its process, so
+which the per-process intervals include. A block's residual holds its model's offset in its process, so
 ``block_sd`` includes ``process_sd``: the noise within a round alone is their difference in variance. Each process
 level is corrected for the level below it, and is NaN with one process.
 """
@@ -38,27 +42,29 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy import stats
 
-from bench.report.compute.stats import BOOTSTRAP_SEED, N_RESAMPLES, PERCENTILES
+from bench.report.compute.stats import ALPHA
 from bench.schema import CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, Kind
 
 TIMED_METRICS = (SECONDS_PER_ITER, CPU_SECONDS_PER_ITER)
 CONTROL = "control"
-# Fewer rounds than this give a bootstrap over too few clusters to trust: estimate, but do not test.
+# Fewer rounds than this (with rounds as the unit) give too few units to trust: estimate, but do not test.
 MIN_ROUNDS_TO_TEST = 10
-ROUNDS_MODEL_METHOD = ("OLS of log(time) with the round as a block and every axis as a main effect (statsmodels); "
-          f"95% percentile cluster bootstrap over rounds ({N_RESAMPLES} resamples)")
-# Over several processes the bootstrap has two stages: the methods say so in place of the one-stage phrase.
-OVER_ROUNDS = "cluster bootstrap over rounds"
-OVER_PROCESSES = "two-stage bootstrap (processes, then rounds within each)"
+# From this many processes on, the process is the unit of every interval (the module's docstring).
+MIN_PROCESSES = 3
+ROUNDS_MODEL_METHOD = "OLS of log(time) with the round as a block and every axis as a main effect (statsmodels)"
+CONTROL_METHOD = ("OLS of log(time) of the baseline's two instances with the round as a block (their within-round "
+                  "difference)")
 # A ladder's rungs as one factor, coded cumulatively: the column of rung k is 1 on rung k and every rung after it,
 # so its coefficient is the step from rung k - 1 to rung k.
 RUNG = "rung"
-CONTROL_METHOD = ("OLS of log(time) of the baseline's two instances with the round as a block (their within-round "
-                  f"difference); 95% percentile cluster bootstrap over rounds ({N_RESAMPLES} resamples)")
 LADDER_MODEL_METHOD = ("OLS of log(time) with the round as a block and each rung as a step over the rung before "
-                       "(cumulative coding; statsmodels); "
-                       f"95% percentile cluster bootstrap over rounds ({N_RESAMPLES} resamples)")
+                       "(cumulative coding; statsmodels)")
+# How the interval was taken, by its unit: appended to a fit's model method.
+OVER_PROCESSES = "fitted in each timing process; 95% t-interval over the processes (P - 1 degrees of freedom)"
+OVER_ROUNDS = "fitted in each round; 95% t-interval over the rounds (R - 1 degrees of freedom)"
+WITHOUT_PROCESSES = (f"; excludes the variation between processes (fewer than {MIN_PROCESSES} timing processes)")
 
 
 @dataclass(frozen=True)
@@ -95,12 +101,12 @@ def design(frame: pd.DataFrame, factors: list[str], reference: dict) -> tuple[np
 
 
 def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, block: str = "block",
-                      value: str = "value", process: str | None = None, n_resamples: int = N_RESAMPLES,
-                      seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
-    """One row per term: ``beta`` (effect on log value), its 95% bootstrap interval ``low``/``high``, the
-    bootstrap p-value, ``n`` (blocks) and ``processes``. ``process``: the column naming the process each block ran
-    in (blocks nest in processes); with two or more, the bootstrap has two stages. Also the noise by level on the
-    log scale (the module's docstring): ``block_sd``, ``round_sd``, ``process_speed_sd`` and ``process_sd``."""
+                      value: str = "value", process: str | None = None) -> pd.DataFrame:
+    """One row per term: ``beta`` (effect on log value, the mean of the units' estimates), its standard error
+    ``se`` and degrees of freedom ``df``, its 95% t-interval ``low``/``high`` and t-test ``p_value``, ``unit``
+    (``process`` or ``round``), ``units``, ``n`` (blocks) and ``processes``. ``process``: the column naming the
+    process each block ran in (blocks nest in processes). Also the noise by level on the log scale (the module's
+    docstring): ``block_sd``, ``round_sd``, ``process_speed_sd`` and ``process_sd``."""
     x, terms = design(frame, factors, reference)
     if not terms:
         return pd.DataFrame()
@@ -111,48 +117,56 @@ def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, 
     x_w = x - x_mean[codes]
     y_mean = np.bincount(codes, y) / counts
     y_w = y - y_mean[codes]
-    fit = sm.OLS(y_w, x_w).fit()
-    beta = np.asarray(fit.params)
-    # Per-block cross products: a resample of blocks is a weighted sum of them, solved in one batch.
-    xtx = np.zeros((len(blocks), x.shape[1], x.shape[1]))
-    np.add.at(xtx, codes, x_w[:, :, None] * x_w[:, None, :])
-    xty = np.zeros((len(blocks), x.shape[1]))
-    np.add.at(xty, codes, x_w * y_w[:, None])
+    beta_pooled = np.asarray(sm.OLS(y_w, x_w).fit().params)
     block_process = (pd.factorize(pd.Series(frame[process].to_numpy()).groupby(codes).first())[0] if process
                      else np.zeros(len(blocks), dtype=int))
-    weights = resampled_block_weights(np.random.default_rng(seed), n_resamples, block_process)
-    resampled_xtx = np.einsum("rb,bij->rij", weights, xtx)
-    resampled_xty = weights @ xty
-    boot = np.einsum("rij,rj->ri", np.linalg.pinv(resampled_xtx), resampled_xty)
-    low, high = np.percentile(boot, PERCENTILES, axis=0)
-    below, above = (boot <= 0).sum(0), (boot >= 0).sum(0)
-    p = np.minimum(1.0, 2 * (np.minimum(below, above) + 1) / (n_resamples + 1))
-    if len(blocks) < MIN_ROUNDS_TO_TEST:
+    n_processes = int(block_process.max()) + 1
+    over_processes = n_processes >= MIN_PROCESSES
+    unit = block_process[codes] if over_processes else codes
+    beta, se, df = unit_estimates(x_w, y_w, unit)
+    low, high, p = t_interval_and_test(beta, se, df)
+    if not over_processes and len(blocks) < MIN_ROUNDS_TO_TEST:
         low, high, p = np.full_like(beta, np.nan), np.full_like(beta, np.nan), np.full_like(beta, np.nan)
-    residual = y_w - x_w @ beta
+    residual = y_w - x_w @ beta_pooled
     dof = max(1, len(y) - len(blocks) - len(terms))
-    levels = noise_levels(residual @ residual / dof, residual, x, codes, y_mean - x_mean @ beta, block_process)
+    levels = noise_levels(residual @ residual / dof, residual, x, codes, y_mean - x_mean @ beta_pooled, block_process)
     return pd.DataFrame({
         "factor": [t.factor for t in terms], "reference": [t.reference for t in terms],
-        "level": [t.level for t in terms], "beta": beta, "low": low, "high": high, "p_value": p,
-        "n": len(blocks), "processes": int(block_process.max()) + 1, **levels,
+        "level": [t.level for t in terms], "beta": beta, "se": se, "df": df, "low": low, "high": high,
+        "p_value": p, "unit": "process" if over_processes else "round", "units": df + 1, "n": len(blocks),
+        "processes": n_processes, **levels,
     })
 
 
-def resampled_block_weights(rng: np.random.Generator, n_resamples: int, block_process: np.ndarray) -> np.ndarray:
-    """How often each block enters each resample (``n_resamples`` x blocks). Blocks of one process: drawn with
-    replacement. Of several (``block_process``: each block's process, 0 to P - 1): processes drawn with
-    replacement, then, for each draw of a process, its blocks with replacement."""
-    n_blocks = len(block_process)
-    n_processes = int(block_process.max()) + 1
-    if n_processes == 1:
-        return rng.multinomial(n_blocks, np.full(n_blocks, 1 / n_blocks), size=n_resamples).astype(float)
-    draws = rng.multinomial(n_processes, np.full(n_processes, 1 / n_processes), size=n_resamples)
-    weights = np.zeros((n_resamples, n_blocks))
-    for process in range(n_processes):
-        own = np.flatnonzero(block_process == process)
-        weights[:, own] = rng.multinomial(draws[:, process] * len(own), np.full(len(own), 1 / len(own)))
-    return weights
+def unit_estimates(x_w: np.ndarray, y_w: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each term's mean over the units of its OLS estimate within each unit (rows already demeaned within their
+    round), the standard error of that mean and its degrees of freedom (units - 1), per term. A unit in which a
+    term cannot be estimated (a member that failed before it) gives no estimate of that term."""
+    k = x_w.shape[1]
+    n_units = int(unit.max()) + 1
+    xtx = np.zeros((n_units, k, k))
+    np.add.at(xtx, unit, x_w[:, :, None] * x_w[:, None, :])
+    xty = np.zeros((n_units, k))
+    np.add.at(xty, unit, x_w * y_w[:, None])
+    estimates = np.full((n_units, k), np.nan)
+    for u in range(n_units):
+        if np.linalg.matrix_rank(xtx[u]) == k:
+            estimates[u] = np.linalg.solve(xtx[u], xty[u])
+    n = (~np.isnan(estimates)).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta = np.nansum(estimates, 0) / n
+        se = np.sqrt(np.nansum((estimates - beta) ** 2, 0) / (n - 1) / n)
+    return np.where(n > 0, beta, np.nan), np.where(n > 1, se, np.nan), (n - 1).astype(float)
+
+
+def t_interval_and_test(beta: np.ndarray, se: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, ...]:
+    """95% t-interval (low, high) and two-sided t-test p-value of each estimate; NaN with under one degree of
+    freedom. Zero spread (counted, not timed) gives a zero-width interval and no test."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = stats.t.ppf(1 - ALPHA / 2, np.where(df >= 1, df, np.nan)) * se
+        p = 2 * stats.t.sf(np.abs(beta / se), np.where(df >= 1, df, np.nan))
+    p = np.where(se > 0, p, np.nan)
+    return beta - half, beta + half, p
 
 
 def noise_levels(block_variance: float, residual: np.ndarray, x: np.ndarray, codes: np.ndarray,
@@ -185,21 +199,23 @@ def noise_levels(block_variance: float, residual: np.ndarray, x: np.ndarray, cod
     return levels
 
 
-def _control_from_its_own_instances(fit: pd.DataFrame, instances: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
+def _control_from_its_own_instances(fit: pd.DataFrame, instances: pd.DataFrame) -> pd.DataFrame:
     """``fit`` with its control row (factor ``replica``) estimated from the baseline's two instances alone."""
-    own = blocked_factorial(instances, ["replica"], {"replica": 0}, process="process", n_resamples=n_resamples)
+    own = blocked_factorial(instances, ["replica"], {"replica": 0}, process="process")
     if own.empty:
         return fit
     row = fit["factor"] == "replica"
-    for column in ("beta", "low", "high", "p_value", "n"):
+    for column in ("beta", "se", "df", "low", "high", "p_value", "unit", "units", "n"):
         fit.loc[row, column] = own[column].iloc[0]
-    fit.loc[row, "method"] = _over_processes(CONTROL_METHOD, own["processes"].iloc[0])
+    fit.loc[row, "method"] = interval_method(CONTROL_METHOD, own.iloc[0])
     return fit
 
 
-def _over_processes(method: str, processes: int) -> str:
-    """A method's words for the bootstrap its fit used: over rounds, or over processes then rounds."""
-    return method.replace(OVER_ROUNDS, OVER_PROCESSES) if processes > 1 else method
+def interval_method(model: str, fit: pd.Series) -> str:
+    """A model's method with the words for the interval its fit took: over processes, or over rounds."""
+    if fit["unit"] == "process":
+        return f"{model}; {OVER_PROCESSES}"
+    return f"{model}; {OVER_ROUNDS}" + (WITHOUT_PROCESSES if fit["processes"] > 1 else "")
 
 
 def timing_blocks(table: pd.DataFrame) -> pd.DataFrame:
@@ -212,8 +228,7 @@ def timing_blocks(table: pd.DataFrame) -> pd.DataFrame:
                        process=rows["cell_id"] + "/" + rows["process"].fillna(0).astype(str))
 
 
-def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
-                   n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
+def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict) -> pd.DataFrame:
     """Every axis's main effect and the A/A control, per base config, setting, phase and timed metric, as %
     change."""
     rows = timing_blocks(table)
@@ -222,15 +237,13 @@ def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
                                                               sort=True):
         ladder = (frame["rung"] != "").all()  # a ladder's steps change several axes at once: fit the rungs
         factors = [RUNG, "replica"] if ladder else [*axes, "replica"]
-        fit = blocked_factorial(frame, factors, reference | {"replica": 0}, process="process",
-                                n_resamples=n_resamples)
+        fit = blocked_factorial(frame, factors, reference | {"replica": 0}, process="process")
         if fit.empty:
             continue
-        fit["method"] = _over_processes(LADDER_MODEL_METHOD if ladder else ROUNDS_MODEL_METHOD,
-                                        fit["processes"].iloc[0])
+        fit["method"] = interval_method(LADDER_MODEL_METHOD if ladder else ROUNDS_MODEL_METHOD, fit.iloc[0])
         baseline = frame.loc[frame["replica"] == 1, "variant"]
         if len(baseline):
-            fit = _control_from_its_own_instances(fit, frame[frame["variant"] == baseline.iloc[0]], n_resamples)
+            fit = _control_from_its_own_instances(fit, frame[frame["variant"] == baseline.iloc[0]])
         # object columns: a level may be a number (heads, replica) or a name (the control's models)
         fit = fit.astype({"reference": object, "level": object}).assign(base_config=base, setting=setting,
                                                                          phase=phase, metric=metric)
@@ -246,17 +259,23 @@ def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict,
     return fits.assign(estimate=percent(fits["beta"]), ci_low=percent(fits["low"]), ci_high=percent(fits["high"]))
 
 
-def widest_half_width(effects: pd.DataFrame) -> float:
-    """The widest 95% interval half-width, in percentage points, of the primary time effects in ``effects``
-    (timing_effects' rows): every main effect, or ladder step, on the wall time of each timed phase. A timing cell
-    stops once this is within its precision target (bench/measure/timing_cell.py). With no effect but the A/A
-    control (a sweep of one variant), the control's. NaN while some interval is missing (too few rounds)."""
+def primary_wall_effects(effects: pd.DataFrame) -> pd.DataFrame:
+    """The primary time effects in ``effects`` (timing_effects' rows): every main effect, or ladder step, on the
+    wall time of each timed phase; with no effect but the A/A control (a sweep of one variant), the control's."""
     wall = effects[effects["metric"] == SECONDS_PER_ITER] if len(effects) else effects
-    if wall.empty:
+    primary = wall[wall["factor"] != CONTROL] if len(wall) else wall
+    return primary if len(primary) else wall
+
+
+def widest_half_width(effects: pd.DataFrame) -> float:
+    """The widest 95% interval half-width of the primary time effects, on the model's log scale and quoted as %
+    (``100 * (exp(half) - 1)``: an interval of beta +- half reads as x/÷ that factor). NaN while an interval is
+    missing (too few units)."""
+    primary = primary_wall_effects(effects)
+    if primary.empty:
         return float("nan")
-    primary = wall[wall["factor"] != CONTROL]
-    half = (primary if len(primary) else wall).eval("(ci_high - ci_low) / 2")
-    return float("nan") if half.isna().any() else float(half.max())
+    half = (primary["high"] - primary["low"]) / 2
+    return float("nan") if half.isna().any() else float(percent(half.max()))
 
 
 def timing_stops(table: pd.DataFrame) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.effects import COUNTED_METRICS, Z95, log_standard_error
+from bench.report.compute.effects import COUNTED_METRICS
 from bench.report.compute.frames import add_labels
 from bench.report.compute.rounds_model import CONTROL
 from bench.report.compute.stats import ALPHA, bootstrap_interval, excludes
@@ -87,10 +87,11 @@ def time_floor(run: Derived) -> dict[tuple[str, str], float]:
 EFFECT_KEYS = ("base_config", "setting", "phase", "factor", "reference", "level")
 EFFECT_DIFFERENCE_METHOD = (
     "Time effects: each run's own estimate and 95% interval (its rounds model); B vs A is the ratio of the two "
-    "runs' (1 + effect) as a % change, exp(beta_B - beta_A) - 1, with a normal interval on the log scale whose "
-    "standard error combines both runs' (each read from its own interval: the runs are independent); an effect "
-    f"differs when Holm's correction over the table's effects (family-wise error {ALPHA:g}) rejects B = A. Two runs "
-    "of the same code differ nowhere but by chance.")
+    "runs' (1 + effect) as a % change, exp(beta_B - beta_A) - 1, with a t-interval on the log scale whose "
+    "standard error combines both runs' (the runs are independent; Welch-Satterthwaite degrees of freedom); an effect "
+    f"differs when Holm's correction over the table's effects (family-wise error {ALPHA:g}) rejects B = A. Neither "
+    "run's interval includes what varies between runs (another day's machine, another boot), so two runs of the same "
+    "code can differ by more than chance: read a difference against that.")
 
 
 def effect_differences(fits_a: pd.DataFrame, fits_b: pd.DataFrame, across_devices: bool = False) -> pd.DataFrame:
@@ -102,16 +103,19 @@ def effect_differences(fits_a: pd.DataFrame, fits_b: pd.DataFrame, across_device
     tested = [f[(f["metric"] == SECONDS_PER_ITER) & f["low"].notna()] if not f.empty else f for f in (fits_a, fits_b)]
     if any(f.empty for f in tested):
         return pd.DataFrame()
-    columns = list(dict.fromkeys([*keys, "setting", "beta", "estimate", "ci_low", "ci_high"]))
+    columns = list(dict.fromkeys([*keys, "setting", "beta", "se", "df", "estimate", "ci_low", "ci_high"]))
     a, b = (f[columns].astype({"reference": str, "level": str}) for f in tested)
     merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
     if merged.empty:
         return merged
-    se = np.hypot(*(log_standard_error(merged[f"ci_low_{s}"], merged[f"ci_high_{s}"]) for s in ("a", "b")))
+    se = np.hypot(merged["se_a"], merged["se_b"])
+    # Welch-Satterthwaite: the degrees of freedom of a sum of two variances estimated on their own
+    df = se ** 4 / (merged["se_a"] ** 4 / merged["df_a"] + merged["se_b"] ** 4 / merged["df_b"])
+    half = stats.t.ppf(1 - ALPHA / 2, df) * se
     difference = merged["beta_b"] - merged["beta_a"]
     merged["difference"] = 100 * np.expm1(difference)
-    merged["low"], merged["high"] = 100 * np.expm1(difference - Z95 * se), 100 * np.expm1(difference + Z95 * se)
-    merged["p_value"] = 2 * stats.norm.sf(np.abs(difference / se))
+    merged["low"], merged["high"] = 100 * np.expm1(difference - half), 100 * np.expm1(difference + half)
+    merged["p_value"] = 2 * stats.t.sf(np.abs(difference / se), df)
     merged["p_adjusted"] = multipletests(merged["p_value"], ALPHA, "holm")[1]
     merged["differs"] = merged["p_adjusted"] < ALPHA
     return merged.sort_values(keys, kind="stable").reset_index(drop=True)
