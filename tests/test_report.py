@@ -229,11 +229,18 @@ def test_holm_runs_over_the_primary_family_and_the_controls_apart_and_counts_are
     assert sorted(zip(primary["axis"], primary["metric"])) == [
         ("attn_heads", "fd"), ("attn_heads", "seconds_per_iter"), ("checkpoint", "seconds_per_iter"),
         ("upsample", "fd"), ("upsample", "seconds_per_iter")]
-    for family in ("primary", "control"):
-        tested = effects[(effects["family"] == family) & effects["p_value"].notna()]
+    aa = effects["axis"] == "control"
+    for family, members in (("primary", effects["family"] == "primary"), ("known nulls", (effects["family"] == "control")
+                                                                         & ~aa)):
+        tested = effects[members & effects["p_value"].notna()]
+        assert len(tested), family
         assert tested["p_adjusted"].tolist() == pytest.approx(
             multipletests(tested["p_value"], 0.05, "holm")[1].tolist())
         assert (tested["resolved"] == (tested["p_adjusted"] < 0.05)).all()
+    # the A/A control is the run's bias check: each reading on its own, not diluted by a correction
+    own = effects[aa & effects["p_value"].notna()]
+    assert len(own) and (own["family"] == "control").all() and (own["p_adjusted"] == own["p_value"]).all()
+    assert (own["resolved"] == (own["p_value"] < 0.05)).all()
     secondary = effects[(effects["family"] == "secondary") & effects["p_value"].notna()]
     assert secondary["p_adjusted"].isna().all() and (secondary["resolved"] == (secondary["p_value"] < 0.05)).all()
     assert primary["resolvable"].notna().all() and effects.loc[effects["family"] != "primary", "resolvable"].isna().all()
@@ -570,8 +577,14 @@ def test_a_resolved_control_opens_the_verdict_with_the_bias_it_shows():
     from bench.report.sections.verdict import _failed_control
 
     row = dict(axis="control", from_level="a", to_level="a (second instance)", phase="train_step",
-               metric="seconds_per_iter", unit="%", estimate=3.59, ci_low=0.707, ci_high=6.65)
+               metric="seconds_per_iter", unit="%", estimate=3.59, ci_low=0.707, ci_high=6.65, setting="cpu")
     effects = pd.DataFrame([row | {"resolved": True}, row | {"phase": "inference", "estimate": 0.5, "resolved": False}])
-    assert _failed_control(effects).startswith("Warning: a control whose true effect is zero came out resolved "
-                                               "(train_step/seconds_per_iter +3.59% [+0.707, +6.65])")
+    assert _failed_control(effects).startswith("Warning: this run's timing is biased by +3.6% (the A/A control, the "
+                                               "baseline against a second instance of itself, on train_step on cpu: "
+                                               "+3.59% [+0.707, +6.65], an interval that excludes zero): treat its "
+                                               "time effects with care")
     assert _failed_control(effects.assign(resolved=False)) == ""
+    # a known null (checkpointing on inference) that came out resolved: the design's bias
+    null = row | {"axis": "checkpoint", "phase": "inference", "resolved": True}
+    assert _failed_control(pd.DataFrame([null])).startswith("Warning: a control whose true effect is zero came out "
+                                                            "resolved (inference/seconds_per_iter +3.59%")

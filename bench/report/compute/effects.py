@@ -16,9 +16,10 @@ Families (``family``). ``primary``, the confirmatory family, is what the verdict
 metric (the training step's time on the network the verdict weighs) and one quality metric (``PRIMARY_QUALITY``
 at the end of training) on every network quality trained, at the shared recipe and, when the run tuned, at each
 variant's tuned recipe (``recipe``: compute/recipes.py). Holm's step-down correction runs over that family alone,
-so the run makes a false "resolved" claim among its primary effects with probability at most 5%. ``control`` (the
-A/A control and the known nulls) is a family of its own, Holm-corrected too, so a failed control is a false alarm
-with probability at most 5%. Every other effect is ``secondary``: exploratory, with its unadjusted 95% interval
+so the run makes a false "resolved" claim among its primary effects with probability at most 5%. ``control``: the A/A control
+and the known nulls. Each A/A reading is tested on its own at 5%, not diluted by a correction: it is the run's bias
+check, and an interval of it that excludes zero is the signal it exists for (the verdict flags it). The known nulls
+are Holm-corrected among themselves, so one of them failing is a false alarm with probability at most 5%. Every other effect is ``secondary``: exploratory, with its unadjusted 95% interval
 and no adjusted p-value, ``resolved`` when that interval excludes zero (about one null effect in twenty does). An
 exact count is resolved when it changed; an effect that could not be tested (too few pairs, rounds or residual
 degrees of freedom) never is.
@@ -27,8 +28,8 @@ degrees of freedom) never is.
 ±bound". Primary and control effects take the interval at their family's Bonferroni level (1 - 0.05/m), which
 covers zero for every effect Holm leaves unresolved; secondary effects their 95% interval. ``resolvable``: for a
 primary effect, the smallest true effect the run would resolve with 80% probability were it the family's only
-real one (Holm's first step, at level 0.05/m): (t(1 - 0.025/m) + t(0.8)) times its standard error. Time's
-standard error is read from its bootstrap interval on the log scale (a normal approximation).
+real one (Holm's first step, at level 0.05/m): (t(1 - 0.025/m) + t(0.8)) times its standard error, on its own
+degrees of freedom (time's: on the log scale, over its units: rounds_model.py).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from statsmodels.stats.multitest import multipletests
 
 from bench.report.compute.headline import PRIMARY_QUALITY, PRIMARY_TIME
 from bench.report.compute.recipes import confirmatory_recipes
-from bench.report.compute.rounds_model import CONTROL, MIN_ROUNDS_TO_TEST, ROUNDS_MODEL_METHOD
+from bench.report.compute.rounds_model import CONTROL
 from bench.report.compute.stats import ALPHA, excludes, t_interval
 from bench.schema import KNOWN_NULLS, SECONDS_PER_ITER
 from variants import AXES
@@ -58,7 +59,6 @@ CORRECTION_TEXT = (f"primary effects (per axis switch, the training step's time 
                    f"controls; every other effect is exploratory, resolved when its unadjusted 95% interval excludes "
                    "zero; counted quantities are exact and not tested")
 COUNTED_METRICS = ("params", "flops", "model_flops", "saved_tensor_bytes")
-Z95 = stats.norm.ppf(1 - ALPHA / 2)
 DISTURBED = "timing disturbed"  # in the method of a time effect whose rounds ran on a busy machine
 
 
@@ -77,9 +77,12 @@ def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_fi
     effects["family"] = _families(effects)
     tested = effects["p_value"].notna()
     effects["p_adjusted"] = np.nan
+    aa = effects["axis"] == CONTROL
+    effects.loc[tested & aa, "p_adjusted"] = effects.loc[tested & aa, "p_value"]  # each A/A reading on its own
     sizes = {}
-    for family in ("primary", "control"):
-        members = tested & (effects["family"] == family)
+    for family, members in (("primary", effects["family"] == "primary"), ("control", (effects["family"] == "control")
+                                                                          & ~aa)):
+        members &= tested
         sizes[family] = int(members.sum())
         if members.any():
             effects.loc[members, "p_adjusted"] = multipletests(effects.loc[members, "p_value"], ALPHA, CORRECTION)[1]
@@ -88,7 +91,7 @@ def effect_table(timing_fits: pd.DataFrame, cost_pairs: pd.DataFrame, quality_fi
     confirmatory = effects["family"] != "secondary"
     effects["resolved"] = np.where(tested & confirmatory, effects["p_adjusted"] < ALPHA,
                                    np.where(tested, effects["p_value"] < ALPHA, exact & changed))
-    family_size = effects["family"].map(sizes).fillna(1).clip(lower=1)
+    family_size = effects["family"].map(sizes).fillna(1).clip(lower=1).where(~aa, 1)
     level = np.where(confirmatory, ALPHA / family_size, ALPHA)
     effects["bound"] = [_bound(row, a) if t else np.nan for (_, row), a, t in zip(effects.iterrows(), level, tested)]
     effects["resolvable"] = [_resolvable(row, a) if t and f == "primary" else np.nan
@@ -167,11 +170,10 @@ def failed_controls(effects: pd.DataFrame) -> pd.DataFrame:
 
 def _interval(row: pd.Series, level: float) -> tuple[float, float]:
     """The effect's two-sided interval at confidence 1 - ``level``, from its standard error."""
+    half = stats.t.ppf(1 - level / 2, row["df"]) * row["se"]
     if row["scale"] == "log":  # % change: symmetric on the log scale, as the model is fitted
         beta = math.log1p(row["estimate"] / 100)
-        half = stats.norm.ppf(1 - level / 2) * row["se"]
         return 100 * math.expm1(beta - half), 100 * math.expm1(beta + half)
-    half = stats.t.ppf(1 - level / 2, row["df"]) * row["se"]
     return row["estimate"] - half, row["estimate"] + half
 
 
@@ -181,28 +183,21 @@ def _bound(row: pd.Series, level: float) -> float:
 
 
 def _resolvable(row: pd.Series, level: float) -> float:
-    if row["scale"] == "log":
-        return float(100 * math.expm1((stats.norm.ppf(1 - level / 2) + stats.norm.ppf(POWER)) * row["se"]))
-    return float((stats.t.ppf(1 - level / 2, row["df"]) + stats.t.ppf(POWER, row["df"])) * row["se"])
-
-
-def log_standard_error(ci_low: pd.Series, ci_high: pd.Series) -> pd.Series:
-    """A time effect's standard error on the log scale, read from its 95% interval in % (a normal approximation)."""
-    return (np.log1p(ci_high / 100) - np.log1p(ci_low / 100)) / (2 * Z95)
+    size = (stats.t.ppf(1 - level / 2, row["df"]) + stats.t.ppf(POWER, row["df"])) * row["se"]
+    return float(100 * math.expm1(size) if row["scale"] == "log" else size)
 
 
 def _time(fits: pd.DataFrame, disturbance: pd.DataFrame) -> pd.DataFrame:
     if fits.empty:
         return pd.DataFrame()
-    se = log_standard_error(fits["ci_low"], fits["ci_high"])
     time = pd.DataFrame({
         "axis": fits["factor"], "from_level": fits["reference"].astype(str), "to_level": fits["level"].astype(str),
         "base_config": fits["base_config"], "setting": fits["setting"], "recipe": "", "phase": fits["phase"],
         "step": np.nan, "metric": fits["metric"], "unit": "%", "estimate": fits["estimate"], "ci_low": fits["ci_low"],
         "ci_high": fits["ci_high"], "n": fits["n"],
         "p_value": fits["p_value"],
-        "method": fits.get("method", ROUNDS_MODEL_METHOD) + f"; n = rounds (untested below {MIN_ROUNDS_TO_TEST})",
-        "se": se, "df": np.inf, "scale": "log",
+        "method": fits["method"] + "; n = rounds",
+        "se": fits["se"], "df": fits["df"], "scale": "log",
     })
     for busy in disturbance[disturbance["disturbed"].astype(bool)].itertuples():
         hit = (time["base_config"] == busy.base_config) & (time["setting"] == busy.setting)

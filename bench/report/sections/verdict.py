@@ -15,7 +15,7 @@ from bench.report.compute.frames import parameter_count
 from bench.report.compute.effects import DISTURBED, aa_control, failed_controls, main_base, quality_base
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
 from bench.report.compute.recipes import SHARED, confirmatory_recipes
-from bench.report.compute.rounds_model import MIN_ROUNDS_TO_TEST, timing_stops
+from bench.report.compute.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
 from bench.report.compute.switches import checkpoint_checked, floor_means, pick, switch_effects
 from bench.report.compute.switches import switches as run_switches
 from bench.report.render.document import Section, Table, Text
@@ -74,7 +74,8 @@ def precision_sentences(table: pd.DataFrame) -> list[str]:
                                           else f"{stop.base_config} · {stop.setting}")
         if pd.isna(stop.reached):
             out.append(f"{where}: no interval after {stop.rounds:.0f} rounds (the model gives one from "
-                       f"{MIN_ROUNDS_TO_TEST}), none of the ±{stop.target:g}% asked for.")
+                       f"{MIN_PROCESSES} timing processes, or from {MIN_ROUNDS_TO_TEST} rounds in fewer), none of "
+                       f"the ±{stop.target:g}% asked for.")
         elif stop.why == "precision":
             out.append(f"{where}: reached ±{stop.reached:.2g}% in {stop.rounds:.0f} rounds (asked ±{stop.target:g}%).")
         elif stop.why == "cap":
@@ -205,10 +206,18 @@ class _Robustness:
 
 
 def _failed_control(effects: pd.DataFrame) -> str:
-    """A control that came out resolved, first: a time effect no larger than its bias is not told apart from it."""
+    """A control that came out resolved, first: the A/A control on wall time is the run's bias check, read on its
+    own; a known null that comes out resolved says the same of the design."""
     failed = failed_controls(effects)
     if failed.empty:
         return ""
+    biased = failed[(failed["axis"] == CONTROL) & (failed["metric"] == SECONDS_PER_ITER)]
+    if len(biased):
+        worst = biased.loc[biased["estimate"].abs().idxmax()]
+        return (f"Warning: this run's timing is biased by {worst['estimate']:+.2g}% (the A/A control, the baseline "
+                f"against a second instance of itself, on {worst['phase']} on {worst['setting']}: "
+                f"{effect_interval(worst, '%')}, an interval that excludes zero): treat its time effects with care, "
+                "and a time effect within that interval as not told apart from it.")
     worst = failed.loc[failed["estimate"].abs().idxmax()]
     return (f"Warning: a control whose true effect is zero came out resolved ({worst['phase']}/{worst['metric']} "
             f"{effect_interval(worst, '%')}): "
