@@ -33,6 +33,20 @@ def round_order(size: int, seed: int, round_index: int) -> list[int]:
     return np.random.default_rng([seed, round_index]).permutation(size).tolist()
 
 
+def build_order(cell: Cell, members: list[int], seed: int, process: int, first: bool) -> list[int]:
+    """The order in which a process builds its members: drawn from ``(seed, process)``, so whatever the order does
+    to a model's speed (where its memory lands) differs from process to process and enters the process level of
+    every interval, instead of biasing every process alike. In the ``first`` process the A/A copy comes after its
+    original, whose counts it shares."""
+    order = np.random.default_rng([seed, process, len(cell.members)]).permutation(members).tolist()
+    if first and 0 in order:
+        copy = next((i for i in order[:order.index(0)] if cell.members[i].replica), None)
+        if copy is not None:
+            a, b = order.index(copy), order.index(0)
+            order[a], order[b] = order[b], order[a]
+    return order
+
+
 @dataclasses.dataclass(frozen=True)
 class Counted:
     """What a member's first process measured once for every process: model FLOPs per call and calls per block,
@@ -90,7 +104,7 @@ class RoundTimer:
         self.cell, self.seed, self.process = cell, budget.seed, process
         self.models: dict[int, _Model] = {}
         self.setup_rows: list[Measurement] = []
-        for index in members:
+        for index in build_order(cell, members, budget.seed, process, first=counted is None):
             member = cell.members[index]
             try:
                 self.models[index] = _Model(member, budget, self.models.get(0) if member.replica else None,
@@ -108,7 +122,7 @@ class RoundTimer:
 
     @property
     def members(self) -> list[int]:
-        return list(self.models)
+        return sorted(self.models)
 
     @property
     def counted(self) -> dict[int, Counted]:

@@ -15,20 +15,23 @@ which attention kernels its phases ran (``sdpa_calls*`` rows, bench/measure/atte
 
 A process's memory layout and library state can shift its timings in a way no number of rounds inside it reveals
 (Kalibera and Jones 2013 treat executions as a level of their own), so the rounds are spread over
-``budget.processes`` fresh processes, one after another, each building and warming up every member anew (the first
-also counts each member's FLOPs and sets its calls per block; the later ones reuse both, so every process times
-blocks of the same length): the first ``processes - 1`` take an equal share of the rounds (of ``min_rounds`` and
-of ``max_seconds``), the last runs on until the rule below stops it. Rows record their ``process``; the report's
-model resamples processes, then rounds within them, so its intervals include the variation between processes. With
-``processes`` 1 the rounds run in the cell's own worker.
+``budget.processes`` fresh processes, one after another, each building and warming up every member anew, in an order
+of its own (bench/measure/rounds.build_order; the first also counts each member's FLOPs and sets its calls per
+block; the later ones reuse both, so every process times blocks of the same length): the first ``processes - 1``
+take an equal share of the rounds (of ``min_rounds`` and of ``max_seconds``), the last runs on until the cap. Rows
+record their ``process``; from three processes on the report's model takes the process as the unit of its
+intervals, so they include the variation between processes. With ``processes`` 1 the rounds run in the cell's own
+worker.
 
 Rounds go on until the report's own model, fitted to this cell's rounds so far, gives every primary time effect
-(each axis's main effect on each phase's wall time) a 95% interval within ``budget.precision`` percentage points
-either side, or until ``budget.max_seconds``, and never fewer than ``budget.min_rounds``. The rule looks at the
-intervals' widths alone, never at an estimate or its sign: a width is a function of the residual scatter, which
-(for roughly normal log-times) is independent of the estimates, so stopping on it leaves the estimates unbiased and
-the intervals covering as often as at a fixed number of rounds (Chow and Robbins 1965's fixed-width sequential
-interval; tests/test_time_precision.py checks both on synthetic rounds with known effects). The
+(each axis's main effect on each phase's wall time) a 95% interval within ``budget.precision`` % either side (on the
+model's log scale: beta +- log(1 + precision / 100)), or until ``budget.max_seconds``, and never fewer than
+``budget.min_rounds``. The rule is checked after every round of every process once the model gives intervals (from
+the third process on, when the process is the interval's unit), so a setting that reaches its target early stops
+early, in whichever process. It reads the widths alone, never an estimate or its sign, and, because stopping when
+a width happens to read narrow would leave the intervals short, it stops on an 80% upper confidence bound of each
+width (the standard error's chi-square bound on its degrees of freedom, as Stein's two-stage rule guards its first
+stage): docs/statistics.md gives the coverage measured with it (bench/calibration/timing.py). The
 ``group / time_precision`` row records the width reached, the rounds used (``n``) and why the rounds stopped.
 """
 from __future__ import annotations
@@ -37,69 +40,83 @@ import dataclasses
 import math
 import multiprocessing
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
 from bench.measure.processes import how_it_ended, spawn_guarded
 from bench.measure.rounds import Counted, RoundTimer, plain_counts
 from bench.plan.cells import Cell
 from bench.plan.sweep import RoundsBudget
 from bench.report.compute.frames import references
-from bench.report.compute.rounds_model import MIN_ROUNDS_TO_TEST, timing_effects, widest_half_width
+from bench.report.compute.rounds_model import (MIN_PROCESSES, percent, primary_wall_effects, timing_effects,
+                                               widest_half_width)
 from bench.schema import SECONDS_PER_ITER, Measurement, failure
 from bench.store.folder import rows_frame
 from variants import AXES
 
-PRECISION_METHOD = ("widest 95% interval half-width, in percentage points, of the main effects on wall time "
+PRECISION_METHOD = ("widest 95% interval half-width of the main effects on wall time, on the log scale as % "
                     "(rounds_model, this cell's rounds); message: why the rounds stopped (precision, cap, or every "
                     "member failed)")
+# The stop reads an upper confidence bound of each half-width at this level (the module's docstring).
+GUARD_LEVEL = 0.8
 
 
-def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement], plugins: Sequence[str] = ()) -> None:
+def time_in_rounds(cell: Cell, budget: RoundsBudget, rows: list[Measurement], plugins: Sequence[str] = (),
+                   start_timer: Callable[..., RoundTimer | SpawnedRoundTimer] | None = None,
+                   clock: Callable[[], float] = time.perf_counter) -> None:
     """Append the group's rows to ``rows`` as they are measured: memory of holding every model, then per round
     and block the seconds per call (wall and CPU), images/s, achieved FLOP/s and its fraction of the round's
     matmul peak. A member that fails to build or run leaves a row saying why and drops out; the rest go on.
-    ``plugins``: the user's variant modules, imported by every timing process."""
-    # the model gives no interval before MIN_ROUNDS_TO_TEST rounds: no fit before then
-    check_from = max(budget.min_rounds, MIN_ROUNDS_TO_TEST)
+    ``plugins``: the user's variant modules, imported by every timing process. ``start_timer`` and ``clock``: what
+    builds a process's timer (by default in this process for one process, else a spawned one) and tells the seconds
+    in rounds; a calibration replaces both with simulated ones."""
+    start_timer = start_timer or start_round_timer
     share_rounds, share_seconds = math.ceil(budget.min_rounds / budget.processes), budget.max_seconds / budget.processes
     members, counted = list(range(len(cell.members))), None
     round_index, seconds, reached, why = 0, 0.0, float("nan"), None
+    precision = PrecisionSoFar(cell, budget.processes)
     for process in range(budget.processes):
         last = process == budget.processes - 1
         try:
-            timer = (RoundTimer(cell, budget, members, counted, process) if budget.processes == 1
-                     else SpawnedRoundTimer(cell, budget, members, counted, process, plugins))
+            timer = start_timer(cell, budget, members, counted, process, plugins)
         except TimingProcessDied as died:
             rows.append(died.row)
             break
         rows += timer.setup_rows
         counted = counted or timer.counted
-        start, own_rounds = time.perf_counter(), 0
+        start, own_rounds = clock(), 0
         try:
             while timer.members:
                 rows += timer.round(round_index)
                 round_index, own_rounds = round_index + 1, own_rounds + 1
-                own_seconds = time.perf_counter() - start
-                if not last:
-                    if own_rounds >= share_rounds and own_seconds >= share_seconds:
-                        break
-                    continue
-                reached = precision_so_far(cell, rows) if round_index >= check_from else float("nan")
-                why = stop_reason(budget, round_index, seconds + own_seconds, reached)
-                if why:
+                own_seconds = clock() - start
+                reached, guarded = precision.so_far(rows)
+                why = stop_reason(budget, round_index, seconds + own_seconds, guarded)
+                if why == "precision" or (last and why):
+                    break
+                if not last and own_rounds >= share_rounds and own_seconds >= share_seconds:
                     break
         except TimingProcessDied as died:
             rows.append(died.row)
             break
         finally:
             timer.close()
-        seconds += time.perf_counter() - start
+        seconds += clock() - start
         members = timer.members
-        if not members:
+        if not members or why == "precision":
             break
     rows += _stop_rows(reached, why, round_index, budget.precision)
+
+
+def start_round_timer(cell: Cell, budget: RoundsBudget, members: list[int], counted: dict[int, Counted] | None,
+                      process: int, plugins: Sequence[str]) -> RoundTimer | SpawnedRoundTimer:
+    """A process's timer: with one process, in the cell's own worker (which imported the plugins already)."""
+    if budget.processes == 1:
+        return RoundTimer(cell, budget, members, counted, process)
+    return SpawnedRoundTimer(cell, budget, members, counted, process, plugins)
 
 
 class TimingProcessDied(Exception):
@@ -146,24 +163,53 @@ class SpawnedRoundTimer:
             raise TimingProcessDied(self.process, self.child.exitcode) from None
 
 
-def stop_reason(budget: RoundsBudget, rounds: int, seconds: float, reached: float) -> str | None:
-    """Why the rounds stop after ``rounds`` of them, ``seconds`` in: ``precision`` (every primary effect within
-    the target: ``reached``, NaN while an interval is missing) or ``cap``; None to go on."""
+def stop_reason(budget: RoundsBudget, rounds: int, seconds: float, guarded: float) -> str | None:
+    """Why the rounds stop after ``rounds`` of them, ``seconds`` in: ``precision`` (the guarded half-width, in %,
+    within the target; NaN while an interval is missing) or ``cap``; None to go on."""
     if rounds < budget.min_rounds:
         return None
-    if reached <= budget.precision:
+    if guarded <= budget.precision:
         return "precision"
     return "cap" if seconds >= budget.max_seconds else None
 
 
-def precision_so_far(cell: Cell, rows: list[Measurement]) -> float:
-    """The widest interval half-width (percentage points) of the primary time effects in ``rows``: the report's
-    model (rounds_model.timing_effects) on this cell's wall-time blocks so far. NaN while an interval is missing."""
-    timed = [r for r in rows if r.metric == SECONDS_PER_ITER]
-    if not timed:
+class PrecisionSoFar:
+    """The widest 95% half-width of the primary time effects in a cell's rows so far (in % on the log scale: the
+    report's model, rounds_model.timing_effects, on the wall-time blocks), and the same at its upper confidence
+    bound, which the stop reads. NaN while an interval is missing, and while fewer processes ran than the planned
+    design's intervals need: a cell planned over processes never stops on an interval over rounds alone. Each call
+    turns only the rows new since the last into table rows."""
+
+    def __init__(self, cell: Cell, planned_processes: int) -> None:
+        self.cell, self.processes_needed = cell, min(planned_processes, MIN_PROCESSES)
+        self.frames: list[pd.DataFrame] = []
+        self.seen = 0
+
+    def so_far(self, rows: list[Measurement]) -> tuple[float, float]:
+        timed = [r for r in rows[self.seen:] if r.metric == SECONDS_PER_ITER]
+        self.seen = len(rows)
+        if timed:  # the table's rows; one cell is one setting
+            self.frames.append(rows_frame("", self.cell, timed).assign(setting=self.cell.device))
+        if not self.frames:
+            return float("nan"), float("nan")
+        table = pd.concat(self.frames, ignore_index=True)
+        self.frames = [table]
+        if table["process"].nunique() < self.processes_needed:
+            return float("nan"), float("nan")
+        effects = timing_effects(table, tuple(AXES), references())
+        return widest_half_width(effects), widest_guarded_half_width(effects)
+
+
+def widest_guarded_half_width(effects: pd.DataFrame) -> float:
+    """The widest half-width of the primary time effects at an upper confidence bound (``GUARD_LEVEL``) of its
+    standard error: t * se * sqrt(df / chi2(1 - level, df)), as % on the log scale."""
+    primary = primary_wall_effects(effects)
+    if primary.empty or primary["low"].isna().any():
         return float("nan")
-    table = rows_frame("", cell, timed).assign(setting=cell.device)  # the table's rows; one cell is one setting
-    return widest_half_width(timing_effects(table, tuple(AXES), references()))
+    df = primary["df"].to_numpy(dtype=float)
+    bound = np.sqrt(df / stats.chi2.ppf(1 - GUARD_LEVEL, df))
+    half = (primary["high"] - primary["low"]).to_numpy(dtype=float) / 2 * bound
+    return float(percent(half.max()))
 
 
 def _stop_rows(reached: float, why: str | None, rounds: int, target: float) -> list[Measurement]:
