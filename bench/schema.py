@@ -10,12 +10,13 @@ import traceback
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from bench.plan.recipe import RECIPE_AXES
 from variants import AXES
+
+if TYPE_CHECKING:  # pandas is imported by what reads or writes tables, not by `import bench.cli`
+    import pandas as pd
 
 STATUSES = ("ok", "oom", "error", "skipped")
 FAILED_STATUSES = ("error", "oom")  # of a measurement or cell that did not finish cleanly
@@ -93,11 +94,11 @@ BOOL_COLUMNS = ("compile", "cuda_graphs")
 # table predates gets the axis's reference level (one level: no effect is claimed for it).
 OPTIONAL_DEFAULTS: dict[str, Any] = {
     "run_id": "", "cell_id": "", "block": "total", "method": "", "message": "", "device": "", "device_name": "",
-    "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": pd.NA, "batch_size": pd.NA,
-    "repeat": pd.NA, "seed": pd.NA, "step": pd.NA, "n": pd.NA, "peer": "",
+    "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": None, "batch_size": None,
+    "repeat": None, "seed": None, "step": None, "n": None, "peer": "",
     "memory_format": DEFAULT_EXECUTION["memory_format"], "compile": DEFAULT_EXECUTION["compile"],
     "cuda_graphs": DEFAULT_EXECUTION["cuda_graphs"], "replica": 0,
-    "position": pd.NA, "process": pd.NA, "rung": "", "rung_index": pd.NA,
+    "position": None, "process": None, "rung": "", "rung_index": None,
     **{name: axis.empty for name, axis in RECIPE_AXES.items()},
 }
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 
 import torch
-from smalldiffusion import SigmaEmbedderSinCos
 from torch import Tensor, nn
 
 from .parts import Parts, linear, silu
 from .registry import Registry
+from .smalldiffusion_mirror import SigmaEmbedderSinCos
 
 NOISE_EMBEDDINGS: Registry[nn.Module] = Registry("noise_embedding", ("ch", "temb_ch", "parts"))
 
@@ -36,8 +36,9 @@ def _half(ch: int, minimum: int) -> int:
 class SinCosNoiseEmbedding(SigmaEmbedderSinCos, NoiseEmbedding):
     """smalldiffusion's ``SigmaEmbedderSinCos(temb_ch)`` itself: sin and cos of ln(sigma) / 2, then the MLP.
 
-    Subclassed rather than copied, so the baseline stays smalldiffusion's parameter for parameter and bit
-    for bit, with the same ``mlp.*`` state-dict keys; ``ch`` is unused (the features are always two). With
+    Subclassed from the line-for-line mirror of smalldiffusion's class (``variants/smalldiffusion_mirror.py``,
+    tested against the installed package), so the baseline stays smalldiffusion's parameter for parameter and
+    bit for bit, with the same ``mlp.*`` state-dict keys; ``ch`` is unused (the features are always two). With
     other layers or another activation (the ``layers`` and ``act`` axes) the MLP is made of those instead.
     """
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from smalldiffusion import ModelMixin
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .assembly import parts_for_spec
 from .parts import Parts
 from .resnet import Downsample, ResampleResnetBlock, ResnetBlock
+from .smalldiffusion_mirror import ModelMixin
 from .spec import CLIP_ACT, UNetSpec
 
 

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from smalldiffusion import ModelMixin
 from torch import Tensor, nn
 
 from variants import UNetSpec, build
+from variants.smalldiffusion_mirror import ModelMixin
 
 
 class PeerUnavailable(RuntimeError):

@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from bench.plan.cells import Cell
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.recipe import RECIPE_COLUMNS, recipe_changes, recipe_of, recipe_text
 from bench.schema import PRIMARY_QUALITY, Kind
+
+if TYPE_CHECKING:  # imported where a table is read: planning a run needs no pandas
+    import pandas as pd
 
 TUNING_SEED_OFFSET = 10_000
 # What identifies one tuned variant: its quality preset and network, its variant and ladder rung.
@@ -38,6 +39,8 @@ def tuning_grid(grid: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 def criteria(table: pd.DataFrame) -> pd.DataFrame:
     """Per tuned variant and grid point: the criterion (``CRITERION``) and the tuning seeds it averages."""
+    import pandas as pd
+
     phase, metric = PRIMARY_QUALITY
     rows = table[(table["kind"] == Kind.TUNE) & (table["phase"] == phase) & (table["metric"] == metric)
                  & (table["status"] == "ok")]
@@ -52,6 +55,8 @@ def choices(table: pd.DataFrame) -> pd.DataFrame:
     """One row per tuned variant: its chosen recipe (the point with the lowest criterion; a tie goes to the
     quality preset's own value), ``criterion`` there, ``grid`` (every point and its criterion, as text) and
     ``tuned_axes`` (the recipe axes the grid varies)."""
+    import pandas as pd
+
     points = criteria(table)
     rows = []
     for key, group in points.groupby(UNIT, dropna=False, sort=True):

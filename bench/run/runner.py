@@ -9,9 +9,7 @@ import signal
 import statistics
 import sys
 import time
-from typing import Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterator
 
 from bench.measure.machine_pace import machine_pace
 from bench.measure.quality import InceptionUnavailable, require_inception
@@ -28,6 +26,9 @@ from bench.schema import FAILED_STATUSES, Kind
 from bench.store.atomic import atomic_write_text
 from bench.store.folder import RunStore, read_json, rows_frame
 from bench.store.lock import hold_run_folder
+
+if TYPE_CHECKING:  # the tables come from bench.store: `import bench.cli` needs no pandas
+    import pandas as pd
 
 
 class Stopped(KeyboardInterrupt):

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from bench.plan.cells import Cell
 from bench.schema import Measurement, columns, typed
+from bench.store.atomic import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:  # imported where a table is made or read, so `import bench.cli` needs no pandas
     import pandas as pd
-from bench.store.atomic import atomic_write, atomic_write_text
 
 # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns; 4: a column per
 # declared axis, quality_preset beside the real dataset; 5: EDM2's axes (residual_join replaces skip_rescale), rung,
