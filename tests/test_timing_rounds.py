@@ -122,6 +122,16 @@ def test_with_fewer_than_three_processes_the_unit_is_the_round_and_the_method_sa
     assert "over the processes" in interval_method("OLS", three.iloc[0])
 
 
+def test_a_process_that_lacks_a_level_leaves_out_that_term_alone():
+    # a member that failed in the first process (or a timing cell of a split setting) holds no a = 1 there
+    frame = synthetic_rounds({"a": 0.1, "b": 0.0, "c": 0.0}, 12, np.random.default_rng(7), processes=4)
+    frame = frame[(frame["process"] != 0) | (frame["a"] == 0)]
+    fit = blocked_factorial(frame, [*AXES, "replica"], dict.fromkeys([*AXES, "replica"], 0), process="process")
+    units = dict(zip(fit["factor"], fit["units"]))
+    assert units == {"a": 3, "b": 4, "c": 4, "replica": 4}
+    assert fit.loc[fit["factor"] == "a", "beta"].iloc[0] == pytest.approx(0.1, abs=0.05)
+
+
 def test_the_noise_levels_recover_known_standard_deviations():
     frame = synthetic_rounds({"a": 0.1, "b": 0.0, "c": 0.0}, 400, np.random.default_rng(5), noise=0.02, drift=0.0,
                              processes=40, process_speed=0.05, process_model=0.03)

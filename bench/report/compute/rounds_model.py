@@ -148,10 +148,13 @@ def unit_estimates(x_w: np.ndarray, y_w: np.ndarray, unit: np.ndarray) -> tuple[
     np.add.at(xtx, unit, x_w[:, :, None] * x_w[:, None, :])
     xty = np.zeros((n_units, k))
     np.add.at(xty, unit, x_w * y_w[:, None])
-    estimates = np.full((n_units, k), np.nan)
-    for u in range(n_units):
-        if np.linalg.matrix_rank(xtx[u]) == k:
-            estimates[u] = np.linalg.solve(xtx[u], xty[u])
+    inverse = np.linalg.pinv(xtx)
+    estimates = np.einsum("uij,uj->ui", inverse, xty)
+    # a term is estimable in a unit when its unit vector lies in the row space of the unit's design (a timing cell
+    # of a split setting holds some variants only)
+    projection = np.einsum("uij,ujk->uik", inverse, xtx)
+    estimable = np.abs(projection - np.eye(k)).max(axis=2) < 1e-6
+    estimates[~estimable] = np.nan
     n = (~np.isnan(estimates)).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         beta = np.nansum(estimates, 0) / n
