@@ -96,3 +96,10 @@ def test_starting_the_cli_or_building_a_model_imports_no_heavy_module(module):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"import {module} imported {done.stdout.strip()}"
+
+
+def test_a_timing_cell_s_worker_loads_no_plotting_library():
+    # its stopping rule imports the report's rounds model, not the report's sections and plots
+    code = "import sys, bench.measure.timing_cell; print(','.join(m for m in ('matplotlib', 'seaborn') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr
