@@ -507,12 +507,14 @@ def test_the_verdict_opens_the_report_and_is_effects_csv_in_other_words(runs):
     assert cell.startswith(signed(fd["estimate"])) and cell.endswith("✓") == bool(fd["resolved"])
     assert "Noise floor: the A/A control" in markdown.split("## Verdict")[1].split("\n## ")[0]
     # a sentence per switch, in words
-    assert re.search(r"^- upsample nearest_conv → conv_transpose: .*: ((better|worse) by [0-9.]+ FD|no difference in "
-                     r"quality beyond ±[0-9.]+ FD) \([0-9.]+ of the real-versus-real floor, [0-9.]+\)\.$", markdown,
-                     flags=re.M)
-    # an unresolved primary effect reads its bound; the run says what it could have resolved
+    assert re.search(r"^- upsample nearest_conv → conv_transpose: .*: ((better|worse) by [0-9.]+ FD \(|no difference "
+                     r"in quality beyond ±[0-9.]+ FD \([0-9.]+% interval; )[0-9.]+ of the real-versus-real floor, "
+                     r"[0-9.]+\)\.$", markdown, flags=re.M)
+    # an unresolved primary effect reads its bound and the level of the interval it comes from (not the 95% printed
+    # beside it); the run says what it could have resolved
     if not bool(fd["resolved"]):
-        assert f"beyond ±{fd['bound']:.3g} FD" in markdown
+        m = int(((effects["family"] == "primary") & effects["p_value"].notna()).sum())
+        assert f"beyond ±{fd['bound']:.3g} FD ({100 * (1 - 0.05 / m):.4g}% interval" in markdown
     assert "Smallest effect this run resolves on FD:" in markdown
     assert "Smallest effect this run resolves on training step time:" in markdown
 

@@ -15,7 +15,7 @@ from bench.plan.tuning import choices
 from bench.report.compute import frames, robustness
 from bench.report.compute.completeness import Completeness, completeness
 from bench.report.compute.disturbance import disturbance
-from bench.report.compute.effects import effect_table
+from bench.report.compute.effects import effect_table, quality_bases
 from bench.report.compute.load import Run
 from bench.report.compute.peer_ratios import peer_comparisons, peer_rounds
 from bench.report.compute.quality_model import quality_effects
@@ -153,13 +153,16 @@ class Derived:
 
     @cached_property
     def across_scales(self) -> pd.DataFrame:
-        """Per switch and recipe: does the primary quality effect hold on every network trained (robustness.py)."""
-        return robustness.across_scales(self.effects)
+        """Per switch and recipe: does the primary quality effect hold on every network trained, and how much does it
+        differ between them (robustness.py)."""
+        bases = quality_bases(self.effects)
+        return robustness.across_scales(self.effects, self.quality_fits, robustness.network_sizes(self.table, bases))
 
     @cached_property
     def across_recipes(self) -> pd.DataFrame:
-        """Per switch and network: the shared-recipe reading against the tuned one (robustness.py)."""
-        return robustness.across_recipes(self.effects)
+        """Per switch and network: the shared-recipe reading against the tuned one, and their difference
+        (robustness.py)."""
+        return robustness.across_recipes(self.effects, self.all_quality_values, tuple(AXES), frames.references())
 
     @cached_property
     def rungs(self) -> dict[str, str]:

@@ -38,6 +38,22 @@ def t_interval(values) -> tuple[float, float]:
     return (mean - half, mean + half)
 
 
+def independent_difference(a: pd.Series, b: pd.Series) -> pd.Series:
+    """``b`` minus ``a``, two estimates (``estimate``, ``se``, ``df``) from independent runs: ``estimate``, ``se``
+    (the two combined, hypot), ``df`` (Welch-Satterthwaite: the degrees of freedom of a sum of two variances each
+    estimated on its own), ``ci_low``/``ci_high`` (95% t-interval) and ``p_value`` (two-sided t-test of zero); NaN
+    interval and test when either has none."""
+    estimate = float(b["estimate"] - a["estimate"])
+    se = float(np.hypot(a["se"], b["se"]))
+    if not (se > 0 and a["df"] > 0 and b["df"] > 0):
+        return pd.Series({"estimate": estimate, "se": se, "df": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                          "p_value": math.nan})
+    df = se ** 4 / (a["se"] ** 4 / a["df"] + b["se"] ** 4 / b["df"])
+    half = stats.t.ppf(1 - ALPHA / 2, df) * se
+    return pd.Series({"estimate": estimate, "se": se, "df": df, "ci_low": estimate - half,
+                      "ci_high": estimate + half, "p_value": 2 * stats.t.sf(abs(estimate) / se, df)})
+
+
 def mean_ci(values: pd.Series) -> pd.Series:
     low, high = t_interval(values)
     return pd.Series({"mean": values.mean(), "low": low, "high": high, "n": int(values.notna().sum())})

@@ -156,3 +156,35 @@ def effect_cell(row: pd.Series | None) -> str:
 def plain_cell(row: pd.Series) -> str:
     """A cell without its resolved mark."""
     return effect_cell(row).removesuffix(RESOLVED).removesuffix(EXPLORATORY)
+
+
+def scale_reading(row: pd.Series, with_difference: bool = True) -> str:
+    """An across-scales row (robustness.across_scales) in words: whether the direction holds, and the difference
+    between the largest and the smallest network with its 95% interval: ``holds, 71% smaller at the larger scale
+    (digits8_ch32 − digits8_ch16: +1.37 [+1.1, +1.64])`` (without the difference itself when a table shows it)."""
+    difference, label = row["difference"], row["reading"]
+    if not isinstance(difference, pd.Series) or pd.isna(difference["ci_low"]):
+        return f"{label}; the difference between the scales is untested"
+    told = f" ({row['larger']} − {row['smaller']}: {effect_interval(difference)})" if with_difference else ""
+    resolved = bool(difference["resolved"])
+    if label == "holds":
+        where = "at the larger scale" if row["ordered"] else f"on {row['larger']} than on {row['smaller']}"
+        if resolved and pd.notna(row["size_change"]):
+            size = f"{abs(row['size_change']):.0f}% {'smaller' if row['size_change'] < 0 else 'larger'} {where}"
+            return f"holds, {size}{told}"
+        return f"holds, its size not told apart between the scales{told}"
+    if label == "reverses":
+        return f"reverses{told}"
+    return f"{label}; the scales {'differ' if resolved else 'are not told apart'}{told}"
+
+
+def recipe_reading(row: pd.Series) -> str:
+    """An across-recipes row (robustness.across_recipes) in words: the tuned reading minus the shared one, with its
+    95% interval, and whether that difference is resolved."""
+    difference = row["difference"]
+    if not isinstance(difference, pd.Series) or pd.isna(difference["ci_low"]):
+        return "the difference between the tuned and shared readings is untested"
+    told = f"tuned − shared {effect_interval(difference)}"
+    if bool(difference["resolved"]):
+        return f"the tuned reading differs from the shared: {told}"
+    return f"the tuned and shared readings are not told apart: {told}"

@@ -10,7 +10,7 @@ import pandas as pd
 from bench.report.compute.derived import Derived
 from bench.report.compute.effects import quality_base
 from bench.report.compute.headline import PRIMARY_QUALITY
-from bench.report.compute.robustness import PAPER_READINGS, paper_reading, primary_quality
+from bench.report.compute.robustness import PAPER_READINGS, bound_level, paper_reading, primary_quality
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import effect_interval, signed
 
@@ -25,9 +25,11 @@ def paper_section(derived: Derived) -> Section | None:
     section = Section("Against the paper (ADM)", "ADM's ablations changed one choice of a 128x128 ImageNet U-Net "
                       "and reported the change in FID (negative: better); our effect is the primary quality effect of "
                       "the same switch (FD on the classifier features of the run's data set, negative: better). The "
-                      "scales differ by orders of magnitude, so only directions compare: reproduced = the same sign "
-                      "and resolved, contradicted = the opposite sign and resolved, else not resolved at this scale, "
-                      "with the largest difference the run allows.")
+                      "scales differ by orders of magnitude, so only directions compare, and each reading holds at "
+                      "this scale only: reproduced = the same sign and resolved (Holm over the primary family), "
+                      "contradicted = the opposite sign and resolved, else not resolved at this scale, with the "
+                      "largest difference the run allows: its interval at Holm's family level, named beside it, wider "
+                      "than the 95% interval of our effect.")
     ours = primary_quality(derived.effects)
     ours = ours[(ours["recipe"] == derived.main_recipe) & (ours["base_config"] == quality_base(derived.effects))]
     rows = []
@@ -43,8 +45,8 @@ def paper_section(derived: Derived) -> Section | None:
                                        + (f", at {int(paper['iterations']) // 1000}K steps)" if paper["iterations"]
                                           else ")"),
                      "our switch": f"{mine['axis']}: {mine['from_level']} → {mine['to_level']}",
-                     f"our {PRIMARY_QUALITY[1].upper()} effect": effect_interval(mine),
-                     "reading": paper_reading(paper["fid_change"], mine)})
+                     f"our {PRIMARY_QUALITY[1].upper()} effect [95%]": effect_interval(mine),
+                     "reading": paper_reading(paper["fid_change"], mine, bound_level(derived.effects, mine))})
     if not rows:
         return None  # the run switched none of the axes ADM's tables ablate, or measured no quality
     frame = pd.DataFrame(rows)

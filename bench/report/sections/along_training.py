@@ -13,11 +13,12 @@ from bench.report.render.wording import signed
 
 NOTE = ("Every quality run is sampled and scored at each checkpoint, and each switch's effect is fitted at each "
         "checkpoint with the same model as the final one (the last checkpoint's effect is the final effect). "
-        "Stable: the change from the first checkpoint to the last is within noise; growing or shrinking: it is "
-        "resolved, away from or towards zero; changes sign: resolved with opposite signs at the first and last "
-        "checkpoints. Not settled: the effect still changed over the last stretch. A change is the same model fitted "
-        "to each run's difference between the two checkpoints; 95% intervals, exploratory (no correction over "
-        "switches).")
+        "Stable: the change from the first checkpoint to the last is within noise; growing or shrinking: both ends "
+        "have the same sign and the change is resolved, away from or towards zero; changes sign: both ends are "
+        "resolved, with opposite signs; not settled: the change is resolved and crosses zero, but an end is within "
+        "noise, so the direction the effect is heading to is open. Still moving: the effect changed over the last "
+        "stretch (the last two checkpoints). A change is the same model fitted to each run's difference between the "
+        "two checkpoints; 95% intervals, exploratory (no correction over switches).")
 
 
 def along_training_section(derived: Derived, figures_dir: Path) -> Section | None:
@@ -50,6 +51,7 @@ def _lines(trends, rungs: dict[str, str]) -> list[str]:
     out = []
     for _, row in trends.iterrows():
         path = ", ".join(f"{signed(e)} at step {s:,}" for s, e in zip(row["steps"], row["estimates"]))
-        settled = "" if row["settled"] else f"; not settled over the last {row['steps'][-1] - row['steps'][-2]:,} steps"
+        stretch = row["steps"][-1] - row["steps"][-2]
+        settled = "" if row["settled"] else f"; still moving over the last {stretch:,} steps"
         out.append(f"{_name(row, rungs)} ({row['recipe']} recipe): {row['trend']} ({path}){settled}")
     return out

@@ -15,12 +15,13 @@ from bench.report.compute.frames import parameter_count
 from bench.report.compute.effects import DISTURBED, aa_control, failed_controls, main_base, quality_base
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
 from bench.report.compute.recipes import SHARED, confirmatory_recipes
+from bench.report.compute.robustness import bound_level, confidence
 from bench.report.compute.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
 from bench.report.compute.switches import checkpoint_checked, floor_means, pick, switch_effects
 from bench.report.compute.switches import switches as run_switches
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import (EXPLORATORY, RESOLVED, describe_effect, effect_cell, effect_interval,
-                                         plain_cell, signed)
+                                         plain_cell, recipe_reading, scale_reading, signed)
 from bench.schema import SECONDS_PER_ITER, Kind
 
 FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
@@ -28,8 +29,10 @@ FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' mode
            "each with its 95% interval. "
            f"The confirmatory question per switch is the training step's time and {PRIMARY_QUALITY[1].upper()}: "
            f"{RESOLVED.strip()} = resolved after Holm's correction over those primary effects. Every other column is "
-           f"exploratory: {EXPLORATORY.strip()} = its unadjusted interval excludes zero. Every figure is a row of "
-           "effects.csv.")
+           f"exploratory: {EXPLORATORY.strip()} = its unadjusted interval excludes zero. An unresolved primary effect "
+           "reads \"no difference beyond ±x (c interval)\": the largest effect its interval at Holm's family level "
+           "allows (c = 1 - 0.05/m over the m primary tests), wider than the 95% interval printed beside it, which may "
+           "exclude zero where Holm does not resolve the effect. Every figure is a row of effects.csv.")
 NOTE = "Each row switches one axis from its reference level, everything else equal. " + FIGURES
 LADDER_NOTE = ("Each row is one rung of the ladder against the rung before it: the step it adds (every rung keeps "
                "the steps before it). " + FIGURES)
@@ -120,7 +123,7 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None
     params = pick(mine, cost_base, "model", ("params",), "%")
     if params is not None:
         parts.append(f"{signed(params['estimate'], '%')} parameters" if params["estimate"] else "same parameters")
-    parts += _time_readings(mine, cost_base)
+    parts += _time_readings(mine, cost_base, effects)
     saved = pick(mine, cost_base, "train_step", ("saved_tensor_bytes",), "%")
     if saved is not None and abs(saved["estimate"]) >= 1:  # smaller changes are rounding of a few tensors
         parts.append(f"saved activations {signed(saved['estimate'], '%')}")
@@ -133,7 +136,7 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None
     if readings:
         judgements = []
         for recipe, quality in readings:
-            reading, judgement = _quality_reading(quality, context, floors)
+            reading, judgement = _quality_reading(quality, context, floors, bound_level(effects, quality))
             parts.append(reading if len(recipes) == 1 else f"{reading} at the {recipe} recipe")
             judgements.append(judgement if len(recipes) == 1 else f"{judgement} at the {recipe} recipe")
         judgement = "; ".join(judgements)
@@ -166,7 +169,7 @@ class _Robustness:
         if rows.empty:
             return ""
         chosen = self._chosen(switch)
-        return f"Recipes: the two readings {rows.iloc[0]['agreement']}" + (f" (tuned: {chosen})" if chosen else "")
+        return f"Recipes: {recipe_reading(rows.iloc[0])}" + (f" (tuned: {chosen})" if chosen else "")
 
     def _chosen(self, switch) -> str:
         """The recipes tuning chose for the two sides of a ladder's rung (a factorial's are in the Tuning section)."""
@@ -192,7 +195,7 @@ class _Robustness:
             path = ", ".join(f"{signed(e)} at {s:,}" for s, e in zip(row.steps, row.estimates))
             text = f"along training{where} {row.trend} ({path})"
             if not row.settled:
-                text += f"; not settled: it still moved over the last {row.steps[-1] - row.steps[-2]:,} steps"
+                text += f"; still moving over the last {row.steps[-1] - row.steps[-2]:,} steps"
             out.append(text)
         return ("Along training: " + "; ".join(t.removeprefix("along training ") for t in out)) if out else ""
 
@@ -201,7 +204,7 @@ class _Robustness:
         if rows.empty:
             return ""
         return "Across scales: " + "; ".join(
-            (f"{row['reading']} at the {row['recipe']} recipe" if len(rows) > 1 else row["reading"])
+            (f"{scale_reading(row)} at the {row['recipe']} recipe" if len(rows) > 1 else scale_reading(row))
             for _, row in rows.iterrows())
 
 
@@ -225,7 +228,7 @@ def _failed_control(effects: pd.DataFrame) -> str:
             "apart from it.")
 
 
-def _time_readings(mine: pd.DataFrame, cost_base: str) -> list[str]:
+def _time_readings(mine: pd.DataFrame, cost_base: str, effects: pd.DataFrame) -> list[str]:
     """The training step (the primary time question) and inference (exploratory): a resolved effect reads its size,
     an unresolved one the largest change its interval allows."""
     rows = [(name, pick(mine, cost_base, phase, (SECONDS_PER_ITER,), "%"))
@@ -244,13 +247,15 @@ def _time_readings(mine: pd.DataFrame, cost_base: str) -> list[str]:
         elif bool(row["resolved"]):
             readings.append(f"{name} {plain_cell(row)}" + (" (exploratory)" if row["family"] == "secondary" else ""))
         elif row["family"] == "primary":
-            readings.append(f"{name}: no difference beyond ±{row['bound']:.3g}%")
+            readings.append(f"{name}: no difference beyond ±{row['bound']:.3g}% "
+                            f"({confidence(bound_level(effects, row))} interval)")
     return readings
 
 
-def _quality_reading(row: pd.Series, context: str, floors: dict[str, float]) -> tuple[str, str]:
+def _quality_reading(row: pd.Series, context: str, floors: dict[str, float], level: float) -> tuple[str, str]:
     """(reading, judgement) of the primary quality effect: its size when resolved, else the largest difference its
-    family-adjusted interval allows, in the metric's unit and as a fraction of the real-versus-real floor."""
+    interval at the family's ``level`` allows (the level named), in the metric's unit and as a fraction of the
+    real-versus-real floor."""
     name = row["metric"].upper() if len(row["metric"]) <= 3 else row["metric"]
     reading = f"{name} {plain_cell(row)} {context}"
     if bool(row["resolved"]):
@@ -259,12 +264,16 @@ def _quality_reading(row: pd.Series, context: str, floors: dict[str, float]) -> 
             f"{_of_floor(size, row, floors)}"
     if pd.isna(row["bound"]):
         return reading, "quality untested (too few runs)"
-    return reading, f"no difference in quality beyond ±{row['bound']:.3g} {name}{_of_floor(row['bound'], row, floors)}"
+    return reading, (f"no difference in quality beyond ±{row['bound']:.3g} {name} ({confidence(level)} interval"
+                     f"{_of_floor(row['bound'], row, floors, '; ')})")
 
 
-def _of_floor(value: float, row: pd.Series, floors: dict[str, float]) -> str:
+def _of_floor(value: float, row: pd.Series, floors: dict[str, float], within: str = "") -> str:
+    """`` (0.25 of the real-versus-real floor, 1.8)``, or with ``within`` that text inside a parenthesis already
+    open."""
     floor = floors.get(row["metric"])
-    return f" ({value / floor:.2g} of the real-versus-real floor, {floor:.3g})" if floor else ""
+    text = f"{value / floor:.2g} of the real-versus-real floor, {floor:.3g}" if floor else ""
+    return (within + text if within else f" ({text})") if text else ""
 
 
 def resolvable_sentences(effects: pd.DataFrame, floors: dict[str, float]) -> list[str]:
