@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from bench.report.compute.derived import Derived
 from bench.report.compute.effects import COUNTED_METRICS
 from bench.report.compute.frames import add_labels
-from bench.report.compute.rounds_model import CONTROL
-from bench.report.compute.stats import ALPHA, bootstrap_interval, excludes
+from bench.report.compute.rounds_model import CONTROL, percent
+from bench.report.compute.stats import ALPHA, bootstrap_interval, excludes, independent_difference
 from bench.schema import CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, Kind
 
 TIMED_UNITS = ("s", "images/s", "FLOP/s", "ratio")
@@ -108,14 +107,12 @@ def effect_differences(fits_a: pd.DataFrame, fits_b: pd.DataFrame, across_device
     merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
     if merged.empty:
         return merged
-    se = np.hypot(merged["se_a"], merged["se_b"])
-    # Welch-Satterthwaite: the degrees of freedom of a sum of two variances estimated on their own
-    df = se ** 4 / (merged["se_a"] ** 4 / merged["df_a"] + merged["se_b"] ** 4 / merged["df_b"])
-    half = stats.t.ppf(1 - ALPHA / 2, df) * se
-    difference = merged["beta_b"] - merged["beta_a"]
-    merged["difference"] = 100 * np.expm1(difference)
-    merged["low"], merged["high"] = 100 * np.expm1(difference - half), 100 * np.expm1(difference + half)
-    merged["p_value"] = 2 * stats.t.sf(np.abs(difference / se), df)
+    on_log = pd.DataFrame([independent_difference(*(pd.Series({"estimate": row[f"beta_{s}"], "se": row[f"se_{s}"],
+                                                               "df": row[f"df_{s}"]}) for s in ("a", "b")))
+                           for _, row in merged.iterrows()], index=merged.index)
+    merged["difference"] = percent(on_log["estimate"])
+    merged["low"], merged["high"] = percent(on_log["ci_low"]), percent(on_log["ci_high"])
+    merged["p_value"] = on_log["p_value"]
     merged["p_adjusted"] = multipletests(merged["p_value"], ALPHA, "holm")[1]
     merged["differs"] = merged["p_adjusted"] < ALPHA
     return merged.sort_values(keys, kind="stable").reset_index(drop=True)
