@@ -25,7 +25,7 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -170,15 +170,15 @@ def replicates_of(case: Case, replicates: range, noise: Noise) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def coverage(cases: Sequence[Case], replicates: int, noise: Noise = Noise(), workers: int = 1) -> pd.DataFrame:
-    """Per case: intervals scored, coverage of all (with its binomial standard error), of the true effects and of
-    the nulls (known nulls and the A/A control), the mean rounds and the median half-width. ``workers``: processes
-    sharing the replicates."""
+def coverage(cases: Sequence[Case], replicates: int, noise: Noise = Noise(), workers: int = 1) -> Iterator[dict]:
+    """Per case, as each is done: intervals scored, coverage of all (with its binomial standard error), of the true
+    effects and of the nulls (known nulls and the A/A control), the mean rounds and the median half-width.
+    ``workers``: processes sharing the replicates."""
     chunks = [range(start, min(start + CHUNK, replicates)) for start in range(0, replicates, CHUNK)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {case: [pool.submit(replicates_of, case, chunk, noise) for chunk in chunks] for case in cases}
-        return pd.DataFrame([_summary(case, pd.concat([f.result() for f in futures[case]], ignore_index=True))
-                             for case in cases])
+        for case in cases:
+            yield _summary(case, pd.concat([f.result() for f in futures[case]], ignore_index=True))
 
 
 CHUNK = 25  # replicates per task
@@ -209,13 +209,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes sharing the replicates (default 2)")
     parser.add_argument("--out", type=Path, help="write the table here as CSV (default: print it only)")
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    table = coverage(CASES, args.replicates, workers=args.workers)
-    print(table.to_markdown(index=False, floatfmt=".3g"))
+    start, rows = time.perf_counter(), []
+    for row in coverage(CASES, args.replicates, workers=args.workers):
+        rows.append(row)
+        print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+        if args.out:  # every finished case kept, should the rest be interrupted
+            pd.DataFrame(rows).to_csv(args.out, index=False)
     print(f"{args.replicates} replicates per case in {time.perf_counter() - start:.0f} s")
-    if args.out:
-        table.to_csv(args.out, index=False)
-
 
 if __name__ == "__main__":
     main()

@@ -196,7 +196,7 @@ class PrecisionSoFar:
         self.frames = [table]
         if table["process"].nunique() < self.processes_needed:
             return float("nan"), float("nan")
-        effects = timing_effects(table, tuple(AXES), references())
+        effects = timing_effects(table, tuple(AXES), references(), primary_only=True)
         return widest_half_width(effects), widest_guarded_half_width(effects)
 
 

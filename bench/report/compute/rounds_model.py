@@ -101,12 +101,12 @@ def design(frame: pd.DataFrame, factors: list[str], reference: dict) -> tuple[np
 
 
 def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, block: str = "block",
-                      value: str = "value", process: str | None = None) -> pd.DataFrame:
+                      value: str = "value", process: str | None = None, noise: bool = True) -> pd.DataFrame:
     """One row per term: ``beta`` (effect on log value, the mean of the units' estimates), its standard error
     ``se`` and degrees of freedom ``df``, its 95% t-interval ``low``/``high`` and t-test ``p_value``, ``unit``
     (``process`` or ``round``), ``units``, ``n`` (blocks) and ``processes``. ``process``: the column naming the
-    process each block ran in (blocks nest in processes). Also the noise by level on the log scale (the module's
-    docstring): ``block_sd``, ``round_sd``, ``process_speed_sd`` and ``process_sd``."""
+    process each block ran in (blocks nest in processes). With ``noise``, also the noise by level on the log scale
+    (the module's docstring): ``block_sd``, ``round_sd``, ``process_speed_sd`` and ``process_sd``."""
     x, terms = design(frame, factors, reference)
     if not terms:
         return pd.DataFrame()
@@ -127,9 +127,12 @@ def blocked_factorial(frame: pd.DataFrame, factors: list[str], reference: dict, 
     low, high, p = t_interval_and_test(beta, se, df)
     if not over_processes and len(blocks) < MIN_ROUNDS_TO_TEST:
         low, high, p = np.full_like(beta, np.nan), np.full_like(beta, np.nan), np.full_like(beta, np.nan)
-    residual = y_w - x_w @ beta_pooled
-    dof = max(1, len(y) - len(blocks) - len(terms))
-    levels = noise_levels(residual @ residual / dof, residual, x, codes, y_mean - x_mean @ beta_pooled, block_process)
+    levels = {}
+    if noise:
+        residual = y_w - x_w @ beta_pooled
+        dof = max(1, len(y) - len(blocks) - len(terms))
+        levels = noise_levels(residual @ residual / dof, residual, x, codes, y_mean - x_mean @ beta_pooled,
+                              block_process)
     return pd.DataFrame({
         "factor": [t.factor for t in terms], "reference": [t.reference for t in terms],
         "level": [t.level for t in terms], "beta": beta, "se": se, "df": df, "low": low, "high": high,
@@ -231,21 +234,23 @@ def timing_blocks(table: pd.DataFrame) -> pd.DataFrame:
                        process=rows["cell_id"] + "/" + rows["process"].fillna(0).astype(str))
 
 
-def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict) -> pd.DataFrame:
+def timing_effects(table: pd.DataFrame, axes: tuple[str, ...], reference: dict, primary_only: bool = False
+                   ) -> pd.DataFrame:
     """Every axis's main effect and the A/A control, per base config, setting, phase and timed metric, as %
-    change."""
+    change. ``primary_only``: the main effects (or ladder steps) alone, without the noise levels or the control's
+    own fit, as a timing cell's stopping rule reads them after every round."""
     rows = timing_blocks(table)
     out = []
     for (base, setting, phase, metric), frame in rows.groupby(["base_config", "setting", "phase", "metric"],
                                                               sort=True):
         ladder = (frame["rung"] != "").all()  # a ladder's steps change several axes at once: fit the rungs
         factors = [RUNG, "replica"] if ladder else [*axes, "replica"]
-        fit = blocked_factorial(frame, factors, reference | {"replica": 0}, process="process")
+        fit = blocked_factorial(frame, factors, reference | {"replica": 0}, process="process", noise=not primary_only)
         if fit.empty:
             continue
         fit["method"] = interval_method(LADDER_MODEL_METHOD if ladder else ROUNDS_MODEL_METHOD, fit.iloc[0])
         baseline = frame.loc[frame["replica"] == 1, "variant"]
-        if len(baseline):
+        if len(baseline) and not primary_only:
             fit = _control_from_its_own_instances(fit, frame[frame["variant"] == baseline.iloc[0]])
         # object columns: a level may be a number (heads, replica) or a name (the control's models)
         fit = fit.astype({"reference": object, "level": object}).assign(base_config=base, setting=setting,
