@@ -95,18 +95,27 @@ def run_sections(run: Derived, figures_dir: Path) -> list[Section]:
     return [section for section in sections if section is not None]
 
 
+# Rows of no variant: the real-data floor's, and a timing cell's own (its memory, its calibration).
+NOT_VARIANTS = ("real", "group")
+
+
 def overview(run: Derived) -> str:
     table = run.table
+    if table.empty:  # a run stopped before its first cell finished
+        return f"No cell finished: the table of run {run.name} holds no rows, so this report has nothing to show yet."
     counts = table["kind"].value_counts()
     kinds = ", ".join(f"{kind} {count}" for kind, count in counts.items())
     run_ids = ", ".join(sorted(set(table["run_id"]) - {""})) or "no run id"
     devices = ", ".join(sorted(set(table["device"]) - {""})) or "none recorded"
-    text = (f"Run {run.name} ({run_ids}): {len(table)} rows (by kind: {kinds}); {table['variant'].nunique()} "
-            f"variants; devices: {devices}; {int((table['status'] != 'ok').sum())} rows not ok. Built from the "
-            "tidy table alone (effects also in effects.csv). Costs: medians over repeats or rounds per variant; "
-            "effects: time from a blocked factorial model of the timing rounds, counts and memory from matched "
-            "pairs of cells, quality from a model over every run with the seed as a block; the primary effects "
-            "(training step and FD per switch) are Holm-corrected, the rest exploratory.")
+    variants = len(set(table["variant"]) - {"", *NOT_VARIANTS})
+    not_ok = int((table["status"] != "ok").sum())
+    status = f"{not_ok} rows not ok" if not_ok < len(table) else "no row ok: nothing was measured"
+    text = (f"Run {run.name} ({run_ids}): {len(table)} rows (by kind: {kinds}); {variants} "
+            f"variant{'' if variants == 1 else 's'}; devices: {devices}; {status}. Built from the tidy table alone "
+            "(effects also in effects.csv). Costs: medians over repeats or rounds per variant; effects: time from a "
+            "blocked factorial model of the timing rounds, counts and memory from matched pairs of cells, quality "
+            "from a model over every run with the seed as a block; the primary effects (training step and FD per "
+            "switch) are Holm-corrected, the rest exploratory.")
     unknown = sorted(set(counts.index) - set(KINDS))
     if unknown:
         text += f" Rows of kind {', '.join(unknown)} are not drawn by any figure (unknown kind)."

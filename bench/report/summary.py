@@ -63,9 +63,11 @@ def printed_quality(derived: Derived, metric: str = "fd", recipe: str | None = N
     else:
         values = derived.all_quality_values
         quality = per_variant_quality(values[(values["recipe"] == recipe) & (values["phase"] != ALONG_TRAINING)])
-    ci = pd.concat([quality, derived.floor], ignore_index=True)
-    if ci.empty:
+    # an empty frame left out: pandas 2.2 warns that it will stop ignoring one when it chooses the result's dtypes
+    frames = [frame for frame in (quality, derived.floor) if not frame.empty]
+    if not frames:
         return pd.DataFrame()
+    ci = pd.concat(frames, ignore_index=True)
     ci = ci[(ci["phase"] == "sample") & (ci["metric"] == metric)]
     if ci.empty:
         return pd.DataFrame()

@@ -30,7 +30,8 @@ class Completeness:
         return not self.missing and not self.failed
 
     def sentence(self) -> str:
-        """``11 of 17 cells; missing: 1 timing cell (no time effects)``, or "" for a complete run."""
+        """``Incomplete run: 11 of 17 planned cells; missing: 1 timing cell (no time effects)``, or "" for a complete
+        run; ``Every cell failed: ...`` when no cell the table holds finished cleanly."""
         if self.complete:
             return ""
         parts = [f"{self.finished} of {self.planned} planned cells" if self.planned is not None
@@ -40,14 +41,15 @@ class Completeness:
                 kinds = ", ".join(f"{n} {kind} cell{'s' if n > 1 else ''} ({LEFT_OUT.get(kind, kind)})"
                                   for kind, n in counts.items())
                 parts.append(f"{what}: {kinds}")
-        return "Incomplete run: " + "; ".join(parts) + "."
+        every_cell_failed = self.finished > 0 and sum(self.failed.values()) == self.finished
+        return ("Every cell failed: " if every_cell_failed else "Incomplete run: ") + "; ".join(parts) + "."
 
 
 def completeness(table: pd.DataFrame, planned: list[dict[str, str]] | None) -> Completeness:
     held = set(table["cell_id"]) - {""}
-    failed_ids = set(table.loc[(table["phase"] == "cell") & table["status"].isin(FAILED_STATUSES), "cell_id"])
+    failed_ids = set(table.loc[(table["phase"] == "cell") & table["status"].isin(FAILED_STATUSES), "cell_id"]) - {""}
     kinds = dict(zip(table["cell_id"], table["kind"]))
-    failed = Counter(kinds[i] for i in failed_ids)
+    failed = Counter(kinds[i] for i in sorted(failed_ids))  # sorted: the same sentence every time
     if planned is None:
         return Completeness(None, len(held), Counter(), failed)
     missing = Counter(cell["kind"] for cell in planned if cell["id"] not in held)

@@ -79,15 +79,17 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
     for column, default in optional.items():
         if column not in table.columns:
             table[column] = default
-    for column, dtype in dtypes().items():  # as written, or as CSV read them back
+    typed = dtypes()
+    for column, dtype in typed.items():  # as written, or as CSV read them back
         if dtype == "bool":
             table[column] = table[column].map(_as_bool)
         else:
             table[column] = pd.to_numeric(table[column], errors="coerce").astype(dtype)
     table["replica"] = table["replica"].fillna(0)  # unrecorded: the model itself, not a second instance
-    for column in table.columns:
-        if table[column].dtype == object:
-            table[column] = table[column].fillna("").astype(str)
+    # Text by the schema, not by the dtype it was read with: pandas 3 reads text as ``str``, not ``object``, and
+    # keeps a missing value as NaN in it; missing text is empty text.
+    for column in table.columns.difference(list(typed)):
+        table[column] = table[column].fillna("").astype(str)
     return add_setting(table)
 
 
@@ -97,8 +99,9 @@ def add_setting(table: pd.DataFrame) -> pd.DataFrame:
     led by the base config when the run measured costs at more than one (``digits8 · cpu``).
     Cells of different settings are never averaged together or paired with each other."""
     table = table.copy()
-    table["execution"] = [_execution(*options) for options in zip(
-        table["dtype"].astype(str), table["memory_format"].astype(str), table["compile"], table["cuda_graphs"])]
+    # text even when the table has no rows (a list of none would be a float column, which text cannot be added to)
+    table["execution"] = pd.Series([_execution(*options) for options in zip(
+        table["dtype"], table["memory_format"], table["compile"], table["cuda_graphs"])], index=table.index, dtype=str)
     device = table["device"].astype(str)
     setting = device.where(table["execution"] == "", device + " · " + table["execution"])
     costs = table["kind"].isin(COST_KINDS)

@@ -15,5 +15,7 @@ def both_runs_tables_section(a: Derived, b: Derived) -> Section:
     failed = pd.concat([failed_rows(r.table).assign(run=label) for r, label in ((a, label_a), (b, label_b))])
     env = env_frame(a.env).merge(env_frame(b.env), on="field", how="outer", suffixes=(f" ({label_a})", f" ({label_b})"))
     env["differs"] = np.where(env.iloc[:, 1].fillna("") != env.iloc[:, 2].fillna(""), "yes", "")
-    return Section("Tables", items=[Table("Failed cells of both runs", failed.reset_index(drop=True)),
-                                    Table("Environments side by side (env.json)", env)])
+    failed_note = "" if len(failed) else "No row of either run failed."
+    env_note = "" if len(env) else "Neither run folder has an env.json."
+    return Section("Tables", items=[Table("Failed cells of both runs", failed.reset_index(drop=True), failed_note),
+                                    Table("Environments side by side (env.json)", env, env_note)])

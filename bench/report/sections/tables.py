@@ -103,5 +103,5 @@ def machine_table(table: pd.DataFrame) -> pd.DataFrame:
 def failed_cells(table: pd.DataFrame) -> Table:
     failed = failed_rows(table)
     if failed.empty:
-        return Table("Failed cells", failed, "Every row of this run has status ok.")
+        return Table("Failed cells", failed, "No row of this run failed.")
     return Table("Failed cells (status other than ok)", failed)
