@@ -10,7 +10,7 @@ OUT ?= runs/latest
 PEERS_OUT ?= runs/peers
 THREADS ?= 2
 
-.PHONY: test bench bench-smoke bench-peers report benchmark gpu-wheels gpu-check clean
+.PHONY: test test-oldest-pandas bench bench-smoke bench-peers report benchmark gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --benchmark-skip -n auto --dist loadfile --no-loadscope-reorder --durations=15 --pace-probe
+
+# The report's tests again under the oldest pandas pyproject.toml allows (installed beside the venv's, into
+# .oldest-pandas/): every run folder the tool can write must render under both. CI runs it after `make test`.
+OLDEST_PANDAS ?= pandas==2.2.2
+test-oldest-pandas: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --upgrade --target .oldest-pandas $(OLDEST_PANDAS) pytz
+	PYTHONPATH=.oldest-pandas $(PY) -c "import pandas; print('pandas', pandas.__version__)"
+	PYTHONPATH=.oldest-pandas $(PY) -m pytest -q -p no:cacheprovider tests/test_report_degenerate.py
 
 # Run a sweep into folder $(1) with options $(2), resuming what it holds; then write its report, even when
 # a cell failed (its row says why). The exit status is the run's.
@@ -62,4 +70,4 @@ gpu-check:
 	python3 scripts/gpu_check.py --out $(GPU_CHECK_OUT) --time-limit $(GPU_CHECK_SECONDS) --wheels .whl
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .oldest-pandas

@@ -116,10 +116,11 @@ def dtypes() -> dict[str, str]:
 
 def typed(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (with every column) with every column's dtype: ``dtypes()``, text elsewhere."""
-    for col, dtype in dtypes().items():
+    typed_columns = dtypes()
+    for col, dtype in typed_columns.items():
         frame[col] = frame[col].astype(dtype)
-    for col in frame.columns:
-        if frame[col].dtype == object:
+    for col in frame.columns:  # pandas 3 reads text as its own dtype, not object: every other column is text
+        if col not in typed_columns:
             frame[col] = frame[col].fillna("").astype(str)
     return frame
 

@@ -61,14 +61,15 @@ class TimeLimitReached(BaseException):
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise TimeLimitReached in the main thread once ``seconds`` have passed inside the block; None: no limit."""
+def time_limit(seconds: float | None, limit: float | None = None) -> Iterator[None]:
+    """Raise TimeLimitReached in the main thread once ``seconds`` have passed inside the block; None: no limit.
+    ``limit``: the whole limit the message names, when the block has only what is left of it."""
     if seconds is None:
         yield
         return
 
     def expire(signum: int, frame: object) -> None:
-        raise TimeLimitReached(f"time limit of {seconds:g} s reached")
+        raise TimeLimitReached(f"time limit of {limit if limit is not None else seconds:g} s reached")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
@@ -118,7 +119,7 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
     worker_options = {"rounds": dataclasses.asdict(sweep.rounds), "cache_dir": str(options.cache_dir.resolve())}
     stopped = None
     try:
-        with time_limit(None if deadline is None else deadline - time.monotonic()):
+        with time_limit(None if deadline is None else deadline - time.monotonic(), options.time_limit):
             pace = probed_pace(plan, todo)
             _announce(plan, store, todo, pace)
             failed = _run_cells(plan, todo, store, run_id, worker_options, pace)
