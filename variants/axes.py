@@ -24,7 +24,10 @@ class Axis:
     """One ablation axis.
 
     default:  the reference level (the smalldiffusion baseline); effects are measured against it
-    values:   the levels `bench list` offers and the default grid sweeps (``()``: they depend on the base)
+    values:   the levels the default grid sweeps (when ``in_default_grid``); for an axis without a registry also
+              the levels `bench list` offers (for a string axis, the only valid ones). A registry axis may list
+              only some of its variants here (``attention`` leaves out ``cosine``): `bench list` offers, and
+              validation accepts, every registered variant. ``()``: they depend on the base
     in_default_grid: swept by the default grid (its 16 variants); other axes stay at the base's value
     registry: for a string axis, the variants it names
     minimum:  for an integer axis, the smallest valid value

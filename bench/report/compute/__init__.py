@@ -1,1 +1,1 @@
-"""The tidy table -> the frames every section reads, computed once (``derive``)."""
+"""The tidy table -> the frames every section reads, each computed once (``derived.Derived``)."""
