@@ -19,12 +19,3 @@ __all__ = [
     "baseline_parts", "build", "default_grid", "get_axis", "parse_axis", "parts_for_spec",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # Sweep designs live with the planning stage (bench.plan.designs); these two names stay importable from here
-    # for code written before they moved, and are imported only when asked for, so importing the blocks and the
-    # builder never imports bench.
-    if name in ("grid", "DESIGNS"):
-        from bench.plan import designs
-        return getattr(designs, name)
-    raise AttributeError(f"module 'variants' has no attribute {name!r}")

@@ -51,7 +51,7 @@ class Sweep:
     description: str = ""
     base: str | UNetSpec = "fmnist28"   # a BASES key, or a spec of its own
     batch_size: int = 16                # of the cost cells
-    design: str = "factorial"           # variants.DESIGNS
+    design: str = "factorial"           # bench.plan.designs.DESIGNS
     generator: str | None = None        # fractional: pydoe's generator, one word per axis (None: resolution IV)
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # factorial: the default grid's unless given
     rungs: tuple[Rung, ...] = ()        # design "ladder": cumulative steps, each setting one or more axes
