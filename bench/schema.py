@@ -59,10 +59,9 @@ FINAL_STEP = "train (final step)"
 ALONG_TRAINING = "along_training"
 
 # The verdict's confirmatory question per axis switch, one metric each (report/compute/effects.py: the primary
-# family; tuning chooses on the quality one). Time: the training step. Quality: FD, which separates the variants
-# better than held-out loss on the committed quick CPU run (FiLM's effect t = -14.5 against -9.6 with the
-# seed-blocked model, 18 residual df; SD between the variants' means over SD within them, across seeds: 3.25
-# against 1.84), and is what ADM's tables report (FID).
+# family; tuning chooses on the quality one). Time: the training step. Quality: FD, which separated the variants
+# better than held-out loss in a reference run (the figures: docs/statistics.md, "Families and resolved"), and is
+# what ADM's tables report (FID).
 PRIMARY_TIME = ("train_step", SECONDS_PER_ITER)
 PRIMARY_QUALITY = ("sample", "fd")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 # Torch's OpenMP threads spin while they wait for work (libgomp's default). Beside the other xdist worker on a
-# 2-core machine that spinning takes the core the other needs: a two-thread bench run in a test took 96 s in the
-# suite and 28 s alone. Sleeping waiters change no result. Set before torch loads libgomp, here and in every child.
+# 2-core machine that spinning takes the core the other needs (what it cost, measured: docs/cli.md, under `make
+# test`). Sleeping waiters change no result. Set before torch loads libgomp, here and in every child.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from filelock import FileLock

@@ -6,12 +6,12 @@ preset's untimed cells run. Its median seconds per step over the priors' reading
 prior is scaled by: on a shared machine running at half its quiet speed, a run is estimated twice as long.
 
 Side by side matters on a busy machine: beside one busy process, a lone 1-thread step reads no slower than on a quiet
-machine and a lone 2-thread step 2.5x slower (one of its threads waits on the other at every barrier), while two
-1-thread steps side by side read the 1.5x that the quality cells then take. A run whose cells use more threads each
-can slow down more than that on a busy machine; the progress lines correct it from the cells that finish
-(bench/run/runner.py). A shared host's speed also swings within seconds (two-second probes a few seconds apart read
-0.86x to 1.34x), so the probe takes the median of its blocks over about five seconds, which a burst shorter than
-half of that does not move.
+machine and a lone 2-thread step much slower (one of its threads waits on the other at every barrier), while two
+1-thread steps side by side slow down as the quality cells then do. A run whose cells use more threads each can slow
+down more than that on a busy machine; the progress lines correct it from the cells that finish
+(bench/run/runner.py). A shared host's speed also swings within seconds, so the probe takes the median of many
+short blocks, which a burst shorter than half of the probe does not move. What was measured, when and where:
+docs/cli.md, under `bench run` ("Why the probe runs that way").
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from bench.plan.estimate import PRIORS
 from variants import BASES
 
 PROBE_NETWORK, PROBE_BATCH, PROBE_WORKERS = "digits8_ch16", 64, 2
-PROBE_WARMUP, PROBE_BLOCKS, PROBE_STEPS = 3, 27, 4  # untimed steps, then blocks of steps: about 5 s on 2 cores
+PROBE_WARMUP, PROBE_BLOCKS, PROBE_STEPS = 3, 27, 4  # untimed steps, then blocks of steps (how long: docs/cli.md)
 
 
 def probe_seconds() -> float:

@@ -46,9 +46,9 @@ def saved_bytes(model: nn.Module, x0: torch.Tensor, sigma: torch.Tensor, eps: to
 def planned_step_bytes(spec: UNetSpec, batch_size: int) -> int:
     """Bytes one training step of our U-Net at ``spec`` holds at its peak, planned before any work: its state
     (``planned_state_bytes``) and the activations autograd saves for backward at ``batch_size``
-    (``saved_bytes`` on the meta device: exact with checkpointing, else above the real count, 1.08-1.34x on the
-    shapes tests/test_measure_memory_speed.py checks; the meta device runs torch's dropout, a float mask, where
-    the CPU runs ours, a byte per element, and the rest of the gap is not traced)."""
+    (``saved_bytes`` on the meta device: exact with checkpointing, else above the real count, by how much:
+    docs/failures.md; the meta device runs torch's dropout, a float mask, where the CPU runs ours, a byte per
+    element, and the rest of the gap is not traced)."""
     with torch.device("meta"):
         model = build(spec).train()
         x0 = torch.randn(batch_size, *model.input_dims)

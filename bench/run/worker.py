@@ -41,7 +41,7 @@ class RunningCell:
         self.out = scratch / f"{cell.id}.json"
         self.out.unlink(missing_ok=True)
         # A cell beside others waits for work asleep: libgomp's waiting threads spin by default, taking the core
-        # a neighbour needs (6 cost cells two at a time took 95 s spinning, 38 s asleep, 66 s one at a time).
+        # a neighbour needs (what that cost, measured: docs/cli.md, on cells run --jobs at a time).
         # A cell that times keeps the default it is timed under.
         waiting = {} if cell.runs_alone else {"OMP_WAIT_POLICY": "PASSIVE"}
         with _sigint_held():
