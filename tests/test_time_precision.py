@@ -13,7 +13,8 @@ from bench.plan.sweep import RoundsBudget
 REPLICATES = 25  # 10 intervals each: 250 a case, so a true 95% reads below 92% about 2% of the time
 
 
-@pytest.mark.parametrize("case", [Case(3, 0.04, "precision"), Case(10, 0.0, "precision")], ids=str)
+# the case the real quick preset is closest to, at the largest process level: the rule and three processes
+@pytest.mark.parametrize("case", [Case(3, 0.04, "precision")], ids=str)
 def test_every_case_s_intervals_cover_at_least_92_percent(case):
     scored = replicates_of(case, range(REPLICATES), Noise())
     covered = (scored["low"] <= scored["true"]) & (scored["true"] <= scored["high"])

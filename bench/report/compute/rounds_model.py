@@ -221,7 +221,7 @@ def interval_method(model: str, fit: pd.Series) -> str:
     """A model's method with the words for the interval its fit took: over processes, or over rounds."""
     if fit["unit"] == "process":
         return f"{model}; {OVER_PROCESSES}"
-    return f"{model}; {OVER_ROUNDS}" + (WITHOUT_PROCESSES if fit["processes"] > 1 else "")
+    return f"{model}; {OVER_ROUNDS}{WITHOUT_PROCESSES}"
 
 
 def timing_blocks(table: pd.DataFrame) -> pd.DataFrame:
