@@ -38,6 +38,7 @@ from bench.plan.groups import timing_cells
 from bench.plan.sweep import RoundsBudget
 from bench.report.compute.frames import references
 from bench.report.compute.rounds_model import CONTROL, timing_effects
+from bench.report.render.markup import markdown_table
 from bench.schema import SECONDS_PER_ITER, Measurement
 from bench.store.folder import rows_frame
 from variants import AXES, BASES
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replicates", type=int, default=200, help="timing cells per case (10 intervals each)")
     parser.add_argument("--workers", type=int, default=2, help="processes sharing the replicates (default 2)")
-    parser.add_argument("--out", type=Path, help="write the table here as CSV (default: print it only)")
+    parser.add_argument("--out", type=Path, help="also write the summary here as CSV, each case as it is done")
     args = parser.parse_args(argv)
     start, rows = time.perf_counter(), []
     for row in coverage(CASES, args.replicates, workers=args.workers):
@@ -215,7 +216,21 @@ def main(argv: list[str] | None = None) -> None:
         print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
         if args.out:  # every finished case kept, should the rest be interrupted
             pd.DataFrame(rows).to_csv(args.out, index=False)
-    print(f"{args.replicates} replicates per case in {time.perf_counter() - start:.0f} s")
+    print(f"{args.replicates} replicates per case in {time.perf_counter() - start:.0f} s\n")
+    print("\n".join(markdown_table(table_for_docs(pd.DataFrame(rows)))))
+
+
+def table_for_docs(summary: pd.DataFrame) -> pd.DataFrame:
+    """The coverage summary as docs/statistics.md shows it: one row per case, figures rounded."""
+    return pd.DataFrame({
+        "processes": summary["processes"], "model in process": summary["process_sd_%"].map("{:g}%".format),
+        "rounds stop": summary["stop"].map({"fixed": "at the cap", "precision": "at ±3% or the cap"}),
+        "build order": summary["build_order"], "unit": summary["interval_unit"],
+        "coverage [%]": [f"{c:.1f} ± {se:.1f}" for c, se in zip(summary["coverage_%"], summary["se_%"])],
+        "effects [%]": summary["coverage_effects_%"].map("{:.1f}".format),
+        "nulls [%]": summary["coverage_nulls_%"].map("{:.1f}".format),
+        "mean rounds": summary["mean_rounds"].map("{:.1f}".format),
+        "median half-width [%]": summary["median_half_width_%"].map("{:.2f}".format)})
 
 if __name__ == "__main__":
     main()

@@ -62,9 +62,11 @@ RUNG = "rung"
 LADDER_MODEL_METHOD = ("OLS of log(time) with the round as a block and each rung as a step over the rung before "
                        "(cumulative coding; statsmodels)")
 # How the interval was taken, by its unit: appended to a fit's model method.
-OVER_PROCESSES = "fitted in each timing process; 95% t-interval over the processes (P - 1 degrees of freedom)"
+OVER_PROCESSES = ("fitted in each timing process; 95% t-interval over the processes (P - 1 degrees of freedom; "
+                  "measured coverage 94-96% on synthetic truth shaped like the quick preset: docs/statistics.md)")
 OVER_ROUNDS = "fitted in each round; 95% t-interval over the rounds (R - 1 degrees of freedom)"
-WITHOUT_PROCESSES = (f"; excludes the variation between processes (fewer than {MIN_PROCESSES} timing processes)")
+WITHOUT_PROCESSES = (f"; excludes the variation between processes (fewer than {MIN_PROCESSES} timing processes): "
+                     "measured coverage 91% with no model-in-process level, 83% with 1% (docs/statistics.md)")
 
 
 @dataclass(frozen=True)

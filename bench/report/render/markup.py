@@ -84,10 +84,11 @@ def _markdown_item(item, out_dir: Path) -> list[str]:
     lines = [f"**{_md(item.title)}**", ""]
     if item.note:
         lines += [_md(item.note), ""]
-    return lines + _markdown_table(item.frame)
+    return lines + markdown_table(item.frame)
 
 
-def _markdown_table(frame: pd.DataFrame) -> list[str]:
+def markdown_table(frame: pd.DataFrame) -> list[str]:
+    """``frame``'s lines as a Markdown table, every cell escaped."""
     if frame.empty:
         return ["(no rows)"]
 
