@@ -87,9 +87,9 @@ class Truth:
 
     def __init__(self, cell: Cell, noise: Noise, rng: np.random.Generator) -> None:
         self.log_time = {}
+        levels = np.array([[getattr(m.spec, axis) != QUICK_AXES[axis][0] for axis in QUICK_AXES]
+                           for m in cell.members], dtype=float)
         for phase, effects in TRUE_PERCENT.items():
-            levels = np.array([[m.spec.__getattribute__(axis) != QUICK_AXES[axis][0] for axis in QUICK_AXES]
-                               for m in cell.members], dtype=float)
             mains = levels @ np.log1p(np.array([effects[a] for a in QUICK_AXES]) / 100)
             pairs = list(itertools.combinations(range(len(QUICK_AXES)), 2))
             interaction = rng.normal(0, noise.interaction, len(pairs))
