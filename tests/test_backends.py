@@ -31,42 +31,37 @@ def local_run(smoke_run):
     return smoke_run
 
 
-def test_ray_backend_gives_the_local_cells(local_run, tmp_path):
+def test_shards_run_by_ray_and_submitit_give_the_local_cells_once_merged(local_run, tmp_path):
+    """One sweep in two shards, the first on a local Ray instance, the second as a submitit job array on this machine:
+    each backend gives the cells local workers give, and the merge holds each cell once. (One sweep for the three
+    features: apart, each re-measured the same cells.)"""
     pytest.importorskip("ray", reason="the ray extra is not installed")
+    pytest.importorskip("submitit", reason="the slurm extra is not installed")
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     subprocess.run([ray, "start", "--head", "--num-cpus=2", "--disable-usage-stats", "--include-dashboard=false"],
                    env=ENV, check=True, capture_output=True, timeout=300)
+    shards = [tmp_path / "ray", tmp_path / "slurm"]
     try:
-        out = tmp_path / "ray"
         # Ray's own processes share the cores: under a doubled load its first cell alone took 420 s
-        result = bench("run", "--out", str(out), *SMALL, "--backend", "ray", "--ray-address", "auto", timeout=1500)
+        ray_run = bench("run", "--out", str(shards[0]), *SMALL, "--shard", "1/2", "--backend", "ray",
+                        "--ray-address", "auto", timeout=1500)
     finally:
         subprocess.run([ray, "stop", "--force"], env=ENV, capture_output=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    ray_cells, table = cells_of(out)
-    assert ray_cells == cells_of(local_run)[0]
-    assert (table["host"] != "").all() and (table["device_name"] != "").all()
-
-
-def test_submitit_local_executor_gives_the_local_cells(local_run, tmp_path):
-    pytest.importorskip("submitit", reason="the slurm extra is not installed")
-    out = tmp_path / "slurm"
-    result = bench("run", "--out", str(out), *SMALL, "--backend", "slurm", "--slurm-cluster", "local", timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert cells_of(out)[0] == cells_of(local_run)[0]
-
-
-def test_shards_cover_the_sweep_once_and_merge_back(local_run, tmp_path):
-    shards = []
-    for k in (1, 2):
-        out = tmp_path / f"shard{k}"
-        bench("run", "--out", str(out), *SMALL, "--shard", f"{k}/2", check=True, timeout=600)
-        shards.append(out)
+    assert ray_run.returncode == 0, ray_run.stderr
+    slurm_run = bench("run", "--out", str(shards[1]), *SMALL, "--shard", "2/2", "--backend", "slurm",
+                      "--slurm-cluster", "local", timeout=600)
+    assert slurm_run.returncode == 0, slurm_run.stderr
+    local_cells = cells_of(local_run)[0]
+    by_shard = [cells_of(shard) for shard in shards]
+    for (cells, table), k in zip(by_shard, (1, 2)):
+        # --shard k/2 takes the ids that are k-1 modulo 2 (docs/cli.md); each backend must have run some
+        assert cells and cells == {c for c in local_cells if int(c, 16) % 2 == k - 1}, k
+        assert (table["host"] != "").all() and (table["device_name"] != "").all()
     merged = tmp_path / "merged"
     result = bench("merge", *map(str, shards), "--out", str(merged), check=True)
     assert "3 cells" in result.stdout  # two cost cells and their setting's timing cell
     merged_cells, table = cells_of(merged)
-    assert merged_cells == cells_of(local_run)[0]
+    assert merged_cells == local_cells
     # merging a folder twice still keeps each cell once
     again = tmp_path / "again"
     bench("merge", *map(str, shards), str(shards[0]), "--out", str(again), check=True)
