@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from bench.plan.sweep import RoundsBudget
 from bench.report.compute.rounds_model import blocked_factorial, interval_method, percent, timing_effects
 from variants import default_grid
 
-from conftest import SMALL_SPECS
+from conftest import ROOT, SMALL_SPECS
 
 TINY = SMALL_SPECS["8x8x1"]
 BASELINE = TINY.name  # the reference level of every axis
@@ -298,3 +300,18 @@ def test_a_later_process_times_blocks_of_its_first_process_length_and_reuses_its
     # a spawned process gets them as plain data: unpickling its arguments must not import torch before it has
     # asked to die with its parent
     assert b"bench.measure" not in pickle.dumps(plain_counts(counted))
+
+
+def test_the_set_up_probe_times_each_step_of_a_first_and_a_later_process():
+    """scripts/timing_setup.py (docs/timing.md's set-up table) on the smoke preset's timing cell."""
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "timing_setup.py"), "--preset", "smoke",
+                             "--base", "digits8", "--threads", "1", "--calls", "5"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    first, later = result.stdout.split("later process")[:2]
+    for step in ("spawn and imports", "build", "count FLOPs", "attention kernels", "warm-up", "block sizing",
+                 "set-up, in all", "one round"):
+        assert step in first
+    # a later process reuses the first's counts and kernels
+    assert "count FLOPs" not in later and "attention kernels" not in later and "warm-up" in later
+    assert "train_step: call k" in result.stdout and "call 5:" in result.stdout
