@@ -13,12 +13,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from filelock import FileLock
 
-from variants import UNetSpec
-
-ROOT = Path(__file__).resolve().parent.parent
-# Two cost cells of the tiny smoke base and their setting's timing cell: every code path of a run, seconds each.
-# At batch size 1, the edge a new user meets first (tests/test_run_folder.py checks that it measures everything).
-SMOKE_RUN = ["--preset", "smoke", "--only", "cost", "--threads", "1", "--batch-size", "1", "--axis", "checkpoint=false"]
+from helpers import ROOT, SMALL
 
 # The files that run for minutes (real sweeps and signals, a cold compiler, the GPU-check rehearsal), in the order
 # pytest-xdist hands them out under `--dist loadfile --no-loadscope-reorder` (make test): started first, they run
@@ -71,16 +66,10 @@ def _seed_and_one_thread():
     torch.set_num_threads(threads)
 
 
-# Two small configurations every variant is tested at: 8x8 grey and 32x32 RGB.
-SMALL_SPECS = {
-    "8x8x1": UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(8,), norm_groups=8),
-    "32x32x3": UNetSpec(in_dim=32, in_ch=3, out_ch=3, ch=16, ch_mult=(1, 2, 2), attn_resolutions=(16,), norm_groups=8),
-}
-
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, worker_id) -> Path:
-    """A finished ``bench run`` of SMOKE_RUN, made once per test session however many pytest-xdist workers ask:
+    """A finished ``bench run`` of helpers.SMALL, made once per test session however many pytest-xdist workers ask:
     the first makes it under a lock, the others wait for it and read it. Shared: copy it before changing it."""
     base = tmp_path_factory.getbasetemp()
     shared = base if worker_id == "master" else base.parent  # the folder every worker's own base sits in
@@ -88,6 +77,6 @@ def smoke_run(tmp_path_factory, worker_id) -> Path:
     with FileLock(str(shared / "smoke-run.lock")):
         if not (out / "metrics.parquet").exists():
             shutil.rmtree(out, ignore_errors=True)  # what a worker that died making it left
-            subprocess.run([sys.executable, "-m", "bench", "run", "--out", str(out), *SMOKE_RUN], cwd=ROOT,
+            subprocess.run([sys.executable, "-m", "bench", "run", "--out", str(out), *SMALL], cwd=ROOT,
                            env=os.environ | {"PYTHONPATH": str(ROOT)}, check=True, capture_output=True, timeout=600)
     return out

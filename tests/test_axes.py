@@ -15,7 +15,7 @@ from bench.plan.sweep import PRESETS, load_sweep
 from bench.schema import columns
 from variants import AXES, BASES, UNetSpec, build, default_grid, parse_axis
 
-from test_runner import SMALL, bench
+from helpers import SMALL, bench
 
 TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8)
 

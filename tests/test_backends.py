@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_runner import ENV, SMALL, bench, refused
+from helpers import ENV, SMALL, bench, refused
 
 pytestmark = pytest.mark.slow
 

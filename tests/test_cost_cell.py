@@ -17,7 +17,7 @@ from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.run.runner import cell_outcome
 from bench.schema import measure_into
 
-from conftest import SMALL_SPECS
+from helpers import SMALL_SPECS
 
 SPEC = SMALL_SPECS["8x8x1"]
 BELOW_RSS = "below what the resident set resolves"

@@ -20,11 +20,9 @@ from variants.mp import MPConv2d, MPLinear, MPSiLU, PixelNorm, mp_cat, mp_silu, 
 from variants.assembly import use_layers, use_normalization, use_residual_join
 from variants.resnet import ResampleResnetBlock
 
+from helpers import n_params
+
 TEMB = 32
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def edm2_parts(**levels) -> Parts:

@@ -14,7 +14,7 @@ from bench.plan.designs import grid
 from variants import BASES, UNetSpec, build
 from variants.bases import EDM2_AXES
 
-from conftest import SMALL_SPECS
+from helpers import SMALL_SPECS
 
 SMALL = SMALL_SPECS["8x8x1"]
 BATCH = 2

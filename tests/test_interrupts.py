@@ -16,7 +16,7 @@ from bench.plan.cells import Cell
 from bench.run.worker import RunningCell
 from variants import BASES
 
-from test_runner import ENV, ROOT, SMALL, bench
+from helpers import ENV, ROOT, SMALL, bench
 
 
 def as_a_terminal_has_it() -> None:

@@ -12,7 +12,7 @@ from bench.models.sizes import planned_state_bytes, planned_step_bytes
 from variants import BASES
 from variants import unet as unet_module
 
-from conftest import SMALL_SPECS
+from helpers import SMALL_SPECS
 
 TINY = SMALL_SPECS["8x8x1"]
 

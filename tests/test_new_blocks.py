@@ -20,6 +20,8 @@ from variants.parts import rescaled_sum
 from variants.resnet import ResampleResnetBlock
 from variants.time_injection import AdditiveTimeInjection, FiLMTimeInjection
 
+from helpers import n_params
+
 CH, TEMB = 16, 64
 PARTS = baseline_parts()
 
@@ -33,10 +35,6 @@ def parts(groups: int, injection: type[nn.Module], skip_rescale: bool = False) -
         out.residual_join = rescaled_sum
     return out
 SIGMA = torch.tensor([0.002, 0.05, 1.0, 80.0])  # EDM's range, ends included
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def copy_params(dst: nn.Module, src: nn.Module) -> None:

@@ -8,7 +8,7 @@ from bench.measure.params import count_params
 from bench.plan.designs import grid
 from variants import BASES, UNetSpec, build
 
-from conftest import SMALL_SPECS
+from helpers import SMALL_SPECS
 
 SMALL = SMALL_SPECS["8x8x1"]
 

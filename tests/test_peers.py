@@ -15,13 +15,11 @@ from bench.plan.options import SweepOptions
 from bench.plan.planner import make_plan
 from variants import UNetSpec, build
 
+from helpers import n_params
+
 # Tiny, with attention at one of two levels (so the level and the middle differ in width).
 SPEC = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(8,), norm_groups=32,
                 num_res_blocks=1, dropout=0.0)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def inputs(batch: int = 3):

@@ -12,7 +12,7 @@ import pytest
 
 from bench.store.lock import HOLDER_FILE, hold_run_folder
 
-from test_runner import ENV, ROOT, SMALL, bench, refused
+from helpers import ENV, ROOT, SMALL, bench, refused
 
 # Holds a folder's lock through the same code as `bench run`, until killed.
 HOLD = ("import sys, time; from pathlib import Path; from bench.store.lock import hold_run_folder\n"

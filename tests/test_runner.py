@@ -14,15 +14,7 @@ import torch
 from bench.cli import main
 from bench.schema import columns
 
-from conftest import ROOT, SMOKE_RUN
-
-ENV = os.environ | {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'plugins'}"}
-SMALL = SMOKE_RUN  # the shared smoke run's options (conftest.smoke_run)
-
-
-def bench(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
-                          check=check, **kwargs)
+from helpers import ENV, ROOT, SMALL, bench, refused
 
 
 BAD_OPTIONS = [
@@ -51,12 +43,6 @@ def test_inception_fid_without_its_package_fails_at_once_saying_what_to_install(
     err = refused(capsys, "run", "--out", str(tmp_path / "run"), "--preset", "smoke", "--quality", "cifar10_fid")
     assert "--quality cifar10_fid: inception_fid=True needs the torch-fidelity package: `pip install torch-fidelity`" in err
     assert not (tmp_path / "run").exists()
-
-
-def refused(capsys, *args: str) -> str:
-    """Run the CLI in this process (bad options fail before any worker starts); return stderr."""
-    assert main(list(args)) == 2
-    return capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args,message", BAD_OPTIONS, ids=[a[1] for a, _ in BAD_OPTIONS])

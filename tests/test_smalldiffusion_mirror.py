@@ -10,7 +10,7 @@ from torch import nn
 
 from variants import smalldiffusion_mirror as mirror
 
-from conftest import ROOT
+from helpers import ROOT
 
 SIGMAS = [torch.tensor([0.01, 0.3, 1.0, 7.5, 80.0]), torch.tensor(2.5)]  # a batch of sigmas, and one for the batch
 

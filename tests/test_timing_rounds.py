@@ -23,7 +23,7 @@ from bench.plan.sweep import RoundsBudget
 from bench.report.compute.rounds_model import blocked_factorial, interval_method, percent, timing_effects
 from variants import default_grid
 
-from conftest import ROOT, SMALL_SPECS
+from helpers import ROOT, SMALL_SPECS
 
 TINY = SMALL_SPECS["8x8x1"]
 BASELINE = TINY.name  # the reference level of every axis

@@ -6,7 +6,7 @@ from smalldiffusion import ScheduleLogLinear, samples
 from bench.plan.designs import grid
 from variants import UNet, build, default_grid
 
-from conftest import SMALL_SPECS
+from helpers import SMALL_SPECS
 
 ALL_VARIANTS = [(cfg, spec) for cfg, base in SMALL_SPECS.items() for spec in grid(base)]
 

@@ -12,11 +12,7 @@ from variants.attention import SDPAAttention
 from variants.time_injection import AdditiveTimeInjection, FiLMTimeInjection
 from variants.upsample import ConvTransposeUpsample
 
-from conftest import SMALL_SPECS
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from helpers import SMALL_SPECS, n_params
 
 
 SMALLDIFFUSION_CONFIGS = [

@@ -9,7 +9,7 @@ from variants import build
 from variants.parts import SiLU
 from variants.resnet import Dropout
 
-from conftest import SMALL_SPECS
+from helpers import SMALL_SPECS
 
 
 def test_silu_works_in_place_only_without_autograd():
