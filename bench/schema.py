@@ -47,8 +47,9 @@ WALL_TIME = "wall_time"
 
 # Phases of a row. Timed and measured in memory: the training step and inference. Counted in FLOPs: the forward
 # pass and the training step (the forward of inference is the same computation).
-TIMED_PHASES = ("train_step", "inference")
-COUNTED_PHASES = ("forward", "train_step")
+TRAIN_STEP, INFERENCE, FORWARD = "train_step", "inference", "forward"
+TIMED_PHASES = (TRAIN_STEP, INFERENCE)
+COUNTED_PHASES = (FORWARD, TRAIN_STEP)
 BOTH_TIMED_PHASES = ",".join(TIMED_PHASES)  # the phase of a failure row of a measurement that covers both
 # Rows that describe the machine (load, matmul peak) or a timing group (its memory), not a variant.
 MACHINE_PHASES = ("env", "calibration", "group")
@@ -62,7 +63,7 @@ ALONG_TRAINING = "along_training"
 # family; tuning chooses on the quality one). Time: the training step. Quality: FD, which separated the variants
 # better than held-out loss in a reference run (the figures: docs/statistics.md, "Families and resolved"), and is
 # what ADM's tables report (FID).
-PRIMARY_TIME = ("train_step", SECONDS_PER_ITER)
+PRIMARY_TIME = (TRAIN_STEP, SECONDS_PER_ITER)
 PRIMARY_QUALITY = ("sample", "fd")
 
 # The default execution: rows at these values go unnamed in a setting's label (``cpu``, not ``cpu · float32``).
@@ -71,7 +72,7 @@ DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "fl
 
 # Effects whose true value is zero by construction, by (axis, phase) of a % change: reported, and a warning if
 # one ever comes out resolved.
-KNOWN_NULLS = {("checkpoint", "inference"): "known null: checkpointing does nothing without autograd"}
+KNOWN_NULLS = {("checkpoint", INFERENCE): "known null: checkpointing does nothing without autograd"}
 
 # Identity of the cell a row belongs to, filled in by the runner: which model, then one column per ablation
 # axis (variants.AXES) and per recipe axis (bench.plan.recipe.RECIPE_AXES), then where and how it ran.

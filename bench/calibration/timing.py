@@ -39,16 +39,16 @@ from bench.plan.sweep import RoundsBudget
 from bench.report.compute.frames import references
 from bench.report.compute.rounds_model import CONTROL, timing_effects
 from bench.report.render.markup import markdown_table
-from bench.schema import SECONDS_PER_ITER, Measurement
+from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Measurement
 from bench.store.folder import rows_frame
 from variants import AXES, BASES
 
 # The quick preset's grid and its axes' true main effects in %, per phase (two are known nulls).
 QUICK_AXES = {"upsample": ("nearest_conv", "conv_transpose"), "time_injection": ("additive", "film"),
               "attn_heads": (1, 4), "checkpoint": (False, True)}
-TRUE_PERCENT = {"train_step": {"upsample": 0.0, "time_injection": 4.0, "attn_heads": 3.0, "checkpoint": 50.0},
-                "inference": {"upsample": 1.0, "time_injection": 7.0, "attn_heads": 5.0, "checkpoint": 0.0}}
-PHASE_SECONDS = {"train_step": 0.1, "inference": 0.03}
+TRUE_PERCENT = {TRAIN_STEP: {"upsample": 0.0, "time_injection": 4.0, "attn_heads": 3.0, "checkpoint": 50.0},
+                INFERENCE: {"upsample": 1.0, "time_injection": 7.0, "attn_heads": 5.0, "checkpoint": 0.0}}
+PHASE_SECONDS = {TRAIN_STEP: 0.1, INFERENCE: 0.03}
 
 
 @dataclasses.dataclass(frozen=True)

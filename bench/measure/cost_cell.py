@@ -13,7 +13,7 @@ from bench.measure.workload import Workload, make_workload
 from bench.models.peers import PeerUnavailable, model_builder
 from bench.plan.cells import Cell
 from bench.plan.execution import Execution
-from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, Measurement, failure, measure_into
+from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, TRAIN_STEP, Measurement, failure, measure_into
 
 
 def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
@@ -37,7 +37,7 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
     executed = apply(workload, execution)
     if execution.compiled:
         measure_into(rows, BOTH_TIMED_PHASES, "compile_seconds", lambda: compile_seconds(executed))
-    measure_into(rows, "train_step", "saved_tensor_bytes", lambda: _saved_tensors(executed))
+    measure_into(rows, TRAIN_STEP, "saved_tensor_bytes", lambda: _saved_tensors(executed))
     peak_metric = "peak_allocated_bytes" if cell.device.startswith("cuda") else "peak_rss_bytes"
     measure_into(rows, BOTH_TIMED_PHASES, peak_metric, lambda: _peak_memory(cell, executed, scratch))
 
@@ -60,7 +60,7 @@ def _flops(cell: Cell, workload: Workload) -> list[Measurement]:
 
 def _saved_tensors(workload: ExecutedWorkload) -> Measurement:
     if workload.execution.compiled:
-        return _skipped("train_step", "saved_tensor_bytes", "bytes", "saved_tensors_hooks",
+        return _skipped(TRAIN_STEP, "saved_tensor_bytes", "bytes", "saved_tensors_hooks",
                         "a compiled step's saved tensors are chosen by its compiler, out of the hooks' sight")
     with workload.autocast():
         return saved_tensor_bytes(workload)

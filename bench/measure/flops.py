@@ -45,7 +45,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from bench.measure.blocks import block_modules, block_types, breakdown_rows, sum_by_block
-from bench.schema import COUNTED_PHASES, Measurement
+from bench.schema import COUNTED_PHASES, INFERENCE, TRAIN_STEP, Measurement
 from variants import build
 
 with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.jit.script
@@ -305,7 +305,7 @@ def _run_phase(model: nn.Module, x: Tensor, sigma: Tensor, phase: str) -> None:
     elementwise and count nothing), with autograd on as training runs it."""
     with torch.enable_grad():
         out = model(x, sigma)
-        if phase == "train_step":
+        if phase == TRAIN_STEP:
             F.mse_loss(out, torch.zeros_like(out)).backward()
 
 
@@ -352,8 +352,8 @@ def timed_phase_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> dict[str, f
     """Model FLOPs per call of each timed phase, for achieved FLOP/s: the forward for ``inference``; the
     training step without checkpointing's recompute for ``train_step`` (recompute is overhead, so it lowers
     utilisation)."""
-    return {"inference": float(total_flops(model, x, sigma, "forward")),
-            "train_step": float(total_flops(_without_checkpointing(model), x, sigma, "train_step"))}
+    return {INFERENCE: float(total_flops(model, x, sigma, "forward")),
+            TRAIN_STEP: float(total_flops(_without_checkpointing(model), x, sigma, TRAIN_STEP))}
 
 
 def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]:
@@ -371,15 +371,15 @@ def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]
     counted = {"total": forward, **forward_by_block}
     if doubled != counted:
         raise RuntimeError(f"forward: FlopCounterMode FLOPs {counted} != 2 * fvcore MACs {doubled}")
-    step, step_by_block = flop_counter_flops(model, x, sigma, "train_step")
+    step, step_by_block = flop_counter_flops(model, x, sigma, TRAIN_STEP)
     plain = _without_checkpointing(model)
     model_step, model_step_by_block = (step, step_by_block) if plain is model else flop_counter_flops(
-        plain, x, sigma, "train_step")
+        plain, x, sigma, TRAIN_STEP)
     return [
         *breakdown_rows("forward", "flops", "MAC", FVCORE, macs, macs_by_block, n),
         *breakdown_rows("forward", "flops", "FLOP", FLOP_COUNTER, forward, forward_by_block, n),
-        *breakdown_rows("train_step", "flops", "FLOP", FLOP_COUNTER, step, step_by_block, n),
-        *breakdown_rows("train_step", "model_flops", "FLOP", FLOP_COUNTER, model_step, model_step_by_block, n),
+        *breakdown_rows(TRAIN_STEP, "flops", "FLOP", FLOP_COUNTER, step, step_by_block, n),
+        *breakdown_rows(TRAIN_STEP, "model_flops", "FLOP", FLOP_COUNTER, model_step, model_step_by_block, n),
     ]
 
 
@@ -390,8 +390,8 @@ def total_flop_rows(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurem
     # On a meta twin, as for our variants: attention counts as its unfused math there.
     flops = {phase: float(total_flops(model, x, sigma, phase)) for phase in COUNTED_PHASES}
     rows = [Measurement("forward", "flops", flops["forward"], "FLOP", FLOP_COUNTER, n=n),
-            Measurement("train_step", "flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n),
-            Measurement("train_step", "model_flops", flops["train_step"], "FLOP", FLOP_COUNTER, n=n)]
+            Measurement(TRAIN_STEP, "flops", flops[TRAIN_STEP], "FLOP", FLOP_COUNTER, n=n),
+            Measurement(TRAIN_STEP, "model_flops", flops[TRAIN_STEP], "FLOP", FLOP_COUNTER, n=n)]
     try:
         macs, _, _ = fvcore_macs(model, x, sigma)
     except Exception as err:  # a peer op fvcore cannot count, or a module its JIT trace cannot follow

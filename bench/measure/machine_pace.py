@@ -23,6 +23,7 @@ import torch
 from bench.measure.speed import BlockTimer
 from bench.measure.workload import make_workload
 from bench.plan.estimate import PRIORS
+from bench.schema import TRAIN_STEP
 from variants import BASES
 
 PROBE_NETWORK, PROBE_BATCH, PROBE_WORKERS = "digits8_ch16", 64, 2
@@ -39,7 +40,7 @@ def probe_seconds() -> float:
 
     def worker(done: threading.Event) -> None:
         try:
-            step = make_workload(BASES[PROBE_NETWORK], PROBE_BATCH).phase("train_step")
+            step = make_workload(BASES[PROBE_NETWORK], PROBE_BATCH).phase(TRAIN_STEP)
             timer = BlockTimer(step, "cpu", warmup=PROBE_WARMUP, block_seconds=0.0, number=PROBE_STEPS)
             for _ in range(PROBE_BLOCKS):
                 if stop.is_set():

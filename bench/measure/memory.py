@@ -23,7 +23,7 @@ import torch
 from bench.measure.processes import spawn_guarded
 from bench.measure.workload import Workload, make_workload
 from bench.models.sizes import saved_bytes
-from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, Measurement, exception_failure
+from bench.schema import BOTH_TIMED_PHASES, INFERENCE, TIMED_PHASES, TRAIN_STEP, Measurement, exception_failure
 from variants import AXES, UNetSpec
 
 MMAP_THRESHOLD_BYTES = 65536
@@ -33,7 +33,7 @@ RSS_METHOD = "VmHWM-net-of-baseline"
 def saved_tensor_bytes(workload: Workload) -> Measurement:
     model = workload.model.train()
     saved = saved_bytes(model, workload.x0, workload.sigma, workload.eps)
-    return Measurement("train_step", "saved_tensor_bytes", float(saved), "bytes", "saved_tensors_hooks",
+    return Measurement(TRAIN_STEP, "saved_tensor_bytes", float(saved), "bytes", "saved_tensors_hooks",
                        n=workload.batch_size)
 
 
@@ -97,7 +97,7 @@ def _rss_worker(spec_json: str, batch_size: int, threads: int, out: str, modules
 def _peak_rss_rows(spec: UNetSpec, batch_size: int) -> list[Measurement]:
     workload = make_workload(spec, batch_size)
     rows = []
-    for phase in ("inference", "train_step"):  # the smaller first: its peak cannot hide the larger
+    for phase in (INFERENCE, TRAIN_STEP):  # the smaller first: its peak cannot hide the larger
         run = workload.phase(phase)
         run()  # warm-up: lazy initialisation and AdamW state are not the step's own memory
         gc.collect()

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from bench.schema import TIMED_PHASES
+from bench.schema import TIMED_PHASES, TRAIN_STEP
 from variants import UNet, UNetSpec, build
 
 
@@ -43,7 +43,7 @@ class Workload:
         """The callable for a phase, with the model put in that phase's mode."""
         if name not in TIMED_PHASES:
             raise ValueError(f"phase={name!r} is invalid; valid: {', '.join(TIMED_PHASES)}")
-        self.model.train(name == "train_step")
+        self.model.train(name == TRAIN_STEP)
         return getattr(self, name)
 
 

@@ -9,19 +9,19 @@ from bench.report.compute.derived import Derived
 from bench.report.compute.frames import by_variant, per_variant_quality
 from bench.report.compute.headline import TRAINING_FLOPS
 from bench.report.compute.recipes import confirmatory_recipes
-from bench.schema import ALONG_TRAINING
+from bench.schema import ALONG_TRAINING, INFERENCE, TRAIN_STEP
 
 # (phase, metric, method or None, column title, scale)
 COST_COLUMNS = [
     ("model", "params", None, "params [M]", 1e-6),
     ("forward", "flops", "fvcore", "fwd [GMAC]", 1e-9),
-    ("train_step", TRAINING_FLOPS, "torch.utils.flop_counter", "train [GFLOP]", 1e-9),
-    ("train_step", "saved_tensor_bytes", None, "saved [MB]", 1e-6),
-    ("train_step", "peak_rss_bytes", None, "train RSS [MB]", 1e-6),
-    ("train_step", "peak_allocated_bytes", None, "train alloc [MB]", 1e-6),
-    ("train_step", "images_per_s", None, "train [img/s]", 1.0),
-    ("inference", "images_per_s", None, "infer [img/s]", 1.0),
-    ("train_step", "fraction_of_peak", None, "train/peak", 1.0),
+    (TRAIN_STEP, TRAINING_FLOPS, "torch.utils.flop_counter", "train [GFLOP]", 1e-9),
+    (TRAIN_STEP, "saved_tensor_bytes", None, "saved [MB]", 1e-6),
+    (TRAIN_STEP, "peak_rss_bytes", None, "train RSS [MB]", 1e-6),
+    (TRAIN_STEP, "peak_allocated_bytes", None, "train alloc [MB]", 1e-6),
+    (TRAIN_STEP, "images_per_s", None, "train [img/s]", 1.0),
+    (INFERENCE, "images_per_s", None, "infer [img/s]", 1.0),
+    (TRAIN_STEP, "fraction_of_peak", None, "train/peak", 1.0),
 ]
 
 

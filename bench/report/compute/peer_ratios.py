@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from bench.report.compute.stats import bootstrap_interval
-from bench.schema import SECONDS_PER_ITER, Kind
+from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Kind
 from variants import AXES
 
 SETTING = ["setting", "batch_size", "base_config", "threads"]
-SPEED = (("train_step", "training step"), ("inference", "inference"))
+SPEED = ((TRAIN_STEP, "training step"), (INFERENCE, "inference"))
 
 
 def peer_rounds(table: pd.DataFrame) -> pd.DataFrame:

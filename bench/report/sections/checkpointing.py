@@ -7,7 +7,7 @@ from bench.report.compute.derived import Derived
 from bench.report.render.document import Section, save_figure
 from bench.report.render.plots import effect_forest
 from bench.report.render.wording import add_effect_labels, effects_reading
-from bench.schema import SECONDS_PER_ITER
+from bench.schema import SECONDS_PER_ITER, TRAIN_STEP
 
 
 def checkpoint_section(derived: Derived, figures_dir: Path) -> Section | None:
@@ -15,7 +15,7 @@ def checkpoint_section(derived: Derived, figures_dir: Path) -> Section | None:
     section = Section("Checkpointing trade-off", "Checkpointing on vs off in the training step: the memory it "
                       "saves (exact saved-tensor bytes; measured peaks) against the time it adds (timing rounds' "
                       "model), from effects.csv.")
-    rows = effects[(effects["axis"] == "checkpoint") & (effects["phase"] == "train_step")
+    rows = effects[(effects["axis"] == "checkpoint") & (effects["phase"] == TRAIN_STEP)
                    & effects["metric"].isin(("saved_tensor_bytes", "peak_rss_bytes", "peak_allocated_bytes",
                                              "peak_reserved_bytes", SECONDS_PER_ITER, "flops"))]
     if rows.empty:

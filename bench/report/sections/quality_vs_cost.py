@@ -10,7 +10,7 @@ from bench.report.compute.stats import apart, pareto_front
 from bench.report.render.document import Section, save_figure
 from bench.report.render.plots import pareto_plot
 from bench.report.render.wording import interval
-from bench.schema import FINAL_STEP, SECONDS_PER_ITER, WALL_TIME, Kind
+from bench.schema import FINAL_STEP, SECONDS_PER_ITER, TRAIN_STEP, WALL_TIME, Kind
 
 # Lower is better for each; the first one the run has is drawn against cost (all appear in the tables).
 PARETO_METRICS = ("fd", "kid", "swd", "heldout_loss")
@@ -72,7 +72,7 @@ def _cost_axes(derived: Derived):
         device = next((d for d in devices if d in quality_devices), devices[0])
         for metric, unit, what in (("flops", "FLOP", "training-step FLOPs"),
                                    (SECONDS_PER_ITER, "s", "training-step time")):
-            rows = cells[(cells["phase"] == "train_step") & (cells["metric"] == metric) & (cells["unit"] == unit)
+            rows = cells[(cells["phase"] == TRAIN_STEP) & (cells["metric"] == metric) & (cells["unit"] == unit)
                          & (cells["device"] == device)]
             if not rows.empty:
                 config = ", ".join(sorted({f"{b} batch {n}" for b, n in zip(rows["base_config"], rows["batch_size"])}))

@@ -22,7 +22,7 @@ from bench.report.compute.switches import switches as run_switches
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import (EXPLORATORY, RESOLVED, describe_effect, effect_cell, effect_interval,
                                          plain_cell, recipe_reading, scale_reading, signed)
-from bench.schema import SECONDS_PER_ITER, Kind
+from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Kind
 
 FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
            "quality: difference (lower is better; from a model over every run of the design, the seed as a block), "
@@ -124,10 +124,10 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None
     if params is not None:
         parts.append(f"{signed(params['estimate'], '%')} parameters" if params["estimate"] else "same parameters")
     parts += _time_readings(mine, cost_base, effects)
-    saved = pick(mine, cost_base, "train_step", ("saved_tensor_bytes",), "%")
+    saved = pick(mine, cost_base, TRAIN_STEP, ("saved_tensor_bytes",), "%")
     if saved is not None and abs(saved["estimate"]) >= 1:  # smaller changes are rounding of a few tensors
         parts.append(f"saved activations {signed(saved['estimate'], '%')}")
-    peak = pick(mine, cost_base, "train_step", ("peak_allocated_bytes", "peak_rss_bytes"), "%")
+    peak = pick(mine, cost_base, TRAIN_STEP, ("peak_allocated_bytes", "peak_rss_bytes"), "%")
     if peak is not None and bool(peak["resolved"]):
         parts.append(f"peak memory {plain_cell(peak)}")
     readings = [(recipe, pick(mine, trained, PRIMARY_QUALITY[0], (PRIMARY_QUALITY[1],), None, recipe))
@@ -232,7 +232,7 @@ def _time_readings(mine: pd.DataFrame, cost_base: str, effects: pd.DataFrame) ->
     """The training step (the primary time question) and inference (exploratory): a resolved effect reads its size,
     an unresolved one the largest change its interval allows."""
     rows = [(name, pick(mine, cost_base, phase, (SECONDS_PER_ITER,), "%"))
-            for name, phase in (("training step", "train_step"), ("inference", "inference"))]
+            for name, phase in (("training step", TRAIN_STEP), ("inference", INFERENCE))]
     rows = [(name, row) for name, row in rows if row is not None]
     if not rows:
         return ["time not measured (no timing cell)"]
@@ -288,7 +288,7 @@ def resolvable_sentences(effects: pd.DataFrame, floors: dict[str, float]) -> lis
         size = f"{low:.3g}" if f"{low:.3g}" == f"{high:.3g}" else f"{low:.3g} to {high:.3g}"
         shown = "%" if unit == "%" else f" {metric.upper() if len(metric) <= 3 else unit}"
         floor = _of_floor(high, rows.iloc[0], floors) if unit != "%" else ""
-        what = "training step time" if phase == "train_step" else shown.strip()
+        what = "training step time" if phase == TRAIN_STEP else shown.strip()
         out.append(f"Smallest effect this run resolves on {what}: {size}{shown}{floor} (80% power were it the only "
                    f"real effect among the {len(primary)} primary tests; Holm's first step, "
                    f"{rows['n'].iloc[0]:.0f} {'rounds' if unit == '%' else 'runs'}).")
