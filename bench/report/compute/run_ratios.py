@@ -88,9 +88,10 @@ EFFECT_DIFFERENCE_METHOD = (
     "Time effects: each run's own estimate and 95% interval (its rounds model); B vs A is the ratio of the two "
     "runs' (1 + effect) as a % change, exp(beta_B - beta_A) - 1, with a t-interval on the log scale whose "
     "standard error combines both runs' (the runs are independent; Welch-Satterthwaite degrees of freedom); an effect "
-    f"differs when Holm's correction over the table's effects (family-wise error {ALPHA:g}) rejects B = A. Neither "
-    "run's interval includes what varies between runs (another day's machine, another boot), so two runs of the same "
-    "code can differ by more than chance: read a difference against that.")
+    f"differs when Holm's correction over the table's effects (family-wise error {ALPHA:g}) rejects B = A. Measured "
+    "on runs of one commit on one machine and day, the runs' spread is within their intervals (docs/timing.md, "
+    "\"Run against run\"); across days, boots or machines it is not measured: read a difference there as an upper "
+    "bound on what chance explains.")
 
 
 def effect_differences(fits_a: pd.DataFrame, fits_b: pd.DataFrame, across_devices: bool = False) -> pd.DataFrame:
