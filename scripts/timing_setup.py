@@ -19,13 +19,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where a probe runs: the parent process only spawns and prints
+    from bench.plan.cells import Cell
+    from bench.plan.sweep import RoundsBudget
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = {"make_workload": "build", "timed_phase_flops": "count FLOPs", "sdpa_rows": "attention kernels",
          "_memory_rows": "memory of holding them", "MatmulPeak": "matmul peak"}
 
 
-def timing_cell(preset: str, base: str):
+def timing_cell(preset: str, base: str) -> tuple[Cell, RoundsBudget]:
     from bench.plan.options import SweepOptions
     from bench.plan.planner import make_plan
 

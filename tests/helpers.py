@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from torch import nn
 
 from variants import UNetSpec
@@ -31,7 +32,7 @@ def bench(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProc
                           check=check, **kwargs)
 
 
-def refused(capsys, *args: str) -> str:
+def refused(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     """Run the CLI in this process (bad options fail before any worker starts); return stderr."""
     from bench.cli import main
 

@@ -107,10 +107,11 @@ def test_a_ctrl_c_that_lands_while_a_worker_starts_is_answered_not_lost(tmp_path
 
 def test_sigterm_stops_the_run_in_one_line_with_exit_143_and_resume_finishes(tmp_path, smoke_run):
     out = tmp_path / "run"
-    unfinished_copy(smoke_run, out, cost_cells=1, timing=True)
+    unfinished_copy(smoke_run, out, cost_cells=1)  # the timing cell runs first: the signal meets its processes
     proc = start(out, ["--resume", *SMALL])
     a_worker(proc)
     time.sleep(1.0)
+    assert proc.poll() is None, "the run ended before it could be stopped"
     proc.terminate()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143
