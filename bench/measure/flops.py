@@ -45,7 +45,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from bench.measure.blocks import block_modules, block_types, breakdown_rows, sum_by_block
-from bench.schema import COUNTED_PHASES, INFERENCE, TRAIN_STEP, Measurement
+from bench.schema import COUNTED_PHASES, FORWARD, INFERENCE, TRAIN_STEP, Measurement
 from variants import build
 
 with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.jit.script
@@ -352,7 +352,7 @@ def timed_phase_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> dict[str, f
     """Model FLOPs per call of each timed phase, for achieved FLOP/s: the forward for ``inference``; the
     training step without checkpointing's recompute for ``train_step`` (recompute is overhead, so it lowers
     utilisation)."""
-    return {INFERENCE: float(total_flops(model, x, sigma, "forward")),
+    return {INFERENCE: float(total_flops(model, x, sigma, FORWARD)),
             TRAIN_STEP: float(total_flops(_without_checkpointing(model), x, sigma, TRAIN_STEP))}
 
 
@@ -366,7 +366,7 @@ def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]
     """
     n = x.shape[0]
     macs, macs_by_block = fvcore_forward_macs(model, x, sigma)
-    forward, forward_by_block = flop_counter_flops(model, x, sigma, "forward")
+    forward, forward_by_block = flop_counter_flops(model, x, sigma, FORWARD)
     doubled = {"total": 2 * macs, **{k: 2 * v for k, v in macs_by_block.items()}}
     counted = {"total": forward, **forward_by_block}
     if doubled != counted:
@@ -376,8 +376,8 @@ def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]
     model_step, model_step_by_block = (step, step_by_block) if plain is model else flop_counter_flops(
         plain, x, sigma, TRAIN_STEP)
     return [
-        *breakdown_rows("forward", "flops", "MAC", FVCORE, macs, macs_by_block, n),
-        *breakdown_rows("forward", "flops", "FLOP", FLOP_COUNTER, forward, forward_by_block, n),
+        *breakdown_rows(FORWARD, "flops", "MAC", FVCORE, macs, macs_by_block, n),
+        *breakdown_rows(FORWARD, "flops", "FLOP", FLOP_COUNTER, forward, forward_by_block, n),
         *breakdown_rows(TRAIN_STEP, "flops", "FLOP", FLOP_COUNTER, step, step_by_block, n),
         *breakdown_rows(TRAIN_STEP, "model_flops", "FLOP", FLOP_COUNTER, model_step, model_step_by_block, n),
     ]
@@ -389,15 +389,15 @@ def total_flop_rows(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurem
     n = x.shape[0]
     # On a meta twin, as for our variants: attention counts as its unfused math there.
     flops = {phase: float(total_flops(model, x, sigma, phase)) for phase in COUNTED_PHASES}
-    rows = [Measurement("forward", "flops", flops["forward"], "FLOP", FLOP_COUNTER, n=n),
+    rows = [Measurement(FORWARD, "flops", flops[FORWARD], "FLOP", FLOP_COUNTER, n=n),
             Measurement(TRAIN_STEP, "flops", flops[TRAIN_STEP], "FLOP", FLOP_COUNTER, n=n),
             Measurement(TRAIN_STEP, "model_flops", flops[TRAIN_STEP], "FLOP", FLOP_COUNTER, n=n)]
     try:
         macs, _, _ = fvcore_macs(model, x, sigma)
     except Exception as err:  # a peer op fvcore cannot count, or a module its JIT trace cannot follow
-        rows.append(Measurement("forward", "flops", float("nan"), "MAC", FVCORE, n=n, status="skipped",
+        rows.append(Measurement(FORWARD, "flops", float("nan"), "MAC", FVCORE, n=n, status="skipped",
                                 message=f"fvcore: {type(err).__name__}: {' '.join(str(err).split())[:300]}"))
     else:
-        rows.append(Measurement("forward", "flops", float(macs), "MAC", FVCORE, n=n))
+        rows.append(Measurement(FORWARD, "flops", float(macs), "MAC", FVCORE, n=n))
     return rows
 

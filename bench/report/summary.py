@@ -9,12 +9,12 @@ from bench.report.compute.derived import Derived
 from bench.report.compute.frames import by_variant, per_variant_quality
 from bench.report.compute.headline import TRAINING_FLOPS
 from bench.report.compute.recipes import confirmatory_recipes
-from bench.schema import ALONG_TRAINING, INFERENCE, TRAIN_STEP
+from bench.schema import ALONG_TRAINING, FORWARD, INFERENCE, TRAIN_STEP
 
 # (phase, metric, method or None, column title, scale)
 COST_COLUMNS = [
     ("model", "params", None, "params [M]", 1e-6),
-    ("forward", "flops", "fvcore", "fwd [GMAC]", 1e-9),
+    (FORWARD, "flops", "fvcore", "fwd [GMAC]", 1e-9),
     (TRAIN_STEP, TRAINING_FLOPS, "torch.utils.flop_counter", "train [GFLOP]", 1e-9),
     (TRAIN_STEP, "saved_tensor_bytes", None, "saved [MB]", 1e-6),
     (TRAIN_STEP, "peak_rss_bytes", None, "train RSS [MB]", 1e-6),

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.plan.cells import Cell
-from bench.schema import INFERENCE, SECONDS_PER_ITER, Kind, Measurement, columns
+from bench.schema import FORWARD, INFERENCE, SECONDS_PER_ITER, Kind, Measurement, columns
 from variants import UNetSpec
 
 BENCHMARK_METHOD = "pytest-benchmark"
@@ -75,7 +75,7 @@ def _timings(bench: dict, info: dict) -> list[Measurement]:
 
 def _counts(info: dict) -> list[Measurement]:
     """The counts a benchmark recorded, in the rows the cost runner writes for them (totals only)."""
-    flop_phase = "forward" if info["phase"] == INFERENCE else info["phase"]
+    flop_phase = FORWARD if info["phase"] == INFERENCE else info["phase"]
     known = {
         "params": ("model", "params", "count", "numel"),
         "flops": (flop_phase, "flops", "FLOP", "torch.utils.flop_counter"),
