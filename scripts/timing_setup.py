@@ -12,8 +12,8 @@ the calls from the fourth on. Seconds are wall time on this machine; run it alon
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import math
 import os
 import subprocess
 import sys
@@ -33,9 +33,10 @@ STEPS = {"make_workload": "build", "timed_phase_flops": "count FLOPs", "sdpa_row
 def timing_cell(preset: str, base: str) -> tuple[Cell, RoundsBudget]:
     from bench.plan.options import SweepOptions
     from bench.plan.planner import make_plan
+    from bench.schema import Kind
 
     plan = make_plan(SweepOptions(preset=preset, out=Path("unused"), devices=("cpu",)))
-    cell = next(c for c in plan.cells if c.kind == "timing" and c.base_config == base and not c.compile)
+    cell = next(c for c in plan.cells if c.kind == Kind.TIMING and c.base_config == base and not c.compile)
     return cell, plan.sweep.rounds
 
 
@@ -66,12 +67,19 @@ def one_process(preset: str, base: str, threads: int, counted_json: str, started
         setattr(rounds, attribute, clocked(name, getattr(rounds, attribute)))
 
     class ClockedBlockTimer(rounds.BlockTimer):
+        """BlockTimer's own set-up, each call it makes on a clock: the first ``warmup`` warm up, a further one
+        sizes the blocks (none where ``number`` is given)."""
+
         def __init__(self, fn, device, warmup, block_seconds, number=None):
-            super().__init__(clocked("warm-up", fn), device, warmup, 0.0, 1)  # the warm-up calls alone
-            start = time.perf_counter()
-            self.fn = fn
-            self.number = number or max(1, math.ceil(block_seconds / self()[0]))  # as BlockTimer sizes a block
-            spent["block sizing"] += time.perf_counter() - start
+            made = itertools.count()
+
+            def each_call():
+                start = time.perf_counter()
+                fn()
+                spent["warm-up" if next(made) < warmup else "block sizing"] += time.perf_counter() - start
+
+            super().__init__(each_call, device, warmup, block_seconds, number)
+            self.fn = fn  # the rounds' calls go unclocked
 
     rounds.BlockTimer = ClockedBlockTimer
     cell, budget = timing_cell(preset, base)
