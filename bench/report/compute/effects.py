@@ -30,6 +30,11 @@ covers zero for every effect Holm leaves unresolved; secondary effects their 95%
 primary effect, the smallest true effect the run would resolve with 80% probability were it the family's only
 real one (Holm's first step, at level 0.05/m): (t(1 - 0.025/m) + t(0.8)) times its standard error, on its own
 degrees of freedom (time's: on the log scale, over its units: rounds_model.py).
+
+KID beside FD. KID (``SECOND_QUALITY``) is not in the primary family: the family, and so its family-wise error
+claim, is the same with it or without it, and "resolved" in the verdict rests on FD alone. Its effects stay
+secondary here (their unadjusted 95% interval in this file); the verdict prints KID beside FD at the level of
+FD's bound and says whether the two agree (compute/second_metric.py).
 """
 from __future__ import annotations
 
@@ -168,8 +173,9 @@ def failed_controls(effects: pd.DataFrame) -> pd.DataFrame:
     return null[null["resolved"].astype(bool)]
 
 
-def _interval(row: pd.Series, level: float) -> tuple[float, float]:
-    """The effect's two-sided interval at confidence 1 - ``level``, from its standard error."""
+def interval_at(row: pd.Series, level: float) -> tuple[float, float]:
+    """The two-sided interval at confidence 1 - ``level`` of an effect with ``estimate``, ``se``, ``df`` and
+    ``scale`` ("log": a % change, fitted on the log scale; else "linear")."""
     half = stats.t.ppf(1 - level / 2, row["df"]) * row["se"]
     if row["scale"] == "log":  # % change: symmetric on the log scale, as the model is fitted
         beta = math.log1p(row["estimate"] / 100)
@@ -178,7 +184,7 @@ def _interval(row: pd.Series, level: float) -> tuple[float, float]:
 
 
 def _bound(row: pd.Series, level: float) -> float:
-    low, high = (row["ci_low"], row["ci_high"]) if level == ALPHA else _interval(row, level)
+    low, high = (row["ci_low"], row["ci_high"]) if level == ALPHA else interval_at(row, level)
     return float(max(abs(low), abs(high)))
 
 

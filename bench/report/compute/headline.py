@@ -18,6 +18,9 @@ HEADLINE_COSTS = (
 )
 # (column, phase, metric): quality as differences (lower is better for both)
 HEADLINE_QUALITY = (("FD", "sample", "fd"), ("held-out loss", FINAL_STEP, "heldout_loss"))
+# Read beside PRIMARY_QUALITY in the verdict, exploratory (compute/second_metric.py): KID, unbiased at small N
+# where FD is biased by N.
+SECOND_QUALITY = ("sample", "kid")
 # What an axis figure shows (the rest is in its table).
 KEY_MEASUREMENTS = {(phase, metric) for _, phase, metrics in HEADLINE_COSTS for metric in metrics} | {
     (phase, metric) for _, phase, metric in HEADLINE_QUALITY}
