@@ -506,10 +506,20 @@ def test_the_verdict_opens_the_report_and_is_effects_csv_in_other_words(runs):
     cell = row[names.index("FD")].strip()
     assert cell.startswith(signed(fd["estimate"])) and cell.endswith("✓") == bool(fd["resolved"])
     assert "Noise floor: the A/A control" in markdown.split("## Verdict")[1].split("\n## ")[0]
-    # a sentence per switch, in words
-    assert re.search(r"^- upsample nearest_conv → conv_transpose: .*: ((better|worse) by [0-9.]+ FD \(|no difference "
+    # a sentence per switch, in words, with KID beside FD
+    line = re.search(r"^- upsample nearest_conv → conv_transpose: .*: ((better|worse) by [0-9.]+ FD \(|no difference "
                      r"in quality beyond ±[0-9.]+ FD \([0-9.]+% interval; )[0-9.]+ of the real-versus-real floor, "
-                     r"[0-9.]+\)\.$", markdown, flags=re.M)
+                     r"[0-9.]+\), (KID agrees|KID disagrees in direction|KID does not resolve it|only KID resolves it)"
+                     r": ([-+][0-9.e-]+) \[([-+][0-9.e-]+), ([-+][0-9.e-]+)\] \(([0-9.]+)% interval\)\.$",
+                     markdown, flags=re.M)
+    assert line
+    # KID's interval is at the level of FD's bound: as much wider than its 95% one as FD's bound's interval is
+    kid = effects[(effects["axis"] == "upsample") & (effects["metric"] == "kid")].iloc[0]
+    assert float(line.group(4)) == pytest.approx(kid["estimate"], rel=1e-2)
+    fd_wider = (fd["bound"] - abs(fd["estimate"])) / ((fd["ci_high"] - fd["ci_low"]) / 2)
+    kid_half = (float(line.group(6)) - float(line.group(5))) / 2
+    assert kid_half / ((kid["ci_high"] - kid["ci_low"]) / 2) == pytest.approx(fd_wider, rel=2e-2)
+    assert row[names.index("KID")].strip().startswith(signed(kid["estimate"]))
     # an unresolved primary effect reads its bound and the level of the interval it comes from (not the 95% printed
     # beside it); the run says what it could have resolved
     if not bool(fd["resolved"]):

@@ -1,7 +1,8 @@
 """Section: the verdict. One row per axis switch: what it costs and what it buys, on the same network.
 
 Every estimate is a row of effects.csv (compute/effects.py), so the verdict and the file cannot disagree; only
-the context (training steps, data set, the real-versus-real floor, the checkpoint check) comes from the table.
+the context (training steps, data set, the real-versus-real floor, the checkpoint check) comes from the table,
+and KID's interval at the level of FD's bound from the quality model's fit (compute/second_metric.py).
 Costs are taken at the network the quality cells trained (same base config) when the run measured it; the
 costs of the cost sweep's own base follow as "the same choice at a larger scale".
 """
@@ -13,10 +14,11 @@ from bench.plan.recipe import recipe_text
 from bench.report.compute.derived import Derived
 from bench.report.compute.frames import parameter_count
 from bench.report.compute.effects import DISTURBED, aa_control, failed_controls, main_base, quality_base
-from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY
+from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY, SECOND_QUALITY
 from bench.report.compute.recipes import SHARED, confirmatory_recipes
 from bench.report.compute.robustness import bound_level, confidence
 from bench.report.compute.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
+from bench.report.compute.second_metric import agreement, at_level
 from bench.report.compute.switches import checkpoint_checked, floor_means, pick, switch_effects
 from bench.report.compute.switches import switches as run_switches
 from bench.report.render.document import Section, Table, Text
@@ -32,8 +34,16 @@ FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' mode
            f"exploratory: {EXPLORATORY.strip()} = its unadjusted interval excludes zero. An unresolved primary effect "
            "reads \"no difference beyond ±x (c interval)\": the largest effect its interval at Holm's family level "
            "allows (c = 1 - 0.05/m over the m primary tests), wider than the 95% interval printed beside it, which may "
-           "exclude zero where Holm does not resolve the effect. Every figure is a row of effects.csv.")
+           "exclude zero where Holm does not resolve the effect. KID (unbiased at small N, where FD is biased by N) is "
+           "exploratory: its column gives its 95% interval, each line its interval at the level of FD's bound and "
+           "whether KID agrees with FD (the same direction resolved, or neither resolved), disagrees in direction "
+           "(one resolved, the other's estimate of opposite sign), does not resolve what FD resolves, or alone "
+           "resolves it. FD's and KID's intervals cover the variation between training seeds, not between "
+           "reference sets or feature networks. Every figure is a row of effects.csv but KID's interval at FD's "
+           "level (from the same model).")
 NOTE = "Each row switches one axis from its reference level, everything else equal. " + FIGURES
+# The verdict's quality columns: KID beside FD.
+VERDICT_QUALITY = (HEADLINE_QUALITY[0], (SECOND_QUALITY[1].upper(), *SECOND_QUALITY), *HEADLINE_QUALITY[1:])
 LADDER_NOTE = ("Each row is one rung of the ladder against the rung before it: the step it adds (every rung keeps "
                "the steps before it). " + FIGURES)
 
@@ -54,7 +64,8 @@ def verdict_section(derived: Derived) -> Section:
     floors = floor_means(derived.floor)
     recipes = confirmatory_recipes(effects.loc[effects["unit"] != "%", "recipe"]) if trained else []
     holds = _Robustness(derived, trained)
-    section.items.append(Text([_sentence(effects, s, main, trained, context, checked, floors, rungs, recipes)
+    section.items.append(Text([_sentence(effects, s, main, trained, context, checked, floors, rungs, recipes,
+                                         derived.quality_fits)
                                + holds.sentences(s) for s in switches.itertuples()]))
     title = f"Cost and quality of each {'rung' if rungs else 'switch'}: costs on {main}" + (
         f", quality on {trained} ({context})" if trained else "")
@@ -102,7 +113,7 @@ def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str,
         for column, phase, metrics in HEADLINE_COSTS:
             row[column] = effect_cell(pick(mine, cost_base, phase, metrics, "%"))
         for recipe in recipes if quality_base else ():
-            for column, phase, metric in HEADLINE_QUALITY:
+            for column, phase, metric in VERDICT_QUALITY:
                 name = column if len(recipes) == 1 else f"{column} ({recipe})"
                 row[name] = effect_cell(pick(mine, quality_base, phase, (metric,), None, recipe))
         rows.append(row)
@@ -117,7 +128,8 @@ def _switch_name(switch, rungs: dict[str, str]) -> str:
 
 
 def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None, context: str,
-              checked: bool, floors: dict[str, float], rungs: dict[str, str], recipes: list[str]) -> str:
+              checked: bool, floors: dict[str, float], rungs: dict[str, str], recipes: list[str],
+              fits: pd.DataFrame) -> str:
     mine = switch_effects(effects, switch)
     parts = []
     params = pick(mine, cost_base, "model", ("params",), "%")
@@ -136,9 +148,12 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None
     if readings:
         judgements = []
         for recipe, quality in readings:
-            reading, judgement = _quality_reading(quality, context, floors, bound_level(effects, quality))
+            level = bound_level(effects, quality)
+            reading, judgement = _quality_reading(quality, context, floors, level)
             parts.append(reading if len(recipes) == 1 else f"{reading} at the {recipe} recipe")
-            judgements.append(judgement if len(recipes) == 1 else f"{judgement} at the {recipe} recipe")
+            judgement = judgement if len(recipes) == 1 else f"{judgement} at the {recipe} recipe"
+            second = pick(mine, trained, SECOND_QUALITY[0], (SECOND_QUALITY[1],), None, recipe)
+            judgements.append(judgement + _second_reading(quality, second, fits, level))
         judgement = "; ".join(judgements)
     elif switch.axis == "checkpoint" and checked:
         judgement = "the same function, so the same quality (checked: same losses with it on and off)"
@@ -266,6 +281,18 @@ def _quality_reading(row: pd.Series, context: str, floors: dict[str, float], lev
         return reading, "quality untested (too few runs)"
     return reading, (f"no difference in quality beyond ±{row['bound']:.3g} {name} ({confidence(level)} interval"
                      f"{_of_floor(row['bound'], row, floors, '; ')})")
+
+
+def _second_reading(primary: pd.Series, second: pd.Series | None, fits: pd.DataFrame, level: float) -> str:
+    """``, KID agrees: -0.0701 [-0.0858, -0.0544] (99.29% interval)``: KID beside a tested FD reading, at the level
+    of FD's bound (compute/second_metric.py); nothing without both."""
+    if second is None or pd.isna(primary["bound"]):
+        return ""
+    second = at_level(second, fits, level)
+    if pd.isna(second["ci_low"]):
+        return ", KID untested (too few runs)"
+    word = agreement(primary["estimate"], bool(primary["resolved"]), second["estimate"], bool(second["resolved"]))
+    return f", {word}: {effect_interval(second)} ({confidence(level)} interval)"
 
 
 def _of_floor(value: float, row: pd.Series, floors: dict[str, float], within: str = "") -> str:
