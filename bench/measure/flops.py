@@ -351,9 +351,10 @@ def total_flops(model: nn.Module, x: Tensor, sigma: Tensor, phase: str) -> int:
 def timed_phase_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> dict[str, float]:
     """Model FLOPs per call of each timed phase, for achieved FLOP/s: the forward for ``inference``; the
     training step without checkpointing's recompute for ``train_step`` (recompute is overhead, so it lowers
-    utilisation)."""
-    return {INFERENCE: float(total_flops(model, x, sigma, FORWARD)),
-            TRAIN_STEP: float(total_flops(_without_checkpointing(model), x, sigma, TRAIN_STEP))}
+    utilisation). Both are counted on the checkpoint-free twin, so they do not depend on checkpointing."""
+    plain = _without_checkpointing(model)
+    return {INFERENCE: float(total_flops(plain, x, sigma, FORWARD)),
+            TRAIN_STEP: float(total_flops(plain, x, sigma, TRAIN_STEP))}
 
 
 def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]:

@@ -61,13 +61,20 @@ class _Model:
     kernels one eager call of each phase ran (recorded before compilation: attention_kernels.py says why)."""
 
     def __init__(self, member: Cell, budget: RoundsBudget, original: _Model | None = None,
-                 counted: Counted | None = None) -> None:
-        """``original``: the model this member is a second instance of (the A/A control), whose FLOPs and attention
-        kernels it shares: the same spec, shapes and dtype make the same counts and the same kernel choices.
+                 counted: Counted | None = None, known_flops: dict | None = None) -> None:
+        """``original``: the model this member is a second instance of (the A/A control), whose attention kernels it
+        shares: the same spec, shapes and dtype make the same kernel choices. ``known_flops``: the counts of the
+        members built before it in this process, by checkpoint-free spec, batch and peer.
         ``counted``: what an earlier process, which also recorded the member's kernels, measured of it."""
         workload = make_workload(member.spec, member.batch_size, member.device, build_model=model_builder(member.peer))
-        self.flops = (counted.flops if counted else original.flops if original
-                      else timed_phase_flops(workload.model, workload.x0, workload.sigma))
+        if counted:
+            self.flops = counted.flops
+        else:  # checkpointing changes no model FLOP (timed_phase_flops), so its twins share one count
+            known = {} if known_flops is None else known_flops
+            twin = (member.spec.replace(checkpoint=False), member.batch_size, member.peer)
+            if twin not in known:
+                known[twin] = timed_phase_flops(workload.model, workload.x0, workload.sigma)
+            self.flops = known[twin]
         self.workload = prepare(workload, Execution.of(member))
         self.attention_rows: list[Measurement] = []  # a failure here is a row; the member is still timed
         if original:
@@ -104,11 +111,12 @@ class RoundTimer:
         self.cell, self.seed, self.process = cell, budget.seed, process
         self.models: dict[int, _Model] = {}
         self.setup_rows: list[Measurement] = []
+        known_flops: dict = {}
         for index in build_order(cell, members, budget.seed, process, first=counted is None):
             member = cell.members[index]
             try:
                 self.models[index] = _Model(member, budget, self.models.get(0) if member.replica else None,
-                                            counted[index] if counted else None)
+                                            counted[index] if counted else None, known_flops)
             except PeerUnavailable as err:
                 self.setup_rows.append(dataclasses.replace(failure("cell", "skipped", str(err)), member=index))
             except Exception as err:  # one member's failure is a row; the others are still timed
