@@ -82,12 +82,12 @@ def tuned_cells(cells: list[Cell], table: pd.DataFrame) -> list[Cell]:
         if cell.kind != Kind.QUALITY or values is None:
             continue
         config = QUALITY_PRESETS[cell.quality]
-        twin = dataclasses.replace(cell, recipe=recipe_changes(config, recipe_of(cell.config) | _typed(values)))
+        twin = dataclasses.replace(cell, recipe=recipe_changes(config, recipe_of(cell.config) | config_values(values)))
         if twin not in planned and twin not in out:
             out.append(twin)
     return out
 
 
-def _typed(values: dict[str, Any]) -> dict[str, Any]:
+def config_values(values: dict[str, Any]) -> dict[str, Any]:
     """A table's recipe values as the config holds them (numpy floats to float)."""
     return {name: float(v) if isinstance(v, float) else str(v) for name, v in values.items()}
