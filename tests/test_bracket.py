@@ -1,5 +1,6 @@
 """A grid that brackets: a tuned variant whose choice sits at an edge of its grid extends it by the grid's own ratio,
-alone, until the choice is interior or a bound stops it."""
+alone, until the choice is interior or a bound stops it, and the report names every choice still at an edge."""
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,7 +11,10 @@ from bench.plan.bracket import BOUND, INVALID, MAX_EXTENSIONS, NO_RATIO, edges, 
 from bench.plan.cells import Cell
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.recipe import recipe_changes
-from bench.report.compute.load import normalise
+from bench.report.compute.derived import Derived
+from bench.report.compute.load import normalise, read_tune
+from bench.report.render.document import Text
+from bench.report.sections.tuning import tuning_section
 from bench.run import runner
 from bench.schema import columns
 from variants import BASES
@@ -72,7 +76,7 @@ def test_a_resumed_run_plans_the_same_extension_cells():
     assert [c.id for c in first] == [c.id for c in again]
 
 
-def test_the_bound_stops_extension():
+def test_the_bound_stops_extension_and_the_report_names_the_edge():
     below = [4e-3 / 2.5 ** k for k in range(MAX_EXTENSIONS + 1)]
     table = rows({("a", (1e-2,)): 5.0, **{("a", (lr,)): 1.0 - i / 10 for i, lr in enumerate(below)},
                   ("c", (4e-3,)): 1.0, ("c", (1e-2,)): 2.0})
@@ -81,6 +85,12 @@ def test_the_bound_stops_extension():
     assert a["stop"] == BOUND and a["extensions"] == MAX_EXTENSIONS and a["value"] == pytest.approx(below[-1])
     assert planned(extension_cells(tune_cells(), table, GRID)) == {(SPECS["c"].name, 0.0016)}  # c alone goes on
 
+    section = tuning_section(Derived.of_table(table, tune={"lr": [4e-3, 1e-2]}))
+    lines = [line for item in section.items if isinstance(item, Text) for line in item.lines]
+    assert f"{SPECS['a'].name}'s best lr may lie below 0.00064: its choice sits at the grid's lowest point after " \
+        f"{MAX_EXTENSIONS} extensions, the most a side takes." in lines
+    assert any(line.startswith(f"{SPECS['c'].name}'s best lr may lie below 0.004") and "not yet extended to "
+               "lr=0.0016" in line for line in lines)
 
 
 def test_a_diverged_point_beyond_brackets_the_choice():
@@ -145,3 +155,10 @@ def test_the_runner_extends_until_the_choice_is_interior_and_a_failed_cell_ends_
     assert ran == [{(a, 0.0016), (c, 0.025)}, {(c, 0.0625)}]
     found = edges(store.table(), GRID)
     assert list(found["variant"]) == [a] and list(found["stop"]) == [""]  # c is bracketed; a waits for --resume
+
+
+def test_the_report_counts_extensions_against_the_grid_run_json_asked_for(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"config": {"tune": {"lr": [0.004, 0.01]}}}))
+    assert read_tune(tmp_path) == {"lr": [0.004, 0.01]}
+    (tmp_path / "run.json").write_text(json.dumps({"config": {}}))  # a run that tuned nothing
+    assert read_tune(tmp_path) == {}
