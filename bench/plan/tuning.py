@@ -4,7 +4,8 @@ Selection without bias: a variant's point is chosen on tuning cells that train w
 (``TUNING_SEED_OFFSET`` + i, never a seed of the final scores) and are scored against validation images of the
 held-out split that the final scores never use (``QualityConfig.validation_start``). The chosen point is then
 trained again with the usual seeds and scored as every quality cell is, so the final score carries none of the
-luck that picked it. The runner and the report choose with the same function, ``choices``.
+luck that picked it. The runner and the report choose with the same function, ``choices``. A choice at an edge of
+a numeric axis extends that variant's grid past the edge (bench/plan/bracket.py).
 """
 from __future__ import annotations
 
