@@ -14,6 +14,7 @@ from bench.plan.options import SweepOptions
 from bench.plan.planner import make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.recipe import RECIPE_COLUMNS
+from bench.plan.bracket import MAX_EXTENSIONS
 from bench.plan.tuning import TUNING_SEED_OFFSET, choices, tuned_cells
 from bench.report.compute.load import normalise
 from bench.schema import COST_KINDS, columns
@@ -57,6 +58,11 @@ def test_tuning_cells_train_with_seeds_no_final_score_uses(tmp_path):
     assert tuning and {c.config.lr for c in tuning} == {2e-3, 4e-3, 1e-2}
     tuning_seeds = {s for c in tuning for s in (c.seeds or (c.seed,))}
     assert tuning_seeds.isdisjoint(final) and min(tuning_seeds) >= TUNING_SEED_OFFSET
+    # --plan says what a point beyond the grid's edge costs: one variant's tuning cells at one point
+    one = tuned.one_extension()
+    assert len({(c.variant, c.recipe) for c in one}) == 1
+    assert len(one) == len(tuning) // (3 * len({c.variant for c in tuning}))  # 3 points
+    assert f"up to {MAX_EXTENSIONS} points beyond that edge, each {len(one)} tuning cell(s)" in tuned.describe()
 
 
 def test_tuning_scores_on_held_out_images_the_final_scores_and_the_loss_never_see():

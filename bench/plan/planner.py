@@ -12,6 +12,7 @@ import torch
 
 from bench.models.peers import get_peer
 from bench.models.sizes import parameter_count, planned_step_bytes
+from bench.plan.bracket import MAX_EXTENSIONS
 from bench.plan.cells import Cell
 from bench.plan.designs import (DESIGNS, describe_merge, distinct_networks, fractional_generator, grid, ladder,
                                  ladder_rungs)
@@ -21,7 +22,7 @@ from bench.plan.groups import device_memory, memory_budget, timing_cells
 from bench.plan.options import (PARTS, SweepOptions, check_backend, check_counts, import_plugins,
                                 plugin_failure)
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
-from bench.plan.recipe import recipe_changes, value_text
+from bench.plan.recipe import RECIPE_AXES, recipe_changes, value_text
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from bench.plan.tuning import tuning_grid, tuning_seeds
 from bench.schema import DEFAULT_EXECUTION, Kind
@@ -60,6 +61,16 @@ class Plan:
                 out.append(dataclasses.replace(cell, recipe=next(c for c in changes if c)))
         return out
 
+    def one_extension(self) -> list[Cell]:
+        """The tuning cells one point beyond an edge of the grid adds for one variant whose choice sits there
+        (bench/plan/bracket.py): its tuning cells at one point; none when the grid has no numeric axis."""
+        tune = [c for c in self.cells if c.kind == Kind.TUNE]
+        if not tune or not any(RECIPE_AXES[name].type is float for name in self.sweep.tune):
+            return []
+        first = tune[0]
+        return [c for c in tune if (c.quality, c.variant, c.rung, c.recipe) ==
+                (first.quality, first.variant, first.rung, first.recipe)]
+
     def describe(self, pace: float | None = None) -> str:
         """What ``bench run --plan`` prints: the notices the run prints first, the cells by kind, each one's label,
         and the time they will take at ``pace``."""
@@ -70,6 +81,11 @@ class Plan:
         if tuned:
             lines.append(f"  then, after tuning, up to {len(tuned)} quality cells at the variants' chosen recipes: "
                          f"{estimate(tuned, self.sweep.rounds, self.jobs, pace).describe()}")
+        extension = self.one_extension()
+        if extension:
+            lines.append(f"  and, for each variant whose choice sits at an edge of the grid, up to {MAX_EXTENSIONS} "
+                         f"points beyond that edge, each {len(extension)} tuning cell(s): "
+                         f"{estimate(extension, self.sweep.rounds, self.jobs, pace).describe()} per point")
         for kind in dict.fromkeys(c.kind for c in self.cells):
             cells = [c for c in self.cells if c.kind == kind]
             lines.append(f"  {kind}: {len(cells)} cell(s)")

@@ -4,7 +4,8 @@ Selection without bias: a variant's point is chosen on tuning cells that train w
 (``TUNING_SEED_OFFSET`` + i, never a seed of the final scores) and are scored against validation images of the
 held-out split that the final scores never use (``QualityConfig.validation_start``). The chosen point is then
 trained again with the usual seeds and scored as every quality cell is, so the final score carries none of the
-luck that picked it. The runner and the report choose with the same function, ``choices``.
+luck that picked it. The runner and the report choose with the same function, ``choices``. A choice at an edge of
+a numeric axis extends that variant's grid past the edge (bench/plan/bracket.py).
 """
 from __future__ import annotations
 
@@ -82,12 +83,12 @@ def tuned_cells(cells: list[Cell], table: pd.DataFrame) -> list[Cell]:
         if cell.kind != Kind.QUALITY or values is None:
             continue
         config = QUALITY_PRESETS[cell.quality]
-        twin = dataclasses.replace(cell, recipe=recipe_changes(config, recipe_of(cell.config) | _typed(values)))
+        twin = dataclasses.replace(cell, recipe=recipe_changes(config, recipe_of(cell.config) | config_values(values)))
         if twin not in planned and twin not in out:
             out.append(twin)
     return out
 
 
-def _typed(values: dict[str, Any]) -> dict[str, Any]:
+def config_values(values: dict[str, Any]) -> dict[str, Any]:
     """A table's recipe values as the config holds them (numpy floats to float)."""
     return {name: float(v) if isinstance(v, float) else str(v) for name, v in values.items()}

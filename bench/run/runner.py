@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from bench.measure.machine_pace import machine_pace
 from bench.measure.quality import InceptionUnavailable, require_inception
+from bench.plan.bracket import extension_cells
 from bench.plan.cells import Cell
 from bench.plan.estimate import LONG_RUN_SECONDS, PROBE_ABOVE_SECONDS, cell_seconds, clock, estimate, wall_seconds
 from bench.plan.options import SweepOptions
@@ -123,7 +124,8 @@ def _execute(plan: Plan, argv: list[str], deadline: float | None = None) -> pd.D
             pace = probed_pace(plan, todo)
             _announce(plan, store, todo, pace)
             failed = _run_cells(plan, todo, store, run_id, worker_options, pace)
-            if plan.sweep.tune:  # the second stage: each tuned variant at its chosen recipe
+            if plan.sweep.tune:  # each choice at an edge of its grid extends it, then each variant trains at its choice
+                failed += _extend_grids(plan, store, run_id, worker_options, pace)
                 failed += _run_cells(plan, _chosen_cells(plan, store), store, run_id, worker_options, pace)
     except TimeLimitReached as err:
         stopped = err
@@ -184,6 +186,21 @@ def _run_cells(plan: Plan, todo: list[Cell], store: RunStore, run_id: str, worke
             failed += bool(frame["status"].isin(FAILED_STATUSES).any())
             progress.done(result.cell, result.seconds, cell_outcome(frame))
     return failed
+
+
+def _extend_grids(plan: Plan, store: RunStore, run_id: str, worker_options: dict, pace: float | None) -> int:
+    """Run the tuning cells beyond each choice at an edge of its grid, choosing again after each step, until every
+    choice is interior or stopped (bench/plan/bracket.py); returns how many cells did not finish cleanly. A cell
+    that failed here is not tried again in this run (``--resume`` retries it), so the loop ends."""
+    failed, tried = 0, set()
+    while True:
+        todo = [c for c in extension_cells(plan.cells, store.table(), plan.sweep.tune)
+                if c not in tried and not store.is_finished(c)]
+        if not todo:
+            return failed
+        print(f"tuning: {len(todo)} cell(s) beyond the edge of the grid where a choice sits", flush=True)
+        tried.update(todo)
+        failed += _run_cells(plan, todo, store, run_id, worker_options, pace)
 
 
 def _chosen_cells(plan: Plan, store: RunStore) -> list[Cell]:

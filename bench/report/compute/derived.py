@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.plan.bracket import edges
 from bench.plan.tuning import choices
 from bench.report.compute import frames, robustness
 from bench.report.compute.completeness import Completeness, completeness
@@ -32,9 +33,10 @@ class Derived:
         self.run = run
 
     @classmethod
-    def of_table(cls, table: pd.DataFrame, name: str = "table") -> Derived:
-        """The derived frames of a table alone (normalised: compute/load.py), without a run folder."""
-        return cls(Run(name=name, root=Path(name), table=table))
+    def of_table(cls, table: pd.DataFrame, name: str = "table", tune: dict[str, list[Any]] | None = None) -> Derived:
+        """The derived frames of a table alone (normalised: compute/load.py), without a run folder; ``tune``: the
+        tuning grid asked for, as run.json holds it."""
+        return cls(Run(name=name, root=Path(name), table=table, tune=tune))
 
     @property
     def name(self) -> str:
@@ -117,6 +119,12 @@ class Derived:
     def tuning(self) -> pd.DataFrame:
         """Per tuned variant: the recipe its tuning cells chose, the criterion there and the grid (plan/tuning.py)."""
         return choices(self.table)
+
+    @cached_property
+    def tuning_edges(self) -> pd.DataFrame:
+        """Per tuned variant and axis whose choice still sits at an edge of its grid: which, and why it was not
+        extended further (plan/bracket.py)."""
+        return edges(self.table, self.run.tune)
 
     @cached_property
     def floor_values(self) -> pd.DataFrame:

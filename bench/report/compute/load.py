@@ -27,6 +27,7 @@ class Run:
     env: dict[str, Any] = field(default_factory=dict)
     samples: list[Path] = field(default_factory=list)
     planned: list[dict[str, str]] | None = None  # run.json's planned cells (id, kind, label); None: not recorded
+    tune: dict[str, list[Any]] | None = None  # run.json's tuning grid as asked, before any extension; None: unknown
 
 
 def load_run(root: Path) -> Run:
@@ -34,7 +35,7 @@ def load_run(root: Path) -> Run:
     if not root.is_dir():
         raise ValueError(f"run folder {root.name!r} does not exist; valid: a folder written by `python -m bench run`")
     return Run(name=root.resolve().name, root=root, table=read_table(root), env=read_env(root),
-               samples=sorted((root / "samples").glob("*.png")), planned=read_planned(root))
+               samples=sorted((root / "samples").glob("*.png")), planned=read_planned(root), tune=read_tune(root))
 
 
 def read_table(root: Path) -> pd.DataFrame:
@@ -139,3 +140,12 @@ def read_planned(root: Path) -> list[dict[str, str]] | None:
         return None
     planned = read_json(path, "restore it from a copy").get("planned_cells")
     return planned if isinstance(planned, list) else None
+
+
+def read_tune(root: Path) -> dict[str, list[Any]] | None:
+    """The tuning grid run.json says the run asked for ({} when it tuned nothing), or None without run.json."""
+    path = root / "run.json"
+    if not path.exists():
+        return None
+    tune = read_json(path, "restore it from a copy").get("config", {}).get("tune", {})
+    return tune if isinstance(tune, dict) else None

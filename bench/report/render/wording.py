@@ -5,6 +5,8 @@ import math
 
 import pandas as pd
 
+from bench.plan.bracket import BOUND, INVALID, LOW, NO_RATIO
+from bench.plan.recipe import value_text
 from bench.report.compute.effects import DISTURBED
 from bench.schema import ALONG_TRAINING
 
@@ -188,3 +190,28 @@ def recipe_reading(row: pd.Series) -> str:
     if bool(difference["resolved"]):
         return f"the tuned reading differs from the shared: {told}"
     return f"the tuned and shared readings are not told apart: {told}"
+
+
+def edge_reading(row: pd.Series) -> str:
+    """A choice still at an edge of its tuning grid (bracket.edges) in words: where its best may lie, and why the
+    grid was not extended further."""
+    name = row["rung"] or row["variant"]
+    below = row["side"] == LOW
+    where = (f"{name}'s best {row['axis']} may lie {'below' if below else 'above'} {value_text(row['value'])}: its "
+             f"choice sits at the grid's {row['side']} point")
+    done = row["extensions"]
+    after = f" after {done} extension{'s' if done != 1 else ''}" if done > 0 else ""
+    if row["stop"] == BOUND:
+        return f"{where}{after}, the most a side takes"
+    if row["stop"] == INVALID:
+        return f"{where}{after}; the next step, {row['axis']}={value_text(row['beyond'])}, is not a valid value"
+    if row["stop"] == NO_RATIO:
+        return f"{where}, which has no ratio to step beyond by (a 0 at the edge or next to it)"
+    if done < 0:  # the grid asked for is unknown: whether it was extended is too
+        return where
+    return f"{where}{after}, not yet extended to {row['axis']}={value_text(row['beyond'])} (--resume extends it)"
+
+
+def edge_sentences(edges: pd.DataFrame) -> list[str]:
+    """One sentence per choice still at an edge of its tuning grid."""
+    return [f"{edge_reading(row)}." for _, row in edges.iterrows()]

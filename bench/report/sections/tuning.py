@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.plan.bracket import MAX_EXTENSIONS
 from bench.plan.recipe import recipe_text
 from bench.plan.tuning import CRITERION
 from bench.report.compute.derived import Derived
-from bench.report.render.document import Section, Table
+from bench.report.render.document import Section, Table, Text
+from bench.report.render.wording import edge_sentences
 from bench.schema import Kind
 
 
@@ -21,7 +23,9 @@ def tuning_section(derived: Derived) -> Section | None:
             f"({_validation(tune)}). The chosen point is the lowest {CRITERION}; a tie goes to the quality preset's "
             "own recipe. The variant was then trained again at its choice with the usual seeds and scored as every "
             "quality cell is: the verdict's tuned reading. Choosing on the final seeds or images would favour the "
-            "luckiest point.")
+            "luckiest point. A choice at the lowest or highest value of a numeric axis extends the grid by its own "
+            f"ratio at that edge, for that variant alone, until the choice is interior or {MAX_EXTENSIONS} points "
+            "were added on that side; every choice still at an edge is named below.")
     section = Section("Tuning", note)
     axes = [a for a in chosen["tuned_axes"].iloc[0].split(",") if a]
     frame = pd.DataFrame({
@@ -32,6 +36,8 @@ def tuning_section(derived: Derived) -> Section | None:
         "grid (criterion per point)": chosen["grid"],
     })
     section.items.append(Table("The recipe each variant trained at in the tuned reading", frame))
+    interior = "No choice sits at an edge of a numeric axis of its grid."
+    section.items.append(Text(edge_sentences(derived.tuning_edges) or [interior]))
     return section
 
 

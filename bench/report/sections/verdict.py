@@ -22,8 +22,8 @@ from bench.report.compute.second_metric import agreement, at_level
 from bench.report.compute.switches import checkpoint_checked, floor_means, pick, switch_effects
 from bench.report.compute.switches import switches as run_switches
 from bench.report.render.document import Section, Table, Text
-from bench.report.render.wording import (EXPLORATORY, RESOLVED, describe_effect, effect_cell, effect_interval,
-                                         plain_cell, recipe_reading, scale_reading, signed)
+from bench.report.render.wording import (EXPLORATORY, RESOLVED, describe_effect, edge_sentences, effect_cell,
+                                         effect_interval, plain_cell, recipe_reading, scale_reading, signed)
 from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Kind
 
 FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
@@ -67,6 +67,8 @@ def verdict_section(derived: Derived) -> Section:
     section.items.append(Text([_sentence(effects, s, main, trained, context, checked, floors, rungs, recipes,
                                          derived.quality_fits)
                                + holds.sentences(s) for s in switches.itertuples()]))
+    if trained and len(derived.tuning_edges):  # a tuned reading whose best may lie outside the grid it chose from
+        section.items.append(Text(edge_sentences(derived.tuning_edges)))
     title = f"Cost and quality of each {'rung' if rungs else 'switch'}: costs on {main}" + (
         f", quality on {trained} ({context})" if trained else "")
     section.items.append(Table(title, verdict_frame(effects, switches, main, trained, rungs, recipes)))
