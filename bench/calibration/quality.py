@@ -143,7 +143,7 @@ def cells_table(seeds: int) -> pd.DataFrame:
                 rows = [Measurement(PHASE if step == checkpoints[-1] else ALONG_TRAINING, METRIC, float("nan"),
                                     "squared_feature", "simulated FD", seed=seed, step=step, n=config.eval_n)
                         for step in scored]
-                frames.append(rows_frame("simulated", cell, rows))
+                frames.append(rows_frame("simulated", cell, rows, device_name="simulated", host="simulated"))
                 lr_indices += [lr_index] * len(rows)
                 checkpoint_indices += [checkpoints.index(step) for step in scored]
     # added after normalise, which reads every column it does not know as text
