@@ -6,10 +6,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from bench.plan.recipe import RECIPE_COLUMNS
 from bench.report.compute.headline import HEADLINE_QUALITY
 from bench.report.compute.stats import summarise
-from bench.schema import ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES, Kind
+from bench.schema import ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES, RECIPE_COLUMNS, Kind
 from variants import AXES  # every declared axis, plugins' included once imported
 
 # Besides the other axes, what must be equal for two cells to form a pair.
