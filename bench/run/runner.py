@@ -11,6 +11,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Iterator
 
+from bench.atomic import atomic_write_text
 from bench.measure.machine_pace import machine_pace
 from bench.measure.quality import InceptionUnavailable, require_inception
 from bench.plan.bracket import extension_cells
@@ -24,7 +25,6 @@ from bench.plan.tuning import UNIT, choices, tuned_cells
 from bench.run import envinfo
 from bench.run.backends import execute
 from bench.schema import FAILED_STATUSES, Kind
-from bench.store.atomic import atomic_write_text
 from bench.store.folder import RunStore, read_json, rows_frame
 from bench.store.lock import hold_run_folder
 

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from bench.atomic import atomic_write, atomic_write_text
 from bench.plan.cells import Cell
 from bench.schema import Measurement, columns, typed
-from bench.store.atomic import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:  # imported where a table is made or read, so `import bench.cli` needs no pandas
     import pandas as pd
