@@ -48,13 +48,13 @@ from scipy import stats
 
 from bench.measure.processes import how_it_ended, spawn_guarded
 from bench.measure.rounds import Counted, RoundTimer, plain_counts
+from bench.measure.rows import rows_frame
 from bench.plan.cells import Cell
 from bench.plan.sweep import RoundsBudget
 from bench.report.compute.frames import references
 from bench.report.compute.rounds_model import (MIN_PROCESSES, percent, primary_wall_effects, timing_effects,
                                                widest_half_width)
 from bench.schema import SECONDS_PER_ITER, Measurement, failure
-from bench.store.folder import rows_frame
 from variants import AXES
 
 PRECISION_METHOD = ("widest 95% interval half-width of the main effects on wall time, on the log scale as % "
