@@ -112,6 +112,12 @@ def columns() -> tuple[str, ...]:
     return (*MODEL_COLUMNS, *AXES, *RECIPE_COLUMNS, *SETTING_COLUMNS, *MEASUREMENT_COLUMNS)
 
 
+def references() -> dict[str, object]:
+    """The reference level of each axis, as the table holds it: its declared default, the smalldiffusion
+    baseline."""
+    return {name: axis.cell(axis.default) for name, axis in AXES.items()}
+
+
 def dtypes() -> dict[str, str]:
     """The dtype of every column that is not text: the axes' own, nullable integers, booleans, float values."""
     typed_axes = {name: axis.dtype for name, axis in AXES.items() if axis.dtype != "str"} | \
