@@ -8,5 +8,8 @@ The stages, one folder each, in the order a sweep goes through them:
 - ``store/``:   the run folder: one part per finished cell, the lock, merging folders
 - ``report/``:  the tidy table -> derived frames (once) -> sections -> Markdown and HTML
 
-``models/`` builds the networks a cell measures (our U-Net, the peers); ``schema.py`` defines the table.
+Each stage imports only the stages before it, run/ aside: it drives measure and store (tests/test_layout.py).
+Shared by several stages and importing none: ``schema.py`` defines the table, ``statistics/`` the intervals and
+the timing rounds' model, ``atomic.py`` the writes, and ``models/`` builds the networks a cell measures (our
+U-Net, the peers).
 """

@@ -12,7 +12,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from bench.plan.recipe import RECIPE_AXES
 from variants import AXES
 
 if TYPE_CHECKING:  # pandas is imported by what reads or writes tables, not by `import bench.cli`
@@ -38,6 +37,11 @@ KINDS = tuple(Kind)
 COST_KINDS = (Kind.COST, Kind.TIMING)
 # Cells that train a variant with a recipe: their rows carry the recipe's columns (bench/plan/recipe.py).
 TRAINED_KINDS = (Kind.QUALITY, Kind.CHECK, Kind.TUNE)
+# The recipe axes' columns, each with its Python type (bench/plan/recipe.py parses and checks their values), and
+# their value on rows no recipe trained (cost, timing, floor).
+RECIPE_TYPES: dict[str, type] = {"lr": float, "lr_schedule": str, "weight_decay": float, "ema_decay": float}
+RECIPE_COLUMNS = tuple(RECIPE_TYPES)
+RECIPE_EMPTY: dict[str, Any] = {name: float("nan") if kind is float else "" for name, kind in RECIPE_TYPES.items()}
 
 # The timed metrics of a row of a timing cell: wall-clock and process CPU seconds per iteration.
 SECONDS_PER_ITER = "seconds_per_iter"
@@ -75,7 +79,7 @@ DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "fl
 KNOWN_NULLS = {("checkpoint", INFERENCE): "known null: checkpointing does nothing without autograd"}
 
 # Identity of the cell a row belongs to, filled in by the runner: which model, then one column per ablation
-# axis (variants.AXES) and per recipe axis (bench.plan.recipe.RECIPE_AXES), then where and how it ran.
+# axis (variants.AXES) and per recipe axis (RECIPE_COLUMNS), then where and how it ran.
 MODEL_COLUMNS = ("run_id", "cell_id", "kind", "variant", "spec_hash")
 SETTING_COLUMNS = (
     "base_config", "quality_preset", "dataset", "device", "device_name", "host", "dtype", "threads", "batch_size",
@@ -99,18 +103,25 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "memory_format": DEFAULT_EXECUTION["memory_format"], "compile": DEFAULT_EXECUTION["compile"],
     "cuda_graphs": DEFAULT_EXECUTION["cuda_graphs"], "replica": 0,
     "position": None, "process": None, "rung": "", "rung_index": None,
-    **{name: axis.empty for name, axis in RECIPE_AXES.items()},
+    **RECIPE_EMPTY,
 }
 
 
 def columns() -> tuple[str, ...]:
     """Every column, in order; axes added by a plugin (variants.add_axis) included once it is imported."""
-    return (*MODEL_COLUMNS, *AXES, *RECIPE_AXES, *SETTING_COLUMNS, *MEASUREMENT_COLUMNS)
+    return (*MODEL_COLUMNS, *AXES, *RECIPE_COLUMNS, *SETTING_COLUMNS, *MEASUREMENT_COLUMNS)
+
+
+def references() -> dict[str, object]:
+    """The reference level of each axis, as the table holds it: its declared default, the smalldiffusion
+    baseline."""
+    return {name: axis.cell(axis.default) for name, axis in AXES.items()}
 
 
 def dtypes() -> dict[str, str]:
     """The dtype of every column that is not text: the axes' own, nullable integers, booleans, float values."""
-    typed_axes = {name: axis.dtype for name, axis in (AXES | RECIPE_AXES).items() if axis.dtype != "str"}
+    typed_axes = {name: axis.dtype for name, axis in AXES.items() if axis.dtype != "str"} | \
+        {name: "float64" for name, kind in RECIPE_TYPES.items() if kind is float}
     return typed_axes | dict.fromkeys(INT_COLUMNS, "Int64") | dict.fromkeys(BOOL_COLUMNS, "bool") | {"value": "float64"}
 
 

@@ -13,11 +13,10 @@ from bench.plan.cells import Cell
 from bench.plan.options import SweepOptions
 from bench.plan.planner import make_plan
 from bench.plan.quality_presets import QUALITY_PRESETS
-from bench.plan.recipe import RECIPE_COLUMNS
 from bench.plan.bracket import MAX_EXTENSIONS
 from bench.plan.tuning import TUNING_SEED_OFFSET, choices, tuned_cells
 from bench.report.compute.load import normalise
-from bench.schema import COST_KINDS, columns
+from bench.schema import COST_KINDS, RECIPE_COLUMNS, columns
 
 
 def plan(tmp_path, **options):

@@ -421,7 +421,7 @@ def test_every_image_loads_in_headless_chromium(runs, which, tmp_path):
 
 
 def test_values_equal_but_for_float_rounding_have_a_zero_width_interval():
-    from bench.report.compute.stats import t_interval
+    from bench.statistics.stats import t_interval
 
     low, high = t_interval([-4.3398, -4.3398 * (1 + 1e-15), -4.3398 * (1 - 1e-15)])
     assert low == high

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from bench.measure.rows import rows_frame
 from bench.plan.cells import Cell
 from bench.plan.options import PARTS, SweepOptions, parse_axes
 from bench.plan.planner import Plan, make_plan
@@ -23,7 +24,7 @@ from bench.report.compute.derived import Derived
 from bench.report.compute.load import REQUIRED, load_run
 from bench.report.summary import print_summary
 from bench.schema import Kind, Measurement, failure
-from bench.store.folder import RunStore, rows_frame
+from bench.store.folder import RunStore
 
 RUN_ID = "smoke-20250101-000000"
 # Ten rounds: the fewest the timing model gives intervals for. Each metric is one more figure panel to draw: a few.

@@ -3,10 +3,9 @@ same true effects, agree within them as often as the intervals promise; a real c
 import numpy as np
 import pandas as pd
 
-from bench.report.compute.frames import references
-from bench.report.compute.rounds_model import timing_effects
 from bench.report.compute.run_ratios import effect_differences
-from bench.schema import SECONDS_PER_ITER, Kind
+from bench.schema import SECONDS_PER_ITER, Kind, references
+from bench.statistics.rounds_model import timing_effects
 from variants import AXES
 
 ROUNDS, PAIRS = 15, 40

@@ -201,7 +201,8 @@ def test_rerun_without_resume_is_refused_and_resume_with_other_options_too(finis
 
 
 def test_resume_removes_temporaries_a_killed_write_left_behind(tmp_path):
-    from bench.store.folder import RunStore, atomic_write_text
+    from bench.atomic import atomic_write_text
+    from bench.store.folder import RunStore
 
     store = RunStore(tmp_path / "run")
     store.open({"preset": "smoke"}, resume=False, run_id="r1", planned=[])

@@ -20,7 +20,7 @@ from bench.plan.cells import Cell
 from bench.plan.designs import grid
 from bench.plan.groups import timing_cells
 from bench.plan.sweep import RoundsBudget
-from bench.report.compute.rounds_model import blocked_factorial, interval_method, percent, timing_effects
+from bench.statistics.rounds_model import blocked_factorial, interval_method, percent, timing_effects
 from variants import default_grid
 
 from helpers import ROOT, SMALL_SPECS

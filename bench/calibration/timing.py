@@ -31,16 +31,15 @@ import numpy as np
 import pandas as pd
 
 from bench.measure.rounds import build_order, round_order
+from bench.measure.rows import rows_frame
 from bench.measure.timing_cell import time_in_rounds
 from bench.plan.cells import Cell
 from bench.plan.designs.grid import grid
 from bench.plan.groups import timing_cells
 from bench.plan.sweep import RoundsBudget
-from bench.report.compute.frames import references
-from bench.report.compute.rounds_model import CONTROL, timing_effects
 from bench.report.render.markup import markdown_table
-from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Measurement
-from bench.store.folder import rows_frame
+from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Measurement, references
+from bench.statistics.rounds_model import CONTROL, timing_effects
 from variants import AXES, BASES
 
 # The quick preset's grid and its axes' true main effects in %, per phase (two are known nulls).

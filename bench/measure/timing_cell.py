@@ -5,7 +5,7 @@ Cells timed minutes apart see a different machine (on a shared VM the same model
 from one cell to the next), so per-cell medians cannot resolve effects of a few percent. Here every model of
 a setting is built once, in one process, and timed in rounds: each round times every model once (one block of
 calls per phase), in a fresh random order drawn from ``(seed, round)``. Drift then hits every model of a round
-alike, and the report's factorial model, with the round as a block, takes it out (bench/report/compute/rounds_model.py).
+alike, and the report's factorial model, with the round as a block, takes it out (bench/statistics/rounds_model.py).
 Each block is a row: ``repeat`` is the round, ``position`` the model's place in that round's order.
 
 A group's first two members are the baseline and a second, separately built instance of it (``replica`` 1):
@@ -48,13 +48,12 @@ from scipy import stats
 
 from bench.measure.processes import how_it_ended, spawn_guarded
 from bench.measure.rounds import Counted, RoundTimer, plain_counts
+from bench.measure.rows import rows_frame
 from bench.plan.cells import Cell
 from bench.plan.sweep import RoundsBudget
-from bench.report.compute.frames import references
-from bench.report.compute.rounds_model import (MIN_PROCESSES, percent, primary_wall_effects, timing_effects,
-                                               widest_half_width)
-from bench.schema import SECONDS_PER_ITER, Measurement, failure
-from bench.store.folder import rows_frame
+from bench.schema import SECONDS_PER_ITER, Measurement, failure, references
+from bench.statistics.rounds_model import (MIN_PROCESSES, percent, primary_wall_effects, timing_effects,
+                                           widest_half_width)
 from variants import AXES
 
 PRECISION_METHOD = ("widest 95% interval half-width of the main effects on wall time, on the log scale as % "

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from bench.plan.cells import Cell
 from bench.plan.quality_presets import QUALITY_PRESETS
-from bench.plan.recipe import RECIPE_AXES, RECIPE_COLUMNS, recipe_changes, recipe_of
+from bench.plan.recipe import RECIPE_AXES, recipe_changes, recipe_of
 from bench.plan.tuning import UNIT, choices, config_values
-from bench.schema import PRIMARY_QUALITY, Kind
+from bench.schema import PRIMARY_QUALITY, RECIPE_COLUMNS, Kind
 
 if TYPE_CHECKING:  # imported where a table is read: planning a run needs no pandas
     import pandas as pd

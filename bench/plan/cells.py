@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.plan.quality_presets import QUALITY_PRESETS
-from bench.plan.recipe import RECIPE_AXES, recipe_of, recipe_text, with_recipe
-from bench.schema import COST_KINDS, DEFAULT_EXECUTION, TRAINED_KINDS, Kind
+from bench.plan.recipe import recipe_of, recipe_text, with_recipe
+from bench.schema import COST_KINDS, DEFAULT_EXECUTION, RECIPE_EMPTY, TRAINED_KINDS, Kind
 from variants import AXES, UNetSpec
 
 
@@ -139,8 +139,7 @@ class Cell:
             return self.members[member].identity_columns() | {"cell_id": self.id, "kind": self.kind}
         spec = self.spec
         axes = {name: axis.cell(getattr(spec, name)) if spec else axis.empty for name, axis in AXES.items()}
-        recipe = recipe_of(self.config) if self.kind in TRAINED_KINDS else \
-            {name: axis.empty for name, axis in RECIPE_AXES.items()}
+        recipe = recipe_of(self.config) if self.kind in TRAINED_KINDS else RECIPE_EMPTY
         return {
             "cell_id": self.id, "kind": self.kind, "variant": self.variant, "spec_hash": spec.hash if spec else "",
             **axes, **recipe,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from bench.plan.quality_presets import LR_SCHEDULES, QualityConfig
+from bench.schema import RECIPE_TYPES
 
 
 @dataclass(frozen=True)
@@ -38,23 +39,16 @@ class RecipeAxis:
         QualityConfig().replace(**{self.name: value})  # validate() names the field, the value and what is valid
         return value
 
-    @property
-    def dtype(self) -> str:
-        return "float64" if self.type is float else "str"
 
-    @property
-    def empty(self) -> Any:
-        """The column's value on rows no recipe trained (cost, timing, floor)."""
-        return float("nan") if self.type is float else ""
-
-
-RECIPE_AXES: dict[str, RecipeAxis] = {axis.name: axis for axis in (
-    RecipeAxis("lr", float, "a positive float (AdamW's peak learning rate)"),
-    RecipeAxis("lr_schedule", str, ", ".join(LR_SCHEDULES)),
-    RecipeAxis("weight_decay", float, "a float >= 0 (AdamW's decoupled weight decay; 0 disables it)"),
-    RecipeAxis("ema_decay", float, "a float in [0, 1) (0 samples the raw weights)"),
-)}
-RECIPE_COLUMNS = tuple(RECIPE_AXES)
+# What a valid value is, per recipe axis; the axes, their order and their types are the table's columns
+# (bench.schema.RECIPE_TYPES).
+_VALID = {
+    "lr": "a positive float (AdamW's peak learning rate)",
+    "lr_schedule": ", ".join(LR_SCHEDULES),
+    "weight_decay": "a float >= 0 (AdamW's decoupled weight decay; 0 disables it)",
+    "ema_decay": "a float in [0, 1) (0 samples the raw weights)",
+}
+RECIPE_AXES: dict[str, RecipeAxis] = {name: RecipeAxis(name, kind, _VALID[name]) for name, kind in RECIPE_TYPES.items()}
 
 
 def value_text(value: Any) -> str:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from bench.plan.cells import Cell
 from bench.plan.quality_presets import QUALITY_PRESETS
-from bench.plan.recipe import RECIPE_COLUMNS, recipe_changes, recipe_of, recipe_text
-from bench.schema import PRIMARY_QUALITY, Kind
+from bench.plan.recipe import recipe_changes, recipe_of, recipe_text
+from bench.schema import PRIMARY_QUALITY, RECIPE_COLUMNS, Kind
 
 if TYPE_CHECKING:  # imported where a table is read: planning a run needs no pandas
     import pandas as pd

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.atomic import atomic_write_text
 from bench.report.compute.derived import Derived
 from bench.report.compute.load import load_run
 from bench.report.compute.run_ratios import run_labels, side_by_side_rows
@@ -31,7 +32,6 @@ from bench.report.sections.tables import tables_section
 from bench.report.sections.tuning import tuning_section
 from bench.report.sections.verdict import verdict_section
 from bench.schema import KINDS
-from bench.store.atomic import atomic_write_text
 
 
 def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:

@@ -11,8 +11,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Iterator
 
+from bench.atomic import atomic_write_text
 from bench.measure.machine_pace import machine_pace
 from bench.measure.quality import InceptionUnavailable, require_inception
+from bench.measure.rows import rows_frame
 from bench.plan.bracket import extension_cells
 from bench.plan.cells import Cell
 from bench.plan.estimate import LONG_RUN_SECONDS, PROBE_ABOVE_SECONDS, cell_seconds, clock, estimate, wall_seconds
@@ -24,8 +26,7 @@ from bench.plan.tuning import UNIT, choices, tuned_cells
 from bench.run import envinfo
 from bench.run.backends import execute
 from bench.schema import FAILED_STATUSES, Kind
-from bench.store.atomic import atomic_write_text
-from bench.store.folder import RunStore, read_json, rows_frame
+from bench.store.folder import RunStore, read_json
 from bench.store.lock import hold_run_folder
 
 if TYPE_CHECKING:  # the tables come from bench.store: `import bench.cli` needs no pandas

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from bench.atomic import atomic_write_text
 from bench.measure.processes import how_it_ended, spawn_guarded
 from bench.plan.cells import Cell
 from bench.schema import KINDS, Kind, Measurement, exception_failure, failure
-from bench.store.atomic import atomic_write_text
 from bench.store.folder import RunStore
 
 

@@ -12,11 +12,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
+from bench.atomic import atomic_write, atomic_write_text
 from bench.plan.cells import Cell
-from bench.schema import Measurement, columns, typed
-from bench.store.atomic import atomic_write, atomic_write_text
+from bench.schema import columns, typed
 
 if TYPE_CHECKING:  # imported where a table is made or read, so `import bench.cli` needs no pandas
     import pandas as pd
@@ -26,18 +26,6 @@ if TYPE_CHECKING:  # imported where a table is made or read, so `import bench.cl
 # rung_index and cuda_graphs columns; 6: recipe axes (lr, lr_schedule, weight_decay, ema_decay), tune cells;
 # 7: the process column (a timing cell's rounds spread over worker processes)
 SCHEMA_VERSION = 7
-
-
-def rows_frame(run_id: str, cell: Cell, measurements: Iterable[Measurement], **worker: str) -> pd.DataFrame:
-    """The cell's rows with its identity columns (a timing cell's rows: their member's); ``worker`` gives
-    device_name and host."""
-    import pandas as pd
-
-    common = {"run_id": run_id} | worker
-    identity: dict[int | None, dict] = {}  # per member: a timing cell's id hashes every member, so compute it once
-    records = [(identity.get(m.member) or identity.setdefault(m.member, cell.identity_columns(m.member)))
-               | common | m.as_dict() for m in measurements]
-    return typed(pd.DataFrame.from_records(records, columns=list(columns())))
 
 
 def read_json(path: Path, what_to_do: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
-from bench.store.atomic import atomic_write_text
+from bench.atomic import atomic_write_text
 
 LOCK_FILE = ".lock"
 HOLDER_FILE = ".lock.json"

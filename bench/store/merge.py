@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.store.atomic import atomic_write_text
+from bench.atomic import atomic_write_text
 from bench.store.folder import SCHEMA_VERSION, RunStore, config_differences, read_json, read_part, same_schema
 
 # Options that may differ between the folders of one sweep.

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from bench.atomic import atomic_write
 from bench.measure.quality.data import DatasetSplits
-from bench.store.atomic import atomic_write
 
 ARCH_VERSION = "cnn-v2"  # bump when the architecture or its training recipe changes: invalidates caches
 FEATURES = 64

@@ -21,8 +21,8 @@ from bench.report.compute.load import Run
 from bench.report.compute.peer_ratios import peer_comparisons, peer_rounds
 from bench.report.compute.quality_model import quality_effects
 from bench.report.compute.recipes import SHARED, main_recipe, with_recipes
-from bench.report.compute.rounds_model import timing_effects
-from bench.schema import ALONG_TRAINING, Kind
+from bench.schema import ALONG_TRAINING, Kind, references
+from bench.statistics.rounds_model import timing_effects
 from variants import AXES
 
 
@@ -80,7 +80,7 @@ class Derived:
     def timing_fits(self) -> pd.DataFrame:
         """The blocked factorial model of the timing rounds: every axis's effect and the A/A control per base
         config, setting, phase and timed metric, with the noise by level (``block_sd``, ``round_sd``)."""
-        return timing_effects(self.table, tuple(AXES), frames.references())
+        return timing_effects(self.table, tuple(AXES), references())
 
     @cached_property
     def disturbance(self) -> pd.DataFrame:
@@ -90,7 +90,7 @@ class Derived:
     @cached_property
     def noise_levels(self) -> pd.DataFrame:
         """Per setting, phase and timed metric: rounds, processes, and the SD at each level (log scale:
-        compute/rounds_model.py)."""
+        bench/statistics/rounds_model.py)."""
         if self.timing_fits.empty:
             return pd.DataFrame()
         levels = ["n", "processes", "block_sd", "round_sd", "process_speed_sd", "process_sd"]
@@ -135,7 +135,7 @@ class Derived:
     def quality_fits(self) -> pd.DataFrame:
         """The seed-blocked model of every quality measurement, recipe reading and checkpoint: every axis's main
         effect (quality_model.py)."""
-        return quality_effects(self.all_quality_values, tuple(AXES), frames.references())
+        return quality_effects(self.all_quality_values, tuple(AXES), references())
 
     @cached_property
     def quality(self) -> pd.DataFrame:
@@ -157,7 +157,7 @@ class Derived:
     @cached_property
     def trends(self) -> pd.DataFrame:
         """Per switch, network, recipe and headline quality metric: its effect along training (robustness.py)."""
-        return robustness.trends(self.effects, self.all_quality_values, tuple(AXES), frames.references())
+        return robustness.trends(self.effects, self.all_quality_values, tuple(AXES), references())
 
     @cached_property
     def across_scales(self) -> pd.DataFrame:
@@ -170,7 +170,7 @@ class Derived:
     def across_recipes(self) -> pd.DataFrame:
         """Per switch and network: the shared-recipe reading against the tuned one, and their difference
         (robustness.py)."""
-        return robustness.across_recipes(self.effects, self.all_quality_values, tuple(AXES), frames.references())
+        return robustness.across_recipes(self.effects, self.all_quality_values, tuple(AXES), references())
 
     @cached_property
     def rungs(self) -> dict[str, str]:

@@ -5,7 +5,7 @@ measurement in one setting; in a ladder (design "ladder"), one rung against the 
 rung's name, ``from_level`` the rung before); the A/A timing control is an effect too (``axis`` = ``control``).
 Three sources:
 
-- time (timing cells): the blocked factorial model over the rounds (rounds_model.py), as % change;
+- time (timing cells): the blocked factorial model over the rounds (bench/statistics/rounds_model.py), as % change;
 - counts and memory (cost cells): % change over matched pairs of cells. Counted quantities (parameters,
   FLOPs, saved-tensor bytes) are exact: their interval is the range over the pairs and they are not tested;
   measured ones (peak RSS, CUDA peaks, compile time) get a 95% t-interval and a paired t-test;
@@ -29,7 +29,7 @@ degrees of freedom) never is.
 covers zero for every effect Holm leaves unresolved; secondary effects their 95% interval. ``resolvable``: for a
 primary effect, the smallest true effect the run would resolve with 80% probability were it the family's only
 real one (Holm's first step, at level 0.05/m): (t(1 - 0.025/m) + t(0.8)) times its standard error, on its own
-degrees of freedom (time's: on the log scale, over its units: rounds_model.py).
+degrees of freedom (time's: on the log scale, over its units: bench/statistics/rounds_model.py).
 
 KID beside FD. KID (``SECOND_QUALITY``) is not in the primary family: the family, and so its family-wise error
 claim, is the same with it or without it, and "resolved" in the verdict rests on FD alone. Its effects stay
@@ -48,9 +48,9 @@ from statsmodels.stats.multitest import multipletests
 
 from bench.report.compute.headline import PRIMARY_QUALITY, PRIMARY_TIME
 from bench.report.compute.recipes import confirmatory_recipes
-from bench.report.compute.rounds_model import CONTROL
-from bench.report.compute.stats import ALPHA, excludes, t_interval
 from bench.schema import KNOWN_NULLS, SECONDS_PER_ITER
+from bench.statistics.rounds_model import CONTROL
+from bench.statistics.stats import ALPHA, excludes, t_interval
 from variants import AXES
 
 COLUMNS = ("axis", "from_level", "to_level", "base_config", "setting", "recipe", "phase", "step", "metric", "unit",

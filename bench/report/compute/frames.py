@@ -6,10 +6,10 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from bench.plan.recipe import RECIPE_COLUMNS
 from bench.report.compute.headline import HEADLINE_QUALITY
-from bench.report.compute.stats import summarise
-from bench.schema import ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES, Kind
+from bench.schema import (ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES, RECIPE_COLUMNS, Kind,
+                          references)
+from bench.statistics.stats import summarise
 from variants import AXES  # every declared axis, plugins' included once imported
 
 # Besides the other axes, what must be equal for two cells to form a pair.
@@ -94,12 +94,6 @@ def levels(frame: pd.DataFrame, axis: str) -> list:
     return sorted(frame[axis].dropna().unique().tolist(), key=str)
 
 
-def references() -> dict[str, object]:
-    """The reference level of each axis, as the table holds it: its declared default, the smalldiffusion
-    baseline."""
-    return {name: axis.cell(axis.default) for name, axis in AXES.items()}
-
-
 def reference_level(frame: pd.DataFrame, axis: str):
     present = levels(frame, axis)
     reference = references()[axis]
@@ -171,7 +165,7 @@ def _steps_and_axes(frame: pd.DataFrame, match_on: tuple[str, ...]) -> pd.DataFr
 def cost_pairs(cells: pd.DataFrame) -> pd.DataFrame:
     """Per axis (or per rung of a ladder), % change of every cost cell's measurement (block totals: counts and
     memory) over matched pairs, per setting, from ``cost_cells``. Time is not paired cell by cell: it comes from
-    the timing rounds' model (rounds_model.py). Peers have no axes to switch: they are left out."""
+    the timing rounds' model (bench/statistics/rounds_model.py). Peers have no axes to switch: they are left out."""
     cells = cells[(cells["kind"] == Kind.COST) & (cells["block"] == "total") & (cells["peer"] == "")]
     return _steps_and_axes(cells.drop(columns="kind"), (*COST_CONTEXT, *MEASURE))
 

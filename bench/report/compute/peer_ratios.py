@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.report.compute.stats import bootstrap_interval
 from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Kind
+from bench.statistics.stats import bootstrap_interval
 from variants import AXES
 
 SETTING = ["setting", "batch_size", "base_config", "threads"]

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from bench.report.compute.rounds_model import RUNG, design
-from bench.report.compute.stats import ALPHA
+from bench.statistics.rounds_model import RUNG, design
+from bench.statistics.stats import ALPHA
 
 QUALITY_MODEL_METHOD = ("OLS of the value on every axis (treatment coded) with the seed as a block (statsmodels), "
                         "over every run of the design; 95% t-interval and t-test on the model's residual degrees of "

@@ -13,8 +13,9 @@ import math
 import pandas as pd
 
 from bench.plan.quality_presets import QUALITY_PRESETS
-from bench.plan.recipe import RECIPE_COLUMNS, recipe_of, recipe_text
+from bench.plan.recipe import recipe_of, recipe_text
 from bench.plan.tuning import UNIT, choices
+from bench.schema import RECIPE_COLUMNS
 
 SHARED = "shared"
 TUNED = "tuned"

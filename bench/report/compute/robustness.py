@@ -24,9 +24,9 @@ from bench.report.compute.frames import parameter_count
 from bench.report.compute.headline import HEADLINE_QUALITY, PRIMARY_QUALITY
 from bench.report.compute.quality_model import design_effects
 from bench.report.compute.recipes import TUNED
-from bench.report.compute.rounds_model import CONTROL
-from bench.report.compute.stats import ALPHA, excludes, independent_difference
 from bench.schema import ALONG_TRAINING
+from bench.statistics.rounds_model import CONTROL
+from bench.statistics.stats import ALPHA, excludes, independent_difference
 
 SWITCH = ["axis", "from_level", "to_level"]
 # The final phase of each metric read along training: FD's last checkpoint is the sample phase, the held-out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.compute.effects import interval_at
-from bench.report.compute.stats import excludes
+from bench.statistics.stats import excludes
 
 AGREES = "KID agrees"
 DISAGREES = "KID disagrees in direction"

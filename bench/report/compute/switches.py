@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.compute.rounds_model import CONTROL
 from bench.schema import Kind
+from bench.statistics.rounds_model import CONTROL
 
 
 def switches(effects: pd.DataFrame) -> pd.DataFrame:

@@ -14,9 +14,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench.report.compute.peer_ratios import SPEED  # noqa: E402
-from bench.report.compute.stats import pareto_front, t_interval  # noqa: E402
 from bench.report.render.wording import scale_for  # noqa: E402
 from bench.schema import WALL_TIME  # noqa: E402
+from bench.statistics.stats import pareto_front, t_interval  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
 PAGE_WIDTH_INCHES = 11  # the widest a figure may be, legend aside: the HTML report's 1,200 px column at 90 dpi

@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.plan.recipe import RECIPE_COLUMNS
 from bench.report.compute.derived import Derived
-from bench.report.compute.stats import apart
 from bench.report.render.document import Section, save_figure
 from bench.report.render.plots import learning_curves
 from bench.report.render.wording import interval
-from bench.schema import FINAL_STEP, WALL_TIME, Kind
+from bench.schema import FINAL_STEP, RECIPE_COLUMNS, WALL_TIME, Kind
+from bench.statistics.stats import apart
 
 
 def curves_section(derived: Derived, figures_dir: Path) -> Section | None:

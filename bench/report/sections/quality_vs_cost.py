@@ -6,11 +6,11 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.stats import apart, pareto_front
 from bench.report.render.document import Section, save_figure
 from bench.report.render.plots import pareto_plot
 from bench.report.render.wording import interval
 from bench.schema import FINAL_STEP, SECONDS_PER_ITER, TRAIN_STEP, WALL_TIME, Kind
+from bench.statistics.stats import apart, pareto_front
 
 # Lower is better for each; the first one the run has is drawn against cost (all appear in the tables).
 PARETO_METRICS = ("fd", "kid", "swd", "heldout_loss")

@@ -17,7 +17,6 @@ from bench.report.compute.effects import DISTURBED, aa_control, failed_controls,
 from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY, SECOND_QUALITY
 from bench.report.compute.recipes import SHARED, confirmatory_recipes
 from bench.report.compute.robustness import bound_level, confidence
-from bench.report.compute.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
 from bench.report.compute.second_metric import agreement, at_level
 from bench.report.compute.switches import checkpoint_checked, floor_means, pick, switch_effects
 from bench.report.compute.switches import switches as run_switches
@@ -25,6 +24,7 @@ from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import (EXPLORATORY, RESOLVED, describe_effect, edge_sentences, effect_cell,
                                          effect_interval, plain_cell, recipe_reading, scale_reading, signed)
 from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Kind
+from bench.statistics.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
 
 FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
            "quality: difference (lower is better; from a model over every run of the design, the seed as a block), "

@@ -44,8 +44,8 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from bench.report.compute.stats import ALPHA
 from bench.schema import CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, Kind
+from bench.statistics.stats import ALPHA
 
 TIMED_METRICS = (SECONDS_PER_ITER, CPU_SECONDS_PER_ITER)
 CONTROL = "control"

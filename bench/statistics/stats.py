@@ -1,12 +1,12 @@
-"""The report's statistics, each defined once: the t-interval, the bootstrap, what "resolved" means, the
-Pareto front.
+"""Statistics every reader of the table shares, each defined once: the t-interval, the bootstrap, what
+"resolved" means, the Pareto front.
 
 Intervals over independent units (matched pairs of variants, seeds) are 95% t-intervals (scipy.stats.t); with
 one unit there is none, with identical values (counted, not timed) it has zero width. Ratios and medians of
 repeated timings get a 95% percentile bootstrap (scipy.stats.bootstrap), and the timing model a cluster
 bootstrap over rounds (rounds_model.py); both draw ``N_RESAMPLES`` resamples from ``BOOTSTRAP_SEED``. An effect
 is resolved when its Holm-adjusted p-value is below ``ALPHA`` within its family (primary or control; secondary effects
-at their unadjusted 95% interval: effects.py).
+at their unadjusted 95% interval: bench/report/compute/effects.py).
 """
 from __future__ import annotations
 
