@@ -49,18 +49,17 @@ import numpy as np
 import pandas as pd
 
 from bench.calibration.timing import QUICK_AXES
+from bench.measure.rows import rows_frame
 from bench.plan.cells import Cell
 from bench.plan.designs.grid import grid
 from bench.plan.quality_presets import QUALITY_PRESETS
 from bench.plan.tuning import choices, tuning_seeds
 from bench.report.compute.derived import Derived
-from bench.report.compute.frames import references
 from bench.report.compute.load import normalise
 from bench.report.compute.recipes import TUNED
 from bench.report.compute.robustness import difference_fit
 from bench.report.render.markup import markdown_table
-from bench.schema import ALONG_TRAINING, PRIMARY_QUALITY, Kind, Measurement
-from bench.store.folder import rows_frame
+from bench.schema import ALONG_TRAINING, PRIMARY_QUALITY, Kind, Measurement, references
 from variants import BASES
 
 # The quick preset's functional variants: checkpointing changes no value, only the time a step takes.
