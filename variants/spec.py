@@ -83,7 +83,6 @@ class UNetSpec:
     resblock_updown: bool = axis(False, values=(False, True),
                                  doc="ADM's BigGAN-style residual blocks that resample, instead of Downsample and "
                                      "the upsampler")
-    # Tables written before this axis had a bool `skip_rescale` column: bench/report/compute/load.py reads it.
     residual_join: str = axis("plain", values=("plain", "rescaled", "mp_sum"), configure=use_residual_join,
                               label=lambda v, spec: {"plain": None, "rescaled": "skip_rescale"}.get(v, v),
                               doc="how a residual branch joins the main path: a plain sum; ResnetBlock sums times "
