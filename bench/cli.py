@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tune", action="append", default=[], metavar="NAME=V1,V2",
                      help=f"a recipe grid ({', '.join(RECIPE_AXES)}) each variant picks its own point from, on tuning "
                           "seeds and validation images, then trains there with the usual seeds; repeatable")
-    run.add_argument("--tune-seeds", type=int, help="tuning seeds per grid point (default: the sweep's, 2)")
+    run.add_argument("--tune-seeds", type=int, help="tuning seeds per grid point (default: the sweep's tune.seeds)")
     run.add_argument("--design", help=f"{', '.join(DESIGNS)} (default: the sweep's)")
     run.add_argument("--generator", help="fractional design: pydoe's generator, one word per --axis in order, e.g. "
                                          "'a b c d abcd' (default: resolution IV in the fewest runs)")

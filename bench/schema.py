@@ -94,17 +94,6 @@ MEASUREMENT_COLUMNS = (
 INT_COLUMNS = ("threads", "batch_size", "replica", "rung_index", "repeat", "position", "process", "seed", "step",
                "n")
 BOOL_COLUMNS = ("compile", "cuda_graphs")
-# Filled with a neutral default when a table predates a column, so a report still renders; an axis column a
-# table predates gets the axis's reference level (one level: no effect is claimed for it).
-OPTIONAL_DEFAULTS: dict[str, Any] = {
-    "run_id": "", "cell_id": "", "block": "total", "method": "", "message": "", "device": "", "device_name": "",
-    "dtype": "", "dataset": "", "quality_preset": "", "base_config": "", "threads": None, "batch_size": None,
-    "repeat": None, "seed": None, "step": None, "n": None, "peer": "",
-    "memory_format": DEFAULT_EXECUTION["memory_format"], "compile": DEFAULT_EXECUTION["compile"],
-    "cuda_graphs": DEFAULT_EXECUTION["cuda_graphs"], "replica": 0,
-    "position": None, "process": None, "rung": "", "rung_index": None,
-    **RECIPE_EMPTY,
-}
 
 
 def columns() -> tuple[str, ...]:

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.measure.flops import flop_counter_flops, fvcore_forward_macs, no_macs_reason
-from variants import (ATTENTIONS, BASES, NOISE_EMBEDDINGS, TIME_INJECTIONS, Parts, ResnetBlock, UNetSpec,
-                      baseline_parts, build, parts_for_spec)
+from variants import (ATTENTIONS, BASES, NOISE_EMBEDDINGS, TIME_INJECTIONS, UPSAMPLERS, Parts, ResnetBlock, UNetSpec,
+                      Upsampler, baseline_parts, build, parts_for_spec)
 from variants.bases import EDM2_AXES
 from variants.mp import MPConv2d, MPLinear, MPSiLU, PixelNorm, mp_cat, mp_silu, mp_sum, normalize
 from variants.assembly import use_layers, use_normalization, use_residual_join
@@ -381,6 +381,50 @@ def test_a_combination_that_cannot_be_built_fails_naming_both_axes(levels, both)
     with pytest.raises(ValueError) as err:
         base.replace(**levels)
     assert all(name in str(err.value) for name in both) and "valid:" in str(err.value)
+
+
+class TransposedUpsample(Upsampler):
+    """A user's own transposed-conv upsampler: what it builds with, not its name, decides where it is valid."""
+
+    needs_parts = ("conv_transpose",)
+
+    def __init__(self, channels: int, parts: Parts) -> None:
+        super().__init__()
+        self.conv = parts.conv_transpose(channels, channels, 4, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class NearestUpsample(Upsampler):
+    def __init__(self, channels: int, parts: Parts) -> None:
+        super().__init__()
+        self.conv = parts.conv(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0))
+
+
+@pytest.fixture
+def plugin_upsamplers():
+    UPSAMPLERS.register("my_transposed")(TransposedUpsample)
+    UPSAMPLERS.register("my_nearest")(NearestUpsample)
+    yield
+    UPSAMPLERS.unregister("my_transposed")
+    UPSAMPLERS.unregister("my_nearest")
+
+
+def test_a_plugin_block_is_refused_by_the_parts_it_needs_not_by_its_name(plugin_upsamplers):
+    base = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=16, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8)
+    with pytest.raises(ValueError) as err:
+        base.replace(layers="mp", upsample="my_transposed")
+    assert str(err.value) == (
+        "upsample='my_transposed' is invalid with layers='mp': it builds with a transposed convolution "
+        "(parts.conv_transpose), which layers='mp' leaves out; valid: upsample one of nearest_conv, my_nearest, or "
+        "layers one of standard, no_bias")
+    accepted = base.replace(layers="mp", upsample="my_nearest")
+    assert build(accepted)(torch.randn(1, 1, 8, 8), torch.ones(1)).shape == (1, 1, 8, 8)
+    assert build(base.replace(upsample="my_transposed"))(torch.randn(1, 1, 8, 8), torch.ones(1)).shape == (1, 1, 8, 8)
 
 
 def test_without_group_norm_the_groups_need_not_divide_the_channels():

@@ -97,9 +97,9 @@ def test_a_ladder_plan_labels_every_cell_with_its_rung_and_times_against_the_fir
     assert (row["rung"], row["rung_index"]) == ("A", 0)
 
 
-def test_cells_outside_a_ladder_keep_their_ids():
+def test_cells_outside_a_ladder_have_no_rung():
     cell = Cell("cost", TINY, "cpu", batch_size=4)
-    assert "rung" not in cell.to_dict() and cell.identity_columns()["rung_index"] is None
+    assert cell.identity_columns()["rung"] == "" and cell.identity_columns()["rung_index"] is None
     assert Cell.from_json(Cell("cost", TINY, "cpu", rung="A").to_json()).rung == "A"
 
 

@@ -39,9 +39,8 @@ def test_a_recipe_axis_changes_the_quality_cells_training_and_no_cost_cell(tmp_p
         assert dataclasses.replace(cell, recipe=()) in plain_quality
 
 
-def test_a_cell_at_its_preset_s_recipe_keeps_the_id_it_had_before_recipe_axes(tmp_path):
+def test_a_cell_s_recipe_is_part_of_its_id_and_columns(tmp_path):
     cell = next(c for c in plan(tmp_path).cells if c.kind == "quality")
-    assert "recipe" not in cell.to_dict()
     moved = dataclasses.replace(cell, recipe=(("lr", 0.01),))
     assert moved.id != cell.id and Cell.from_json(moved.to_json()) == moved
     row = moved.identity_columns()

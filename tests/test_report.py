@@ -374,7 +374,7 @@ def test_bad_input_fails_early_with_a_clear_message(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     pd.DataFrame({"kind": ["cost"], "value": [1.0]}).to_csv(broken / "metrics.csv", index=False)
-    with pytest.raises(ValueError, match=r"lacks column\(s\) \['variant', 'phase', 'metric', 'unit', 'status'\]"):
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['run_id', 'cell_id', 'variant', 'spec_hash', "):
         write_report([broken])
 
 

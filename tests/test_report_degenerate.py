@@ -1,7 +1,7 @@
 """No run folder the tool can write makes `bench report` crash: a run stopped before its first cell, one whose every
-cell or every measurement failed, one that holds a single kind of cell or a single variant, and a table without its
-optional columns (or with them blank) each get a report that says in words what it holds, and `bench report A B` on
-two of them answers in words.
+cell or every measurement failed, one that holds a single kind of cell or a single variant, and a table with its
+optional columns blank each get a report that says in words what it holds, and `bench report A B` on two of them
+answers in words; a table without a column is refused, naming it.
 
 The folders are written as `bench run` writes them (RunStore: run.json with the planned cells, one part per finished
 cell, the consolidated tables) from the smoke preset's plan, with made-up measurements: no model is built or timed."""
@@ -21,7 +21,7 @@ from bench.plan.cells import Cell
 from bench.plan.options import PARTS, SweepOptions, parse_axes
 from bench.plan.planner import Plan, make_plan
 from bench.report.compute.derived import Derived
-from bench.report.compute.load import REQUIRED, load_run
+from bench.report.compute.load import load_run
 from bench.report.summary import print_summary
 from bench.schema import Kind, Measurement, failure
 from bench.store.folder import RunStore
@@ -29,6 +29,8 @@ from bench.store.folder import RunStore
 RUN_ID = "smoke-20250101-000000"
 # Ten rounds: the fewest the timing model gives intervals for. Each metric is one more figure panel to draw: a few.
 ROUNDS, STEPS = 10, (0, 10, 20)
+# The columns a report cannot do without: every other one may be blank.
+ESSENTIAL = ["kind", "variant", "phase", "metric", "value", "unit", "status"]
 SAMPLE_METRICS = {"fd": ("squared_feature", 3.0), "precision": ("ratio", 0.7), "sampling_time": ("s", 0.4)}
 
 
@@ -101,18 +103,11 @@ def write_run(root: Path, plan: Plan, rows: dict[Cell, list[Measurement]]) -> Pa
     return root
 
 
-def without_optional_columns(root: Path, source: Path) -> Path:
-    """Only the columns a report cannot do without, as CSV, and nothing else in the folder."""
-    root.mkdir()
-    pd.read_parquet(source / "metrics.parquet", columns=list(REQUIRED)).to_csv(root / "metrics.csv", index=False)
-    return root
-
-
 def with_blank_optional_columns(root: Path, source: Path) -> Path:
     """Every column present, every optional one blank (missing text, NA, false), as Parquet."""
     root.mkdir()
     table = pd.read_parquet(source / "metrics.parquet")
-    for column in table.columns.difference(REQUIRED):
+    for column in table.columns.difference(ESSENTIAL):
         table[column] = table[column].iloc[:0].reindex(table.index)  # all missing, in the column's own dtype
     table.to_parquet(root / "metrics.parquet", index=False)
     return root
@@ -130,7 +125,6 @@ SAYS = {
     "floor only": r"Incomplete run: 1 of 14 planned cells; missing: .*\d+ rows \(by kind: floor \d+\)",
     "check only": r"Incomplete run: 1 of 14 planned cells; missing: .*\d+ rows \(by kind: check \d+\)",
     "one variant": r"\(by kind: timing \d+, cost \d+\); 1 variant;",
-    "no optional columns": r"Run no-optional-columns \(no run id\): \d+ rows .*; devices: none recorded;",
     "blank optional columns": r"Run blank-optional-columns \(no run id\): \d+ rows .*; devices: none recorded;",
 }
 ONLY = {"cost only": Kind.COST, "timing only": Kind.TIMING, "quality only": Kind.QUALITY, "floor only": Kind.FLOOR,
@@ -156,7 +150,6 @@ def folders(tmp_path_factory) -> dict[str, Path]:
            for name, kind in ONLY.items()},
         "one variant": write_run(folder["one variant"], one, {cell: measured(cell, rng) for cell in one.cells}),
     }
-    written["no optional columns"] = without_optional_columns(folder["no optional columns"], folder["complete"])
     written["blank optional columns"] = with_blank_optional_columns(folder["blank optional columns"],
                                                                     folder["complete"])
     return written
@@ -178,12 +171,12 @@ def test_the_report_of_each_folder_says_what_it_holds(folders, name):
 
 
 # Each degenerate folder against a complete run, and degenerate ones against each other: nothing against nothing,
-# kinds that share no measurement, timing without effects against timing with some, both tables without their
-# optional columns. Each comparison draws its figures (seconds): a few pairs, not every one.
+# kinds that share no measurement, timing without effects against timing with some, a table with its optional
+# columns blank against one variant. Each comparison draws its figures (seconds): a few pairs, not every one.
 PAIRS = [*((name, "complete") for name in DEGENERATE), ("complete", "stopped before any cell"),
          ("stopped before any cell", "every cell failed"), ("every measurement failed", "stopped before any cell"),
          ("cost only", "quality only"), ("floor only", "check only"), ("one variant", "timing only"),
-         ("no optional columns", "blank optional columns")]
+         ("blank optional columns", "one variant")]
 
 
 @pytest.mark.parametrize("a, b", PAIRS)
@@ -193,3 +186,12 @@ def test_two_folders_compared_answer_in_words(folders, a, b, tmp_path):
     intro = markdown.split("\n\n")[1]
     assert re.search(SAYS[a], intro.split(" B: ")[0]) and re.search(SAYS[b], intro.split(" B: ")[1]), intro
     assert "## Run against run" in markdown and silent_tables(markdown) == []
+
+
+def test_a_table_without_a_column_is_refused_naming_it(folders, tmp_path, capsys):
+    root = tmp_path / "older"
+    root.mkdir()
+    table = pd.read_parquet(folders["complete"] / "metrics.parquet").drop(columns=["rung", "process"])
+    table.to_csv(root / "metrics.csv", index=False)
+    assert main(["report", str(root)]) == 2
+    assert "lacks column(s) ['rung', 'process']; valid: every column of bench.schema.columns()" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from typing import Any
 from .attention import ATTENTIONS
 from .axes import AXES, axis, collect
 from .checks import check_int, check_int_tuple
+from .compatibility import check_needed_parts
 from .noise_embedding import NOISE_EMBEDDINGS
 from .assembly import (
     use_act,
@@ -82,7 +83,6 @@ class UNetSpec:
     resblock_updown: bool = axis(False, values=(False, True),
                                  doc="ADM's BigGAN-style residual blocks that resample, instead of Downsample and "
                                      "the upsampler")
-    # Tables written before this axis had a bool `skip_rescale` column: bench/report/compute/load.py reads it.
     residual_join: str = axis("plain", values=("plain", "rescaled", "mp_sum"), configure=use_residual_join,
                               label=lambda v, spec: {"plain": None, "rescaled": "skip_rescale"}.get(v, v),
                               doc="how a residual branch joins the main path: a plain sum; ResnetBlock sums times "
@@ -198,19 +198,11 @@ class UNetSpec:
 
     def _check_combinations(self) -> None:
         """Levels of two axes that cannot go together, each refused naming both axes."""
-        if self.layers in ("mp", "mp_forced") and self.upsample == "conv_transpose":
-            raise ValueError(f"layers={self.layers!r} has no weight-normalised transposed convolution (EDM2 has none), "
-                             "so upsample='conv_transpose' cannot be built with it; valid: upsample='nearest_conv' "
-                             "(or resblock_updown=True), or layers='standard' or 'no_bias'")
+        check_needed_parts(self)  # a block that needs a part other levels leave out (variants/compatibility.py)
         if self.layers == "mp_forced" and self.checkpoint:
             raise ValueError("layers='mp_forced' renormalises the stored weights in every training-mode forward, and "
                              "checkpoint=True would run that forward twice per step (once more in the recompute); "
                              "valid: checkpoint=False with layers='mp_forced', or layers='mp'")
-        if self.time_injection == "film" and self.normalization != "group":
-            raise ValueError(f"time_injection='film' is ADM's AdaGN, a scale and shift of a GroupNorm's output, and "
-                             f"normalization={self.normalization!r} has no GroupNorm in the block; valid: "
-                             "normalization='group' with film, or time_injection 'additive', 'scale' or "
-                             "'scale_gain'")
 
     def _check_extra_axes(self) -> None:
         for pair in self.extra_axes:

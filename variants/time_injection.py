@@ -21,6 +21,7 @@ class TimeInjection(nn.Module):
     """Base class; ``proj`` maps the time embedding to per-channel values."""
 
     proj: nn.Sequential
+    needs_parts: tuple[str, ...] = ()  # parts it builds with that some levels leave out (variants/compatibility.py)
 
 
 @TIME_INJECTIONS.register("additive")
@@ -38,6 +39,8 @@ class AdditiveTimeInjection(TimeInjection):
 @TIME_INJECTIONS.register("film")
 class FiLMTimeInjection(TimeInjection):
     """ADM's AdaGN / ``use_scale_shift_norm``: ``norm(h) * (1 + scale) + shift``; twice the projection width."""
+
+    needs_parts = ("norm",)  # a scale and shift of a normalisation's output: without one it is not AdaGN
 
     def __init__(self, temb_channels: int, channels: int, parts: Parts) -> None:
         super().__init__()

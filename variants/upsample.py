@@ -15,6 +15,8 @@ UPSAMPLERS: Registry[nn.Module] = Registry("upsample", ("channels", "parts"))
 class Upsampler(nn.Module):
     """Base class, so cost breakdowns can find every upsampler whatever its variant."""
 
+    needs_parts: tuple[str, ...] = ()  # parts it builds with that some levels leave out (variants/compatibility.py)
+
 
 @UPSAMPLERS.register("nearest_conv")
 class NearestConvUpsample(Upsampler):
@@ -33,6 +35,8 @@ class NearestConvUpsample(Upsampler):
 class ConvTransposeUpsample(Upsampler):
     """Learned ConvTranspose2d. Kernel 4 is divisible by stride 2, the usual guard against
     checkerboard artefacts; 4*C^2 MACs per output pixel and 16/9 the parameters of nearest_conv."""
+
+    needs_parts = ("conv_transpose",)  # EDM2's magnitude-preserving layers have none
 
     def __init__(self, channels: int, parts: Parts) -> None:
         super().__init__()

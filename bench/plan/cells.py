@@ -47,11 +47,10 @@ class Cell:
     recipe: tuple[tuple[str, Any], ...] = ()  # trained cells: recipe axes set off the quality preset's values
 
     def __post_init__(self) -> None:
+        # JSON has lists where a cell has tuples: from_json(to_json(c)) == c
         for name in ("members", "seeds"):
-            if getattr(self, name) and not isinstance(getattr(self, name), tuple):  # from JSON
-                object.__setattr__(self, name, tuple(getattr(self, name)))
-        if self.recipe and not isinstance(self.recipe[0], tuple):  # from JSON: lists of [name, value]
-            object.__setattr__(self, "recipe", tuple((name, value) for name, value in self.recipe))
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "recipe", tuple((name, value) for name, value in self.recipe))
 
     @functools.cached_property  # a timing cell's JSON holds every member: hashed once, not once per row
     def id(self) -> str:
@@ -98,24 +97,12 @@ class Cell:
         return f" ({', '.join(options)})" if options else ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as JSON holds it: the cell's id hashes all of them."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["spec"] = self.spec.to_dict() if self.spec else None
         data["members"] = [m.to_dict() for m in self.members]
-        if not self.members:  # only timing cells have members: other cells' JSON stays short
-            del data["members"]
-        for name in ("replica", "cuda_graphs"):  # fields added later: absent at their default, so ids stay as they were
-            if not data[name]:
-                del data[name]
-        if not self.rung:  # only a ladder's cells have a rung: every other cell keeps its id
-            del data["rung"], data["rung_index"]
-        if not self.seeds:  # cells of one seed keep the ids they had before cells of several
-            del data["seeds"]
-        else:
-            data["seeds"] = list(self.seeds)
-        if not self.recipe:  # cells at their preset's recipe keep the ids they had before recipe axes
-            del data["recipe"]
-        else:
-            data["recipe"] = [list(pair) for pair in self.recipe]
+        data["seeds"] = list(self.seeds)
+        data["recipe"] = [list(pair) for pair in self.recipe]
         return data
 
     def to_json(self) -> str:
@@ -125,7 +112,7 @@ class Cell:
     def from_dict(cls, data: dict[str, Any]) -> Cell:
         data = dict(data)
         data["spec"] = UNetSpec.from_dict(data["spec"]) if data["spec"] else None
-        data["members"] = tuple(cls.from_dict(m) for m in data.get("members", ()))
+        data["members"] = tuple(cls.from_dict(m) for m in data["members"])
         return cls(**data)
 
     @classmethod

@@ -28,9 +28,6 @@ from bench.plan.tuning import tuning_grid, tuning_seeds
 from bench.schema import DEFAULT_EXECUTION, Kind
 from variants import BASES, UNetSpec
 
-# Sweep keys newer than some run folders, at the value those runs had: left out of run.json, so they resume.
-NEW_DEFAULTS = {"generator": None, "seeds_at_once": 1, "recipe": {}, "tune": {}, "tune_seeds": 2}
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -95,8 +92,7 @@ class Plan:
     def config(self) -> dict[str, Any]:
         """What must match for --resume to continue a run (not where or how it runs), as JSON holds it."""
         # the sweep's name and description do not change what is measured
-        sweep = {k: v for k, v in self.sweep.to_dict().items() if k not in ("name", "description")
-                 and not (k in NEW_DEFAULTS and v == NEW_DEFAULTS[k])}
+        sweep = {k: v for k, v in self.sweep.to_dict().items() if k not in ("name", "description")}
         config = sweep | {
             "base": self.base.to_dict(), "parts": list(self.options.parts), "threads": self.options.threads,
             "plugins": list(self.options.plugins), "shard": list(self.options.shard) if self.options.shard else None}

@@ -24,8 +24,9 @@ if TYPE_CHECKING:  # imported where a table is made or read, so `import bench.cl
 # 2: peer, memory_format, compile columns; 3: timing cells, replica and position columns; 4: a column per
 # declared axis, quality_preset beside the real dataset; 5: EDM2's axes (residual_join replaces skip_rescale), rung,
 # rung_index and cuda_graphs columns; 6: recipe axes (lr, lr_schedule, weight_decay, ema_decay), tune cells;
-# 7: the process column (a timing cell's rounds spread over worker processes)
-SCHEMA_VERSION = 7
+# 7: the process column (a timing cell's rounds spread over worker processes); 8: a cell's id hashes every field
+# (earlier ones left fields added later out at their defaults), so an older folder's parts are not this code's cells
+SCHEMA_VERSION = 8
 
 
 def read_json(path: Path, what_to_do: str) -> dict[str, Any]:

@@ -7,16 +7,12 @@ from typing import Any
 
 import pandas as pd
 
-from bench.schema import COST_KINDS, DEFAULT_EXECUTION, OPTIONAL_DEFAULTS, columns, dtypes
+from bench.schema import COST_KINDS, DEFAULT_EXECUTION, columns, dtypes
 from bench.store.folder import read_json, read_part
 from variants import AXES
 
-# Without these the table cannot be read as measurements at all.
-REQUIRED = ("kind", "variant", "phase", "metric", "value", "unit", "status")
 # Columns the report derives (add_setting); a table saved after normalise has them already.
 DERIVED = ("execution", "setting")
-# Axes renamed since a table was written: old column -> (new column, old value -> new value).
-RENAMED_AXES = {"skip_rescale": ("residual_join", {True: "rescaled", False: "plain"})}
 
 
 @dataclass
@@ -51,10 +47,11 @@ def read_table(root: Path) -> pd.DataFrame:
     else:
         raise ValueError(f"run folder {root.name!r} has no metrics.parquet or metrics.csv; "
                          "valid: a folder written by `python -m bench run`")
-    table = _renamed_axes(table)
-    missing = [c for c in REQUIRED if c not in table.columns]
+    # an axis a plugin adds may be missing: a run without the plugin
+    missing = [c for c in columns() if c not in table.columns and not (c in AXES and AXES[c].added)]
     if missing:
-        raise ValueError(f"metrics table of {root.name!r} lacks column(s) {missing}; valid: bench.schema.columns()")
+        raise ValueError(f"metrics table of {root.name!r} lacks column(s) {missing}; valid: every column of "
+                         "bench.schema.columns(), as `python -m bench run` writes them")
     unknown = sorted(set(table.columns) - set(columns()) - set(DERIVED))
     if unknown:  # an axis a plugin added: without it its levels would be pooled into every effect
         raise ValueError(f"metrics table of {root.name!r} has column(s) {unknown} that no declared axis names; "
@@ -62,24 +59,11 @@ def read_table(root: Path) -> pd.DataFrame:
     return normalise(table)
 
 
-def _renamed_axes(table: pd.DataFrame) -> pd.DataFrame:
-    """A table written before an axis was renamed, read as if written after (``RENAMED_AXES``)."""
-    for old, (new, values) in RENAMED_AXES.items():
-        if old in table.columns and new not in table.columns:
-            column = table.pop(old).map(lambda v: values.get(_as_bool(v), ""))
-            if "variant" in table.columns:  # rows without a model (the real-data floor) hold no level
-                column = column.where(table["variant"] != "real", AXES[new].empty)
-            table.insert(table.columns.get_loc("base_config") if "base_config" in table.columns else len(table.columns),
-                         new, column)
-    return table
-
-
 def normalise(table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
-    optional = OPTIONAL_DEFAULTS | {name: axis.cell(axis.default) for name, axis in AXES.items()}
-    for column, default in optional.items():
-        if column not in table.columns:
-            table[column] = default
+    for name, axis in AXES.items():  # a run without the plugin that adds an axis built every variant at its default
+        if axis.added and name not in table.columns:
+            table[name] = axis.cell(axis.default)
     typed = dtypes()
     for column, dtype in typed.items():  # as written, or as CSV read them back
         if dtype == "bool":
