@@ -1,6 +1,6 @@
 """How often the quality effects' 95% intervals cover the truth, measured on the code that prints them.
 
-Each replicate is a synthetic run table shaped like the quick preset's quality cells (bench.store.folder.rows_frame
+Each replicate is a synthetic run table shaped like the quick preset's quality cells (bench.measure.rows.rows_frame
 of real quality and tuning cells): the 8 functional variants (the full factorial of upsample, time injection and
 attention heads) on two networks (the quick and quick_ch32 presets), 3 or 4 seeds, FD at the three checkpoints
 (500, 1000 and 1500 steps), and a tuning grid (the preset's lr and ``TUNE_LR``) whose tuning cells choose each
