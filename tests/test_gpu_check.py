@@ -109,7 +109,7 @@ def test_the_gpu_preset_plans_the_cifar_shape_costs_every_setting_and_the_mnist5
 
 # The run's 15 s clock stops the smoke preset after none, one or a few of its cells, as the machine's speed has it:
 # the test asserts what holds however many finished. The overall limit is loose because the stages before the run
-# took 31 s one day and 92 s another under the whole suite's load.
+# vary with the suite's load (by how much: docs/gpu.md, the rehearsal on a CPU).
 TIME_LIMIT_S, RUN_LIMIT_S, REPORT_S = 400, 15, 40
 
 
