@@ -58,7 +58,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _seed_and_one_thread():
     # Tests use tiny models that gain nothing from a second thread; on a shared, busy 2-core machine two
-    # spinning threads per process made them several-fold slower. Benchmarks pin their own count.
+    # spinning threads per process only contend (what that cost: docs/cli.md, under `make test`). Benchmarks pin
+    # their own count.
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

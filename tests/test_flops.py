@@ -29,7 +29,7 @@ def inputs(spec: UNetSpec) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(autouse=True)
 def one_thread():
     # Counting is shape arithmetic plus a traced forward of a tiny model; on a shared 2-core machine
-    # more threads only contend (10x slower here).
+    # more threads only contend (what that cost: docs/cli.md, under `make test`).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
