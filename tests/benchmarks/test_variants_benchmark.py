@@ -3,7 +3,7 @@
 Run with ``pytest --benchmark-only`` (add ``--benchmark-json=FILE --benchmark-save-data`` to keep every
 round, then ``python -m bench import FILE``). Skipped in every other run, ``--benchmark-skip`` included.
 The size is small on purpose. ``BENCH_THREADS`` pins torch's CPU threads (default 1: on a shared
-2-core machine, 2 threads made this inference 14x slower and far noisier, 118 ms vs 8 ms median).
+2-core machine 2 threads made this inference much slower and noisier; by how much: docs/cli.md, pytest-benchmark).
 """
 from __future__ import annotations
 
