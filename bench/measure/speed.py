@@ -60,8 +60,8 @@ def matmul_as_conv(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torc
 class MatmulPeak:
     """The yardstick of achieved FLOP/s: a square matmul of the cell's dtype on the cell's device, computed
     two ways, ``torch.mm`` (MKL, cuBLAS) and the same product as a channels_last 1x1 convolution (oneDNN,
-    cuDNN). Convolutions run on the second library, which can be the faster one (on a 2-core AMD EPYC
-    oneDNN reached ~205 GFLOP/s where MKL's sgemm reached ~185); the peak is the faster of the two."""
+    cuDNN). Convolutions run on the second library, which can be the faster one (as measured: docs/columns.md,
+    ``matmul_peak_flop_per_s``); the peak is the faster of the two."""
 
     def __init__(self, device: str, dtype: torch.dtype, size: int = 2048) -> None:
         a = torch.randn(size, size, device=device, dtype=dtype)
