@@ -60,9 +60,9 @@ def test_every_input_checkpointing_keeps_is_a_saved_tensor_the_count_sees(monkey
 @pytest.mark.parametrize("checkpoint", [False, True])
 def test_the_plan_s_saved_bytes_bound_the_measured_ones(checkpoint):
     """The planner's count (bench/models/sizes.py: the same counter on the meta device) against the real step's,
-    on two shapes: exact with checkpointing; without it an upper bound, 1.19-1.34x here (the meta device runs
-    torch's dropout, a float mask, where the CPU runs ours, a byte per element; the rest of the gap is not
-    traced), so the plan refuses no step that fits."""
+    on two shapes: exact with checkpointing; without it an upper bound (by how much: docs/failures.md; the meta
+    device runs torch's dropout, a float mask, where the CPU runs ours, a byte per element; the rest of the gap is
+    not traced), so the plan refuses no step that fits."""
     for spec in SMALL_SPECS.values():
         for dropout in (0.0, 0.1):
             spec = spec.replace(checkpoint=checkpoint, dropout=dropout)
