@@ -170,12 +170,13 @@ QUALITY_PRESETS: dict[str, QualityConfig] = {
         loss_eval_n=64, sigma_grid=4, sampler_steps=4, eval_n=64, kid_subsets=10, kid_subset_size=32,
         swd_projections=32, grid_images=16, classifier_epochs=2, checkpoint_check_steps=2,
     ),
-    # `make bench` on a 2-core CPU: 8 functional variants x 3 seeds, two at a time, within about 20 minutes
+    # `make bench` on a 2-core CPU (its variants, seeds and cells at a time: bench/plan/presets/quick.toml; how
+    # long it took: docs/cli.md, under `bench run`)
     "quick": QualityConfig(),
     # the quick recipe on a network 4x as large (digits8_ch32): does a switch's direction hold at a second scale?
     "quick_ch32": QualityConfig(base=BASES["digits8_ch32"]),
-    # GPU scale: 28x28 MNIST shapes, FD at N=1000, where the real-versus-real floor on MNIST-5k measured about 7.5
-    # (60.6, 24.9, 13.5 at N = 100, 250, 500: FD is biased in N, so only equal N compare)
+    # GPU scale: 28x28 MNIST shapes, FD at N=1000 (the real-versus-real floor on MNIST-5k by N: docs/columns.md;
+    # FD is biased in N, so only equal N compare)
     "full": QualityConfig(
         dataset="mnist5k", base=BASES["fmnist28"], train_steps=20_000, batch_size=128, lr=1e-3, ema_decay=0.999,
         eval_every=1000, loss_eval_n=1000, sampler_steps=50, eval_n=1000, kid_subset_size=500,
@@ -191,7 +192,7 @@ QUALITY_PRESETS["cifar10_fid"] = QUALITY_PRESETS["full"].replace(
     dataset="cifar10", download=True, inception_fid=True, train_steps=100_000, sampler_steps=100, eval_n=5000,
     base=BASES["cifar32"])
 
-# One H100 or H200 in about 3 minutes (the gpu sweep; the estimate is in docs/gpu.md): the FashionMNIST-shape U-Net
+# One H100 or H200 in minutes (the gpu sweep; its estimate: docs/gpu.md): the FashionMNIST-shape U-Net
 # that sweep counts and times, on MNIST-5k, 1,000 steps at batch 128 with a cosine learning rate and an EMA short
 # enough for that run, FD at N=1000 as in "full"
 QUALITY_PRESETS["gpu"] = QualityConfig(
