@@ -138,14 +138,25 @@ class Axis:
         return sorted(shown, key=lambda v: v != reference) if reference in shown else shown
 
     def text(self, value: Any) -> str:
-        """A value as ``--axis`` takes it: ``true``, ``4``, ``16+8``, ``nearest_conv``."""
-        return str(self.cell(value)).lower() if self.type is bool else str(self.cell(value))
+        """A value, from a spec or as the results table holds it, as ``--axis`` takes it: ``true``, ``4``, ``16+8``,
+        ``nearest_conv``."""
+        return value_text(bool(value) if self.type is bool else value)
 
     def describe(self) -> str:
         """One line for ``python -m bench list``."""
         grid = ", in the default grid" if self.in_default_grid else ""
         reference = f"reference {self.text(self.default)}" if self.values or self.registry else "reference: the base's"
         return f"{', '.join(self.levels()) or 'any'} ({reference}{grid}){': ' + self.doc if self.doc else ''}"
+
+
+def value_text(value: Any) -> str:
+    """A value as the command line writes it (``--axis``, a base's name, a recipe): ``true``, ``0.01``, ``16+8``,
+    ``none`` for an empty tuple. The one formatter, so that a level reads the same wherever it is printed."""
+    if isinstance(value, (tuple, list)):
+        return "+".join(map(str, value)) or "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def axis(default: Any, **declaration: Any) -> Any:

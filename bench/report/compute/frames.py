@@ -183,14 +183,9 @@ def rung_changes(table: pd.DataFrame) -> dict[str, str]:
     for index, name in rung_order(first):
         now = levels.loc[index, list(AXES)]
         before = levels.loc[index - 1, list(AXES)] if index > 0 else reference
-        changed = [f"{axis}={_text(axis, now[axis])}" for axis in AXES if str(now[axis]) != str(before[axis])]
+        changed = [f"{axis}={AXES[axis].text(now[axis])}" for axis in AXES if str(now[axis]) != str(before[axis])]
         changes[name] = ", ".join(changed) or "the base"
     return changes
-
-
-def _text(axis: str, value: Any) -> str:
-    """A table's axis value as ``--axis`` writes it (``true``, ``16+8``, ``mp``)."""
-    return str(value).lower() if AXES[axis].type is bool else str(value)
 
 
 def parameter_count(table: pd.DataFrame, base: str) -> float:

@@ -6,9 +6,9 @@ import math
 import pandas as pd
 
 from bench.plan.bracket import BOUND, INVALID, LOW, NO_RATIO
-from bench.plan.recipe import value_text
 from bench.report.compute.effects import DISTURBED
 from bench.schema import ALONG_TRAINING
+from variants import value_text
 
 PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 # Units that read better with an SI prefix (a ratio or a percentage does not).
