@@ -9,6 +9,7 @@ from bench.report.compute.derived import Derived
 from bench.report.compute.peer_ratios import SPEED
 from bench.report.render.document import Section, Table, save_figure
 from bench.report.render.plots import peer_bars, speedup_plot
+from bench.report.render.wording import bounds
 
 NOTE = ("A peer is matched with our U-Net at the spec it approximates: the same axis values, setting (device and "
         "execution options), batch size, base configuration and threads. Speed is our throughput over the peer's "
@@ -56,7 +57,7 @@ def _ratio_text(row: pd.Series, key: str) -> str:
     if not isinstance(value, tuple):
         return "n/a"
     ratio, low, high = value
-    return f"{ratio:.3f}x" if pd.isna(low) else f"{ratio:.3f}x [{low:.3f}, {high:.3f}]"
+    return f"{ratio:.3f}x" if pd.isna(low) else f"{ratio:.3f}x {bounds(low, high, '.3f')}"
 
 
 def _reading(result: pd.DataFrame) -> str:

@@ -21,8 +21,9 @@ from bench.report.compute.second_metric import agreement, at_level
 from bench.report.compute.switches import checkpoint_checked, floor_means, pick, switch_effects
 from bench.report.compute.switches import switches as run_switches
 from bench.report.render.document import Section, Table, Text
-from bench.report.render.wording import (EXPLORATORY, RESOLVED, describe_effect, edge_sentences, effect_cell,
-                                         effect_interval, plain_cell, recipe_reading, scale_reading, signed)
+from bench.report.render.wording import (EXPLORATORY, RESOLVED, bounds, describe_effect, edge_sentences,
+                                         effect_cell, effect_interval, plain_cell, recipe_reading, scale_reading,
+                                         signed)
 from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Kind
 from bench.statistics.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
 
@@ -345,7 +346,7 @@ def noise_floor(derived: Derived, base: str) -> str:
     floor = derived.floor[derived.floor["metric"] == "fd"] if not derived.floor.empty else derived.floor
     if len(floor):
         row = floor.iloc[0]
-        spread = f"[{row['low']:.3g}, {row['high']:.3g}] over {int(row['n'])} seeds" if pd.notna(row["low"]) else \
+        spread = f"{bounds(row['low'], row['high'])} over {int(row['n'])} seeds" if pd.notna(row["low"]) else \
             f"(n={int(row['n'])}: no interval)"
         text += (f"; real-versus-real FD (two real samples of the same N={int(row['sample_size'])}) "
                  f"{row['mean']:.3g} {spread}, the smallest FD a model can be told apart from at that N")
