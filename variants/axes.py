@@ -28,7 +28,7 @@ class Axis:
               the levels `bench list` offers (for a string axis, the only valid ones). A registry axis may list
               only some of its variants here (``attention`` leaves out ``cosine``): `bench list` offers, and
               validation accepts, every registered variant. ``()``: they depend on the base
-    in_default_grid: swept by the default grid (its 16 variants); other axes stay at the base's value
+    in_default_grid: swept by the default grid (``default_grid()``); other axes stay at the base's value
     registry: for a string axis, the variants it names
     minimum:  for an integer axis, the smallest valid value
     label:    ``label(value, spec)``: how a value appears in a variant's name (None: not at all); by default
