@@ -52,6 +52,8 @@ WALL_TIME = "wall_time"
 # Phases of a row. Timed and measured in memory: the training step and inference. Counted in FLOPs: the forward
 # pass and the training step (the forward of inference is the same computation).
 TRAIN_STEP, INFERENCE, FORWARD = "train_step", "inference", "forward"
+# The network itself (its parameters); a quality cell's training (its learning curve) and its samples' scores.
+MODEL, TRAIN, SAMPLE = "model", "train", "sample"
 TIMED_PHASES = (TRAIN_STEP, INFERENCE)
 COUNTED_PHASES = (FORWARD, TRAIN_STEP)
 BOTH_TIMED_PHASES = ",".join(TIMED_PHASES)  # the phase of a failure row of a measurement that covers both
@@ -59,7 +61,7 @@ BOTH_TIMED_PHASES = ",".join(TIMED_PHASES)  # the phase of a failure row of a me
 MACHINE_PHASES = ("env", "calibration", "group")
 # A training curve's last row, as the report names it (one value per seed: the end of training).
 FINAL_STEP = "train (final step)"
-# Samples scored at a checkpoint before the last (the last one's are phase "sample"), and in the report the held-out
+# Samples scored at a checkpoint before the last (the last one's are phase ``SAMPLE``), and in the report the held-out
 # loss at those checkpoints too: a switch's effect along training.
 ALONG_TRAINING = "along_training"
 
@@ -68,7 +70,7 @@ ALONG_TRAINING = "along_training"
 # better than held-out loss in a reference run (the figures: docs/statistics.md, "Families and resolved"), and is
 # what ADM's tables report (FID).
 PRIMARY_TIME = (TRAIN_STEP, SECONDS_PER_ITER)
-PRIMARY_QUALITY = ("sample", "fd")
+PRIMARY_QUALITY = (SAMPLE, "fd")
 
 # The default execution: rows at these values go unnamed in a setting's label (``cpu``, not ``cpu · float32``).
 DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "float32", "compile": False,

@@ -13,7 +13,7 @@ from bench.measure.workload import Workload, make_workload
 from bench.models.peers import PeerUnavailable, model_builder
 from bench.plan.cells import Cell
 from bench.plan.execution import Execution
-from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, TRAIN_STEP, Measurement, failure, measure_into
+from bench.schema import BOTH_TIMED_PHASES, MODEL, TIMED_PHASES, TRAIN_STEP, Measurement, failure, measure_into
 
 
 def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
@@ -31,7 +31,7 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
     except PeerUnavailable as err:
         rows.append(failure("cell", "skipped", str(err)))
         return
-    measure_into(rows, "model", "params", lambda: _params(cell, workload))
+    measure_into(rows, MODEL, "params", lambda: _params(cell, workload))
     measure_into(rows, "forward,train_step", "flops", lambda: _flops(cell, workload))
     execution = Execution.of(cell)
     executed = apply(workload, execution)
@@ -48,7 +48,7 @@ def _workload(cell: Cell) -> Workload:
 
 def _params(cell: Cell, workload: Workload) -> list[Measurement]:
     if cell.peer:  # a peer has none of our block types: totals only
-        return [Measurement("model", "params", float(sum(p.numel() for p in workload.model.parameters())),
+        return [Measurement(MODEL, "params", float(sum(p.numel() for p in workload.model.parameters())),
                             "count", "numel")]
     return count_params(workload.model)
 

@@ -9,7 +9,7 @@ from bench.report.compute.derived import Derived
 from bench.report.compute.frames import by_variant, per_variant_quality
 from bench.report.compute.headline import HEADLINE_COSTS
 from bench.report.compute.recipes import confirmatory_recipes
-from bench.schema import ALONG_TRAINING
+from bench.schema import ALONG_TRAINING, SAMPLE
 
 
 def printed_costs(derived: Derived) -> pd.DataFrame:
@@ -55,7 +55,7 @@ def printed_quality(derived: Derived, metric: str = "fd", recipe: str | None = N
     if not frames:
         return pd.DataFrame()
     ci = pd.concat(frames, ignore_index=True)
-    ci = ci[(ci["phase"] == "sample") & (ci["metric"] == metric)]
+    ci = ci[(ci["phase"] == SAMPLE) & (ci["metric"] == metric)]
     if ci.empty:
         return pd.DataFrame()
     several = ci["base_config"].nunique() > 1  # the same variant on two networks (the scale preset)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.plan.cells import Cell
-from bench.schema import FORWARD, INFERENCE, SECONDS_PER_ITER, Kind, Measurement, columns
+from bench.schema import FORWARD, INFERENCE, MODEL, SECONDS_PER_ITER, Kind, Measurement, columns
 from variants import UNetSpec
 
 BENCHMARK_METHOD = "pytest-benchmark"
@@ -77,7 +77,7 @@ def _counts(info: dict) -> list[Measurement]:
     """The counts a benchmark recorded, in the rows the cost runner writes for them (totals only)."""
     flop_phase = FORWARD if info["phase"] == INFERENCE else info["phase"]
     known = {
-        "params": ("model", "params", "count", "numel"),
+        "params": (MODEL, "params", "count", "numel"),
         "flops": (flop_phase, "flops", "FLOP", "torch.utils.flop_counter"),
         "model_flops": (flop_phase, "model_flops", "FLOP", "torch.utils.flop_counter"),
         "saved_tensor_bytes": (info["phase"], "saved_tensor_bytes", "bytes", "saved_tensors_hooks"),

@@ -20,9 +20,8 @@ from bench.measure.quality.metrics import (
     sliced_wasserstein,
 )
 from bench.plan.quality_presets import QualityConfig
-from bench.schema import Measurement
+from bench.schema import SAMPLE, Measurement
 
-PHASE = "sample"
 
 
 @torch.no_grad()
@@ -52,7 +51,7 @@ def score(images: Tensor, reference: Tensor, data: DatasetSplits, classifier: Di
                   f"subset_size={config.kid_subset_size})")
 
     def row(metric: str, value: float, unit: str, method: str, message: str = "") -> Measurement:
-        return Measurement(phase=PHASE, metric=metric, value=value, unit=unit, method=method, seed=seed, n=n,
+        return Measurement(phase=SAMPLE, metric=metric, value=value, unit=unit, method=method, seed=seed, n=n,
                            message=message)
 
     return [

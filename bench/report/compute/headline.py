@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.schema import (FINAL_STEP, FORWARD, INFERENCE, PRIMARY_QUALITY, PRIMARY_TIME,  # noqa: F401 (re-exported)
-                          SECONDS_PER_ITER, TRAIN_STEP)
+from bench.schema import (FINAL_STEP, FORWARD, INFERENCE, MODEL, PRIMARY_QUALITY, PRIMARY_TIME,  # noqa: F401
+                          SAMPLE, SECONDS_PER_ITER, TRAIN_STEP)  # PRIMARY_QUALITY and PRIMARY_TIME: re-exported
 
 # Training FLOPs are the work a step does, checkpointing's recompute included (``model_flops`` leaves it out).
 TRAINING_FLOPS = "flops"
@@ -28,7 +28,7 @@ class Cost:
 
 # In the printed summary's order.
 HEADLINE_COSTS = (
-    Cost("params [M]", "parameters", "model", "params", 1e-6, verdict_rank=0),
+    Cost("params [M]", "parameters", MODEL, "params", 1e-6, verdict_rank=0),
     Cost("fwd [GMAC]", None, FORWARD, "flops", 1e-9, "fvcore"),
     Cost("train [GFLOP]", "training FLOPs", TRAIN_STEP, TRAINING_FLOPS, 1e-9, "torch.utils.flop_counter",
          verdict_rank=1),
@@ -60,10 +60,10 @@ VERDICT_COSTS = _verdict_costs()
 
 
 # (column, phase, metric): quality as differences (lower is better for both)
-HEADLINE_QUALITY = (("FD", "sample", "fd"), ("held-out loss", FINAL_STEP, "heldout_loss"))
+HEADLINE_QUALITY = (("FD", SAMPLE, "fd"), ("held-out loss", FINAL_STEP, "heldout_loss"))
 # Read beside PRIMARY_QUALITY in the verdict, exploratory (compute/second_metric.py): KID, unbiased at small N
 # where FD is biased by N.
-SECOND_QUALITY = ("sample", "kid")
+SECOND_QUALITY = (SAMPLE, "kid")
 # What an axis figure shows (the rest is in its table).
 KEY_MEASUREMENTS = {(phase, metric) for phase, metrics in VERDICT_COSTS.values() for metric in metrics} | {
     (phase, metric) for _, phase, metric in HEADLINE_QUALITY}

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.compute.headline import TIMED_PHASE_NAMES
-from bench.schema import SECONDS_PER_ITER, Kind
+from bench.schema import MODEL, SECONDS_PER_ITER, Kind
 from bench.statistics.stats import bootstrap_interval
 from variants import AXES
 
@@ -67,7 +67,7 @@ def _values(rows: pd.DataFrame, phase: str, metric: str) -> np.ndarray:
 
 
 def _compare(match: dict, mine: pd.DataFrame, peer: pd.DataFrame, rounds: pd.DataFrame) -> dict:
-    params_ours, params_peer = _values(mine, "model", "params"), _values(peer, "model", "params")
+    params_ours, params_peer = _values(mine, MODEL, "params"), _values(peer, MODEL, "params")
     out = {"setting": match["setting"], "peer": match["peer"], "variant": mine["variant"].iloc[0],
            "batch_size": match["batch_size"], "base_config": match["base_config"],
            "params_ours": params_ours[0] if len(params_ours) else np.nan,

@@ -25,7 +25,7 @@ from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import (EXPLORATORY, RESOLVED, bounds, describe_effect, edge_sentences,
                                          effect_cell, effect_interval, plain_cell, recipe_reading, scale_reading,
                                          signed)
-from bench.schema import SECONDS_PER_ITER, TRAIN_STEP, Kind
+from bench.schema import SECONDS_PER_ITER, TRAIN, TRAIN_STEP, Kind
 from bench.statistics.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
 
 FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
@@ -331,7 +331,7 @@ def _quality_context(table: pd.DataFrame, base: str | None) -> str:
     rows = table[(table["kind"] == Kind.QUALITY) & (table["base_config"] == base)]
     if rows.empty:
         return ""
-    steps = rows.loc[rows["phase"] == "train", "step"].max()
+    steps = rows.loc[rows["phase"] == TRAIN, "step"].max()
     datasets = ", ".join(sorted(set(rows["dataset"]) - {""})) or "its data"
     return f"at {int(steps):,} steps on {datasets}" if pd.notna(steps) else f"on {datasets}"
 
