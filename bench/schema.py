@@ -56,7 +56,8 @@ TRAIN_STEP, INFERENCE, FORWARD = "train_step", "inference", "forward"
 MODEL, TRAIN, SAMPLE = "model", "train", "sample"
 TIMED_PHASES = (TRAIN_STEP, INFERENCE)
 COUNTED_PHASES = (FORWARD, TRAIN_STEP)
-BOTH_TIMED_PHASES = ",".join(TIMED_PHASES)  # the phase of a failure row of a measurement that covers both
+# The phase of a failure row of a measurement that covers both (the FLOP counts of both come from one count).
+BOTH_TIMED_PHASES, BOTH_COUNTED_PHASES = ",".join(TIMED_PHASES), ",".join(COUNTED_PHASES)
 # Rows that describe the machine (load, matmul peak) or a timing group (its memory), not a variant.
 MACHINE_PHASES = ("env", "calibration", "group")
 # A training curve's last row, as the report names it (one value per seed: the end of training).

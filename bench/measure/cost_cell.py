@@ -13,7 +13,8 @@ from bench.measure.workload import Workload, make_workload
 from bench.models.peers import PeerUnavailable, model_builder
 from bench.plan.cells import Cell
 from bench.plan.execution import Execution
-from bench.schema import BOTH_TIMED_PHASES, MODEL, TIMED_PHASES, TRAIN_STEP, Measurement, failure, measure_into
+from bench.schema import (BOTH_COUNTED_PHASES, BOTH_TIMED_PHASES, MODEL, TIMED_PHASES, TRAIN_STEP, Measurement,
+                          failure, measure_into)
 
 
 def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
@@ -32,7 +33,7 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
         rows.append(failure("cell", "skipped", str(err)))
         return
     measure_into(rows, MODEL, "params", lambda: _params(cell, workload))
-    measure_into(rows, "forward,train_step", "flops", lambda: _flops(cell, workload))
+    measure_into(rows, BOTH_COUNTED_PHASES, "flops", lambda: _flops(cell, workload))
     execution = Execution.of(cell)
     executed = apply(workload, execution)
     if execution.compiled:
