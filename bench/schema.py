@@ -43,6 +43,14 @@ RECIPE_TYPES: dict[str, type] = {"lr": float, "lr_schedule": str, "weight_decay"
 RECIPE_COLUMNS = tuple(RECIPE_TYPES)
 RECIPE_EMPTY: dict[str, Any] = {name: float("nan") if kind is float else "" for name, kind in RECIPE_TYPES.items()}
 
+# Metrics that measurement writes and the report reads (docs/columns.md says what each is). Counted: parameters,
+# FLOPs (a training step's: checkpointing's recompute included; ``model_flops`` leaves it out), the bytes autograd
+# saves for the backward; measured: peak memory, throughput and the fraction of the machine's peak FLOP/s; quality:
+# Frechet distance, kernel inception distance, sliced Wasserstein distance and held-out loss.
+PARAMS, FLOPS, MODEL_FLOPS, SAVED_TENSOR_BYTES = "params", "flops", "model_flops", "saved_tensor_bytes"
+PEAK_RSS_BYTES, PEAK_ALLOCATED_BYTES = "peak_rss_bytes", "peak_allocated_bytes"
+IMAGES_PER_S, FRACTION_OF_PEAK = "images_per_s", "fraction_of_peak"
+FD, KID, SWD, HELDOUT_LOSS = "fd", "kid", "swd", "heldout_loss"
 # The timed metrics of a row of a timing cell: wall-clock and process CPU seconds per iteration.
 SECONDS_PER_ITER = "seconds_per_iter"
 CPU_SECONDS_PER_ITER = "cpu_seconds_per_iter"
@@ -71,7 +79,7 @@ ALONG_TRAINING = "along_training"
 # better than held-out loss in a reference run (the figures: docs/statistics.md, "Families and resolved"), and is
 # what ADM's tables report (FID).
 PRIMARY_TIME = (TRAIN_STEP, SECONDS_PER_ITER)
-PRIMARY_QUALITY = (SAMPLE, "fd")
+PRIMARY_QUALITY = (SAMPLE, FD)
 
 # The default execution: rows at these values go unnamed in a setting's label (``cpu``, not ``cpu · float32``).
 DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "float32", "compile": False,

@@ -9,7 +9,7 @@ from bench.report.compute.derived import Derived
 from bench.report.compute.frames import by_variant, per_variant_quality
 from bench.report.compute.headline import HEADLINE_COSTS
 from bench.report.compute.recipes import confirmatory_recipes
-from bench.schema import ALONG_TRAINING, SAMPLE
+from bench.schema import ALONG_TRAINING, FD, IMAGES_PER_S, SAMPLE
 
 
 def printed_costs(derived: Derived) -> pd.DataFrame:
@@ -27,7 +27,7 @@ def printed_costs(derived: Derived) -> pd.DataFrame:
             continue
         median = by_variant(rows, rows["value"] * cost.scale)
         out[cost.printed] = median.round(3 if cost.scale != 1.0 or median.max() < 10 else 1)
-        if cost.metric == "images_per_s":
+        if cost.metric == IMAGES_PER_S:
             iqr = by_variant(rows, 100 * (rows["q3"] - rows["q1"]) / rows["value"])
             out[cost.printed.replace("[img/s]", "IQR%")] = iqr.round(1)
     return pd.DataFrame(out)
@@ -42,7 +42,7 @@ def printed_peers(derived: Derived) -> pd.DataFrame:
     return speed.rename(columns={"median": "ours / peer", "count": "rounds"}).round(3)
 
 
-def printed_quality(derived: Derived, metric: str = "fd", recipe: str | None = None) -> pd.DataFrame:
+def printed_quality(derived: Derived, metric: str = FD, recipe: str | None = None) -> pd.DataFrame:
     """Mean and 95% t-interval half-width over seeds, and the real-vs-real floor, of one quality metric at the end
     of training, at ``recipe`` (default: the main reading, compute/recipes.py)."""
     if recipe is None or recipe == derived.main_recipe:

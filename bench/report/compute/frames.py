@@ -7,8 +7,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from bench.report.compute.headline import HEADLINE_QUALITY
-from bench.schema import (ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES, RECIPE_COLUMNS, TRAIN, Kind,
-                          references)
+from bench.schema import (ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES, PARAMS, RECIPE_COLUMNS, TRAIN,
+                          Kind, references)
 from bench.statistics.stats import summarise
 from variants import AXES  # every declared axis, plugins' included once imported
 
@@ -190,7 +190,7 @@ def rung_changes(table: pd.DataFrame) -> dict[str, str]:
 
 def parameter_count(table: pd.DataFrame, base: str) -> float:
     """The largest parameter count of our models at ``base`` (0 if none was counted)."""
-    rows = table[(table["base_config"] == base) & (table["metric"] == "params") & (table["peer"] == "")]
+    rows = table[(table["base_config"] == base) & (table["metric"] == PARAMS) & (table["peer"] == "")]
     return float(rows["value"].max()) if len(rows) else 0.0
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.schema import (FINAL_STEP, FORWARD, INFERENCE, MODEL, PRIMARY_QUALITY, PRIMARY_TIME,  # noqa: F401
-                          SAMPLE, SECONDS_PER_ITER, TRAIN_STEP)  # PRIMARY_QUALITY and PRIMARY_TIME: re-exported
-
-# Training FLOPs are the work a step does, checkpointing's recompute included (``model_flops`` leaves it out).
-TRAINING_FLOPS = "flops"
+from bench.schema import (FD, FINAL_STEP, FLOPS, FORWARD, FRACTION_OF_PEAK, HELDOUT_LOSS, IMAGES_PER_S, INFERENCE,
+                          KID, MODEL, PARAMS, PEAK_ALLOCATED_BYTES, PEAK_RSS_BYTES, SAMPLE, SAVED_TENSOR_BYTES,
+                          SECONDS_PER_ITER, TRAIN_STEP)
+from bench.schema import PRIMARY_QUALITY, PRIMARY_TIME  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -28,20 +27,20 @@ class Cost:
 
 # In the printed summary's order.
 HEADLINE_COSTS = (
-    Cost("params [M]", "parameters", MODEL, "params", 1e-6, verdict_rank=0),
-    Cost("fwd [GMAC]", None, FORWARD, "flops", 1e-9, "fvcore"),
-    Cost("train [GFLOP]", "training FLOPs", TRAIN_STEP, TRAINING_FLOPS, 1e-9, "torch.utils.flop_counter",
+    Cost("params [M]", "parameters", MODEL, PARAMS, 1e-6, verdict_rank=0),
+    Cost("fwd [GMAC]", None, FORWARD, FLOPS, 1e-9, "fvcore"),
+    Cost("train [GFLOP]", "training FLOPs", TRAIN_STEP, FLOPS, 1e-9, "torch.utils.flop_counter",
          verdict_rank=1),
-    Cost("saved [MB]", "saved activations", TRAIN_STEP, "saved_tensor_bytes", 1e-6, verdict_rank=6),
+    Cost("saved [MB]", "saved activations", TRAIN_STEP, SAVED_TENSOR_BYTES, 1e-6, verdict_rank=6),
     # peak memory: the GPU allocator's where one was measured, else the process's RSS
-    Cost("train RSS [MB]", "peak memory", TRAIN_STEP, "peak_rss_bytes", 1e-6, verdict_rank=5),
-    Cost("train alloc [MB]", "peak memory", TRAIN_STEP, "peak_allocated_bytes", 1e-6, verdict_rank=4),
+    Cost("train RSS [MB]", "peak memory", TRAIN_STEP, PEAK_RSS_BYTES, 1e-6, verdict_rank=5),
+    Cost("train alloc [MB]", "peak memory", TRAIN_STEP, PEAK_ALLOCATED_BYTES, 1e-6, verdict_rank=4),
     # time: the verdict reads seconds per iteration, the summary prints throughput
     Cost(None, "training step", TRAIN_STEP, SECONDS_PER_ITER, verdict_rank=2),
     Cost(None, "inference", INFERENCE, SECONDS_PER_ITER, verdict_rank=3),
-    Cost("train [img/s]", None, TRAIN_STEP, "images_per_s"),
-    Cost("infer [img/s]", None, INFERENCE, "images_per_s"),
-    Cost("train/peak", None, TRAIN_STEP, "fraction_of_peak"),
+    Cost("train [img/s]", None, TRAIN_STEP, IMAGES_PER_S),
+    Cost("infer [img/s]", None, INFERENCE, IMAGES_PER_S),
+    Cost("train/peak", None, TRAIN_STEP, FRACTION_OF_PEAK),
 )
 # The timed phases by name, as the verdict's time readings and the peer comparison write them.
 TIMED_PHASE_NAMES = tuple((cost.phase, cost.column) for cost in HEADLINE_COSTS if cost.metric == SECONDS_PER_ITER)
@@ -60,10 +59,10 @@ VERDICT_COSTS = _verdict_costs()
 
 
 # (column, phase, metric): quality as differences (lower is better for both)
-HEADLINE_QUALITY = (("FD", SAMPLE, "fd"), ("held-out loss", FINAL_STEP, "heldout_loss"))
+HEADLINE_QUALITY = (("FD", SAMPLE, FD), ("held-out loss", FINAL_STEP, HELDOUT_LOSS))
 # Read beside PRIMARY_QUALITY in the verdict, exploratory (compute/second_metric.py): KID, unbiased at small N
 # where FD is biased by N.
-SECOND_QUALITY = (SAMPLE, "kid")
+SECOND_QUALITY = (SAMPLE, KID)
 # What an axis figure shows (the rest is in its table).
 KEY_MEASUREMENTS = {(phase, metric) for phase, metrics in VERDICT_COSTS.values() for metric in metrics} | {
     (phase, metric) for _, phase, metric in HEADLINE_QUALITY}

@@ -10,6 +10,7 @@ from bench.report.compute.headline import TIMED_PHASE_NAMES
 from bench.report.render.document import Section, Table, save_figure
 from bench.report.render.plots import peer_bars, speedup_plot
 from bench.report.render.wording import bounds
+from bench.schema import IMAGES_PER_S
 
 NOTE = ("A peer is matched with our U-Net at the spec it approximates: the same axis values, setting (device and "
         "execution options), batch size, base configuration and threads. Speed is our throughput over the peer's "
@@ -46,7 +47,7 @@ def peers_section(derived: Derived, figures_dir: Path) -> Section | None:
 def _throughput(rows: pd.DataFrame, result: pd.DataFrame) -> pd.DataFrame:
     """Repeat rows of images/s of the compared cells, ours and the peers', labelled by model and phase."""
     compared = {*zip(result["setting"], result["variant"]), *zip(result["setting"], "peer:" + result["peer"])}
-    speed = rows[(rows["metric"] == "images_per_s") & rows["phase"].isin([p for p, _ in TIMED_PHASE_NAMES])]
+    speed = rows[(rows["metric"] == IMAGES_PER_S) & rows["phase"].isin([p for p, _ in TIMED_PHASE_NAMES])]
     speed = speed[[pair in compared for pair in zip(speed["setting"], speed["variant"])]]
     model = speed["variant"].where(speed["peer"] != "", "ours: " + speed["variant"])
     return speed.assign(model=model, phase=speed["phase"].map(dict(TIMED_PHASE_NAMES)))

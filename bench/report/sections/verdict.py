@@ -25,7 +25,7 @@ from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import (EXPLORATORY, RESOLVED, bounds, describe_effect, edge_sentences,
                                          effect_cell, effect_interval, plain_cell, recipe_reading, scale_reading,
                                          signed)
-from bench.schema import SECONDS_PER_ITER, TRAIN, TRAIN_STEP, Kind
+from bench.schema import FD, SECONDS_PER_ITER, TRAIN, TRAIN_STEP, Kind
 from bench.statistics.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
 
 FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
@@ -344,7 +344,7 @@ def noise_floor(derived: Derived, base: str) -> str:
         parts.append(f"{row['phase']} {describe_effect(row)}")
     text = ("Noise floor: the A/A control (the baseline timed twice, as two instances) reads "
             + "; ".join(parts) if parts else "Noise floor: no A/A timing control in this run")
-    floor = derived.floor[derived.floor["metric"] == "fd"] if not derived.floor.empty else derived.floor
+    floor = derived.floor[derived.floor["metric"] == FD] if not derived.floor.empty else derived.floor
     if len(floor):
         row = floor.iloc[0]
         spread = f"{bounds(row['low'], row['high'])} over {int(row['n'])} seeds" if pd.notna(row["low"]) else \
