@@ -43,6 +43,14 @@ RECIPE_TYPES: dict[str, type] = {"lr": float, "lr_schedule": str, "weight_decay"
 RECIPE_COLUMNS = tuple(RECIPE_TYPES)
 RECIPE_EMPTY: dict[str, Any] = {name: float("nan") if kind is float else "" for name, kind in RECIPE_TYPES.items()}
 
+# Metrics that measurement writes and the report reads (docs/columns.md says what each is). Counted: parameters,
+# FLOPs (a training step's: checkpointing's recompute included; ``model_flops`` leaves it out), the bytes autograd
+# saves for the backward; measured: peak memory, throughput and the fraction of the machine's peak FLOP/s; quality:
+# Frechet distance, kernel inception distance, sliced Wasserstein distance and held-out loss.
+PARAMS, FLOPS, MODEL_FLOPS, SAVED_TENSOR_BYTES = "params", "flops", "model_flops", "saved_tensor_bytes"
+PEAK_RSS_BYTES, PEAK_ALLOCATED_BYTES = "peak_rss_bytes", "peak_allocated_bytes"
+IMAGES_PER_S, FRACTION_OF_PEAK = "images_per_s", "fraction_of_peak"
+FD, KID, SWD, HELDOUT_LOSS = "fd", "kid", "swd", "heldout_loss"
 # The timed metrics of a row of a timing cell: wall-clock and process CPU seconds per iteration.
 SECONDS_PER_ITER = "seconds_per_iter"
 CPU_SECONDS_PER_ITER = "cpu_seconds_per_iter"
@@ -52,14 +60,17 @@ WALL_TIME = "wall_time"
 # Phases of a row. Timed and measured in memory: the training step and inference. Counted in FLOPs: the forward
 # pass and the training step (the forward of inference is the same computation).
 TRAIN_STEP, INFERENCE, FORWARD = "train_step", "inference", "forward"
+# The network itself (its parameters); a quality cell's training (its learning curve) and its samples' scores.
+MODEL, TRAIN, SAMPLE = "model", "train", "sample"
 TIMED_PHASES = (TRAIN_STEP, INFERENCE)
 COUNTED_PHASES = (FORWARD, TRAIN_STEP)
-BOTH_TIMED_PHASES = ",".join(TIMED_PHASES)  # the phase of a failure row of a measurement that covers both
+# The phase of a failure row of a measurement that covers both (the FLOP counts of both come from one count).
+BOTH_TIMED_PHASES, BOTH_COUNTED_PHASES = ",".join(TIMED_PHASES), ",".join(COUNTED_PHASES)
 # Rows that describe the machine (load, matmul peak) or a timing group (its memory), not a variant.
 MACHINE_PHASES = ("env", "calibration", "group")
 # A training curve's last row, as the report names it (one value per seed: the end of training).
 FINAL_STEP = "train (final step)"
-# Samples scored at a checkpoint before the last (the last one's are phase "sample"), and in the report the held-out
+# Samples scored at a checkpoint before the last (the last one's are phase ``SAMPLE``), and in the report the held-out
 # loss at those checkpoints too: a switch's effect along training.
 ALONG_TRAINING = "along_training"
 
@@ -68,7 +79,7 @@ ALONG_TRAINING = "along_training"
 # better than held-out loss in a reference run (the figures: docs/statistics.md, "Families and resolved"), and is
 # what ADM's tables report (FID).
 PRIMARY_TIME = (TRAIN_STEP, SECONDS_PER_ITER)
-PRIMARY_QUALITY = ("sample", "fd")
+PRIMARY_QUALITY = (SAMPLE, FD)
 
 # The default execution: rows at these values go unnamed in a setting's label (``cpu``, not ``cpu · float32``).
 DEFAULT_EXECUTION: dict[str, Any] = {"memory_format": "contiguous", "dtype": "float32", "compile": False,

@@ -15,7 +15,7 @@ from bench.plan.sweep import PRESETS, load_sweep
 from bench.schema import columns
 from variants import AXES, BASES, UNetSpec, build, default_grid, parse_axis
 
-from helpers import SMALL, bench
+from helpers import SMALL, bench, n_params
 
 TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8)
 
@@ -231,8 +231,7 @@ def test_the_ddpm_cifar10_base_is_diffusers_ddpm_model_parameter_for_parameter()
         up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), mid_block_scale_factor=1,
         downsample_padding=0, act_fn="silu", attention_head_dim=None, norm_eps=1e-6, norm_num_groups=32)
     ours = build(BASES["ddpm_cifar10"])
-    count = sum(p.numel() for p in ours.parameters())
-    assert count == sum(p.numel() for p in reference.parameters()) == 35_746_307
+    assert n_params(ours) == n_params(reference) == 35_746_307
     # the same layers, not only the same total
     assert sorted(p.numel() for p in ours.parameters()) == sorted(p.numel() for p in reference.parameters())
 

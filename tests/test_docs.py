@@ -1,5 +1,6 @@
 """README and docs stay true to the code: generated tables equal their declarations, every column and metric of
 the table is documented, every relative link resolves."""
+import math
 import os
 import re
 import shlex
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from bench.plan.sweep import Sweep, get_preset
 from bench.schema import columns
-from variants import AXES
+from variants import AXES, default_grid
 from variants.axes import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +50,29 @@ def test_every_column_of_the_table_is_documented():
     assert set(columns()) - set(AXES) <= documented, set(columns()) - set(AXES) - documented
     # An axis's column is named as the axis; every axis is in the README's generated table (the test above).
     assert set(AXES) <= set(columns()) and "| one column per axis, named as the axis" in text
+
+
+def _variant_count(sweep: Sweep) -> int:
+    """The variants a factorial sweep makes: the product of its axes' levels (the default grid's if it names none)."""
+    assert sweep.design == "factorial", f"{sweep.name}: count its {sweep.design} design's variants another way"
+    return math.prod(len(values) for values in (sweep.axes or default_grid()).values())
+
+
+VARIANT_COUNT = re.compile(r"\b(\d+) variants\b")
+PRESETS = sorted((ROOT / "bench" / "plan" / "presets").glob("*.toml"))
+
+
+def test_every_variant_count_written_is_the_sweep_s():
+    """Prose says "16 variants" where it means the default grid (what `make bench` sweeps) and a preset's
+    description its own sweep's count: both true of the code."""
+    grid = math.prod(len(values) for values in default_grid().values())
+    assert _variant_count(get_preset("quick")) == grid
+    for page in (README, *DOCS, ROOT / "results" / "README.md"):
+        wrong = [count for count in VARIANT_COUNT.findall(page.read_text()) if int(count) != grid]
+        assert not wrong, f"{page.name} writes {wrong} variants; the default grid has {grid}"
+    for preset in PRESETS:
+        written = {int(count) for count in VARIANT_COUNT.findall(preset.read_text())}
+        assert not written or written == {_variant_count(get_preset(preset.stem))}, f"{preset.name}: {written}"
 
 
 # A backticked repository path, a bare Python file name, or a dotted name in our packages.

@@ -8,7 +8,7 @@ from bench.measure.params import count_params
 from bench.plan.designs import grid
 from variants import BASES, UNetSpec, build
 
-from helpers import SMALL_SPECS
+from helpers import SMALL_SPECS, n_params
 
 SMALL = SMALL_SPECS["8x8x1"]
 
@@ -24,7 +24,7 @@ def by_block(rows):
 def test_baseline_total_equals_smalldiffusion_unet(spec, expected):
     theirs = Unet(spec.in_dim, spec.in_ch, spec.out_ch, ch=spec.ch, ch_mult=spec.ch_mult,
                   attn_resolutions=spec.attn_resolutions)  # smalldiffusion's GroupNorm has 32 groups: no params
-    their_count = sum(p.numel() for p in theirs.parameters())
+    their_count = n_params(theirs)
     assert by_block(count_params(build(spec)))["total"] == their_count
     if expected is not None:
         assert their_count == expected

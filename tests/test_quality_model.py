@@ -105,7 +105,7 @@ def test_too_few_runs_leave_an_effect_estimated_but_untested():
 
 def test_the_report_states_the_design_s_aliasing_and_reads_adm_s_table_beside_ours(tmp_path):
     from bench.report import write_report
-    from bench.report.sections.against_paper import paper_table
+    from bench.report.sections.against_paper import adm_table
 
     table = quality_table()
     root = tmp_path / "fractional"
@@ -124,4 +124,4 @@ def test_the_report_states_the_design_s_aliasing_and_reads_adm_s_table_beside_ou
     assert rows["Table 1: rescale residual by 1/sqrt(2)+0.16 (of 15.33, at 700K steps)"].startswith(
         "not resolved: no difference beyond ±")
     assert "Contradicted at this scale: Table 1: BigGAN up/downsampling." in paper
-    assert paper_table()["source"].str.contains("arXiv:2105.05233").all()
+    assert adm_table()["source"].str.contains("arXiv:2105.05233").all()

@@ -15,7 +15,8 @@ from bench.report.compute.load import normalise
 from bench.report.compute.robustness import (across_scales, bound_level, confidence, paper_reading, trajectories,
                                              trend_reading)
 from bench.report.render.wording import recipe_reading, scale_reading
-from bench.report.sections.against_edm2 import edm2_section, paper_step, paper_table
+from bench.report.render.paper import paper_table
+from bench.report.sections.against_edm2 import edm2_section, paper_step
 from bench.report.render.document import Section, Text
 from bench.schema import ALONG_TRAINING, columns
 from variants import AXES, BASES
@@ -251,7 +252,7 @@ def test_a_bound_beside_an_interval_names_its_level():
 
 
 def test_a_ladder_rung_is_read_against_the_paper_s_architecture_only_step():
-    paper = paper_table()
+    paper = paper_table("edm2")
     change, shown = paper_step(paper, "A", "C")  # our C follows A; the paper's B changes the recipe
     assert change == pytest.approx(6.96 - 7.24) and "B → C 7.24 → 6.96 (-0.28), the architecture only" in shown
     assert "A → C -1.04 includes B" in shown

@@ -1,7 +1,7 @@
 """Interchangeable diffusion U-Net blocks and the builder that composes them from a spec."""
 from .assembly import baseline_parts, parts_for_spec
 from .attention import ATTENTIONS, AttentionBlock
-from .axes import AXES, Axis, add_axis, default_grid, get_axis, parse_axis
+from .axes import AXES, Axis, add_axis, default_grid, get_axis, parse_axis, value_text
 from .bases import BASES
 from .noise_embedding import NOISE_EMBEDDINGS, NoiseEmbedding
 from .parts import Parts
@@ -16,6 +16,6 @@ __all__ = [
     "ATTENTIONS", "AXES", "AttentionBlock", "Axis", "BASES", "Downsample",
     "NOISE_EMBEDDINGS", "NoiseEmbedding", "Parts", "Registry",
     "ResnetBlock", "TIME_INJECTIONS", "TimeInjection", "UNet", "UNetSpec", "UPSAMPLERS", "Upsampler", "add_axis",
-    "baseline_parts", "build", "default_grid", "get_axis", "parse_axis", "parts_for_spec",
+    "baseline_parts", "build", "default_grid", "get_axis", "parse_axis", "parts_for_spec", "value_text",
 ]
 

@@ -28,7 +28,7 @@ class Axis:
               the levels `bench list` offers (for a string axis, the only valid ones). A registry axis may list
               only some of its variants here (``attention`` leaves out ``cosine``): `bench list` offers, and
               validation accepts, every registered variant. ``()``: they depend on the base
-    in_default_grid: swept by the default grid (its 16 variants); other axes stay at the base's value
+    in_default_grid: swept by the default grid (``default_grid()``); other axes stay at the base's value
     registry: for a string axis, the variants it names
     minimum:  for an integer axis, the smallest valid value
     label:    ``label(value, spec)``: how a value appears in a variant's name (None: not at all); by default
@@ -138,14 +138,25 @@ class Axis:
         return sorted(shown, key=lambda v: v != reference) if reference in shown else shown
 
     def text(self, value: Any) -> str:
-        """A value as ``--axis`` takes it: ``true``, ``4``, ``16+8``, ``nearest_conv``."""
-        return str(self.cell(value)).lower() if self.type is bool else str(self.cell(value))
+        """A value, from a spec or as the results table holds it, as ``--axis`` takes it: ``true``, ``4``, ``16+8``,
+        ``nearest_conv``."""
+        return value_text(bool(value) if self.type is bool else value)
 
     def describe(self) -> str:
         """One line for ``python -m bench list``."""
         grid = ", in the default grid" if self.in_default_grid else ""
         reference = f"reference {self.text(self.default)}" if self.values or self.registry else "reference: the base's"
         return f"{', '.join(self.levels()) or 'any'} ({reference}{grid}){': ' + self.doc if self.doc else ''}"
+
+
+def value_text(value: Any) -> str:
+    """A value as the command line writes it (``--axis``, a base's name, a recipe): ``true``, ``0.01``, ``16+8``,
+    ``none`` for an empty tuple. The one formatter, so that a level reads the same wherever it is printed."""
+    if isinstance(value, (tuple, list)):
+        return "+".join(map(str, value)) or "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def axis(default: Any, **declaration: Any) -> Any:

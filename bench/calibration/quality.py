@@ -59,6 +59,7 @@ from bench.report.compute.load import normalise
 from bench.report.compute.recipes import TUNED
 from bench.report.compute.robustness import difference_fit
 from bench.report.render.markup import markdown_table
+from bench.report.render.wording import plus_minus
 from bench.schema import ALONG_TRAINING, PRIMARY_QUALITY, Kind, Measurement, references
 from variants import BASES
 
@@ -314,7 +315,7 @@ def table_for_docs(summary: pd.DataFrame) -> pd.DataFrame:
         "seeds": summary["seeds"],
         "reference × variant": summary["reference_interaction"].map(lambda r: f"{r:g} × run noise"),
         "intervals": summary["intervals"].map("{:,}".format),
-        "coverage [%]": [f"{c:.1f} ± {se:.1f}" for c, se in zip(summary["coverage_%"], summary["se_%"])],
+        "coverage [%]": [plus_minus(c, se, ".1f", ".1f") for c, se in zip(summary["coverage_%"], summary["se_%"])],
         **{f"{kind} [%]": summary[f"{kind}_%"].map("{:.1f}".format) for kind in KINDS},
         "final half-width [FD]": summary["median_half_width_final"].map("{:.3f}".format)})
 

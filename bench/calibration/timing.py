@@ -38,6 +38,7 @@ from bench.plan.designs.grid import grid
 from bench.plan.groups import timing_cells
 from bench.plan.sweep import RoundsBudget
 from bench.report.render.markup import markdown_table
+from bench.report.render.wording import plus_minus
 from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Measurement, references
 from bench.statistics.rounds_model import CONTROL, timing_effects
 from variants import AXES, BASES
@@ -135,7 +136,7 @@ class SimulatedProcess:
 
 
 def quick_cell() -> Cell:
-    """The quick preset's fmnist28 timing cell: its 16 variants and the baseline's A/A copy."""
+    """The quick preset's fmnist28 timing cell: its variants (the default grid) and the baseline's A/A copy."""
     costs = [Cell("cost", spec, "cpu", batch_size=16, threads=2) for spec in grid(BASES["fmnist28"], **QUICK_AXES)]
     [cell] = timing_cells(costs, budget_bytes=10**13)
     return cell
@@ -225,7 +226,7 @@ def table_for_docs(summary: pd.DataFrame) -> pd.DataFrame:
         "processes": summary["processes"], "model in process": summary["process_sd_%"].map("{:g}%".format),
         "rounds stop": summary["stop"].map({"fixed": "at the cap", "precision": "at ±3% or the cap"}),
         "build order": summary["build_order"], "unit": summary["interval_unit"],
-        "coverage [%]": [f"{c:.1f} ± {se:.1f}" for c, se in zip(summary["coverage_%"], summary["se_%"])],
+        "coverage [%]": [plus_minus(c, se, ".1f", ".1f") for c, se in zip(summary["coverage_%"], summary["se_%"])],
         "effects [%]": summary["coverage_effects_%"].map("{:.1f}".format),
         "nulls [%]": summary["coverage_nulls_%"].map("{:.1f}".format),
         "mean rounds": summary["mean_rounds"].map("{:.1f}".format),

@@ -13,7 +13,9 @@ from bench.measure.workload import Workload, make_workload
 from bench.models.peers import PeerUnavailable, model_builder
 from bench.plan.cells import Cell
 from bench.plan.execution import Execution
-from bench.schema import BOTH_TIMED_PHASES, TIMED_PHASES, TRAIN_STEP, Measurement, failure, measure_into
+from bench.schema import (BOTH_COUNTED_PHASES, BOTH_TIMED_PHASES, FLOPS, MODEL, PARAMS, PEAK_ALLOCATED_BYTES,
+                          PEAK_RSS_BYTES, SAVED_TENSOR_BYTES, TIMED_PHASES, TRAIN_STEP, Measurement, failure,
+                          measure_into)
 
 
 def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
@@ -31,14 +33,14 @@ def measure_cost(cell: Cell, rows: list[Measurement], scratch: Path) -> None:
     except PeerUnavailable as err:
         rows.append(failure("cell", "skipped", str(err)))
         return
-    measure_into(rows, "model", "params", lambda: _params(cell, workload))
-    measure_into(rows, "forward,train_step", "flops", lambda: _flops(cell, workload))
+    measure_into(rows, MODEL, PARAMS, lambda: _params(cell, workload))
+    measure_into(rows, BOTH_COUNTED_PHASES, FLOPS, lambda: _flops(cell, workload))
     execution = Execution.of(cell)
     executed = apply(workload, execution)
     if execution.compiled:
         measure_into(rows, BOTH_TIMED_PHASES, "compile_seconds", lambda: compile_seconds(executed))
-    measure_into(rows, TRAIN_STEP, "saved_tensor_bytes", lambda: _saved_tensors(executed))
-    peak_metric = "peak_allocated_bytes" if cell.device.startswith("cuda") else "peak_rss_bytes"
+    measure_into(rows, TRAIN_STEP, SAVED_TENSOR_BYTES, lambda: _saved_tensors(executed))
+    peak_metric = PEAK_ALLOCATED_BYTES if cell.device.startswith("cuda") else PEAK_RSS_BYTES
     measure_into(rows, BOTH_TIMED_PHASES, peak_metric, lambda: _peak_memory(cell, executed, scratch))
 
 
@@ -48,7 +50,7 @@ def _workload(cell: Cell) -> Workload:
 
 def _params(cell: Cell, workload: Workload) -> list[Measurement]:
     if cell.peer:  # a peer has none of our block types: totals only
-        return [Measurement("model", "params", float(sum(p.numel() for p in workload.model.parameters())),
+        return [Measurement(MODEL, PARAMS, float(sum(p.numel() for p in workload.model.parameters())),
                             "count", "numel")]
     return count_params(workload.model)
 
@@ -60,7 +62,7 @@ def _flops(cell: Cell, workload: Workload) -> list[Measurement]:
 
 def _saved_tensors(workload: ExecutedWorkload) -> Measurement:
     if workload.execution.compiled:
-        return _skipped(TRAIN_STEP, "saved_tensor_bytes", "bytes", "saved_tensors_hooks",
+        return _skipped(TRAIN_STEP, SAVED_TENSOR_BYTES, "bytes", "saved_tensors_hooks",
                         "a compiled step's saved tensors are chosen by its compiler, out of the hooks' sight")
     with workload.autocast():
         return saved_tensor_bytes(workload)
@@ -70,7 +72,7 @@ def _peak_memory(cell: Cell, workload: ExecutedWorkload, scratch: Path) -> list[
     if cell.device.startswith("cuda"):
         return cuda_peak_memory(workload)
     if cell.peer or not workload.execution.is_default:
-        return [_skipped(phase, "peak_rss_bytes", "bytes", RSS_METHOD,
+        return [_skipped(phase, PEAK_RSS_BYTES, "bytes", RSS_METHOD,
                          "the peak-RSS worker rebuilds our U-Net in fp32 eager contiguous only")
                 for phase in TIMED_PHASES]
     return cpu_peak_rss(cell.spec, cell.batch_size, cell.threads, scratch)

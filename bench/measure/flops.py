@@ -45,7 +45,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from bench.measure.blocks import block_modules, block_types, breakdown_rows, sum_by_block
-from bench.schema import COUNTED_PHASES, FORWARD, INFERENCE, TRAIN_STEP, Measurement
+from bench.schema import COUNTED_PHASES, FLOPS, FORWARD, INFERENCE, MODEL_FLOPS, TRAIN_STEP, Measurement
 from variants import build
 
 with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.jit.script
@@ -377,10 +377,10 @@ def count_flops(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurement]
     model_step, model_step_by_block = (step, step_by_block) if plain is model else flop_counter_flops(
         plain, x, sigma, TRAIN_STEP)
     return [
-        *breakdown_rows(FORWARD, "flops", "MAC", FVCORE, macs, macs_by_block, n),
-        *breakdown_rows(FORWARD, "flops", "FLOP", FLOP_COUNTER, forward, forward_by_block, n),
-        *breakdown_rows(TRAIN_STEP, "flops", "FLOP", FLOP_COUNTER, step, step_by_block, n),
-        *breakdown_rows(TRAIN_STEP, "model_flops", "FLOP", FLOP_COUNTER, model_step, model_step_by_block, n),
+        *breakdown_rows(FORWARD, FLOPS, "MAC", FVCORE, macs, macs_by_block, n),
+        *breakdown_rows(FORWARD, FLOPS, "FLOP", FLOP_COUNTER, forward, forward_by_block, n),
+        *breakdown_rows(TRAIN_STEP, FLOPS, "FLOP", FLOP_COUNTER, step, step_by_block, n),
+        *breakdown_rows(TRAIN_STEP, MODEL_FLOPS, "FLOP", FLOP_COUNTER, model_step, model_step_by_block, n),
     ]
 
 
@@ -390,15 +390,15 @@ def total_flop_rows(model: nn.Module, x: Tensor, sigma: Tensor) -> list[Measurem
     n = x.shape[0]
     # On a meta twin, as for our variants: attention counts as its unfused math there.
     flops = {phase: float(total_flops(model, x, sigma, phase)) for phase in COUNTED_PHASES}
-    rows = [Measurement(FORWARD, "flops", flops[FORWARD], "FLOP", FLOP_COUNTER, n=n),
-            Measurement(TRAIN_STEP, "flops", flops[TRAIN_STEP], "FLOP", FLOP_COUNTER, n=n),
-            Measurement(TRAIN_STEP, "model_flops", flops[TRAIN_STEP], "FLOP", FLOP_COUNTER, n=n)]
+    rows = [Measurement(FORWARD, FLOPS, flops[FORWARD], "FLOP", FLOP_COUNTER, n=n),
+            Measurement(TRAIN_STEP, FLOPS, flops[TRAIN_STEP], "FLOP", FLOP_COUNTER, n=n),
+            Measurement(TRAIN_STEP, MODEL_FLOPS, flops[TRAIN_STEP], "FLOP", FLOP_COUNTER, n=n)]
     try:
         macs, _, _ = fvcore_macs(model, x, sigma)
     except Exception as err:  # a peer op fvcore cannot count, or a module its JIT trace cannot follow
-        rows.append(Measurement(FORWARD, "flops", float("nan"), "MAC", FVCORE, n=n, status="skipped",
+        rows.append(Measurement(FORWARD, FLOPS, float("nan"), "MAC", FVCORE, n=n, status="skipped",
                                 message=f"fvcore: {type(err).__name__}: {' '.join(str(err).split())[:300]}"))
     else:
-        rows.append(Measurement(FORWARD, "flops", float(macs), "MAC", FVCORE, n=n))
+        rows.append(Measurement(FORWARD, FLOPS, float(macs), "MAC", FVCORE, n=n))
     return rows
 

@@ -23,7 +23,8 @@ import torch
 from bench.measure.processes import spawn_guarded
 from bench.measure.workload import Workload, make_workload
 from bench.models.sizes import saved_bytes
-from bench.schema import BOTH_TIMED_PHASES, INFERENCE, TIMED_PHASES, TRAIN_STEP, Measurement, exception_failure
+from bench.schema import (BOTH_TIMED_PHASES, INFERENCE, PEAK_ALLOCATED_BYTES, PEAK_RSS_BYTES, SAVED_TENSOR_BYTES,
+                          TIMED_PHASES, TRAIN_STEP, Measurement, exception_failure)
 from variants import AXES, UNetSpec
 
 MMAP_THRESHOLD_BYTES = 65536
@@ -33,7 +34,7 @@ RSS_METHOD = "VmHWM-net-of-baseline"
 def saved_tensor_bytes(workload: Workload) -> Measurement:
     model = workload.model.train()
     saved = saved_bytes(model, workload.x0, workload.sigma, workload.eps)
-    return Measurement(TRAIN_STEP, "saved_tensor_bytes", float(saved), "bytes", "saved_tensors_hooks",
+    return Measurement(TRAIN_STEP, SAVED_TENSOR_BYTES, float(saved), "bytes", "saved_tensors_hooks",
                        n=workload.batch_size)
 
 
@@ -48,7 +49,7 @@ def cuda_peak_memory(workload: Workload, warmup: int = 1) -> list[Measurement]:
         torch.cuda.reset_peak_memory_stats()
         run()
         torch.cuda.synchronize()
-        rows.append(Measurement(phase, "peak_allocated_bytes", float(torch.cuda.max_memory_allocated()), "bytes",
+        rows.append(Measurement(phase, PEAK_ALLOCATED_BYTES, float(torch.cuda.max_memory_allocated()), "bytes",
                                 "torch.cuda.max_memory_allocated", n=workload.batch_size))
         rows.append(Measurement(phase, "peak_reserved_bytes", float(torch.cuda.max_memory_reserved()), "bytes",
                                 "torch.cuda.max_memory_reserved", n=workload.batch_size))
@@ -90,7 +91,7 @@ def _rss_worker(spec_json: str, batch_size: int, threads: int, out: str, modules
     try:
         rows = [r.as_dict() for r in _peak_rss_rows(UNetSpec.from_json(spec_json), batch_size)]
     except Exception as err:  # the parent keeps it as this measurement's failure row, status and place intact
-        rows = [exception_failure(BOTH_TIMED_PHASES, err, "peak_rss_bytes").as_dict()]
+        rows = [exception_failure(BOTH_TIMED_PHASES, err, PEAK_RSS_BYTES).as_dict()]
     Path(out).write_text(json.dumps(rows))
 
 
@@ -114,7 +115,7 @@ def _net_peak_row(phase: str, net_bytes: int, batch_size: int) -> Measurement:
     set moves by pages as the interpreter itself allocates, so a step smaller than that reads zero or less, which is
     the limit of the method, not a size."""
     if net_bytes > 0:
-        return Measurement(phase, "peak_rss_bytes", float(net_bytes), "bytes", RSS_METHOD, n=batch_size)
-    return Measurement(phase, "peak_rss_bytes", float("nan"), "bytes", RSS_METHOD, n=batch_size, status="skipped",
+        return Measurement(phase, PEAK_RSS_BYTES, float(net_bytes), "bytes", RSS_METHOD, n=batch_size)
+    return Measurement(phase, PEAK_RSS_BYTES, float("nan"), "bytes", RSS_METHOD, n=batch_size, status="skipped",
                        message=f"below what the resident set resolves: the step's peak read {net_bytes / 1024:+.0f} "
                                "KiB from the resident set before it (a larger batch lifts it above)")

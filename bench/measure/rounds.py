@@ -23,8 +23,8 @@ from bench.plan.cells import Cell
 from bench.plan.execution import Execution
 from bench.plan.groups import MEMORY_SHARE, memory_budget
 from bench.plan.sweep import RoundsBudget
-from bench.schema import (BOTH_TIMED_PHASES, CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, TIMED_PHASES, Measurement,
-                          exception_failure, failure, measure_into)
+from bench.schema import (BOTH_TIMED_PHASES, CPU_SECONDS_PER_ITER, FRACTION_OF_PEAK, IMAGES_PER_S,
+                          SECONDS_PER_ITER, TIMED_PHASES, Measurement, exception_failure, failure, measure_into)
 
 
 def round_order(size: int, seed: int, round_index: int) -> list[int]:
@@ -190,9 +190,9 @@ def _round(cell: Cell, models: dict[int, _Model], seed: int, round_index: int, p
         rows += [
             Measurement(phase, SECONDS_PER_ITER, wall, "s", WALL_METHOD, **common),
             Measurement(phase, CPU_SECONDS_PER_ITER, cpu, "s", CPU_TIME_METHOD, **common),
-            Measurement(phase, "images_per_s", batch / wall, "images/s", WALL_METHOD, **common),
+            Measurement(phase, IMAGES_PER_S, batch / wall, "images/s", WALL_METHOD, **common),
             Measurement(phase, "achieved_flop_per_s", achieved, "FLOP/s", WALL_METHOD, **common),
-            Measurement(phase, "fraction_of_peak", achieved / peak_flop_per_s, "ratio", WALL_METHOD, **common),
+            Measurement(phase, FRACTION_OF_PEAK, achieved / peak_flop_per_s, "ratio", WALL_METHOD, **common),
         ]
     return rows
 

@@ -22,11 +22,11 @@ from bench.plan.groups import device_memory, memory_budget, timing_cells
 from bench.plan.options import (PARTS, SweepOptions, check_backend, check_counts, import_plugins,
                                 plugin_failure)
 from bench.plan.quality_presets import QUALITY_PRESETS, QualityConfig
-from bench.plan.recipe import RECIPE_AXES, recipe_changes, value_text
+from bench.plan.recipe import RECIPE_AXES, recipe_changes
 from bench.plan.sweep import DEVICES, Sweep, get_preset, load_sweep
 from bench.plan.tuning import tuning_grid, tuning_seeds
 from bench.schema import DEFAULT_EXECUTION, Kind
-from variants import BASES, UNetSpec
+from variants import BASES, UNetSpec, value_text
 
 
 @dataclass(frozen=True)
@@ -267,14 +267,7 @@ def base_name(spec: UNetSpec) -> str:
     mine = spec.to_dict()
     differences = {name: [k for k, v in base.to_dict().items() if mine.get(k) != v] for name, base in BASES.items()}
     closest = min(differences, key=lambda name: len(differences[name]))
-    return f"{closest}[{','.join(f'{k}={_text(mine[k])}' for k in differences[closest])}]"
-
-
-def _text(value: Any) -> str:
-    """A spec field's value in a base's name: tuples joined by '+' (``none`` when empty), as on the command line."""
-    if isinstance(value, (tuple, list)):
-        return "+".join(map(str, value)) or "none"
-    return str(value)
+    return f"{closest}[{','.join(f'{k}={value_text(mine[k])}' for k in differences[closest])}]"
 
 
 def resolve_base(base: str | UNetSpec) -> tuple[str, UNetSpec]:

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from bench.plan.quality_presets import LR_SCHEDULES, QualityConfig
 from bench.schema import RECIPE_TYPES
+from variants import value_text
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,6 @@ _VALID = {
     "ema_decay": "a float in [0, 1) (0 samples the raw weights)",
 }
 RECIPE_AXES: dict[str, RecipeAxis] = {name: RecipeAxis(name, kind, _VALID[name]) for name, kind in RECIPE_TYPES.items()}
-
-
-def value_text(value: Any) -> str:
-    """A recipe value as ``--axis`` writes it (``0.01``, ``inv_sqrt``)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def recipe_text(pairs: Iterable[tuple[str, Any]]) -> str:

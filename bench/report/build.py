@@ -15,7 +15,7 @@ from bench.report.render.document import Section
 from bench.report.render.markup import to_html, to_markdown
 from bench.report.sections.across_scales import across_scales_section
 from bench.report.sections.against_edm2 import edm2_section
-from bench.report.sections.against_paper import paper_section
+from bench.report.sections.against_paper import adm_section
 from bench.report.sections.along_training import along_training_section
 from bench.report.sections.against_peers import peers_section
 from bench.report.sections.axis_effects import axis_effects_section
@@ -76,7 +76,7 @@ def run_sections(run: Derived, figures_dir: Path) -> list[Section]:
     """The sections that apply to ``run``, in order (a builder returns None for a section that does not)."""
     sections = [
         verdict_section(run),
-        paper_section(run),
+        adm_section(run),
         edm2_section(run),
         tuning_section(run),
         along_training_section(run, figures_dir),

@@ -7,22 +7,9 @@ import pandas as pd
 
 from bench.report.compute.derived import Derived
 from bench.report.compute.frames import by_variant, per_variant_quality
-from bench.report.compute.headline import TRAINING_FLOPS
+from bench.report.compute.headline import HEADLINE_COSTS
 from bench.report.compute.recipes import confirmatory_recipes
-from bench.schema import ALONG_TRAINING, FORWARD, INFERENCE, TRAIN_STEP
-
-# (phase, metric, method or None, column title, scale)
-COST_COLUMNS = [
-    ("model", "params", None, "params [M]", 1e-6),
-    (FORWARD, "flops", "fvcore", "fwd [GMAC]", 1e-9),
-    (TRAIN_STEP, TRAINING_FLOPS, "torch.utils.flop_counter", "train [GFLOP]", 1e-9),
-    (TRAIN_STEP, "saved_tensor_bytes", None, "saved [MB]", 1e-6),
-    (TRAIN_STEP, "peak_rss_bytes", None, "train RSS [MB]", 1e-6),
-    (TRAIN_STEP, "peak_allocated_bytes", None, "train alloc [MB]", 1e-6),
-    (TRAIN_STEP, "images_per_s", None, "train [img/s]", 1.0),
-    (INFERENCE, "images_per_s", None, "infer [img/s]", 1.0),
-    (TRAIN_STEP, "fraction_of_peak", None, "train/peak", 1.0),
-]
+from bench.schema import ALONG_TRAINING, FD, IMAGES_PER_S, SAMPLE
 
 
 def printed_costs(derived: Derived) -> pd.DataFrame:
@@ -32,17 +19,17 @@ def printed_costs(derived: Derived) -> pd.DataFrame:
     if cells.empty:
         return pd.DataFrame()
     out = {}
-    for phase, metric, method, title, scale in COST_COLUMNS:
-        rows = cells[(cells["phase"] == phase) & (cells["metric"] == metric)]
-        if method:
-            rows = rows[rows["method"] == method]
+    for cost in (cost for cost in HEADLINE_COSTS if cost.printed):
+        rows = cells[(cells["phase"] == cost.phase) & (cells["metric"] == cost.metric)]
+        if cost.method:
+            rows = rows[rows["method"] == cost.method]
         if rows.empty:
             continue
-        median = by_variant(rows, rows["value"] * scale)
-        out[title] = median.round(3 if scale != 1.0 or median.max() < 10 else 1)
-        if metric == "images_per_s":
+        median = by_variant(rows, rows["value"] * cost.scale)
+        out[cost.printed] = median.round(3 if cost.scale != 1.0 or median.max() < 10 else 1)
+        if cost.metric == IMAGES_PER_S:
             iqr = by_variant(rows, 100 * (rows["q3"] - rows["q1"]) / rows["value"])
-            out[title.replace("[img/s]", "IQR%")] = iqr.round(1)
+            out[cost.printed.replace("[img/s]", "IQR%")] = iqr.round(1)
     return pd.DataFrame(out)
 
 
@@ -55,7 +42,7 @@ def printed_peers(derived: Derived) -> pd.DataFrame:
     return speed.rename(columns={"median": "ours / peer", "count": "rounds"}).round(3)
 
 
-def printed_quality(derived: Derived, metric: str = "fd", recipe: str | None = None) -> pd.DataFrame:
+def printed_quality(derived: Derived, metric: str = FD, recipe: str | None = None) -> pd.DataFrame:
     """Mean and 95% t-interval half-width over seeds, and the real-vs-real floor, of one quality metric at the end
     of training, at ``recipe`` (default: the main reading, compute/recipes.py)."""
     if recipe is None or recipe == derived.main_recipe:
@@ -68,7 +55,7 @@ def printed_quality(derived: Derived, metric: str = "fd", recipe: str | None = N
     if not frames:
         return pd.DataFrame()
     ci = pd.concat(frames, ignore_index=True)
-    ci = ci[(ci["phase"] == "sample") & (ci["metric"] == metric)]
+    ci = ci[(ci["phase"] == SAMPLE) & (ci["metric"] == metric)]
     if ci.empty:
         return pd.DataFrame()
     several = ci["base_config"].nunique() > 1  # the same variant on two networks (the scale preset)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.plan.cells import Cell
-from bench.schema import FORWARD, INFERENCE, SECONDS_PER_ITER, Kind, Measurement, columns
+from bench.schema import (FLOPS, FORWARD, IMAGES_PER_S, INFERENCE, MODEL, MODEL_FLOPS, PARAMS, SAVED_TENSOR_BYTES,
+                          SECONDS_PER_ITER, Kind, Measurement, columns)
 from variants import UNetSpec
 
 BENCHMARK_METHOD = "pytest-benchmark"
@@ -66,7 +67,7 @@ def _timings(bench: dict, info: dict) -> list[Measurement]:
     if stats.get("data"):
         return [m for repeat, seconds in enumerate(stats["data"]) for m in (
             Measurement(phase, SECONDS_PER_ITER, seconds, "s", BENCHMARK_METHOD, repeat=repeat, n=batch),
-            Measurement(phase, "images_per_s", batch / seconds, "images/s", BENCHMARK_METHOD, repeat=repeat, n=batch),
+            Measurement(phase, IMAGES_PER_S, batch / seconds, "images/s", BENCHMARK_METHOD, repeat=repeat, n=batch),
         )]
     # Statistics over rounds: n is the number of rounds behind each.
     return [Measurement(phase, f"seconds_{stat}", stats[stat], "s", BENCHMARK_METHOD, n=stats["rounds"])
@@ -76,11 +77,10 @@ def _timings(bench: dict, info: dict) -> list[Measurement]:
 def _counts(info: dict) -> list[Measurement]:
     """The counts a benchmark recorded, in the rows the cost runner writes for them (totals only)."""
     flop_phase = FORWARD if info["phase"] == INFERENCE else info["phase"]
-    known = {
-        "params": ("model", "params", "count", "numel"),
-        "flops": (flop_phase, "flops", "FLOP", "torch.utils.flop_counter"),
-        "model_flops": (flop_phase, "model_flops", "FLOP", "torch.utils.flop_counter"),
-        "saved_tensor_bytes": (info["phase"], "saved_tensor_bytes", "bytes", "saved_tensors_hooks"),
-    }
-    return [Measurement(phase, metric, float(info[key]), unit, method, n=info["batch_size"] if key != "params" else None)
-            for key, (phase, metric, unit, method) in known.items() if key in info]
+    known = [(MODEL, PARAMS, "count", "numel"),  # a benchmark's extra_info names each count as its metric
+             (flop_phase, FLOPS, "FLOP", "torch.utils.flop_counter"),
+             (flop_phase, MODEL_FLOPS, "FLOP", "torch.utils.flop_counter"),
+             (info["phase"], SAVED_TENSOR_BYTES, "bytes", "saved_tensors_hooks")]
+    return [Measurement(phase, metric, float(info[metric]), unit, method,
+                        n=info["batch_size"] if metric != PARAMS else None)
+            for phase, metric, unit, method in known if metric in info]

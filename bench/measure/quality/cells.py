@@ -19,7 +19,7 @@ from bench.measure.quality.packed import train_packed
 from bench.measure.quality.scoring import score
 from bench.measure.quality.train import generate, train, training_steps
 from bench.plan.quality_presets import QualityConfig
-from bench.schema import ALONG_TRAINING, Measurement, measure_into
+from bench.schema import ALONG_TRAINING, SAMPLE, Measurement, measure_into
 from variants import UNetSpec, build
 
 
@@ -81,26 +81,26 @@ def _prepare(spec: UNetSpec, config: QualityConfig, device: str | torch.device, 
 def _sample_and_score(model: torch.nn.Module, config: QualityConfig, seed: int, data: DatasetSplits,
                       classifier: torch.nn.Module, reference: Tensor, where: str, device: str | torch.device,
                       step: int, grid: Path | None = None) -> list[Measurement]:
-    """Sample ``eval_n`` images and score them against ``reference``: phase "sample" at the last step, else
+    """Sample ``eval_n`` images and score them against ``reference``: phase ``SAMPLE`` at the last step, else
     ALONG_TRAINING, every row at ``step``; the first images go to the PNG ``grid`` if given."""
     cuda = torch.device(device).type == "cuda"
     start = time.perf_counter()
     images = generate(model, config, config.eval_n, seed, device)
     if cuda:
         torch.cuda.synchronize()
-    rows = [Measurement("sample", "sampling_time", time.perf_counter() - start, "s",
+    rows = [Measurement(SAMPLE, "sampling_time", time.perf_counter() - start, "s",
                         f"time.perf_counter, smalldiffusion samples(gam={config.gam:g}), "
                         f"{config.sampler_steps} steps", seed=seed, n=config.eval_n)]
     images = images.clamp(-1, 1)  # the data range: what an image file would store
     # Each of these fails on its own (a row says why), keeping the trained cell's other rows.
-    measure_into(rows, "sample", "scores", lambda: score(images, reference, data, classifier, config, seed))
+    measure_into(rows, SAMPLE, "scores", lambda: score(images, reference, data, classifier, config, seed))
     if config.inception_fid:
-        measure_into(rows, "sample", "inception_fd", lambda: inception_rows(
+        measure_into(rows, SAMPLE, "inception_fd", lambda: inception_rows(
             images, reference, f"{data.name} held-out ({data.split}), {where}", seed, device))
     if grid is not None:
-        measure_into(rows, "sample", "sample_grid", lambda: save_grid(images, grid, config.grid_images))
-    phase = "sample" if step == config.train_steps else ALONG_TRAINING
-    return [dataclasses.replace(row, phase=phase if row.phase == "sample" else row.phase, step=step,
+        measure_into(rows, SAMPLE, "sample_grid", lambda: save_grid(images, grid, config.grid_images))
+    phase = SAMPLE if step == config.train_steps else ALONG_TRAINING
+    return [dataclasses.replace(row, phase=phase if row.phase == SAMPLE else row.phase, step=step,
                                 message=row.message or where) for row in rows]
 
 
@@ -121,16 +121,16 @@ def real_floor(config: QualityConfig, seed: int, out_dir: Path, cache_dir: Path,
         require_inception()
     # Each of these fails on its own (a row says why), keeping the floor's other rows.
     rows: list[Measurement] = []
-    measure_into(rows, "sample", "scores", lambda: score(images, reference, data, classifier, config, seed))
+    measure_into(rows, SAMPLE, "scores", lambda: score(images, reference, data, classifier, config, seed))
     if config.inception_fid:
-        measure_into(rows, "sample", "inception_fd", lambda: inception_rows(
+        measure_into(rows, SAMPLE, "inception_fd", lambda: inception_rows(
             images, reference, f"{data.name} held-out ({data.split}), disjoint halves", seed, device))
     measure_into(rows, "classifier", "accuracy", lambda: Measurement(
         "classifier", "accuracy", accuracy(classifier, data.heldout_x, data.heldout_y), "ratio",
         f"{feature_name(data)} trained on the train split (seed {config.classifier_seed}, "
         f"{config.classifier_epochs} epochs)", seed=config.classifier_seed, n=len(data.heldout_y),
         message="held-out accuracy of the feature classifier"))
-    measure_into(rows, "sample", "sample_grid", lambda: save_grid(
+    measure_into(rows, SAMPLE, "sample_grid", lambda: save_grid(
         images, Path(out_dir) / "samples" / f"real-seed{seed}.png", config.grid_images))
     return rows
 

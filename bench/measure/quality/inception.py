@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from bench.schema import Measurement
+from bench.schema import SAMPLE, Measurement
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's Inception-v3, via torch.hub
 INCEPTION_METHOD = "torchmetrics.FrechetInceptionDistance(feature=2048, torch-fidelity inception-v3-compat)"
@@ -44,7 +44,7 @@ def inception_fd(images: Tensor, reference: Tensor, device: str | torch.device =
 
 def inception_rows(images: Tensor, reference: Tensor, reference_split: str, seed: int,
                    device: str | torch.device) -> list[Measurement]:
-    return [Measurement("sample", "inception_fd", inception_fd(images, reference, device), "squared_feature",
+    return [Measurement(SAMPLE, "inception_fd", inception_fd(images, reference, device), "squared_feature",
                         INCEPTION_METHOD, seed=seed, n=len(images), message=f"reference: {reference_split}")]
 
 

@@ -20,9 +20,8 @@ from bench.measure.quality.metrics import (
     sliced_wasserstein,
 )
 from bench.plan.quality_presets import QualityConfig
-from bench.schema import Measurement
+from bench.schema import FD, KID, SAMPLE, SWD, Measurement
 
-PHASE = "sample"
 
 
 @torch.no_grad()
@@ -52,17 +51,17 @@ def score(images: Tensor, reference: Tensor, data: DatasetSplits, classifier: Di
                   f"subset_size={config.kid_subset_size})")
 
     def row(metric: str, value: float, unit: str, method: str, message: str = "") -> Measurement:
-        return Measurement(phase=PHASE, metric=metric, value=value, unit=unit, method=method, seed=seed, n=n,
+        return Measurement(phase=SAMPLE, metric=metric, value=value, unit=unit, method=method, seed=seed, n=n,
                            message=message)
 
     return [
-        row("fd", frechet_distance(fake_feats, real_feats), "squared_feature",
+        row(FD, frechet_distance(fake_feats, real_feats), "squared_feature",
             f"torchmetrics.FrechetInceptionDistance(feature={feat})"),
-        row("kid", kid_mean, "squared_mmd", kid_method),
+        row(KID, kid_mean, "squared_mmd", kid_method),
         row("kid_std", kid_std, "squared_mmd", kid_method, "std of KID over its subsets"),
         row("precision", precision, "ratio", f"knn-precision(k={config.pr_k}, feature={feat}), Kynkaanniemi 2019"),
         row("recall", recall, "ratio", f"knn-recall(k={config.pr_k}, feature={feat}), Kynkaanniemi 2019"),
-        row("swd", sliced_wasserstein(images, reference, config.swd_projections, config.eval_seed), "pixel_value",
+        row(SWD, sliced_wasserstein(images, reference, config.swd_projections, config.eval_seed), "pixel_value",
             f"sliced-W1(pixels in [-1,1], projections={config.swd_projections})"),
         row("copy_rate", copy_rate(images, data.train_x, threshold), "ratio",
             f"nearest-train-L2 <= q{config.copy_quantile:g} of held-out-to-train NN L2",

@@ -16,9 +16,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from bench.measure.quality.data import DatasetSplits
 from bench.plan.quality_presets import QualityConfig
-from bench.schema import WALL_TIME, Measurement
+from bench.schema import HELDOUT_LOSS, TRAIN, WALL_TIME, Measurement
 
-PHASE = "train"
 # Called at every checkpoint before the last with the step and the models to sample from (one per seed).
 AtCheckpoint = Callable[[int, Sequence[nn.Module]], None]
 
@@ -109,9 +108,9 @@ def curve_rows(heldout: HeldoutLoss, model: nn.Module, config: QualityConfig, se
                seconds: float, timing: str) -> list[Measurement]:
     """One point of a learning curve: ``model``'s held-out loss and the training time so far, ``seconds``."""
     weights = f"EMA({config.ema_decay:g}) weights" if config.ema_decay > 0 else "raw weights"
-    return [Measurement(PHASE, "heldout_loss", heldout(model), "mse", f"{heldout.method}; {weights}", seed=seed,
+    return [Measurement(TRAIN, HELDOUT_LOSS, heldout(model), "mse", f"{heldout.method}; {weights}", seed=seed,
                         step=step, n=heldout.n),
-            Measurement(PHASE, WALL_TIME, seconds, "s", timing, seed=seed, step=step, n=step * config.batch_size,
+            Measurement(TRAIN, WALL_TIME, seconds, "s", timing, seed=seed, step=step, n=step * config.batch_size,
                         message="n: training images seen")]
 
 

@@ -48,7 +48,7 @@ from statsmodels.stats.multitest import multipletests
 
 from bench.report.compute.headline import PRIMARY_QUALITY, PRIMARY_TIME
 from bench.report.compute.recipes import confirmatory_recipes
-from bench.schema import KNOWN_NULLS, SECONDS_PER_ITER
+from bench.schema import FLOPS, KNOWN_NULLS, MODEL_FLOPS, PARAMS, SAVED_TENSOR_BYTES, SECONDS_PER_ITER
 from bench.statistics.rounds_model import CONTROL
 from bench.statistics.stats import ALPHA, excludes, t_interval
 from variants import AXES
@@ -63,7 +63,7 @@ CORRECTION_TEXT = (f"primary effects (per axis switch, the training step's time 
                    f"step-down correction over that family (family-wise error {ALPHA:g}); controls: Holm over the "
                    f"controls; every other effect is exploratory, resolved when its unadjusted 95% interval excludes "
                    "zero; counted quantities are exact and not tested")
-COUNTED_METRICS = ("params", "flops", "model_flops", "saved_tensor_bytes")
+COUNTED_METRICS = (PARAMS, FLOPS, MODEL_FLOPS, SAVED_TENSOR_BYTES)
 DISTURBED = "timing disturbed"  # in the method of a time effect whose rounds ran on a busy machine
 
 

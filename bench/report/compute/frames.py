@@ -7,8 +7,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from bench.report.compute.headline import HEADLINE_QUALITY
-from bench.schema import (ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES, RECIPE_COLUMNS, Kind,
-                          references)
+from bench.schema import (ALONG_TRAINING, COST_KINDS, FINAL_STEP, MACHINE_PHASES, PARAMS, RECIPE_COLUMNS, TRAIN,
+                          Kind, references)
 from bench.statistics.stats import summarise
 from variants import AXES  # every declared axis, plugins' included once imported
 
@@ -70,7 +70,7 @@ def scored_values(table: pd.DataFrame, kind: Kind = Kind.QUALITY) -> pd.DataFram
     checkpoints (``ALONG_TRAINING``, at their ``step``)."""
     rows = table[(table["kind"] == kind) & (table["status"] == "ok") & table["value"].notna()]
     along = rows[(rows["phase"] == ALONG_TRAINING) & rows["metric"].isin(ALONG_TRAINING_METRICS)]
-    curves = rows[rows["phase"] == "train"]
+    curves = rows[rows["phase"] == TRAIN]
     if not curves.empty:
         order = curves.sort_values("step", na_position="first")
         runs = ["variant", *RECIPE_COLUMNS, "quality_preset", "base_config", "seed", "metric"]
@@ -79,7 +79,7 @@ def scored_values(table: pd.DataFrame, kind: Kind = Kind.QUALITY) -> pd.DataFram
         earlier = earlier[earlier["step"].isin(set(along["step"].dropna())) & earlier["metric"].isin(
             ALONG_TRAINING_METRICS)]
         curves = pd.concat([last.assign(phase=FINAL_STEP), earlier.assign(phase=ALONG_TRAINING)])
-    rows = pd.concat([rows[~rows["phase"].isin(("train", ALONG_TRAINING))], along, curves])
+    rows = pd.concat([rows[~rows["phase"].isin((TRAIN, ALONG_TRAINING))], along, curves])
     keys = ["variant", *AXES, *RUNG, *RECIPE_COLUMNS, "quality_preset", *QUALITY_CONTEXT, *MEASURE, "step", "n"]
     values = rows.groupby(keys, dropna=False, sort=True)["value"].mean().reset_index()
     return values.rename(columns={"n": "sample_size"})  # "n" is reserved for the count behind an interval
@@ -183,19 +183,14 @@ def rung_changes(table: pd.DataFrame) -> dict[str, str]:
     for index, name in rung_order(first):
         now = levels.loc[index, list(AXES)]
         before = levels.loc[index - 1, list(AXES)] if index > 0 else reference
-        changed = [f"{axis}={_text(axis, now[axis])}" for axis in AXES if str(now[axis]) != str(before[axis])]
+        changed = [f"{axis}={AXES[axis].text(now[axis])}" for axis in AXES if str(now[axis]) != str(before[axis])]
         changes[name] = ", ".join(changed) or "the base"
     return changes
 
 
-def _text(axis: str, value: Any) -> str:
-    """A table's axis value as ``--axis`` writes it (``true``, ``16+8``, ``mp``)."""
-    return str(value).lower() if AXES[axis].type is bool else str(value)
-
-
 def parameter_count(table: pd.DataFrame, base: str) -> float:
     """The largest parameter count of our models at ``base`` (0 if none was counted)."""
-    rows = table[(table["base_config"] == base) & (table["metric"] == "params") & (table["peer"] == "")]
+    rows = table[(table["base_config"] == base) & (table["metric"] == PARAMS) & (table["peer"] == "")]
     return float(rows["value"].max()) if len(rows) else 0.0
 
 

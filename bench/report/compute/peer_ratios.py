@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Kind
+from bench.report.compute.headline import TIMED_PHASE_NAMES
+from bench.schema import IMAGES_PER_S, MODEL, PARAMS, SECONDS_PER_ITER, Kind
 from bench.statistics.stats import bootstrap_interval
 from variants import AXES
 
 SETTING = ["setting", "batch_size", "base_config", "threads"]
-SPEED = ((TRAIN_STEP, "training step"), (INFERENCE, "inference"))
 
 
 def peer_rounds(table: pd.DataFrame) -> pd.DataFrame:
@@ -67,13 +67,13 @@ def _values(rows: pd.DataFrame, phase: str, metric: str) -> np.ndarray:
 
 
 def _compare(match: dict, mine: pd.DataFrame, peer: pd.DataFrame, rounds: pd.DataFrame) -> dict:
-    params_ours, params_peer = _values(mine, "model", "params"), _values(peer, "model", "params")
+    params_ours, params_peer = _values(mine, MODEL, PARAMS), _values(peer, MODEL, PARAMS)
     out = {"setting": match["setting"], "peer": match["peer"], "variant": mine["variant"].iloc[0],
            "batch_size": match["batch_size"], "base_config": match["base_config"],
            "params_ours": params_ours[0] if len(params_ours) else np.nan,
            "params_peer": params_peer[0] if len(params_peer) else np.nan}
-    for phase, _ in SPEED:
-        a, b = _values(mine, phase, "images_per_s"), _values(peer, phase, "images_per_s")
+    for phase, _ in TIMED_PHASE_NAMES:
+        a, b = _values(mine, phase, IMAGES_PER_S), _values(peer, phase, IMAGES_PER_S)
         if len(a) and len(b):
             out[f"{phase}_ours"], out[f"{phase}_peer"] = float(np.median(a)), float(np.median(b))
             out[f"{phase}_cells"] = ratio_of_medians(a, b)

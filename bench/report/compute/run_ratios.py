@@ -19,13 +19,13 @@ from statsmodels.stats.multitest import multipletests
 from bench.report.compute.derived import Derived
 from bench.report.compute.effects import COUNTED_METRICS
 from bench.report.compute.frames import add_labels
-from bench.schema import CPU_SECONDS_PER_ITER, SECONDS_PER_ITER, Kind
+from bench.schema import CPU_SECONDS_PER_ITER, FLOPS, MODEL_FLOPS, SECONDS_PER_ITER, Kind
 from bench.statistics.rounds_model import CONTROL, percent
 from bench.statistics.stats import ALPHA, bootstrap_interval, excludes, independent_difference
 
 TIMED_UNITS = ("s", "images/s", "FLOP/s", "ratio")
 # How a measurement scales with the batch, for pairing cells of different batches (the rest do not scale).
-PER_IMAGE_METRICS = ("flops", "model_flops", SECONDS_PER_ITER, CPU_SECONDS_PER_ITER)
+PER_IMAGE_METRICS = (FLOPS, MODEL_FLOPS, SECONDS_PER_ITER, CPU_SECONDS_PER_ITER)
 UNPAIRABLE_UNITS = ("bytes",)
 
 

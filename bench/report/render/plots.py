@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from bench.report.compute.peer_ratios import SPEED  # noqa: E402
+from bench.report.compute.headline import TIMED_PHASE_NAMES  # noqa: E402
 from bench.report.render.wording import scale_for  # noqa: E402
 from bench.schema import WALL_TIME  # noqa: E402
 from bench.statistics.stats import pareto_front, t_interval  # noqa: E402
@@ -61,9 +61,9 @@ def speedup_plot(rounds: pd.DataFrame, comparisons: pd.DataFrame, title: str) ->
     """Interleaved rounds of our throughput over each peer's: every round a dot, the median a black diamond
     with its 95% bootstrap interval (``comparisons``' ``<phase>_interleaved``: median, low, high), a line at 1
     (parity), per phase (columns) and setting (rows)."""
-    rounds = rounds.assign(phase=rounds["phase"].map(dict(SPEED)), value=rounds["ratio"])
+    rounds = rounds.assign(phase=rounds["phase"].map(dict(TIMED_PHASE_NAMES)), value=rounds["ratio"])
     order = sorted(rounds["peer"].unique())
-    phases = [label for _, label in SPEED if label in set(rounds["phase"])]
+    phases = [label for _, label in TIMED_PHASE_NAMES if label in set(rounds["phase"])]
 
     def strip(data: pd.DataFrame, **_: object) -> None:  # FacetGrid's own colour and label arguments unused
         # seaborn jitters the dots with numpy's global generator, and catplot visits its facets in an order that
@@ -76,7 +76,7 @@ def speedup_plot(rounds: pd.DataFrame, comparisons: pd.DataFrame, title: str) ->
                          height=max(2.0, 0.45 * len(order) + 1.0), aspect=1.8)
     grid.map_dataframe(strip)
     for (setting, phase), ax in grid.axes_dict.items():
-        key = next(p for p, label in SPEED if label == phase) + "_interleaved"
+        key = next(p for p, label in TIMED_PHASE_NAMES if label == phase) + "_interleaved"
         for _, row in comparisons[comparisons["setting"] == setting].iterrows():
             if not isinstance(row.get(key), tuple):
                 continue

@@ -6,9 +6,9 @@ import math
 import pandas as pd
 
 from bench.plan.bracket import BOUND, INVALID, LOW, NO_RATIO
-from bench.plan.recipe import value_text
 from bench.report.compute.effects import DISTURBED
 from bench.schema import ALONG_TRAINING
+from variants import value_text
 
 PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 # Units that read better with an SI prefix (a ratio or a percentage does not).
@@ -41,9 +41,20 @@ def signed(value: float, unit: str = "") -> str:
     return f"{value:+.3g}{unit}"
 
 
+def bounds(low: float, high: float, spec: str = ".3g", label: str = "") -> str:
+    """``[low, high]``: an interval's ends in format ``spec``, after ``label`` (``95% CI ``). Every interval the
+    report and the calibrations print is written here, so that they all read alike."""
+    return f"[{label}{format(low, spec)}, {format(high, spec)}]"
+
+
+def plus_minus(value: float, half_width: float, spec: str = ".3g", half_spec: str = ".3g") -> str:
+    """``12.3 ± 0.45``: a value and the half-width of its interval (or its standard error)."""
+    return f"{format(value, spec)} ± {format(half_width, half_spec)}"
+
+
 def effect_interval(row: pd.Series, unit: str = "") -> str:
     """``+5.01 [+3.54, +6.47]``: an effects.csv row's estimate (in ``unit``) and its 95% interval."""
-    return f"{signed(row['estimate'], unit)} [{signed(row['ci_low'])}, {signed(row['ci_high'])}]"
+    return f"{signed(row['estimate'], unit)} {bounds(row['ci_low'], row['ci_high'], '+.3g')}"
 
 
 def interval(row: pd.Series, unit: str = "", signed: bool = False) -> str:
@@ -57,7 +68,7 @@ def interval(row: pd.Series, unit: str = "", signed: bool = False) -> str:
         return f"{fmt(row['mean'])}{suffix} (n={n}: no interval)"
     if row["low"] == row["high"]:
         return f"{fmt(row['mean'])}{suffix} (identical in all n={n})"
-    return f"{fmt(row['mean'])}{suffix} [95% CI {fmt(row['low'])}, {fmt(row['high'])}] (n={n})"
+    return f"{fmt(row['mean'])}{suffix} {bounds(row['low'], row['high'], spec, '95% CI ')} (n={n})"
 
 
 def _digits_to_separate(low: float, high: float) -> int:

@@ -4,16 +4,14 @@ our rung effect, at the shared recipe and at each rung's tuned recipe. The paper
 changes the architecture only), not prose."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.robustness import PAPER_READINGS, bound_level, paper_reading, primary_quality
-from bench.report.render.document import Section, Table, Text
+from bench.report.compute.robustness import bound_level, paper_reading, primary_quality
+from bench.report.render.document import Section
+from bench.report.render.paper import paper_section, paper_table
 from bench.report.render.wording import effect_interval, signed
 
-PAPER = Path(__file__).parent.parent / "data" / "edm2_fid.csv"
 NOTE = ("EDM2 builds its network in cumulative configurations A to G on ImageNet-512 and reports each one's FID "
         "(lower is better); our ladder's rungs carry the same names and each is compared with the rung before it "
         "(FD on the classifier features of the run's data set, lower is better). A rung whose predecessor in our "
@@ -25,10 +23,6 @@ NOTE = ("EDM2 builds its network in cumulative configurations A to G on ImageNet
         "primary family), contradicted = the opposite sign and resolved, else not resolved at this scale, with the "
         "largest difference the run allows: its interval at Holm's family level, named beside it, wider than the 95% "
         "interval of our effect.")
-
-
-def paper_table() -> pd.DataFrame:
-    return pd.read_csv(PAPER, keep_default_na=False)
 
 
 def paper_step(paper: pd.DataFrame, from_level: str, to_level: str) -> tuple[float, str]:
@@ -59,7 +53,7 @@ def _yes(value) -> bool:
 
 
 def edm2_section(derived: Derived) -> Section | None:
-    table = paper_table()
+    table = paper_table("edm2")
     paper = table.set_index("config")
     ours = primary_quality(derived.effects)
     ours = ours[ours["axis"].isin(derived.rungs) & ours["to_level"].isin(paper.index)
@@ -75,19 +69,5 @@ def edm2_section(derived: Derived) -> Section | None:
             line[f"reading ({mine['recipe']} recipe)"] = paper_reading(change, mine,
                                                                        bound_level(derived.effects, mine))
         rows.append(line)
-    frame = pd.DataFrame(rows)
-    section = Section("Against the paper (EDM2)", NOTE)
-    section.items.append(Table("EDM2's Table 1 beside our rung effects", frame,
-                               f"Source: {paper['source'].iloc[0]}."))
-    section.items.append(Text(_summary(frame)))
-    return section
-
-
-def _summary(frame: pd.DataFrame) -> list[str]:
-    lines = []
-    for column in (c for c in frame.columns if c.startswith("reading")):
-        recipe = column.removeprefix("reading (").removesuffix(")")
-        for word in PAPER_READINGS:
-            hits = frame.loc[frame[column].str.startswith(word), "rung"].str.split(":").str[0]
-            lines.append(f"{word.capitalize()} at this scale, {recipe}: {', '.join(hits) if len(hits) else 'none'}.")
-    return lines
+    return paper_section("Against the paper (EDM2)", NOTE, "EDM2's Table 1 beside our rung effects", pd.DataFrame(rows),
+                         paper["source"].iloc[0], lambda hits: list(hits["rung"].str.split(":").str[0]), ", ")

@@ -3,37 +3,36 @@ switches, and which directions this scale reproduces, contradicts or cannot reso
 (bench/report/data/adm_fid.csv, each row with its source), not prose."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from bench.report.compute.derived import Derived
 from bench.report.compute.effects import quality_base
 from bench.report.compute.headline import PRIMARY_QUALITY
-from bench.report.compute.robustness import PAPER_READINGS, bound_level, paper_reading, primary_quality
-from bench.report.render.document import Section, Table, Text
+from bench.report.compute.robustness import bound_level, paper_reading, primary_quality
+from bench.report.render.document import Section
+from bench.report.render.paper import paper_section, paper_table
 from bench.report.render.wording import effect_interval, signed
 
-PAPER = Path(__file__).parent.parent / "data" / "adm_fid.csv"
+NOTE = ("ADM's ablations changed one choice of a 128x128 ImageNet U-Net and reported the change in FID (negative: "
+        "better); our effect is the primary quality effect of the same switch (FD on the classifier features of the "
+        "run's data set, negative: better). The scales differ by orders of magnitude, so only directions compare, and "
+        "each reading holds at this scale only: reproduced = the same sign and resolved (Holm over the primary "
+        "family), contradicted = the opposite sign and resolved, else not resolved at this scale, with the largest "
+        "difference the run allows: its interval at Holm's family level, named beside it, wider than the 95% "
+        "interval of our effect.")
 
 
-def paper_table() -> pd.DataFrame:
-    return pd.read_csv(PAPER, dtype={"our_to_level": str}, keep_default_na=False)
+def adm_table() -> pd.DataFrame:
+    """ADM's published FID changes, each row with the switch of ours it is read against (``our_to_level``)."""
+    return paper_table("adm", our_to_level=str)
 
 
-def paper_section(derived: Derived) -> Section | None:
-    section = Section("Against the paper (ADM)", "ADM's ablations changed one choice of a 128x128 ImageNet U-Net "
-                      "and reported the change in FID (negative: better); our effect is the primary quality effect of "
-                      "the same switch (FD on the classifier features of the run's data set, negative: better). The "
-                      "scales differ by orders of magnitude, so only directions compare, and each reading holds at "
-                      "this scale only: reproduced = the same sign and resolved (Holm over the primary family), "
-                      "contradicted = the opposite sign and resolved, else not resolved at this scale, with the "
-                      "largest difference the run allows: its interval at Holm's family level, named beside it, wider "
-                      "than the 95% interval of our effect.")
+def adm_section(derived: Derived) -> Section | None:
+    table = adm_table()
     ours = primary_quality(derived.effects)
     ours = ours[(ours["recipe"] == derived.main_recipe) & (ours["base_config"] == quality_base(derived.effects))]
     rows = []
-    for _, paper in paper_table().iterrows():
+    for _, paper in table.iterrows():
         match = ours[(ours["axis"] == paper["axis"])
                      & ((ours["to_level"] == paper["our_to_level"]) if paper["our_to_level"] else True)]
         if match.empty:
@@ -49,17 +48,6 @@ def paper_section(derived: Derived) -> Section | None:
                      "reading": paper_reading(paper["fid_change"], mine, bound_level(derived.effects, mine))})
     if not rows:
         return None  # the run switched none of the axes ADM's tables ablate, or measured no quality
-    frame = pd.DataFrame(rows)
-    section.items.append(Table("ADM's published FID changes beside ours", frame,
-                               f"Source: {paper_table()['source'].iloc[0].split(', Table')[0]}."))
-    section.items.append(Text(_summary(frame)))
-    return section
-
-
-def _summary(frame: pd.DataFrame) -> list[str]:
-    lines = []
-    for word in PAPER_READINGS:
-        hits = frame[frame["reading"].str.startswith(word)]
-        rows = sorted(set(hits["ADM table"]))
-        lines.append(f"{word.capitalize()} at this scale: {'; '.join(rows) if rows else 'none'}.")
-    return lines
+    return paper_section("Against the paper (ADM)", NOTE, "ADM's published FID changes beside ours", pd.DataFrame(rows),
+                         table["source"].iloc[0].split(", Table")[0],
+                         lambda hits: sorted(set(hits["ADM table"])), "; ")

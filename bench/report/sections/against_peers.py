@@ -6,9 +6,11 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.compute.derived import Derived
-from bench.report.compute.peer_ratios import SPEED
+from bench.report.compute.headline import TIMED_PHASE_NAMES
 from bench.report.render.document import Section, Table, save_figure
 from bench.report.render.plots import peer_bars, speedup_plot
+from bench.report.render.wording import bounds
+from bench.schema import IMAGES_PER_S
 
 NOTE = ("A peer is matched with our U-Net at the spec it approximates: the same axis values, setting (device and "
         "execution options), batch size, base configuration and threads. Speed is our throughput over the peer's "
@@ -45,10 +47,10 @@ def peers_section(derived: Derived, figures_dir: Path) -> Section | None:
 def _throughput(rows: pd.DataFrame, result: pd.DataFrame) -> pd.DataFrame:
     """Repeat rows of images/s of the compared cells, ours and the peers', labelled by model and phase."""
     compared = {*zip(result["setting"], result["variant"]), *zip(result["setting"], "peer:" + result["peer"])}
-    speed = rows[(rows["metric"] == "images_per_s") & rows["phase"].isin([p for p, _ in SPEED])]
+    speed = rows[(rows["metric"] == IMAGES_PER_S) & rows["phase"].isin([p for p, _ in TIMED_PHASE_NAMES])]
     speed = speed[[pair in compared for pair in zip(speed["setting"], speed["variant"])]]
     model = speed["variant"].where(speed["peer"] != "", "ours: " + speed["variant"])
-    return speed.assign(model=model, phase=speed["phase"].map(dict(SPEED)))
+    return speed.assign(model=model, phase=speed["phase"].map(dict(TIMED_PHASE_NAMES)))
 
 
 def _ratio_text(row: pd.Series, key: str) -> str:
@@ -56,14 +58,14 @@ def _ratio_text(row: pd.Series, key: str) -> str:
     if not isinstance(value, tuple):
         return "n/a"
     ratio, low, high = value
-    return f"{ratio:.3f}x" if pd.isna(low) else f"{ratio:.3f}x [{low:.3f}, {high:.3f}]"
+    return f"{ratio:.3f}x" if pd.isna(low) else f"{ratio:.3f}x {bounds(low, high, '.3f')}"
 
 
 def _reading(result: pd.DataFrame) -> str:
     parts = []
     for _, row in result.iterrows():
         speeds = []
-        for phase, label in SPEED:
+        for phase, label in TIMED_PHASE_NAMES:
             how = "interleaved" if isinstance(row.get(f"{phase}_interleaved"), tuple) else "cells"
             speeds.append(f"{label} {_ratio_text(row, f'{phase}_{how}')} ({how})")
         parts.append(f"ours / {row['peer']} on {row['setting']}: {', '.join(speeds)}")
@@ -72,7 +74,7 @@ def _reading(result: pd.DataFrame) -> str:
 
 def _cells_reading(result: pd.DataFrame) -> str:
     parts = [f"ours / {row['peer']} on {row['setting']}: "
-             + ", ".join(f"{label} {_ratio_text(row, f'{phase}_cells')}" for phase, label in SPEED)
+             + ", ".join(f"{label} {_ratio_text(row, f'{phase}_cells')}" for phase, label in TIMED_PHASE_NAMES)
              for _, row in result.iterrows()]
     return ("Ratio of the two models' medians over rounds (the pairing by round ignored, so its interval is "
             "wider than the per-round one above): " + "; ".join(parts))
@@ -84,7 +86,7 @@ def _table(result: pd.DataFrame) -> pd.DataFrame:
         line = {"setting": row["setting"], "peer": row["peer"], "our variant": row["variant"],
                 "base, batch": f"{row['base_config']}, {row['batch_size']}",
                 "params: peer (ours)": f"{row['params_peer']:,.0f} ({row['params_ours']:,.0f})"}
-        for phase, label in SPEED:
+        for phase, label in TIMED_PHASE_NAMES:
             if isinstance(row.get(f"{phase}_cells"), tuple):
                 line[f"{label}: ours / peer images/s"] = f"{row[f'{phase}_ours']:.4g} / {row[f'{phase}_peer']:.4g}"
             line[f"{label}: ratio, per round [95% CI]"] = _ratio_text(row, f"{phase}_interleaved")

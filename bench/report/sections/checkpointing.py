@@ -7,7 +7,7 @@ from bench.report.compute.derived import Derived
 from bench.report.render.document import Section, save_figure
 from bench.report.render.plots import effect_forest
 from bench.report.render.wording import add_effect_labels, effects_reading
-from bench.schema import SECONDS_PER_ITER, TRAIN_STEP
+from bench.schema import FLOPS, PEAK_ALLOCATED_BYTES, PEAK_RSS_BYTES, SAVED_TENSOR_BYTES, SECONDS_PER_ITER, TRAIN_STEP
 
 
 def checkpoint_section(derived: Derived, figures_dir: Path) -> Section | None:
@@ -16,8 +16,8 @@ def checkpoint_section(derived: Derived, figures_dir: Path) -> Section | None:
                       "saves (exact saved-tensor bytes; measured peaks) against the time it adds (timing rounds' "
                       "model), from effects.csv.")
     rows = effects[(effects["axis"] == "checkpoint") & (effects["phase"] == TRAIN_STEP)
-                   & effects["metric"].isin(("saved_tensor_bytes", "peak_rss_bytes", "peak_allocated_bytes",
-                                             "peak_reserved_bytes", SECONDS_PER_ITER, "flops"))]
+                   & effects["metric"].isin((SAVED_TENSOR_BYTES, PEAK_RSS_BYTES, PEAK_ALLOCATED_BYTES,
+                                             "peak_reserved_bytes", SECONDS_PER_ITER, FLOPS))]
     if rows.empty:
         return None  # checkpointing was not varied in this run's cost cells
     rows = add_effect_labels(rows)

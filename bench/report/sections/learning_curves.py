@@ -9,7 +9,7 @@ from bench.report.compute.derived import Derived
 from bench.report.render.document import Section, save_figure
 from bench.report.render.plots import learning_curves
 from bench.report.render.wording import interval
-from bench.schema import FINAL_STEP, RECIPE_COLUMNS, WALL_TIME, Kind
+from bench.schema import FINAL_STEP, RECIPE_COLUMNS, TRAIN, WALL_TIME, Kind
 from bench.statistics.stats import apart
 
 
@@ -18,7 +18,7 @@ def curves_section(derived: Derived, figures_dir: Path) -> Section | None:
     section = Section("Learning curves", "Held-out measurements during training: mean over seeds, band = 95% "
                       "t-interval over seeds at each step. Against wall time, each step is placed at its mean "
                       "wall time over seeds.")
-    rows = table[(table["kind"] == Kind.QUALITY) & (table["phase"] == "train") & (table["status"] == "ok")
+    rows = table[(table["kind"] == Kind.QUALITY) & (table["phase"] == TRAIN) & (table["status"] == "ok")
                  & table["value"].notna()]
     shown = derived.quality_values  # the main recipe's runs, on the first network trained
     if not shown.empty:

@@ -9,11 +9,12 @@ from bench.report.compute.derived import Derived
 from bench.report.render.document import Section, save_figure
 from bench.report.render.plots import pareto_plot
 from bench.report.render.wording import interval
-from bench.schema import FINAL_STEP, SECONDS_PER_ITER, TRAIN_STEP, WALL_TIME, Kind
+from bench.schema import (FD, FINAL_STEP, FLOPS, HELDOUT_LOSS, KID, SECONDS_PER_ITER, SWD, TRAIN_STEP, WALL_TIME,
+                          Kind)
 from bench.statistics.stats import apart, pareto_front
 
 # Lower is better for each; the first one the run has is drawn against cost (all appear in the tables).
-PARETO_METRICS = ("fd", "kid", "swd", "heldout_loss")
+PARETO_METRICS = (FD, KID, SWD, HELDOUT_LOSS)
 
 
 def pareto_section(derived: Derived, figures_dir: Path) -> Section | None:
@@ -70,7 +71,7 @@ def _cost_axes(derived: Derived):
         devices = list(cells["device"].unique())
         quality_devices = table.loc[table["kind"] == Kind.QUALITY, "device"].unique()
         device = next((d for d in devices if d in quality_devices), devices[0])
-        for metric, unit, what in (("flops", "FLOP", "training-step FLOPs"),
+        for metric, unit, what in ((FLOPS, "FLOP", "training-step FLOPs"),
                                    (SECONDS_PER_ITER, "s", "training-step time")):
             rows = cells[(cells["phase"] == TRAIN_STEP) & (cells["metric"] == metric) & (cells["unit"] == unit)
                          & (cells["device"] == device)]

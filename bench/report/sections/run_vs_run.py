@@ -10,7 +10,7 @@ from bench.report.compute import run_ratios
 from bench.report.compute.derived import Derived
 from bench.report.render.document import Section, Table, save_figure
 from bench.report.render.plots import ratio_heatmap
-from bench.report.render.wording import effect_interval, number
+from bench.report.render.wording import bounds, effect_interval, number
 
 
 def run_vs_run_section(a: Derived, b: Derived, figures_dir: Path) -> Section:
@@ -87,7 +87,7 @@ def _ratio_table(ratios: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFra
     table = ratios[columns].rename(columns={"batch_size_a": "batch A", "batch_size_b": "batch B"})
     table[label_a] = [number(v, u) for v, u in zip(ratios["value_a"], ratios["unit"])]
     table[label_b] = [number(v, u) for v, u in zip(ratios["value_b"], ratios["unit"])]
-    table["B / A [95% CI]"] = [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) else
+    table["B / A [95% CI]"] = [f"{r:.3f} {bounds(lo, hi, '.3f')}" if pd.notna(lo) else
                                (f"{r:.3f}" if pd.notna(r) else "n/a (A is 0)")
                                for r, lo, hi in zip(ratios["ratio"], ratios["low"], ratios["high"])]
     table["noise floor"] = ratios["floor"]

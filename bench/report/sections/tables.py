@@ -6,7 +6,7 @@ import pandas as pd
 from bench.report.compute.derived import Derived
 from bench.report.compute.frames import add_labels, by_variant, env_frame, failed_rows
 from bench.report.render.document import Section, Table
-from bench.report.render.wording import scale_for
+from bench.report.render.wording import plus_minus, scale_for
 from bench.schema import MACHINE_PHASES, Kind
 
 
@@ -65,7 +65,7 @@ def quality_table(derived: Derived) -> pd.DataFrame:
         return summary
     summary = add_labels(summary)
     half = (summary["high"] - summary["mean"]).abs()
-    summary["text"] = [f"{m:.4g} ± {h:.2g} (n={n})" if pd.notna(h) else f"{m:.4g} (n={n})"
+    summary["text"] = [f"{plus_minus(m, h, '.4g', '.2g')} (n={n})" if pd.notna(h) else f"{m:.4g} (n={n})"
                        for m, h, n in zip(summary["mean"], half, summary["n"])]
     summary["column"] = summary["label"] + " [" + summary["unit"] + "]"
     return summary.pivot_table(index=["variant", "base_config", "dataset"], columns="column", values="text",

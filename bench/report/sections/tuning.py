@@ -9,7 +9,7 @@ from bench.plan.tuning import CRITERION
 from bench.report.compute.derived import Derived
 from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import edge_sentences
-from bench.schema import Kind
+from bench.schema import SAMPLE, Kind
 
 
 def tuning_section(derived: Derived) -> Section | None:
@@ -42,6 +42,6 @@ def tuning_section(derived: Derived) -> Section | None:
 
 
 def _validation(tune: pd.DataFrame) -> str:
-    messages = tune.loc[tune["phase"] == "sample", "message"].dropna()
+    messages = tune.loc[tune["phase"] == SAMPLE, "message"].dropna()
     found = [m for m in messages.unique() if str(m).startswith("validation")]
     return found[0] if found else "validation images"

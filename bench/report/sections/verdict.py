@@ -14,16 +14,18 @@ from bench.plan.recipe import recipe_text
 from bench.report.compute.derived import Derived
 from bench.report.compute.frames import parameter_count
 from bench.report.compute.effects import DISTURBED, aa_control, failed_controls, main_base, quality_base
-from bench.report.compute.headline import HEADLINE_COSTS, HEADLINE_QUALITY, PRIMARY_QUALITY, SECOND_QUALITY
+from bench.report.compute.headline import (HEADLINE_QUALITY, PRIMARY_QUALITY, SECOND_QUALITY, TIMED_PHASE_NAMES,
+                                          VERDICT_COSTS)
 from bench.report.compute.recipes import SHARED, confirmatory_recipes
 from bench.report.compute.robustness import bound_level, confidence
 from bench.report.compute.second_metric import agreement, at_level
 from bench.report.compute.switches import checkpoint_checked, floor_means, pick, switch_effects
 from bench.report.compute.switches import switches as run_switches
 from bench.report.render.document import Section, Table, Text
-from bench.report.render.wording import (EXPLORATORY, RESOLVED, describe_effect, edge_sentences, effect_cell,
-                                         effect_interval, plain_cell, recipe_reading, scale_reading, signed)
-from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Kind
+from bench.report.render.wording import (EXPLORATORY, RESOLVED, bounds, describe_effect, edge_sentences,
+                                         effect_cell, effect_interval, plain_cell, recipe_reading, scale_reading,
+                                         signed)
+from bench.schema import FD, SECONDS_PER_ITER, TRAIN, TRAIN_STEP, Kind
 from bench.statistics.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
 
 FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
@@ -112,7 +114,7 @@ def verdict_frame(effects: pd.DataFrame, switches: pd.DataFrame, cost_base: str,
     for switch in switches.itertuples():
         mine = switch_effects(effects, switch)
         row = {"switch": _switch_name(switch, rungs or {})}
-        for column, phase, metrics in HEADLINE_COSTS:
+        for column, (phase, metrics) in VERDICT_COSTS.items():
             row[column] = effect_cell(pick(mine, cost_base, phase, metrics, "%"))
         for recipe in recipes if quality_base else ():
             for column, phase, metric in VERDICT_QUALITY:
@@ -134,14 +136,14 @@ def _sentence(effects: pd.DataFrame, switch, cost_base: str, trained: str | None
               fits: pd.DataFrame) -> str:
     mine = switch_effects(effects, switch)
     parts = []
-    params = pick(mine, cost_base, "model", ("params",), "%")
+    params = pick(mine, cost_base, *VERDICT_COSTS["parameters"], "%")
     if params is not None:
         parts.append(f"{signed(params['estimate'], '%')} parameters" if params["estimate"] else "same parameters")
     parts += _time_readings(mine, cost_base, effects)
-    saved = pick(mine, cost_base, TRAIN_STEP, ("saved_tensor_bytes",), "%")
+    saved = pick(mine, cost_base, *VERDICT_COSTS["saved activations"], "%")
     if saved is not None and abs(saved["estimate"]) >= 1:  # smaller changes are rounding of a few tensors
         parts.append(f"saved activations {signed(saved['estimate'], '%')}")
-    peak = pick(mine, cost_base, TRAIN_STEP, ("peak_allocated_bytes", "peak_rss_bytes"), "%")
+    peak = pick(mine, cost_base, *VERDICT_COSTS["peak memory"], "%")
     if peak is not None and bool(peak["resolved"]):
         parts.append(f"peak memory {plain_cell(peak)}")
     readings = [(recipe, pick(mine, trained, PRIMARY_QUALITY[0], (PRIMARY_QUALITY[1],), None, recipe))
@@ -249,7 +251,7 @@ def _time_readings(mine: pd.DataFrame, cost_base: str, effects: pd.DataFrame) ->
     """The training step (the primary time question) and inference (exploratory): a resolved effect reads its size,
     an unresolved one the largest change its interval allows."""
     rows = [(name, pick(mine, cost_base, phase, (SECONDS_PER_ITER,), "%"))
-            for name, phase in (("training step", TRAIN_STEP), ("inference", INFERENCE))]
+            for phase, name in TIMED_PHASE_NAMES]
     rows = [(name, row) for name, row in rows if row is not None]
     if not rows:
         return ["time not measured (no timing cell)"]
@@ -329,7 +331,7 @@ def _quality_context(table: pd.DataFrame, base: str | None) -> str:
     rows = table[(table["kind"] == Kind.QUALITY) & (table["base_config"] == base)]
     if rows.empty:
         return ""
-    steps = rows.loc[rows["phase"] == "train", "step"].max()
+    steps = rows.loc[rows["phase"] == TRAIN, "step"].max()
     datasets = ", ".join(sorted(set(rows["dataset"]) - {""})) or "its data"
     return f"at {int(steps):,} steps on {datasets}" if pd.notna(steps) else f"on {datasets}"
 
@@ -342,10 +344,10 @@ def noise_floor(derived: Derived, base: str) -> str:
         parts.append(f"{row['phase']} {describe_effect(row)}")
     text = ("Noise floor: the A/A control (the baseline timed twice, as two instances) reads "
             + "; ".join(parts) if parts else "Noise floor: no A/A timing control in this run")
-    floor = derived.floor[derived.floor["metric"] == "fd"] if not derived.floor.empty else derived.floor
+    floor = derived.floor[derived.floor["metric"] == FD] if not derived.floor.empty else derived.floor
     if len(floor):
         row = floor.iloc[0]
-        spread = f"[{row['low']:.3g}, {row['high']:.3g}] over {int(row['n'])} seeds" if pd.notna(row["low"]) else \
+        spread = f"{bounds(row['low'], row['high'])} over {int(row['n'])} seeds" if pd.notna(row["low"]) else \
             f"(n={int(row['n'])}: no interval)"
         text += (f"; real-versus-real FD (two real samples of the same N={int(row['sample_size'])}) "
                  f"{row['mean']:.3g} {spread}, the smallest FD a model can be told apart from at that N")
