@@ -46,9 +46,9 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from bench.report.compute.headline import PRIMARY_QUALITY, PRIMARY_TIME
 from bench.report.compute.recipes import confirmatory_recipes
-from bench.schema import FLOPS, KNOWN_NULLS, MODEL_FLOPS, PARAMS, SAVED_TENSOR_BYTES, SECONDS_PER_ITER
+from bench.schema import (FLOPS, KNOWN_NULLS, MODEL_FLOPS, PARAMS, PRIMARY_QUALITY, PRIMARY_TIME, SAVED_TENSOR_BYTES,
+                          SECONDS_PER_ITER)
 from bench.statistics.rounds_model import CONTROL
 from bench.statistics.stats import ALPHA, excludes, t_interval
 from variants import AXES

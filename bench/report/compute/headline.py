@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from bench.schema import (FD, FINAL_STEP, FLOPS, FORWARD, FRACTION_OF_PEAK, HELDOUT_LOSS, IMAGES_PER_S, INFERENCE,
                           KID, MODEL, PARAMS, PEAK_ALLOCATED_BYTES, PEAK_RSS_BYTES, SAMPLE, SAVED_TENSOR_BYTES,
                           SECONDS_PER_ITER, TRAIN_STEP)
-from bench.schema import PRIMARY_QUALITY, PRIMARY_TIME  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

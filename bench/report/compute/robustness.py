@@ -21,10 +21,10 @@ import pandas as pd
 
 from bench.report.compute.effects import quality_bases
 from bench.report.compute.frames import parameter_count
-from bench.report.compute.headline import HEADLINE_QUALITY, PRIMARY_QUALITY
+from bench.report.compute.headline import HEADLINE_QUALITY
 from bench.report.compute.quality_model import design_effects
 from bench.report.compute.recipes import TUNED
-from bench.schema import ALONG_TRAINING
+from bench.schema import ALONG_TRAINING, PRIMARY_QUALITY
 from bench.statistics.rounds_model import CONTROL
 from bench.statistics.stats import ALPHA, excludes, independent_difference
 

@@ -7,11 +7,11 @@ import pandas as pd
 
 from bench.report.compute.derived import Derived
 from bench.report.compute.effects import quality_base
-from bench.report.compute.headline import PRIMARY_QUALITY
 from bench.report.compute.robustness import bound_level, paper_reading, primary_quality
 from bench.report.render.document import Section
 from bench.report.render.paper import paper_section, paper_table
 from bench.report.render.wording import effect_interval, signed
+from bench.schema import PRIMARY_QUALITY
 
 NOTE = ("ADM's ablations changed one choice of a 128x128 ImageNet U-Net and reported the change in FID (negative: "
         "better); our effect is the primary quality effect of the same switch (FD on the classifier features of the "

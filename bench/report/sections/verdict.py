@@ -14,8 +14,7 @@ from bench.plan.recipe import recipe_text
 from bench.report.compute.derived import Derived
 from bench.report.compute.frames import parameter_count
 from bench.report.compute.effects import DISTURBED, aa_control, failed_controls, main_base, quality_base
-from bench.report.compute.headline import (HEADLINE_QUALITY, PRIMARY_QUALITY, SECOND_QUALITY, TIMED_PHASE_NAMES,
-                                          VERDICT_COSTS)
+from bench.report.compute.headline import HEADLINE_QUALITY, SECOND_QUALITY, TIMED_PHASE_NAMES, VERDICT_COSTS
 from bench.report.compute.recipes import SHARED, confirmatory_recipes
 from bench.report.compute.robustness import bound_level, confidence
 from bench.report.compute.second_metric import agreement, at_level
@@ -25,7 +24,7 @@ from bench.report.render.document import Section, Table, Text
 from bench.report.render.wording import (EXPLORATORY, RESOLVED, bounds, describe_effect, edge_sentences,
                                          effect_cell, effect_interval, plain_cell, recipe_reading, scale_reading,
                                          signed)
-from bench.schema import FD, SECONDS_PER_ITER, TRAIN, TRAIN_STEP, Kind
+from bench.schema import FD, PRIMARY_QUALITY, SECONDS_PER_ITER, TRAIN, TRAIN_STEP, Kind
 from bench.statistics.rounds_model import CONTROL, MIN_PROCESSES, MIN_ROUNDS_TO_TEST, timing_stops
 
 FIGURES = ("Costs: % change (counts are exact; time from the timing rounds' model, memory from matched cells), "
