@@ -74,7 +74,7 @@ def use_normalization(parts: Parts, level: str) -> None:
     if level == "group":
         return
     parts.norm = identity
-    parts.out_norm = False
+    parts.normalized = False
     if level == "pixel":
         parts.main_norm = pixel_norm
 

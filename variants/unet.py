@@ -134,7 +134,7 @@ class UNet(nn.Module, ModelMixin):
                 up.upsample = resample(block_in, "up")
             self.ups.append(up)
 
-        head = [parts.norm(block_in), parts.act(True)] if parts.out_norm else []
+        head = [parts.norm(block_in), parts.act(True)] if parts.normalized else []
         head.append(parts.conv(block_in, spec.out_ch, 3, padding=1))
         if parts.out_gain is not None:
             head.append(parts.out_gain())
