@@ -148,4 +148,7 @@ class Parts:
     #   run the residual branch at the output width; resampling blocks resample the main path first
     normalized: bool = True  # False: ``norm`` makes identities, so a block's norm1 returns the main path itself,
     #   and the output conv reads the last block directly (no norm -> act before it)
-    out_gain: Callable[[], nn.Module] | None = None  # after the output conv
+    out_gain: bool = False         # a learned Gain after the output conv
+    resblock_updown: bool = False  # resampling ResnetBlocks in place of Downsample and the upsampler
+    ones_channel: bool = False     # the input conv also reads a constant channel of ones
+    clip_act: bool = False         # every block's output clipped to +-CLIP_ACT
