@@ -180,14 +180,14 @@ def test_cosine_attention_has_four_projections_and_joins_with_the_residual_join(
 def test_scale_conditioning_multiplies_by_one_plus_the_projection_and_its_gain_starts_at_zero():
     h, temb, norm = torch.randn(2, 6, 4, 4), torch.randn(2, TEMB), nn.GroupNorm(2, 6)
     scale = TIME_INJECTIONS.get("scale")(TEMB, 6, baseline_parts(2))
-    torch.testing.assert_close(scale(h.clone(), temb, norm), norm(h) * (1 + scale.proj(temb))[:, :, None, None])
+    torch.testing.assert_close(scale(norm(h), temb), norm(h) * (1 + scale.proj(temb))[:, :, None, None])
     gained = TIME_INJECTIONS.get("scale_gain")(TEMB, 6, baseline_parts(2))
     assert gained.gain.item() == 0.0
-    torch.testing.assert_close(gained(h.clone(), temb, norm), norm(h), rtol=0, atol=0)  # off at init
+    torch.testing.assert_close(gained(norm(h), temb), norm(h), rtol=0, atol=0)  # off at init
     with torch.no_grad():
         gained.gain.fill_(0.7)
     expected = norm(h) * (1 + 0.7 * gained.proj(temb))[:, :, None, None]
-    torch.testing.assert_close(gained(h.clone(), temb, norm), expected)
+    torch.testing.assert_close(gained(norm(h), temb), expected)
     assert n_params(gained) == n_params(scale) + 1 == TEMB * 6 + 6 + 1  # Linear(temb, C) and the gain
 
 

@@ -91,9 +91,9 @@ def test_film_projects_twice_the_channels_and_modulates_after_the_norm():
     h, temb = torch.randn(2, 8, 5, 5), torch.randn(2, 16)
     scale, shift = film.proj(temb).chunk(2, dim=1)
     expected = norm(h) * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
-    torch.testing.assert_close(film(h.clone(), temb, norm), expected)
-    # h is the block's fresh conv output, which an injection may overwrite: hand each call its own copy
-    torch.testing.assert_close(additive(h.clone(), temb, norm), norm(h + additive.proj(temb)[:, :, None, None]))
+    torch.testing.assert_close(film(norm(h), temb), expected)
+    # h is the block's own tensor, which an injection may overwrite: hand the call its own copy
+    torch.testing.assert_close(norm(additive(h.clone(), temb)), norm(h + additive.proj(temb)[:, :, None, None]))
     # In a whole U-Net, FiLM adds one more (temb_ch -> C) projection, weights and bias, per ResnetBlock.
     spec = SMALL_SPECS["8x8x1"]
     extra = n_params(build(spec.replace(time_injection="film"))) - n_params(build(spec))

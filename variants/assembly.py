@@ -14,7 +14,6 @@ from .axes import AXES
 from .mp import mp_cat
 from .noise_embedding import NOISE_EMBEDDINGS
 from .parts import (
-    Gain,
     Parts,
     conv,
     conv_transpose,
@@ -74,7 +73,7 @@ def use_normalization(parts: Parts, level: str) -> None:
     if level == "group":
         return
     parts.norm = identity
-    parts.out_norm = False
+    parts.normalized = False
     if level == "pixel":
         parts.main_norm = pixel_norm
 
@@ -98,12 +97,3 @@ def use_act(parts: Parts, level: str) -> None:
 def use_skip_join(parts: Parts, level: str) -> None:
     if level == "mp_cat":
         parts.skip_join = mp_cat
-
-
-def use_block_form(parts: Parts, level: str) -> None:
-    parts.block_form = level
-
-
-def use_out_gain(parts: Parts, on: bool) -> None:
-    if on:
-        parts.out_gain = Gain

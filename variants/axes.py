@@ -34,8 +34,9 @@ class Axis:
     label:    ``label(value, spec)``: how a value appears in a variant's name (None: not at all); by default
               left out at the default level
     configure: ``configure(parts, value)`` changes the builder's parts (variants/assembly.py) before the U-Net is
-              built; by default a registry axis puts its variant class into the part of its name, and any
-              other axis is read from the spec by the builder (topology: heads, placement, checkpointing)
+              built, for a level that sets several parts or makes one; by default an axis puts its level into
+              the part of its name (a registry axis: the class registered under it). An axis with neither is
+              layout (heads, attention placement, checkpointing), read from the spec by the builder
     added:    set by ``add_axis``: the axis comes from outside the package (its values live in ``extra_axes``)
     """
 
@@ -116,8 +117,8 @@ class Axis:
         """Put this axis's level into the builder's parts (see ``configure``)."""
         if self.configure is not None:
             self.configure(parts, value)
-        elif self.registry is not None and hasattr(parts, self.name):
-            setattr(parts, self.name, self.registry.get(value))
+        elif hasattr(parts, self.name):
+            setattr(parts, self.name, self.registry.get(value) if self.registry is not None else value)
 
     def name_part(self, value: Any, spec: Any) -> str | None:
         """This axis's part of a variant's name, or None to leave it out."""

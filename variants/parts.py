@@ -132,7 +132,8 @@ class Parts:
 
     norm: Callable[[int], nn.Module]                # channels -> normalisation layer
     act: Callable[[bool], nn.Module]                 # fresh_input -> activation layer
-    residual_join: Callable[[Tensor, Tensor], Tensor]  # (branch, shortcut) -> a ResnetBlock's output
+    residual_join: Callable[[Tensor, Tensor], Tensor]  # (branch, shortcut) -> a ResnetBlock's output; it may
+    #   overwrite branch, the block's own conv2 output
     upsample: type[nn.Module]                        # (channels, parts): (B, C, H, W) -> (B, C, 2H, 2W)
     time_injection: type[nn.Module]                  # (temb_channels, channels, parts)
     attention: type[nn.Module]                       # (channels, heads, parts)
@@ -145,5 +146,9 @@ class Parts:
     skip_join: Callable[[Tensor, Tensor], Tensor] = concatenate  # (main path, skip) -> a decoder block's input
     block_form: Literal["standard", "edm2"] = "standard"  # edm2: encoder blocks project the skip first, then
     #   run the residual branch at the output width; resampling blocks resample the main path first
-    out_norm: bool = True                            # norm -> act before the output conv
-    out_gain: Callable[[], nn.Module] | None = None  # after the output conv
+    normalized: bool = True  # False: ``norm`` makes identities, so a block's norm1 returns the main path itself,
+    #   and the output conv reads the last block directly (no norm -> act before it)
+    out_gain: bool = False         # a learned Gain after the output conv
+    resblock_updown: bool = False  # resampling ResnetBlocks in place of Downsample and the upsampler
+    ones_channel: bool = False     # the input conv also reads a constant channel of ones
+    clip_act: bool = False         # every block's output clipped to +-CLIP_ACT

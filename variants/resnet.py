@@ -28,8 +28,8 @@ class Dropout(nn.Dropout):
 
 
 class ResnetBlock(nn.Module):
-    """norm -> activation -> conv3x3 -> time injection (+ norm) -> activation -> dropout -> conv3x3, joined with
-    a 1x1 shortcut when the channel count changes (else the input). The norm, activation, layers, time injection
+    """norm -> activation -> conv3x3 -> norm and time injection -> activation -> dropout -> conv3x3, joined with a
+    1x1 shortcut when the channel count changes (else the input). The norm, activation, layers, time injection
     and join come from ``parts``: GroupNorm, SiLU, torch's conv, additive and a plain sum for the baseline; the
     join is the ``residual_join`` axis's (1/sqrt(2), as NCSN++ / DDPM++ do and ADM does not: two uncorrelated
     unit-variance branches then sum to unit variance, so activations do not grow with depth; or EDM2's
@@ -51,29 +51,35 @@ class ResnetBlock(nn.Module):
         self.conv1 = parts.conv(branch_in, out_ch, 3, padding=1)
         self.time = parts.time_injection(temb_ch, out_ch, parts)
         self.norm2 = parts.norm(out_ch)
-        self.act = parts.act(True)  # after the time injection, whose output is always a new tensor
-        # Before conv1 the input is a fresh norm output, or, without a norm, the main path itself (kept intact).
-        self.act_in = self.act if not isinstance(self.norm1, nn.Identity) else parts.act(False)
+        self.act = parts.act(True)  # its input is the block's own tensor (conv1's output, normalised or injected)
+        # act_in reads norm1's output: a fresh tensor, or without normalisation the main path itself (kept intact).
+        self.act_in = self.act if parts.normalized else parts.act(False)
         self.dropout = Dropout(dropout)
         self.conv2 = parts.conv(out_ch, out_ch, 3, padding=1)
         self.shortcut = parts.conv(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
         has_main_norm = encoder and parts.main_norm is not None
         self.main_norm = parts.main_norm(out_ch if self.shortcut_first else in_ch) if has_main_norm else None
+        self.resample: nn.Module | None = None  # ResampleResnetBlock's
+        self.resample_first = False  # True: the input is resampled; False: the branch after its act, and the shortcut
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        if self.resample is not None and self.resample_first:
+            x = self.resample(x)  # EDM2's resampling block: everything after reads the resampled main path
         if self.shortcut_first:
-            x = self.shortcut(x)
+            x = self.shortcut(x)  # EDM2's encoder block: the residual branch then runs at the output width
         if self.main_norm is not None:
-            x = self.main_norm(x)
-        return self._residual(self.conv1(self.act_in(self.norm1(x))), x, temb)
-
-    def _residual(self, h: Tensor, x: Tensor, temb: Tensor) -> Tensor:
-        """The block after conv1: ``h`` is conv1's output, ``x`` what the shortcut sees (already projected in
-        EDM2's encoder form)."""
-        h = self.time(h, temb, self.norm2)
+            x = self.main_norm(x)  # EDM2's pixel norm: both branches read the normalised main path
+        h = self.act_in(self.norm1(x))
+        if self.resample is not None and not self.resample_first:
+            h, x = self.resample(h), self.resample(x)  # ADM's: the branch after its activation, the shortcut alike
+        h = self.conv1(h)
+        if self.time.before_norm:
+            h = self.norm2(self.time(h, temb))
+        else:
+            h = self.time(self.norm2(h), temb)
         h = self.conv2(self.dropout(self.act(h)))
         shortcut = x if self.shortcut_first else self.shortcut(x)
-        return self.join(h, shortcut)  # h is conv2's fresh output, which its backward does not need
+        return self.join(h, shortcut)  # the join may overwrite h, conv2's fresh output (its backward needs none)
 
 
 # The parameter-free resamplers of ResampleResnetBlock, by its ``resample`` argument.
@@ -89,8 +95,8 @@ class ResampleResnetBlock(ResnetBlock):
 
     As guided-diffusion's ``ResBlock(up=True / down=True)`` (and diffusers' ``ResnetBlock2D``): the input
     goes through norm1 -> SiLU, then a parameter-free resample (2x2 average pooling for "down", nearest 2x
-    for "up"), then conv1; the shortcut sees the input resampled the same way. The rest is ResnetBlock's.
-    In EDM2's block form the main path is resampled first, and everything after is a ResnetBlock's.
+    for "up"), then conv1; the shortcut sees the input resampled the same way. In EDM2's block form the main
+    path is resampled first. ``ResnetBlock.forward`` runs both forms.
     """
 
     def __init__(self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, parts: Parts, *,
@@ -100,13 +106,6 @@ class ResampleResnetBlock(ResnetBlock):
         super().__init__(in_ch, out_ch, temb_ch, dropout, parts, encoder=encoder)
         self.resample = _RESAMPLES[resample]()
         self.resample_first = parts.block_form == "edm2"
-
-    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        if self.resample_first:
-            return super().forward(self.resample(x), temb)
-        if self.main_norm is not None:
-            x = self.main_norm(x)
-        return self._residual(self.conv1(self.resample(self.act_in(self.norm1(x)))), self.resample(x), temb)
 
 
 class Downsample(nn.Module):

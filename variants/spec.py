@@ -19,10 +19,8 @@ from .compatibility import check_needed_parts
 from .noise_embedding import NOISE_EMBEDDINGS
 from .assembly import (
     use_act,
-    use_block_form,
     use_layers,
     use_normalization,
-    use_out_gain,
     use_residual_join,
     use_skip_join,
 )
@@ -107,7 +105,7 @@ class UNetSpec:
     skip_join: str = axis("cat", values=("cat", "mp_cat"), configure=use_skip_join,
                           doc="how a decoder block takes its skip: concatenation, or EDM2's magnitude-preserving "
                               "concatenation, each part scaled by sqrt((Na + Nb) / 2 / N_part)")
-    block_form: str = axis("standard", values=("standard", "edm2"), configure=use_block_form,
+    block_form: str = axis("standard", values=("standard", "edm2"),
                            label=lambda v, spec: None if v == "standard" else "edm2_blocks",
                            doc="the ResnetBlock's form: the shortcut projects the input at the end (DDPM, ADM); or "
                                "EDM2's, where an encoder block projects its input first and runs the residual "
@@ -115,7 +113,7 @@ class UNetSpec:
     ones_channel: bool = axis(False, values=(False, True),
                               doc="the input conv also sees a constant channel of ones (EDM2's stand-in for the "
                                   "biases it removed)")
-    out_gain: bool = axis(False, values=(False, True), configure=use_out_gain,
+    out_gain: bool = axis(False, values=(False, True),
                           doc="the output times a learned scalar gain initialised to zero (EDM2): the network's "
                               "output is 0 at init")
     clip_act: bool = axis(False, values=(False, True), label=lambda v, spec: f"clip{CLIP_ACT:g}" if v else None,

@@ -1,10 +1,9 @@
 """Time-injection axis: how the noise-level embedding enters a ResnetBlock.
 
-Every injector takes ``(temb_channels, channels, parts)`` and, in ``forward(h, temb, norm)``, returns the
-normalised activation that the block's second SiLU -> dropout -> conv consumes. Owning the
-normalisation lets scale-shift (which must modulate *after* the norm) and addition (before it)
-share one block without ``if`` chains. ``h`` is the block's fresh conv output, free to modify in place; the
-returned tensor must be a new one, since the block applies its activation to it in place during inference.
+Every injector takes ``(temb_channels, channels, parts)`` and, in ``forward(h, temb)``, returns ``h`` conditioned
+on the time embedding. The block applies its own norm: ``before_norm`` says on which side of it the block calls
+the injector (DDPM adds before the norm; scale-shift must modulate its output). ``h`` belongs to the block (its
+conv1 output, or that output normalised), so an injector may overwrite it.
 """
 from __future__ import annotations
 
@@ -21,19 +20,22 @@ class TimeInjection(nn.Module):
     """Base class; ``proj`` maps the time embedding to per-channel values."""
 
     proj: nn.Sequential
+    before_norm: bool = False  # True: called on conv1's output, then the block's norm; False: on the norm's output
     needs_parts: tuple[str, ...] = ()  # parts it builds with that some levels leave out (variants/compatibility.py)
 
 
 @TIME_INJECTIONS.register("additive")
 class AdditiveTimeInjection(TimeInjection):
-    """DDPM / smalldiffusion: ``norm(h + Linear(SiLU(temb)))``."""
+    """DDPM / smalldiffusion: ``h + Linear(SiLU(temb))``, before the norm."""
+
+    before_norm = True
 
     def __init__(self, temb_channels: int, channels: int, parts: Parts) -> None:
         super().__init__()
         self.proj = nn.Sequential(parts.act(False), parts.linear(temb_channels, channels))  # temb is shared
 
-    def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
-        return norm(h.add_(self.proj(temb)[:, :, None, None]))
+    def forward(self, h: Tensor, temb: Tensor) -> Tensor:
+        return h.add_(self.proj(temb)[:, :, None, None])
 
 
 @TIME_INJECTIONS.register("film")
@@ -46,9 +48,9 @@ class FiLMTimeInjection(TimeInjection):
         super().__init__()
         self.proj = nn.Sequential(parts.act(False), parts.linear(temb_channels, 2 * channels))
 
-    def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
+    def forward(self, h: Tensor, temb: Tensor) -> Tensor:
         scale, shift = self.proj(temb)[:, :, None, None].chunk(2, dim=1)
-        return torch.addcmul(shift, norm(h), 1 + scale)  # one pass instead of a multiply and an add
+        return torch.addcmul(shift, h, 1 + scale)  # one pass instead of a multiply and an add
 
 
 @TIME_INJECTIONS.register("scale")
@@ -60,8 +62,8 @@ class ScaleTimeInjection(TimeInjection):
         super().__init__()
         self.proj = nn.Sequential(parts.act(False), parts.linear(temb_channels, channels))
 
-    def forward(self, h: Tensor, temb: Tensor, norm: nn.Module) -> Tensor:
-        return norm(h) * (1 + self._scale(temb))[:, :, None, None]
+    def forward(self, h: Tensor, temb: Tensor) -> Tensor:
+        return h * (1 + self._scale(temb))[:, :, None, None]
 
     def _scale(self, temb: Tensor) -> Tensor:
         return self.proj(temb)

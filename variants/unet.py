@@ -6,8 +6,9 @@ attention -> ResnetBlock; per level ``num_res_blocks + 1`` ResnetBlocks on conca
 upsampler; GroupNorm -> SiLU -> conv_out. Modules are created in smalldiffusion's order, so with the
 baseline axes the parameter list matches ``smalldiffusion.Unet`` one to one. EDM2's U-Net is the same
 topology (its down and up blocks are the resampling ResnetBlocks of ``resblock_updown``, its two decoder blocks
-at the coarsest level the middle), with EDM2's parts; its constant input channel and activation clipping are
-read from the spec here.
+at the coarsest level the middle), with EDM2's parts. Which module each component is comes from the spec's
+``Parts`` (``variants/assembly.py``); the spec itself gives only the layout: sizes, where attention runs, its
+heads, and checkpointing.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .assembly import parts_for_spec
-from .parts import Parts
+from .parts import Gain
 from .resnet import Downsample, ResampleResnetBlock, ResnetBlock
 from .smalldiffusion_mirror import ModelMixin
 from .spec import CLIP_ACT, UNetSpec
@@ -82,14 +83,14 @@ class UNet(nn.Module, ModelMixin):
         temb_ch = spec.ch * spec.embed_ch_mult
         parts = parts_for_spec(spec)  # every axis's level, configured before any module exists
 
-        self.clip = clip if spec.clip_act else no_clip
+        self.clip = clip if parts.clip_act else no_clip
         self.skip_join = parts.skip_join
 
         def resnet(in_ch: int, out_ch: int, encoder: bool = False) -> ResnetBlock:
             return ResnetBlock(in_ch, out_ch, temb_ch, spec.dropout, parts, encoder=encoder)
 
         def resample(channels: int, direction: str) -> nn.Module:
-            if spec.resblock_updown:
+            if parts.resblock_updown:
                 return ResampleResnetBlock(channels, channels, temb_ch, spec.dropout, parts, resample=direction,
                                            encoder=direction == "down")
             return Downsample(channels, parts) if direction == "down" else parts.upsample(channels, parts)
@@ -102,8 +103,8 @@ class UNet(nn.Module, ModelMixin):
             return Stage(resnet(in_ch, out_ch, encoder), attn, self.clip)
 
         self.sig_embed = parts.noise_embedding(spec.ch, temb_ch, parts)
-        self.ones = OnesChannel() if spec.ones_channel else None
-        self.conv_in = parts.conv(spec.in_ch + spec.ones_channel, spec.ch, 3, padding=1)
+        self.ones = OnesChannel() if parts.ones_channel else None
+        self.conv_in = parts.conv(spec.in_ch + parts.ones_channel, spec.ch, 3, padding=1)
 
         levels = len(spec.ch_mult)
         skip_channels = (spec.ch,) + spec.level_channels
@@ -134,10 +135,10 @@ class UNet(nn.Module, ModelMixin):
                 up.upsample = resample(block_in, "up")
             self.ups.append(up)
 
-        head = [parts.norm(block_in), parts.act(True)] if parts.out_norm else []
+        head = [parts.norm(block_in), parts.act(True)] if parts.normalized else []
         head.append(parts.conv(block_in, spec.out_ch, 3, padding=1))
-        if parts.out_gain is not None:
-            head.append(parts.out_gain())
+        if parts.out_gain:
+            head.append(Gain())
         self.out = nn.Sequential(*head)
 
     def _run(self, block: nn.Module, h: Tensor, temb: Tensor) -> Tensor:
