@@ -49,7 +49,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    missing = [name for name in LONG_FIRST if not (ROOT / "tests" / name).exists()]
+    missing = [name for name in LONG_FIRST if not any((ROOT / "tests").rglob(name))]
     assert not missing, f"conftest.LONG_FIRST names files that do not exist: {missing}"
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))  # stable: the rest keep their order

@@ -21,7 +21,7 @@ SMALL_SPECS = {
 }
 
 # Two cost cells of the tiny smoke base and their setting's timing cell: every code path of a run, seconds each.
-# At batch size 1, the edge a new user meets first (tests/test_run_folder.py checks that it measures everything).
+# At batch size 1, the edge a new user meets first (tests/end_to_end/test_run_folder.py checks that it measures everything).
 # conftest.smoke_run makes it once per session.
 SMALL = ["--preset", "smoke", "--only", "cost", "--threads", "1", "--batch-size", "1", "--axis", "checkpoint=false"]
 

@@ -202,7 +202,7 @@ def test_every_command_and_example_runs_as_printed(checkout, page, mode, lang, b
             run(checkout, command)
         else:
             monkeypatch.chdir(checkout)
-            # the machine's pace probe (5 s per long plan) is tested in tests/test_runner.py; here, only the commands
+            # the machine's pace probe (5 s per long plan) is tested in tests/end_to_end/test_runner.py; here, only the commands
             monkeypatch.setattr("bench.run.runner.machine_pace", lambda: 1.0)
             status = main(args)
             out, err = capsys.readouterr()

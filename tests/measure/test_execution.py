@@ -20,7 +20,7 @@ EAGER_OPTIONS = [
     *(pytest.param("cuda", Execution(m, d), id=f"cuda-{m}-{d}", marks=CUDA)
       for m, d in itertools.product(("contiguous", "channels_last"), ("float32", "tf32", "bfloat16", "float16"))),
 ]
-# compiled in fp32, the tightest tolerance; bf16 and CUDA graphs in timing and cost cells: tests/test_cuda.py
+# compiled in fp32, the tightest tolerance; bf16 and CUDA graphs in timing and cost cells: tests/measure/test_cuda.py
 COMPILED_OPTIONS = [
     pytest.param("cpu", Execution(compile="on"), id="cpu-compiled"),
     pytest.param("cuda", Execution(compile="cudagraphs"), id="cuda-cudagraphs", marks=CUDA),

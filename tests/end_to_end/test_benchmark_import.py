@@ -18,7 +18,7 @@ from variants import build
 from benchmarks import test_variants_benchmark as suite  # its VARIANTS, BATCH and ROUNDS
 
 SUITE = "tests/benchmarks/test_variants_benchmark.py"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pytest_run(*args: str) -> subprocess.CompletedProcess:

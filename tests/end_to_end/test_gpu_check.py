@@ -25,7 +25,7 @@ import torch
 from bench.plan.options import SweepOptions
 from bench.plan.planner import make_plan
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def script(name: str) -> ModuleType:

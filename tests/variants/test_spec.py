@@ -98,7 +98,7 @@ def test_json_that_is_no_spec_is_refused_naming_the_fields(text, message):
 
 
 def test_a_group_of_one_value_at_a_1x1_level_is_refused():
-    # Found by tests/test_bad_input_properties.py: GroupNorm cannot normalise one value (batch 1, 8 channels
+    # Found by tests/plan/test_bad_input_properties.py: GroupNorm cannot normalise one value (batch 1, 8 channels
     # in 8 groups at 1x1, the downsampled input of the last level).
     with pytest.raises(ValueError, match=r"norm_groups=8 leaves one value per group and sample at the coarsest "
                                          r"level \(8 channels at 1x1; .*valid: norm_groups at most 4, or in_dim a "

@@ -7,7 +7,6 @@ import itertools
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -243,7 +242,7 @@ def test_the_rounds_stop_at_the_precision_or_at_the_cap_and_say_which(precision,
 
 
 def test_a_member_that_fails_leaves_a_row_and_the_others_are_still_timed(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
     import faulty_variants  # noqa: F401  registers the 'exploding' upsampler
 
     costs = [Cell("cost", TINY, "cpu", batch_size=2, threads=1),
@@ -258,7 +257,7 @@ def test_a_member_that_fails_leaves_a_row_and_the_others_are_still_timed(monkeyp
 
 
 def test_rounds_spread_over_fresh_processes_and_a_member_that_fails_drops_out_of_the_later_ones(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))  # spawned processes inherit sys.path
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))  # spawned processes inherit sys.path
     import faulty_variants  # noqa: F401  registers the 'exploding' upsampler, here and (by name) in each process
 
     costs = [Cell("cost", spec, "cpu", batch_size=2, threads=1)

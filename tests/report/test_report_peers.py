@@ -137,7 +137,7 @@ def test_the_peers_figure_does_not_depend_on_python_s_string_hashing(tmp_path):
     """seaborn's catplot visited its facets in an order set by string hashing, so the jittered dots of the
     committed peers figure moved from one render to the next; two renders with different hash seeds now agree.
     Each render is the peers section of the committed peers run, in a process of its own (the seed is read at start)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     render = ("import sys; from pathlib import Path; from bench.report.compute.derived import Derived; "
               "from bench.report.compute.load import load_run; "
               "from bench.report.sections.against_peers import peers_section; "

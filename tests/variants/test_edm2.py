@@ -359,7 +359,7 @@ def test_the_edm2_bases_multiply_adds_agree_with_nvlabs_within_one_percent(name)
 
 # The element-wise ops of the EDM2 levels (weight, pixel and per-head normalisation, mp_silu, mp_sum, mp_cat,
 # Fourier features, clipping, the ones channel): each counts zero for a stated reason, and one nothing classifies
-# still has none (so the count fails on it, tests/test_flops.py).
+# still has none (so the count fails on it, tests/measure/test_flops.py).
 @pytest.mark.parametrize("op, reason", [
     ("aten::linalg_vector_norm", "reduction"), ("aten::div", "pointwise"), ("aten::mul", "pointwise"),
     ("aten::lerp", "pointwise"), ("aten::silu", "pointwise"), ("aten::cos", "pointwise"),

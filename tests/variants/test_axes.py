@@ -2,7 +2,6 @@
 import importlib
 import json
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,7 +14,7 @@ from bench.plan.sweep import PRESETS, load_sweep
 from bench.schema import columns
 from variants import AXES, BASES, UNetSpec, build, default_grid, parse_axis
 
-from helpers import SMALL, bench, n_params
+from helpers import ROOT, SMALL, bench, n_params
 
 TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolutions=(4,), norm_groups=8)
 
@@ -23,7 +22,7 @@ TINY = UNetSpec(in_dim=8, in_ch=1, out_ch=1, ch=32, ch_mult=(1, 2), attn_resolut
 @pytest.fixture
 def norm_axis(monkeypatch):
     """The norm plugin (tests/plugins/norm_axis.py), imported here and removed afterwards."""
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
     module = importlib.import_module("norm_axis")
     yield module
     AXES.pop("norm")
@@ -33,7 +32,7 @@ def norm_axis(monkeypatch):
 @pytest.fixture
 def activation_axis(monkeypatch):
     """The plugin's axis, imported here and removed afterwards so no other test sees it."""
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
     module = importlib.import_module("extra_axis")
     yield AXES["activation"]
     AXES.pop("activation")
