@@ -28,7 +28,7 @@ OLDEST_PANDAS ?= pandas==2.2.2
 test-oldest-pandas: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps --upgrade --target .oldest-pandas $(OLDEST_PANDAS) pytz
 	PYTHONPATH=.oldest-pandas $(PY) -c "import pandas; print('pandas', pandas.__version__)"
-	PYTHONPATH=.oldest-pandas $(PY) -m pytest -q -p no:cacheprovider tests/test_report_degenerate.py
+	PYTHONPATH=.oldest-pandas $(PY) -m pytest -q -p no:cacheprovider tests/report/test_report_degenerate.py
 
 # Run a sweep into folder $(1) with options $(2), resuming what it holds; then write its report, even when
 # a cell failed (its row says why). The exit status is the run's.

@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             check.record(name, "off", None, 0.0, "--no-tests")
     else:
         check.stage("tests", check.python("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda",
-                                          "tests/test_execution.py", "tests/test_cuda.py"),
+                                          "tests/measure/test_execution.py", "tests/measure/test_cuda.py"),
                     min(TESTS_CAP_S, check.left() - args.report_seconds), ok_codes=(0, 5),
                     notes={5: "no CUDA test collected"})
         check.stage("benchmarks", check.python("-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only", "-k",

@@ -1,7 +1,7 @@
 """smalldiffusion's ``ModelMixin`` and ``SigmaEmbedderSinCos``, re-implemented line for line.
 
 They mirror ``smalldiffusion.model`` exactly (same methods, arguments, parameter names, module order and
-arithmetic, so the same outputs bit for bit; ``tests/test_smalldiffusion_mirror.py`` checks them against the
+arithmetic, so the same outputs bit for bit; ``tests/variants/test_smalldiffusion_mirror.py`` checks them against the
 installed package) and exist so that building a U-Net never imports smalldiffusion: its package imports its
 data module, which imports torchvision (and with it torch._dynamo), a second or more in every process that
 only plans, builds or times a model. Only the quality cells, which train and sample with smalldiffusion's

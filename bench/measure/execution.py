@@ -1,7 +1,7 @@
 """Running a workload under an execution option (bench/plan/execution.py): the fp32 precision of matmuls and
 convolutions (IEEE or TF32), autocast, loss scaling, memory format and compilation. Compilation happens at the
 first call of each phase; its wall time is recorded as ``compile_seconds``. ``TOLERANCE`` states how far each
-option may move the outputs from fp32 eager (tests/test_execution.py checks it).
+option may move the outputs from fp32 eager (tests/measure/test_execution.py checks it).
 """
 from __future__ import annotations
 

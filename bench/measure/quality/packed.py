@@ -12,7 +12,7 @@ Faithful to training the seeds one by one (bench/measure/quality/train.py): the 
 (``torch.manual_seed(seed); build(spec)``), batches, noise levels and noise, drawn from per-seed generators that
 reproduce the serial path's streams draw for draw; the same recipe. Not bitwise: a grouped convolution's backward
 sums in another order than K separate ones, so gradients agree to ~1e-6 relative and trajectories then drift
-apart as under any change of summation order (tests/test_packed_seeds.py states and checks the tolerance).
+apart as under any change of summation order (tests/measure/test_packed_seeds.py states and checks the tolerance).
 Dropout would draw one mask for all K models from the global generator, so a network with dropout is refused.
 """
 from __future__ import annotations
