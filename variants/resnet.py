@@ -50,6 +50,8 @@ class ResnetBlock(nn.Module):
         self.norm1 = parts.norm(branch_in)
         self.conv1 = parts.conv(branch_in, out_ch, 3, padding=1)
         self.time = parts.time_injection(temb_ch, out_ch, parts)
+        # read once: a module that later wraps self.time (packed seeds vmap it) need not carry the attribute
+        self.time_before_norm = self.time.before_norm
         self.norm2 = parts.norm(out_ch)
         self.act = parts.act(True)  # its input is the block's own tensor (conv1's output, normalised or injected)
         # act_in reads norm1's output: a fresh tensor, or without normalisation the main path itself (kept intact).
@@ -73,7 +75,7 @@ class ResnetBlock(nn.Module):
         if self.resample is not None and not self.resample_first:
             h, x = self.resample(h), self.resample(x)  # ADM's: the branch after its activation, the shortcut alike
         h = self.conv1(h)
-        if self.time.before_norm:
+        if self.time_before_norm:
             h = self.norm2(self.time(h, temb))
         else:
             h = self.time(self.norm2(h), temb)
