@@ -34,20 +34,15 @@ squares of 1.10 for the seed, 0.016 for the reference set and 0.018 for the resi
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-import gc
 import itertools
-import multiprocessing
-import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
+from bench.calibration.replicates import command_line, scored_cases
 from bench.calibration.timing import QUICK_AXES
 from bench.measure.rows import rows_frame
 from bench.plan.cells import Cell
@@ -58,7 +53,6 @@ from bench.report.compute.derived import Derived
 from bench.report.compute.load import normalise
 from bench.report.compute.recipes import TUNED
 from bench.report.compute.robustness import difference_fit
-from bench.report.render.markup import markdown_table
 from bench.report.render.wording import plus_minus
 from bench.schema import ALONG_TRAINING, PRIMARY_QUALITY, Kind, Measurement, references
 from variants import BASES
@@ -265,13 +259,8 @@ def coverage(cases: Sequence[Case], replicates: int, noise: Noise = Noise(), wor
     """Per case, as each is done: intervals scored and their coverage (with its binomial standard error), over
     every kind and of each kind (``KINDS``), and the median half-width of the final effects. ``workers``:
     processes sharing the replicates."""
-    chunks = [range(start, min(start + CHUNK, replicates)) for start in range(0, replicates, CHUNK)]
-    # statsmodels' Holm (effect_table) runs gc.collect on every call: frozen, a worker's imports are not walked again
-    # in every replicate (a quarter of its time)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=gc.freeze) as pool:
-        futures = {case: [pool.submit(replicates_of, case, chunk, noise) for chunk in chunks] for case in cases}
-        for case in cases:
-            yield _summary(case, pd.concat([f.result() for f in futures[case]], ignore_index=True))
+    for case, scored in scored_cases(replicates_of, cases, replicates, noise, workers, CHUNK):
+        yield _summary(case, scored)
 
 
 CHUNK = 10  # replicates per task
@@ -294,19 +283,8 @@ CASES = tuple(Case(seeds, interaction) for seeds in (4, 3) for interaction in (0
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--replicates", type=int, default=200, help="simulated runs per case (72 intervals each)")
-    parser.add_argument("--workers", type=int, default=2, help="processes sharing the replicates (default 2)")
-    parser.add_argument("--out", type=Path, help="also write the summary here as CSV, each case as it is done")
-    args = parser.parse_args(argv)
-    start, rows = time.perf_counter(), []
-    for row in coverage(CASES, args.replicates, workers=args.workers):
-        rows.append(row)
-        print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-        if args.out:  # every finished case kept, should the rest be interrupted
-            pd.DataFrame(rows).to_csv(args.out, index=False)
-    print(f"{args.replicates} replicates per case in {time.perf_counter() - start:.0f} s\n")
-    print("\n".join(markdown_table(table_for_docs(pd.DataFrame(rows)))))
+    command_line(__doc__.split("\n\n")[0], "simulated runs per case (72 intervals each)", coverage, CASES,
+                 table_for_docs, argv)
 
 
 def table_for_docs(summary: pd.DataFrame) -> pd.DataFrame:

@@ -18,18 +18,14 @@ docs/statistics.md commits.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
-import multiprocessing
-import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
+from bench.calibration.replicates import command_line, scored_cases
 from bench.measure.rounds import build_order, round_order
 from bench.measure.rows import rows_frame
 from bench.measure.timing_cell import time_in_rounds
@@ -37,7 +33,6 @@ from bench.plan.cells import Cell
 from bench.plan.designs.grid import grid
 from bench.plan.groups import timing_cells
 from bench.plan.sweep import RoundsBudget
-from bench.report.render.markup import markdown_table
 from bench.report.render.wording import plus_minus
 from bench.schema import INFERENCE, SECONDS_PER_ITER, TRAIN_STEP, Measurement, references
 from bench.statistics.rounds_model import CONTROL, timing_effects
@@ -175,11 +170,8 @@ def coverage(cases: Sequence[Case], replicates: int, noise: Noise = Noise(), wor
     """Per case, as each is done: intervals scored, coverage of all (with its binomial standard error), of the true
     effects and of the nulls (known nulls and the A/A control), the mean rounds and the median half-width.
     ``workers``: processes sharing the replicates."""
-    chunks = [range(start, min(start + CHUNK, replicates)) for start in range(0, replicates, CHUNK)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {case: [pool.submit(replicates_of, case, chunk, noise) for chunk in chunks] for case in cases}
-        for case in cases:
-            yield _summary(case, pd.concat([f.result() for f in futures[case]], ignore_index=True))
+    for case, scored in scored_cases(replicates_of, cases, replicates, noise, workers, CHUNK):
+        yield _summary(case, scored)
 
 
 CHUNK = 25  # replicates per task
@@ -205,19 +197,8 @@ CASES = tuple(Case(p, sd, stop) for stop in ("fixed", "precision") for p in (3, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--replicates", type=int, default=200, help="timing cells per case (10 intervals each)")
-    parser.add_argument("--workers", type=int, default=2, help="processes sharing the replicates (default 2)")
-    parser.add_argument("--out", type=Path, help="also write the summary here as CSV, each case as it is done")
-    args = parser.parse_args(argv)
-    start, rows = time.perf_counter(), []
-    for row in coverage(CASES, args.replicates, workers=args.workers):
-        rows.append(row)
-        print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-        if args.out:  # every finished case kept, should the rest be interrupted
-            pd.DataFrame(rows).to_csv(args.out, index=False)
-    print(f"{args.replicates} replicates per case in {time.perf_counter() - start:.0f} s\n")
-    print("\n".join(markdown_table(table_for_docs(pd.DataFrame(rows)))))
+    command_line(__doc__.split("\n\n")[0], "timing cells per case (10 intervals each)", coverage, CASES,
+                 table_for_docs, argv)
 
 
 def table_for_docs(summary: pd.DataFrame) -> pd.DataFrame:
